@@ -187,6 +187,7 @@ VkResult vkr_create_instance(uint32_t api, int validation, int sync_validation, 
 	const char *exts[2];
 	uint32_t next = 0;
 	if (debug_utils) exts[next++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+	if (validation && sync_validation) exts[next++] = VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME;
 
 	VkDebugUtilsMessengerCreateInfoEXT mci = messenger_info(in);
 	VkInstanceCreateInfo ci = {0};

@@ -30,10 +30,19 @@ func Instance(t testing.TB) *vk.Instance {
 		unavailable(t, "%v", err)
 	}
 	validate := vk.HasValidationLayer()
+	if _, bench := t.(*testing.B); bench {
+		// Benchmarks measure the driver, not the layer's bookkeeping.
+		return instance(t, false)
+	}
 	if !validate && underCI() {
 		t.Fatalf("under CI the validation layer must be installed (%s)", vk.ValidationLayer)
 	}
-	in, err := vk.NewInstance(vk.InstanceOptions{AppName: t.Name(), Validation: validate})
+	return instance(t, validate)
+}
+
+func instance(t testing.TB, validate bool) *vk.Instance {
+	t.Helper()
+	in, err := vk.NewInstance(vk.InstanceOptions{AppName: t.Name(), Validation: validate, SyncValidation: validate})
 	if err != nil {
 		unavailable(t, "%v", err)
 	}

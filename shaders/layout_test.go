@@ -1,0 +1,184 @@
+package shaders
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// pushMember is one member of a push-constant block as SPIR-V lays it out.
+type pushMember struct {
+	kind   string // "uint", "int" or "float"
+	offset uint32
+}
+
+// spirvPushConstants reads the push-constant block's members (type and
+// Offset decoration) from a SPIR-V module. glslc -O strips member names, so
+// names come from the GLSL source.
+func spirvPushConstants(code []byte) ([]pushMember, error) {
+	if len(code)%4 != 0 || len(code) < 20 {
+		return nil, fmt.Errorf("not SPIR-V")
+	}
+	words := make([]uint32, len(code)/4)
+	for i := range words {
+		words[i] = binary.LittleEndian.Uint32(code[4*i:])
+	}
+	const (
+		opTypeInt, opTypeFloat, opTypeStruct, opTypePointer = 21, 22, 30, 32
+		opVariable, opMemberDecorate                        = 59, 72
+		decOffset, scPushConstant                           = 35, 9
+	)
+	scalars := map[uint32]string{}
+	structs := map[uint32][]uint32{}
+	pointers := map[uint32]uint32{}
+	offsets := map[[2]uint32]uint32{}
+	var pushPtr uint32
+	for i := 5; i < len(words); {
+		n := int(words[i] >> 16)
+		op := words[i] & 0xffff
+		if n == 0 || i+n > len(words) {
+			return nil, fmt.Errorf("bad instruction at word %d", i)
+		}
+		a := words[i+1 : i+n]
+		switch op {
+		case opTypeInt:
+			if a[1] == 32 {
+				scalars[a[0]] = map[uint32]string{0: "uint", 1: "int"}[a[2]]
+			}
+		case opTypeFloat:
+			if a[1] == 32 {
+				scalars[a[0]] = "float"
+			}
+		case opTypeStruct:
+			structs[a[0]] = append([]uint32(nil), a[1:]...)
+		case opTypePointer:
+			if a[1] == scPushConstant {
+				pointers[a[0]] = a[2]
+			}
+		case opVariable:
+			if a[2] == scPushConstant {
+				pushPtr = a[0]
+			}
+		case opMemberDecorate:
+			if a[2] == decOffset {
+				offsets[[2]uint32{a[0], a[1]}] = a[3]
+			}
+		}
+		i += n
+	}
+	if pushPtr == 0 {
+		return nil, nil
+	}
+	st, ok := pointers[pushPtr]
+	if !ok {
+		return nil, fmt.Errorf("push-constant variable has no pointer type")
+	}
+	var out []pushMember
+	for i, ty := range structs[st] {
+		k, ok := scalars[ty]
+		if !ok {
+			return nil, fmt.Errorf("member %d is not a 32-bit scalar", i)
+		}
+		out = append(out, pushMember{kind: k, offset: offsets[[2]uint32{st, uint32(i)}]})
+	}
+	return out, nil
+}
+
+var (
+	includeRE = regexp.MustCompile(`(?m)^#include "([^"]+)"`)
+	pushRE    = regexp.MustCompile(`(?s)layout\(push_constant\)\s*uniform\s+\w+\s*\{(.*?)\}`)
+	memberRE  = regexp.MustCompile(`(?m)^\s*(uint|int|float)\s+(\w+)\s*;`)
+)
+
+// glslSource returns a .comp file with its includes expanded.
+func glslSource(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	require.NoError(t, err)
+	return includeRE.ReplaceAllStringFunc(string(b), func(m string) string {
+		return glslSource(t, includeRE.FindStringSubmatch(m)[1])
+	})
+}
+
+func normalise(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
+
+// TestPushConstantLayouts checks every kernel's Go Params struct against its
+// shader: same member names in the same order, same types, same offsets.
+func TestPushConstantLayouts(t *testing.T) {
+	for _, k := range Kernels {
+		t.Run(k.Name, func(t *testing.T) {
+			code, err := k.SPIRV()
+			require.NoError(t, err)
+			members, err := spirvPushConstants(code)
+			require.NoError(t, err)
+			src := glslSource(t, k.Name+".comp")
+			block := pushRE.FindStringSubmatch(src)
+			require.NotNil(t, block, "no push-constant block in %s.comp", k.Name)
+			names := memberRE.FindAllStringSubmatch(block[1], -1)
+			require.Equal(t, len(names), len(members), "GLSL members vs SPIR-V members")
+			require.Equal(t, k.Params.NumField(), len(members), "Go fields vs shader members")
+			goKinds := map[reflect.Kind]string{reflect.Uint32: "uint", reflect.Int32: "int", reflect.Float32: "float"}
+			for i, m := range members {
+				f := k.Params.Field(i)
+				assert.Equal(t, names[i][1], m.kind, "GLSL type of %s", names[i][2])
+				assert.Equal(t, normalise(names[i][2]), normalise(f.Name), "member %d name", i)
+				assert.Equal(t, m.kind, goKinds[f.Type.Kind()], "member %d (%s) type", i, f.Name)
+				assert.EqualValues(t, m.offset, f.Offset, "member %d (%s) offset", i, f.Name)
+			}
+			assert.EqualValues(t, k.Params.Size(), members[len(members)-1].offset+4, "struct size")
+		})
+	}
+}
+
+// TestEveryShaderIsAKernel keeps the table and the sources in step.
+func TestEveryShaderIsAKernel(t *testing.T) {
+	comps, err := filepath.Glob("*.comp")
+	require.NoError(t, err)
+	var names []string
+	for _, c := range comps {
+		names = append(names, strings.TrimSuffix(c, ".comp"))
+	}
+	var table []string
+	for _, k := range Kernels {
+		table = append(table, k.Name)
+	}
+	assert.ElementsMatch(t, names, table)
+}
+
+// TestCompiledShadersMatchSources recompiles every .comp with the Makefile's
+// flags and compares with the committed .spv.
+func TestCompiledShadersMatchSources(t *testing.T) {
+	glslc, err := exec.LookPath("glslc")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("glslc must be installed under CI (scripts/setup.sh)")
+		}
+		t.Skip("glslc not installed")
+	}
+	mk, err := os.ReadFile("../Makefile")
+	require.NoError(t, err)
+	flags := regexp.MustCompile(`(?m)^GLSLC_FLAGS := (.*)$`).FindSubmatch(mk)
+	require.NotNil(t, flags, "GLSLC_FLAGS in Makefile")
+	for _, k := range Kernels {
+		out := filepath.Join(t.TempDir(), k.Name+".spv")
+		args := append(strings.Fields(string(flags[1])), "-I.", "-o", out, k.Name+".comp")
+		cmd := exec.Command(glslc, args...)
+		msg, err := cmd.CombinedOutput()
+		require.NoError(t, err, "glslc %s: %s", k.Name, msg)
+		want, err := os.ReadFile(out)
+		require.NoError(t, err)
+		got, err := k.SPIRV()
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(want, got), "spv/%s.spv is stale: run make shaders", k.Name)
+	}
+}
