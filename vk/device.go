@@ -151,6 +151,12 @@ func newDevice(in *Instance, info DeviceInfo, f Features, c unsafe.Pointer, owne
 	}
 	d.arena.init(d, opts.BlockSize)
 	d.cache.open(d, opts.PipelineCacheDir)
+	in.mu.Lock()
+	if in.devices == nil {
+		in.devices = map[*Device]struct{}{}
+	}
+	in.devices[d] = struct{}{}
+	in.mu.Unlock()
 	return d
 }
 
@@ -264,5 +270,8 @@ func (d *Device) Close() error {
 	d.mu.Unlock()
 	cDestroyDevice(d.c) // frees the wrapper; destroys the VkDevice only if owned
 	d.c = nil
+	d.in.mu.Lock()
+	delete(d.in.devices, d)
+	d.in.mu.Unlock()
 	return cacheErr
 }

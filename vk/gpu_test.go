@@ -441,3 +441,27 @@ func TestGCStress(t *testing.T) {
 		z.Close()
 	}
 }
+
+// TestInstanceCloseClosesDevices: closing the parent first still destroys
+// children first, and everything stays idempotent.
+func TestInstanceCloseClosesDevices(t *testing.T) {
+	in := vktest.Instance(t)
+	devs, err := in.Devices()
+	require.NoError(t, err)
+	info, _, err := vk.Choose(devs, os.Getenv(vk.DeviceEnv))
+	require.NoError(t, err)
+	d, err := in.NewDevice(info, vk.DeviceOptions{PipelineCacheDir: "off"})
+	require.NoError(t, err)
+	b, err := d.NewBuffer("left open", 1024, vk.DeviceMemory)
+	require.NoError(t, err)
+	addPipeline(t, d)
+	require.NoError(t, in.Close())
+	assert.ErrorIs(t, d.WaitIdle(), vk.ErrClosed)
+	_, err = d.NewBuffer("after close", 16, vk.DeviceMemory)
+	assert.ErrorIs(t, err, vk.ErrClosed)
+	require.NoError(t, b.Close())
+	require.NoError(t, d.Close())
+	require.NoError(t, in.Close())
+	_, err = in.Devices()
+	assert.ErrorIs(t, err, vk.ErrClosed)
+}

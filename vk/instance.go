@@ -84,6 +84,7 @@ type Instance struct {
 	msgs    []Message
 	dropped int
 	closed  bool
+	devices map[*Device]struct{} // closed by Close, before the instance
 }
 
 // NewInstance creates a Vulkan instance at the highest API version the loader
@@ -218,13 +219,25 @@ func (in *Instance) drainLocked() {
 	in.dropped += d
 }
 
-// Close destroys the instance (unless it was wrapped). Devices made from it
-// must be closed first. Close is idempotent.
+// Close closes the devices made from the instance that are still open, then
+// destroys the instance (unless it was wrapped). Close is idempotent.
 func (in *Instance) Close() error {
+	in.mu.Lock()
+	devs := make([]*Device, 0, len(in.devices))
+	for d := range in.devices {
+		devs = append(devs, d)
+	}
+	in.mu.Unlock()
+	var first error
+	for _, d := range devs {
+		if err := d.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.closed {
-		return nil
+		return first
 	}
 	in.drainLocked()
 	// Destroying an owned instance can raise messages (leaked objects), so
@@ -235,7 +248,7 @@ func (in *Instance) Close() error {
 	if c != nil {
 		destroyInstanceKeepingMessages(c, in)
 	}
-	return nil
+	return first
 }
 
 func destroyInstanceKeepingMessages(c unsafe.Pointer, in *Instance) {

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/vkrun/vkrun/loader"
+)
+
+func init() {
+	register("inspect", "print a model's config, tokenizer and tensors", cmdInspect)
+}
+
+// cmdInspect implements `vkrun inspect [--json] FILE`. FILE is a GGUF file
+// or a safetensors checkpoint directory. A GGUF file that parses but is not
+// a model vkrun can run is still listed (metadata and tensors), with the
+// reason on stderr and exit status 1.
+func cmdInspect(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: vkrun inspect [--json] FILE")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	path := fs.Arg(0)
+
+	r, err := inspectModel(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "vkrun inspect: %s\n", oneLine(err))
+		if r == nil {
+			return 1
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if e := enc.Encode(r); e != nil {
+			fmt.Fprintf(stderr, "vkrun inspect: %s\n", oneLine(e))
+			return 1
+		}
+	} else {
+		printReport(stdout, r)
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// inspectReport is what inspect prints; its JSON form is the --json output.
+type inspectReport struct {
+	Path           string            `json:"path"`
+	Format         string            `json:"format"`
+	Version        uint32            `json:"version,omitempty"` // GGUF version
+	Size           uint64            `json:"size,omitempty"`    // file size in bytes (GGUF)
+	Architecture   string            `json:"architecture,omitempty"`
+	Error          string            `json:"error,omitempty"` // why the file is not a runnable model
+	Config         *inspectConfig    `json:"config,omitempty"`
+	Tokenizer      *inspectTokenizer `json:"tokenizer"`
+	TokenizerError string            `json:"tokenizer_error,omitempty"`
+	Metadata       []inspectKV       `json:"metadata,omitempty"`
+	Tensors        []inspectTensor   `json:"tensors"`
+	TensorBytes    uint64            `json:"tensor_bytes"`
+}
+
+type inspectConfig struct {
+	Arch          string  `json:"arch"`
+	Dim           int     `json:"dim"`
+	Layers        int     `json:"layers"`
+	Heads         int     `json:"heads"`
+	KVHeads       int     `json:"kv_heads"`
+	HeadDim       int     `json:"head_dim"`
+	FFNDim        int     `json:"ffn_dim"`
+	Vocab         int     `json:"vocab"`
+	RopeTheta     float64 `json:"rope_theta"`
+	RopeDim       int     `json:"rope_dim"`
+	NormEps       float64 `json:"norm_eps"`
+	ContextLength int     `json:"context_length"`
+	Window        int     `json:"window"` // 0: full attention
+	TiedOutput    bool    `json:"tied_output"`
+}
+
+type inspectTokenizer struct {
+	Model     string `json:"model"`
+	VocabSize int    `json:"vocab_size"`
+	BOS       int    `json:"bos"`
+	BOSPiece  string `json:"bos_piece,omitempty"`
+	EOS       int    `json:"eos"`
+	EOSPiece  string `json:"eos_piece,omitempty"`
+	AddBOS    bool   `json:"add_bos"`
+}
+
+type inspectKV struct {
+	Key   string `json:"key"`
+	Type  string `json:"type"`
+	Value any    `json:"value,omitempty"` // scalars
+	Len   *int   `json:"len,omitempty"`   // arrays
+	text  string // the text form
+}
+
+type inspectTensor struct {
+	Name   string   `json:"name"`
+	Type   string   `json:"type"`
+	Shape  []uint64 `json:"shape"` // innermost first
+	Bytes  uint64   `json:"bytes"`
+	Offset uint64   `json:"offset"`
+}
+
+// inspectModel opens path as a model. When that fails but the file is
+// still a readable GGUF, it returns the partial report together with the
+// error; a nil report means nothing could be read.
+func inspectModel(path string) (*inspectReport, error) {
+	r := &inspectReport{Path: path}
+	m, err := loader.Open(path)
+	if errors.Is(err, loader.ErrTokenizer) {
+		r.TokenizerError = oneLine(err)
+		m, err = loader.Open(path, loader.WithoutTokenizer())
+	}
+	if err != nil {
+		f, gerr := loader.OpenGGUF(path)
+		if gerr != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r.Error = oneLine(err)
+		r.Format = "gguf"
+		r.fillGGUF(f)
+		r.fillTensors(f.Tensors)
+		return r, err
+	}
+	defer m.Close()
+	r.Format = m.Format
+	r.Architecture = m.Config.Arch
+	c := m.Config
+	r.Config = &inspectConfig{
+		Arch: c.Arch, Dim: c.Dim, Layers: c.NumLayers, Heads: c.NumHeads, KVHeads: c.NumKVHeads,
+		HeadDim: c.HeadDim, FFNDim: c.FFNDim, Vocab: c.VocabSize, RopeTheta: c.RopeTheta, RopeDim: c.RopeDim,
+		NormEps: c.NormEps, ContextLength: c.ContextLength, Window: c.Window,
+		TiedOutput: m.Tensor("output.weight") == nil,
+	}
+	if t := m.Tokenizer; t != nil {
+		r.Tokenizer = &inspectTokenizer{
+			Model: t.Model(), VocabSize: t.VocabSize(), BOS: t.BOS(), EOS: t.EOS(), AddBOS: t.AddBOS(),
+		}
+		if t.BOS() >= 0 {
+			r.Tokenizer.BOSPiece = t.Piece(t.BOS())
+		}
+		if t.EOS() >= 0 {
+			r.Tokenizer.EOSPiece = t.Piece(t.EOS())
+		}
+	}
+	if m.GGUF != nil {
+		r.fillGGUF(m.GGUF)
+	}
+	r.fillTensors(m.Tensors)
+	return r, nil
+}
+
+func (r *inspectReport) fillGGUF(f *loader.GGUFFile) {
+	r.Version = f.Version
+	r.Size = f.Size
+	if a, ok := f.String("general.architecture"); ok && r.Architecture == "" {
+		r.Architecture = a
+	}
+	for _, kv := range f.Metadata {
+		e := inspectKV{Key: kv.Key, Type: kv.Value.TypeName(), text: kv.Value.Summary()}
+		if kv.Value.Type == loader.TypeArray {
+			n := kv.Value.Len()
+			e.Len = &n
+		} else {
+			e.Value = jsonScalar(kv.Value.Data)
+		}
+		r.Metadata = append(r.Metadata, e)
+	}
+}
+
+// jsonScalar makes a metadata scalar JSON-encodable: NaN and ±Inf, which
+// JSON cannot hold, become strings.
+func jsonScalar(v any) any {
+	var f float64
+	switch x := v.(type) {
+	case float32:
+		f = float64(x)
+	case float64:
+		f = x
+	default:
+		return v
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Sprint(f)
+	}
+	return v
+}
+
+func (r *inspectReport) fillTensors(ts []*loader.Tensor) {
+	r.Tensors = make([]inspectTensor, 0, len(ts))
+	for _, t := range ts {
+		r.Tensors = append(r.Tensors, inspectTensor{Name: t.Name, Type: t.Type.String(), Shape: t.Shape, Bytes: t.Size(), Offset: t.Offset})
+		r.TensorBytes += t.Size()
+	}
+}
+
+func printReport(w io.Writer, r *inspectReport) {
+	head := r.Path + ": " + r.Format
+	if r.Format == "gguf" {
+		head += fmt.Sprintf(" v%d, %d bytes", r.Version, r.Size)
+	}
+	fmt.Fprintln(w, head)
+	if r.Architecture != "" {
+		fmt.Fprintf(w, "architecture: %s\n", r.Architecture)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "not runnable: %s\n", r.Error)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if c := r.Config; c != nil {
+		fmt.Fprintln(w, "\nconfig:")
+		window := strconv.Itoa(c.Window)
+		if c.Window == 0 {
+			window = "0 (full attention)"
+		}
+		for _, row := range [][2]string{
+			{"dim", strconv.Itoa(c.Dim)},
+			{"layers", strconv.Itoa(c.Layers)},
+			{"heads", strconv.Itoa(c.Heads)},
+			{"kv heads", strconv.Itoa(c.KVHeads)},
+			{"head dim", strconv.Itoa(c.HeadDim)},
+			{"ffn dim", strconv.Itoa(c.FFNDim)},
+			{"vocab", strconv.Itoa(c.Vocab)},
+			{"rope theta", strconv.FormatFloat(c.RopeTheta, 'g', -1, 64)},
+			{"rope dim", strconv.Itoa(c.RopeDim)},
+			{"norm eps", strconv.FormatFloat(c.NormEps, 'g', -1, 64)},
+			{"context", strconv.Itoa(c.ContextLength)},
+			{"window", window},
+			{"tied output", strconv.FormatBool(c.TiedOutput)},
+		} {
+			fmt.Fprintf(tw, "  %s\t%s\n", row[0], row[1])
+		}
+		tw.Flush()
+	}
+	if r.Config != nil || r.TokenizerError != "" {
+		fmt.Fprintln(w, "\ntokenizer:")
+		switch t := r.Tokenizer; {
+		case t != nil:
+			fmt.Fprintf(tw, "  model\t%s\n", t.Model)
+			fmt.Fprintf(tw, "  vocab\t%d\n", t.VocabSize)
+			fmt.Fprintf(tw, "  bos\t%d %q\n", t.BOS, t.BOSPiece)
+			fmt.Fprintf(tw, "  eos\t%d %q\n", t.EOS, t.EOSPiece)
+			fmt.Fprintf(tw, "  add bos\t%t\n", t.AddBOS)
+			tw.Flush()
+		case r.TokenizerError != "":
+			fmt.Fprintf(w, "  not usable: %s\n", r.TokenizerError)
+		default:
+			fmt.Fprintln(w, "  none")
+		}
+	}
+	if len(r.Metadata) > 0 {
+		fmt.Fprintf(w, "\nmetadata (%d keys):\n", len(r.Metadata))
+		for _, kv := range r.Metadata {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", kv.Key, kv.Type, kv.text)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "\ntensors (%d, %s):\n", len(r.Tensors), fmtSize(r.TensorBytes))
+	fmt.Fprintln(tw, "  NAME\tTYPE\tSHAPE\tSIZE\tOFFSET")
+	for _, t := range r.Tensors {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\n", t.Name, t.Type, shapeString(t.Shape), fmtSize(t.Bytes), t.Offset)
+	}
+	tw.Flush()
+}
+
+// shapeString writes a shape innermost first, as GGUF lists it: "64×512".
+func shapeString(s []uint64) string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = strconv.FormatUint(d, 10)
+	}
+	return strings.Join(parts, "×")
+}
+
+func fmtSize(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// oneLine keeps an error on a single line (joined errors carry newlines).
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}

@@ -1,0 +1,458 @@
+package ref
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/vkrun/vkrun/loader"
+)
+
+// Model is a model ready for the reference forward pass. It is immutable
+// after Load and safe for concurrent use; each Forward call and each State
+// has its own scratch memory.
+type Model struct {
+	Config  loader.Config
+	Weights Weights
+
+	// invFreq[i] = θ^(−2i/RopeDim), the RoPE angle per position of pair i.
+	invFreq []float64 // (ropeDim/2,)
+}
+
+// Weights holds every tensor dequantised to float32. Matrices are row-major
+// (out, in): a GGUF tensor of Shape {in, out}. Per-layer tensors are stacked
+// along a leading layer axis.
+type Weights struct {
+	TokenEmbedding []float32 // (vocab, dim)
+
+	AttnNorm []float32 // (layer, dim)
+	Wq       []float32 // (layer, heads*headDim, dim)
+	Wk       []float32 // (layer, kvHeads*headDim, dim)
+	Wv       []float32 // (layer, kvHeads*headDim, dim)
+	Wo       []float32 // (layer, dim, heads*headDim)
+
+	FFNNorm []float32 // (layer, dim)
+	WGate   []float32 // (layer, ffnDim, dim)
+	WUp     []float32 // (layer, ffnDim, dim)
+	WDown   []float32 // (layer, dim, ffnDim)
+
+	OutputNorm []float32 // (dim,)
+	// Output is the classifier; it is TokenEmbedding itself (same backing
+	// array) when the file has no output.weight (tied embeddings).
+	Output []float32 // (vocab, dim)
+}
+
+// Load dequantises m's weights. m may be closed afterwards.
+func Load(m *loader.Model) (*Model, error) {
+	c := m.Config
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("ref: %w", err)
+	}
+	if c.Rope != loader.RopePairwise {
+		return nil, fmt.Errorf("ref: rope style %d, want pairwise (the loader normalises checkpoints to it)", c.Rope)
+	}
+	dim, q, kv, ffn, vocab := c.Dim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.FFNDim, c.VocabSize
+
+	var firstErr error
+	// matrix reads the tensor name of GGUF shape {in, out} (1-D {in} when
+	// out == 0) and appends its values to dst.
+	matrix := func(dst []float32, name string, in, out int) []float32 {
+		if firstErr != nil {
+			return dst
+		}
+		t := m.Tensor(name)
+		if t == nil {
+			firstErr = fmt.Errorf("ref: tensor %s is missing", name)
+			return dst
+		}
+		want := []uint64{uint64(in), uint64(out)}
+		if out == 0 {
+			want = want[:1]
+		}
+		if !equalShape(t.Shape, want) {
+			firstErr = fmt.Errorf("ref: tensor %s has shape %v, want %v", name, t.Shape, want)
+			return dst
+		}
+		v, err := t.Float32s()
+		if err != nil {
+			firstErr = fmt.Errorf("ref: %w", err)
+			return dst
+		}
+		return append(dst, v...)
+	}
+
+	L := c.NumLayers
+	w := Weights{
+		AttnNorm: make([]float32, 0, L*dim),
+		Wq:       make([]float32, 0, L*q*dim),
+		Wk:       make([]float32, 0, L*kv*dim),
+		Wv:       make([]float32, 0, L*kv*dim),
+		Wo:       make([]float32, 0, L*dim*q),
+		FFNNorm:  make([]float32, 0, L*dim),
+		WGate:    make([]float32, 0, L*ffn*dim),
+		WUp:      make([]float32, 0, L*ffn*dim),
+		WDown:    make([]float32, 0, L*dim*ffn),
+	}
+	w.TokenEmbedding = matrix(nil, "token_embd.weight", dim, vocab)
+	w.OutputNorm = matrix(nil, "output_norm.weight", dim, 0)
+	if m.Tensor("output.weight") != nil {
+		w.Output = matrix(nil, "output.weight", dim, vocab)
+	} else {
+		w.Output = w.TokenEmbedding
+	}
+	for l := 0; l < L; l++ {
+		p := fmt.Sprintf("blk.%d.", l)
+		w.AttnNorm = matrix(w.AttnNorm, p+"attn_norm.weight", dim, 0)
+		w.Wq = matrix(w.Wq, p+"attn_q.weight", dim, q)
+		w.Wk = matrix(w.Wk, p+"attn_k.weight", dim, kv)
+		w.Wv = matrix(w.Wv, p+"attn_v.weight", dim, kv)
+		w.Wo = matrix(w.Wo, p+"attn_output.weight", q, dim)
+		w.FFNNorm = matrix(w.FFNNorm, p+"ffn_norm.weight", dim, 0)
+		w.WGate = matrix(w.WGate, p+"ffn_gate.weight", dim, ffn)
+		w.WUp = matrix(w.WUp, p+"ffn_up.weight", dim, ffn)
+		w.WDown = matrix(w.WDown, p+"ffn_down.weight", ffn, dim)
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return New(c, w)
+}
+
+// New makes a Model from a config and weights already in memory (tests
+// build variants of a loaded model this way). It checks every length.
+func New(c loader.Config, w Weights) (*Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("ref: %w", err)
+	}
+	dim, q, kv, ffn, vocab, L := c.Dim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.FFNDim, c.VocabSize, c.NumLayers
+	for _, f := range []struct {
+		name string
+		got  int
+		want int
+	}{
+		{"TokenEmbedding", len(w.TokenEmbedding), vocab * dim},
+		{"AttnNorm", len(w.AttnNorm), L * dim},
+		{"Wq", len(w.Wq), L * q * dim},
+		{"Wk", len(w.Wk), L * kv * dim},
+		{"Wv", len(w.Wv), L * kv * dim},
+		{"Wo", len(w.Wo), L * dim * q},
+		{"FFNNorm", len(w.FFNNorm), L * dim},
+		{"WGate", len(w.WGate), L * ffn * dim},
+		{"WUp", len(w.WUp), L * ffn * dim},
+		{"WDown", len(w.WDown), L * dim * ffn},
+		{"OutputNorm", len(w.OutputNorm), dim},
+		{"Output", len(w.Output), vocab * dim},
+	} {
+		if f.got != f.want {
+			return nil, fmt.Errorf("ref: weights %s has %d values, want %d", f.name, f.got, f.want)
+		}
+	}
+	return &Model{Config: c, Weights: w, invFreq: ropeFreqs(c.RopeTheta, c.RopeDim)}, nil
+}
+
+// ropeFreqs returns θ^(−2i/ropeDim) for each pair i < ropeDim/2.
+func ropeFreqs(theta float64, ropeDim int) []float64 {
+	f := make([]float64, ropeDim/2)
+	for i := range f {
+		f[i] = math.Pow(theta, -float64(2*i)/float64(ropeDim))
+	}
+	return f
+}
+
+// FirstKey is the first key position the query at position pos attends to
+// under window w: max(0, pos−w+1), or 0 when w == 0 (full attention). The
+// band is FirstKey(w, pos) … pos.
+func FirstKey(w, pos int) int {
+	if w <= 0 {
+		return 0
+	}
+	return max(0, pos-w+1)
+}
+
+// Forward returns the logits of every position of tokens, token i being at
+// absolute position i: logits[i] (vocab,) predicts token i+1. It runs layer
+// by layer over the whole sequence; each query attends to its band of the
+// full history.
+func (m *Model) Forward(tokens []int) ([][]float32, error) {
+	for i, tok := range tokens {
+		if err := m.checkToken(tok); err != nil {
+			return nil, fmt.Errorf("ref: position %d: %w", i, err)
+		}
+	}
+	c := m.Config
+	n := len(tokens)
+	s := m.newRunState()
+
+	x := make([][]float32, n) // (seq, dim) the residual stream
+	for i, tok := range tokens {
+		x[i] = m.embed(tok)
+	}
+	q := make([][]float32, n)      // (seq, heads*headDim) this layer's queries
+	keys := make([][]float32, n)   // (seq, kvHeads*headDim) this layer's keys, rotated
+	values := make([][]float32, n) // (seq, kvHeads*headDim)
+	for l := 0; l < c.NumLayers; l++ {
+		for i := range x {
+			q[i], keys[i], values[i] = m.qkv(s, l, i, x[i])
+		}
+		for i := range x {
+			m.block(s, l, i, x[i], q[i], keys, values)
+		}
+	}
+	logits := make([][]float32, n)
+	for i := range x {
+		logits[i] = m.head(s, x[i])
+	}
+	return logits, nil
+}
+
+// State is an incremental decode: Step feeds one token at the next
+// position. It keeps the K and V of every position seen, per layer, indexed
+// by absolute position (never evicted, no ring), and attends over the same
+// band as Forward, so Step's logits equal Forward's bit for bit.
+type State struct {
+	m      *Model
+	s      *runState
+	keys   [][][]float32 // (layer, pos, kvHeads*headDim) rotated keys
+	values [][][]float32 // (layer, pos, kvHeads*headDim)
+}
+
+// NewState starts an empty sequence.
+func (m *Model) NewState() *State {
+	return &State{
+		m:      m,
+		s:      m.newRunState(),
+		keys:   make([][][]float32, m.Config.NumLayers),
+		values: make([][][]float32, m.Config.NumLayers),
+	}
+}
+
+// Pos is the number of tokens fed so far: the position the next Step must
+// give.
+func (st *State) Pos() int {
+	if len(st.keys) == 0 {
+		return 0
+	}
+	return len(st.keys[0])
+}
+
+// Step feeds token at absolute position pos, which must be Pos(), and
+// returns that position's logits (vocab,).
+func (st *State) Step(token, pos int) ([]float32, error) {
+	m := st.m
+	if err := m.checkToken(token); err != nil {
+		return nil, fmt.Errorf("ref: position %d: %w", pos, err)
+	}
+	if pos != st.Pos() {
+		return nil, fmt.Errorf("ref: step at position %d, want %d (positions are consecutive from 0)", pos, st.Pos())
+	}
+	x := m.embed(token) // (dim,)
+	for l := 0; l < m.Config.NumLayers; l++ {
+		q, k, v := m.qkv(st.s, l, pos, x)
+		st.keys[l] = append(st.keys[l], k)
+		st.values[l] = append(st.values[l], v)
+		m.block(st.s, l, pos, x, q, st.keys[l], st.values[l])
+	}
+	return m.head(st.s, x), nil
+}
+
+// Argmax is greedy sampling: the index of the largest logit, the first one
+// on ties (as llama2.c), or -1 for an empty slice. NaNs are never chosen
+// unless every value is NaN (then 0).
+func Argmax(logits []float32) int {
+	if len(logits) == 0 {
+		return -1
+	}
+	best := 0
+	for i, v := range logits {
+		if v > logits[best] || (logits[best] != logits[best] && v == v) {
+			best = i
+		}
+	}
+	return best
+}
+
+func (m *Model) checkToken(tok int) error {
+	if tok < 0 || tok >= m.Config.VocabSize {
+		return fmt.Errorf("token %d outside the vocabulary of %d", tok, m.Config.VocabSize)
+	}
+	return nil
+}
+
+// runState is the scratch memory of one position's pass through a layer,
+// as llama2.c's RunState. The outputs that outlive a call (q, k, v, logits)
+// are allocated fresh.
+type runState struct {
+	xb     []float32 // (dim,) normed residual
+	att    []float32 // (heads*headDim,) attention output, heads concatenated
+	xb2    []float32 // (dim,) a block's output before the residual add
+	hb     []float32 // (ffnDim,) gate, then silu(gate)·up
+	hb2    []float32 // (ffnDim,) up
+	scores []float64 // (seq,) one head's scores, then softmax weights; grows
+}
+
+func (m *Model) newRunState() *runState {
+	c := m.Config
+	return &runState{
+		xb:  make([]float32, c.Dim),
+		att: make([]float32, c.NumHeads*c.HeadDim),
+		xb2: make([]float32, c.Dim),
+		hb:  make([]float32, c.FFNDim),
+		hb2: make([]float32, c.FFNDim),
+	}
+}
+
+// embed returns a copy of token's embedding row: the residual stream (dim,).
+func (m *Model) embed(token int) []float32 {
+	d := m.Config.Dim
+	return append([]float32(nil), m.Weights.TokenEmbedding[token*d:(token+1)*d]...)
+}
+
+// qkv computes layer l's query (heads*headDim,), key and value
+// (kvHeads*headDim,) for the residual x (dim,) at absolute position pos,
+// with RoPE applied to q and k.
+func (m *Model) qkv(s *runState, l, pos int, x []float32) (q, k, v []float32) {
+	c, w := m.Config, &m.Weights
+	dim, qd, kvd := c.Dim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	rmsnorm(s.xb, x, w.AttnNorm[l*dim:(l+1)*dim], c.NormEps)
+	q = make([]float32, qd)
+	k = make([]float32, kvd)
+	v = make([]float32, kvd)
+	matmul(q, s.xb, w.Wq[l*qd*dim:(l+1)*qd*dim])
+	matmul(k, s.xb, w.Wk[l*kvd*dim:(l+1)*kvd*dim])
+	matmul(v, s.xb, w.Wv[l*kvd*dim:(l+1)*kvd*dim])
+	m.rope(q, pos)
+	m.rope(k, pos)
+	return q, k, v
+}
+
+// block finishes layer l for the query at position pos: attention of q
+// over keys/values (indexed by absolute position, at least pos+1 of them;
+// only the band FirstKey … pos is read), the output projection and residual
+// add, then the SwiGLU FFN and its residual add, all into x (dim,).
+func (m *Model) block(s *runState, l, pos int, x, q []float32, keys, values [][]float32) {
+	c, w := m.Config, &m.Weights
+	dim, qd, ffn := c.Dim, c.NumHeads*c.HeadDim, c.FFNDim
+
+	m.attention(s, pos, q, keys, values)
+	matmul(s.xb2, s.att, w.Wo[l*dim*qd:(l+1)*dim*qd])
+	add(x, s.xb2)
+
+	rmsnorm(s.xb, x, w.FFNNorm[l*dim:(l+1)*dim], c.NormEps)
+	matmul(s.hb, s.xb, w.WGate[l*ffn*dim:(l+1)*ffn*dim])
+	matmul(s.hb2, s.xb, w.WUp[l*ffn*dim:(l+1)*ffn*dim])
+	for i, g := range s.hb {
+		gd := float64(g)
+		s.hb[i] = float32(gd / (1 + math.Exp(-gd)) * float64(s.hb2[i]))
+	}
+	matmul(s.xb2, s.hb, w.WDown[l*dim*ffn:(l+1)*dim*ffn])
+	add(x, s.xb2)
+}
+
+// attention writes into s.att (heads*headDim,) each query head's
+// softmax(q·kⱼ/√headDim)·vⱼ over the band j = FirstKey(Window, pos) … pos.
+// Query head h reads KV head h/(heads/kvHeads). Keys outside the band are
+// not touched at all.
+func (m *Model) attention(s *runState, pos int, q []float32, keys, values [][]float32) {
+	c := m.Config
+	hd, group := c.HeadDim, c.NumHeads/c.NumKVHeads
+	lo := FirstKey(c.Window, pos)
+	scale := 1 / math.Sqrt(float64(hd))
+	if cap(s.scores) < pos+1 {
+		s.scores = make([]float64, pos+1, 2*(pos+1))
+	}
+	scores := s.scores[lo : pos+1] // scores[j-lo] is key j's
+	for h := 0; h < c.NumHeads; h++ {
+		qh := q[h*hd : (h+1)*hd]
+		kvOff := (h / group) * hd
+		maxScore := math.Inf(-1)
+		for j := lo; j <= pos; j++ {
+			kh := keys[j][kvOff : kvOff+hd]
+			var dot float64
+			for d := range qh {
+				dot += float64(qh[d]) * float64(kh[d])
+			}
+			scores[j-lo] = dot * scale
+			maxScore = max(maxScore, scores[j-lo])
+		}
+		var sum float64
+		for t := range scores {
+			scores[t] = math.Exp(scores[t] - maxScore)
+			sum += scores[t]
+		}
+		out := s.att[h*hd : (h+1)*hd]
+		for d := range out {
+			var acc float64
+			for j := lo; j <= pos; j++ {
+				acc += scores[j-lo] / sum * float64(values[j][kvOff+d])
+			}
+			out[d] = float32(acc)
+		}
+	}
+}
+
+// head is the final RMSNorm and classifier: x (dim,) -> logits (vocab,).
+func (m *Model) head(s *runState, x []float32) []float32 {
+	c, w := m.Config, &m.Weights
+	rmsnorm(s.xb, x, w.OutputNorm, c.NormEps)
+	logits := make([]float32, c.VocabSize)
+	matmul(logits, s.xb, w.Output)
+	return logits
+}
+
+// rope rotates, in every head of v (heads*headDim,), the consecutive pairs
+// (v[2i], v[2i+1]) of the first RopeDim dims by the angle pos·θ^(−2i/RopeDim).
+func (m *Model) rope(v []float32, pos int) {
+	hd := m.Config.HeadDim
+	for h := 0; h < len(v)/hd; h++ {
+		head := v[h*hd : (h+1)*hd]
+		for i, f := range m.invFreq {
+			sin, cos := math.Sincos(float64(pos) * f)
+			a, b := float64(head[2*i]), float64(head[2*i+1])
+			head[2*i] = float32(a*cos - b*sin)
+			head[2*i+1] = float32(a*sin + b*cos)
+		}
+	}
+}
+
+// rmsnorm: out (n,) = x / sqrt(mean(x²) + eps) · w, for x, w (n,).
+func rmsnorm(out, x, w []float32, eps float64) {
+	var ss float64
+	for _, v := range x {
+		ss += float64(v) * float64(v)
+	}
+	inv := 1 / math.Sqrt(ss/float64(len(x))+eps)
+	for i, v := range x {
+		out[i] = float32(float64(v) * inv * float64(w[i]))
+	}
+}
+
+// matmul: W (d,n) @ x (n,) -> out (d,), with d = len(out), n = len(x).
+func matmul(out, x, w []float32) {
+	n := len(x)
+	for i := range out {
+		row := w[i*n : (i+1)*n]
+		var acc float64
+		for j, v := range row {
+			acc += float64(v) * float64(x[j])
+		}
+		out[i] = float32(acc)
+	}
+}
+
+// add: x += y, elementwise.
+func add(x, y []float32) {
+	for i := range x {
+		x[i] += y[i]
+	}
+}
+
+func equalShape(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

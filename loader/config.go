@@ -1,0 +1,297 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// supportedArchs are the general.architecture values Open accepts. Both use
+// the same tensor names and metadata keys (prefixed with the arch).
+var supportedArchs = map[string]bool{"llama": true, "mistral": true}
+
+// maxConfigInt bounds every integer hyperparameter, so that products such as
+// NumHeads*HeadDim cannot overflow an int on any platform we build for.
+const maxConfigInt = 1<<31 - 1
+
+// configFromGGUF reads a llama/mistral Config from GGUF metadata, applying
+// the defaults llama.cpp applies. VocabSize comes from token_embd's shape.
+// It does not validate; call Validate and checkTensors after any override.
+func configFromGGUF(f *GGUFFile) (Config, error) {
+	var c Config
+	arch, ok := f.String("general.architecture")
+	if !ok {
+		if f.Has("general.architecture") {
+			return c, fmt.Errorf("metadata general.architecture is not a string")
+		}
+		return c, fmt.Errorf("metadata general.architecture is missing")
+	}
+	if !supportedArchs[arch] {
+		return c, fmt.Errorf("unsupported architecture %q (want llama or mistral)", arch)
+	}
+	c.Arch = arch
+	r := metaReader{m: f.Metadata, prefix: arch + "."}
+	c.NumLayers = r.int("block_count", -1)
+	c.Dim = r.int("embedding_length", -1)
+	c.NumHeads = r.int("attention.head_count", -1)
+	c.NumKVHeads = r.int("attention.head_count_kv", c.NumHeads)
+	c.FFNDim = r.int("feed_forward_length", -1)
+	c.ContextLength = r.int("context_length", 0)
+	c.Window = r.int("attention.sliding_window", 0)
+	c.RopeTheta = r.float("rope.freq_base", 10000)
+	c.NormEps = r.float("attention.layer_norm_rms_epsilon", 1e-5)
+	if r.err != nil {
+		return c, r.err
+	}
+	hd := 0
+	if c.NumHeads > 0 && c.Dim%c.NumHeads == 0 {
+		hd = c.Dim / c.NumHeads
+	}
+	keyLen := r.int("attention.key_length", hd)
+	valLen := r.int("attention.value_length", keyLen)
+	if r.err != nil {
+		return c, r.err
+	}
+	if keyLen == 0 {
+		return c, fmt.Errorf("embedding_length %d is not a multiple of head_count %d and %sattention.key_length is missing", c.Dim, c.NumHeads, r.prefix)
+	}
+	if valLen != keyLen {
+		return c, fmt.Errorf("%sattention.value_length %d differs from key_length %d (not supported)", r.prefix, valLen, keyLen)
+	}
+	c.HeadDim = keyLen
+	c.RopeDim = r.int("rope.dimension_count", c.HeadDim)
+	if r.err != nil {
+		return c, r.err
+	}
+	c.Rope = RopePairwise
+	switch t := f.tensor("token_embd.weight"); {
+	case t == nil:
+		return c, fmt.Errorf("tensor token_embd.weight is missing")
+	case len(t.Shape) != 2 || t.Shape[1] > maxConfigInt:
+		return c, fmt.Errorf("tensor token_embd.weight has shape %v, want {dim, vocab}", t.Shape)
+	default:
+		c.VocabSize = int(t.Shape[1])
+	}
+	return c, nil
+}
+
+// tensor finds a tensor by name (linear; used before the Model index exists).
+func (f *GGUFFile) tensor(name string) *Tensor {
+	for _, t := range f.Tensors {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// metaReader reads typed hyperparameters and keeps the first error.
+type metaReader struct {
+	m      Metadata
+	prefix string
+	err    error
+}
+
+// int reads an integer key; def < 0 makes the key required.
+func (r *metaReader) int(key string, def int) int {
+	if r.err != nil {
+		return 0
+	}
+	key = r.prefix + key
+	v, ok := r.m.Get(key)
+	if !ok {
+		if def < 0 {
+			r.err = fmt.Errorf("metadata %s is missing", key)
+			return 0
+		}
+		return def
+	}
+	u, ok := v.Uint()
+	if !ok {
+		r.err = fmt.Errorf("metadata %s has type %s, want a non-negative integer", key, v.TypeName())
+		return 0
+	}
+	if u > maxConfigInt {
+		r.err = fmt.Errorf("metadata %s = %d is implausibly large", key, u)
+		return 0
+	}
+	return int(u)
+}
+
+// float reads a float key (integers are accepted too), or returns def.
+func (r *metaReader) float(key string, def float64) float64 {
+	if r.err != nil {
+		return 0
+	}
+	key = r.prefix + key
+	v, ok := r.m.Get(key)
+	if !ok {
+		return def
+	}
+	if x, ok := v.Data.(float32); ok {
+		// The decimal the writer meant (1e-5, not 9.99999974e-06); it
+		// converts back to the same float32.
+		d, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+		return d
+	}
+	if x, ok := v.Float(); ok {
+		return x
+	}
+	if i, ok := v.Int(); ok {
+		return float64(i)
+	}
+	r.err = fmt.Errorf("metadata %s has type %s, want a number", key, v.TypeName())
+	return 0
+}
+
+// Validate checks that the hyperparameters describe a model the engine can
+// run, and says what is wrong otherwise.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !supportedArchs[c.Arch] {
+		bad("unsupported architecture %q (want llama or mistral)", c.Arch)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"dim", c.Dim}, {"layers", c.NumLayers}, {"heads", c.NumHeads}, {"kv heads", c.NumKVHeads},
+		{"head dim", c.HeadDim}, {"ffn dim", c.FFNDim}, {"vocab size", c.VocabSize}, {"rope dim", c.RopeDim},
+	} {
+		switch {
+		case f.v <= 0:
+			bad("%s is %d, want > 0", f.name, f.v)
+		case f.v > maxConfigInt:
+			bad("%s is %d, implausibly large", f.name, f.v)
+		}
+	}
+	if c.NumHeads > 0 && c.NumKVHeads > 0 && c.NumHeads%c.NumKVHeads != 0 {
+		bad("%d heads are not a multiple of %d kv heads", c.NumHeads, c.NumKVHeads)
+	}
+	if c.HeadDim > 0 && c.HeadDim%2 != 0 {
+		bad("head dim %d is odd (RoPE rotates pairs)", c.HeadDim)
+	}
+	if c.RopeDim > 0 && (c.RopeDim%2 != 0 || c.RopeDim > c.HeadDim) {
+		bad("rope dim %d must be even and at most head dim %d", c.RopeDim, c.HeadDim)
+	}
+	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
+		bad("rope theta %v, want a positive finite number", c.RopeTheta)
+	}
+	if !(c.NormEps > 0) || math.IsInf(c.NormEps, 0) {
+		bad("norm epsilon %v, want a positive finite number", c.NormEps)
+	}
+	if c.Window < 0 {
+		bad("window %d, want >= 0 (0 = full attention)", c.Window)
+	}
+	if c.ContextLength < 0 {
+		bad("context length %d, want >= 0", c.ContextLength)
+	}
+	if c.Rope != RopePairwise && c.Rope != RopeHalf {
+		bad("unknown rope style %d", c.Rope)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid config: %w", joinErrors(errs))
+	}
+	return nil
+}
+
+// tensorSpec is one weight a model needs: its name, expected shape
+// (innermost first) and whether it must be F32.
+type tensorSpec struct {
+	name     string
+	shape    []uint64
+	f32      bool
+	optional bool
+}
+
+// tensorSpecs lists every weight of a llama/mistral model with its shape.
+// With x a row vector of width dim, attn_q is a (dim → heads·hd) matrix,
+// stored {dim, heads*hd}: each of its heads·hd rows has dim elements.
+func (c Config) tensorSpecs() []tensorSpec {
+	dim, q, kv, ffn := uint64(c.Dim), uint64(c.NumHeads*c.HeadDim), uint64(c.NumKVHeads*c.HeadDim), uint64(c.FFNDim)
+	vocab := uint64(c.VocabSize)
+	specs := []tensorSpec{
+		{name: "token_embd.weight", shape: []uint64{dim, vocab}},
+		{name: "output_norm.weight", shape: []uint64{dim}, f32: true},
+		{name: "output.weight", shape: []uint64{dim, vocab}, optional: true},
+	}
+	for l := 0; l < c.NumLayers; l++ {
+		p := fmt.Sprintf("blk.%d.", l)
+		specs = append(specs,
+			tensorSpec{name: p + "attn_norm.weight", shape: []uint64{dim}, f32: true},
+			tensorSpec{name: p + "attn_q.weight", shape: []uint64{dim, q}},
+			tensorSpec{name: p + "attn_k.weight", shape: []uint64{dim, kv}},
+			tensorSpec{name: p + "attn_v.weight", shape: []uint64{dim, kv}},
+			tensorSpec{name: p + "attn_output.weight", shape: []uint64{q, dim}},
+			tensorSpec{name: p + "ffn_norm.weight", shape: []uint64{dim}, f32: true},
+			tensorSpec{name: p + "ffn_gate.weight", shape: []uint64{dim, ffn}},
+			tensorSpec{name: p + "ffn_up.weight", shape: []uint64{dim, ffn}},
+			tensorSpec{name: p + "ffn_down.weight", shape: []uint64{ffn, dim}},
+		)
+	}
+	return specs
+}
+
+// checkTensors verifies that every weight the config implies is present
+// with the right shape and a supported type. Extra tensors (e.g.
+// rope_freqs.weight) are allowed and ignored.
+func checkTensors(c Config, lookup func(name string) *Tensor) error {
+	var errs []error
+	for _, s := range c.tensorSpecs() {
+		t := lookup(s.name)
+		switch {
+		case t == nil && s.optional:
+		case t == nil:
+			errs = append(errs, fmt.Errorf("tensor %s is missing", s.name))
+		case !shapeEqual(t.Shape, s.shape):
+			errs = append(errs, fmt.Errorf("tensor %s has shape %v, want %v", s.name, t.Shape, s.shape))
+		case !t.Type.Supported():
+			errs = append(errs, fmt.Errorf("tensor %s: %w", s.name, t.Type.unsupported()))
+		case s.f32 && t.Type != F32:
+			errs = append(errs, fmt.Errorf("tensor %s has type %s, want F32", s.name, t.Type))
+		}
+		if len(errs) >= 8 { // enough to see the pattern
+			errs = append(errs, errors.New("…"))
+			break
+		}
+	}
+	return joinErrors(errs)
+}
+
+// joinErrors is errors.Join on one line: CLI errors print as a single line.
+func joinErrors(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return joinedError(errs)
+}
+
+type joinedError []error
+
+func (e joinedError) Error() string {
+	var b strings.Builder
+	for i, err := range e {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+func (e joinedError) Unwrap() []error { return e }
+
+func shapeEqual(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,27 @@
+// Package loader reads and writes model files and turns them into what the
+// engine needs: a Config, named weight tensors and a Tokenizer. It knows
+// nothing about Vulkan.
+//
+// Formats:
+//   - GGUF v2/v3 (llama.cpp): Open maps the file read-only and every
+//     Tensor's Bytes is a zero-copy view into the mapping, so opening a
+//     multi-GiB model allocates almost nothing on the Go heap.
+//   - Hugging Face safetensors directories (config.json + *.safetensors):
+//     Open normalises them to GGUF conventions (tensor names, innermost-first
+//     shapes, pairwise RoPE).
+//
+// Both give the GGUF llama conventions: shapes innermost first (a torch
+// (out, in) matrix is {in, out}), tensors named token_embd.weight,
+// blk.N.attn_q.weight, …, RoPE over consecutive pairs.
+//
+// Dequantize and Quantize are plain-Go references for the block formats
+// (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, F16, BF16); they match
+// ggml's reference code bit for bit and are what GPU kernels are tested
+// against. GGUFWriter and WriteSynthetic create GGUF files, from small test
+// fixtures to random models of Mistral-7B shape streamed to disk.
+//
+// Every size read from a file is checked against the file's length before
+// anything is allocated, so a malformed or hostile file yields an error
+// (*FormatError, naming the file, offset and field), never a panic or a
+// huge allocation.
+package loader
