@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vkrun/vkrun/internal/vktest"
+	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/shaders"
+	"github.com/vkrun/vkrun/vk"
+)
+
+// benchConfig is the ~0.5B Mistral-shaped model of the engine issue: dim
+// 2048, 8 layers, 32 heads with 8 KV heads, FFN 5632, vocab 32000.
+func benchConfig(window int) loader.Config {
+	return loader.Config{Arch: "llama", Dim: 2048, NumLayers: 8, NumHeads: 32, NumKVHeads: 8, HeadDim: 64,
+		FFNDim: 5632, VocabSize: 32000, Window: window, RopeTheta: 10000, NormEps: 1e-5, ContextLength: 32768}
+}
+
+// benchModel writes (once per machine, in the temp dir) and loads the bench model.
+func benchModel(b *testing.B, dt loader.DType, window int) (*vk.Device, *Model) {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("vkrun-bench-0.5b-%s-w%d.gguf", dt, window))
+	if _, err := os.Stat(path); err != nil {
+		require.NoError(b, loader.WriteSynthetic(path, benchConfig(window), dt, 1, nil))
+	}
+	d := vktest.Device(b, vk.DeviceOptions{})
+	lm, err := loader.Open(path, loader.WithoutTokenizer())
+	require.NoError(b, err)
+	defer lm.Close()
+	m, err := Load(d, lm, Options{KV: shaders.KVF16})
+	require.NoError(b, err)
+	b.Cleanup(func() { m.Close() })
+	return d, m
+}
+
+// BenchmarkDecode reports greedy decode tok/s at position W and at 32·W: the
+// rolling cache makes them equal. The session is positioned directly
+// (s.pos) rather than by prefilling 32·W tokens: a step's work depends on
+// its position only through the band, never on the cached values.
+func BenchmarkDecode(b *testing.B) {
+	const window = 4096
+	for _, dt := range []loader.DType{loader.Q4_0, loader.F16} {
+		b.Run(dt.String(), func(b *testing.B) { benchDecode(b, dt, window) })
+	}
+}
+
+func benchDecode(b *testing.B, dt loader.DType, window int) {
+	_, m := benchModel(b, dt, window)
+	for _, pos := range []int{window, 32 * window} {
+		b.Run(fmt.Sprintf("pos=%d", pos), func(b *testing.B) {
+			s, err := m.NewSession()
+			require.NoError(b, err)
+			defer s.Close()
+			s.pos = pos
+			tok := 100
+			ctx := context.Background()
+			tok, err = s.DecodeGreedy(ctx, tok) // records the step
+			require.NoError(b, err)
+			b.ResetTimer()
+			for b.Loop() {
+				if tok, err = s.DecodeGreedy(ctx, tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}
+
+// BenchmarkPrefill reports prompt tok/s for chunks of 512 tokens.
+func BenchmarkPrefill(b *testing.B) {
+	const window, chunk = 4096, 512
+	for _, dt := range []loader.DType{loader.Q4_0, loader.F16} {
+		b.Run(fmt.Sprintf("%s/chunk=%d", dt, chunk), func(b *testing.B) {
+			_, m := benchModel(b, dt, window)
+			s, err := m.NewSession()
+			require.NoError(b, err)
+			defer s.Close()
+			tokens := make([]int, chunk)
+			for i := range tokens {
+				tokens[i] = 3 + i%1000
+			}
+			ctx := context.Background()
+			_, err = s.Prefill(ctx, tokens)
+			require.NoError(b, err)
+			b.ResetTimer()
+			for b.Loop() {
+				s.Reset()
+				if _, err := s.Prefill(ctx, tokens); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*chunk)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}

@@ -1,0 +1,360 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/vkrun/vkrun/shaders"
+	"github.com/vkrun/vkrun/vk"
+)
+
+// ErrContextFull is returned when a model without a sliding window would run
+// past its ring (Model.Window positions).
+var ErrContextFull = errors.New("engine: context full")
+
+// stepTimeout bounds one GPU step; a healthy device needs far less.
+const stepTimeout = 5 * time.Minute
+
+// Session is one sequence: its own rolling KV cache (a ring of Window slots
+// per layer) and activations, on a shared Model. A Session is not safe for
+// concurrent use; different sessions of one model are.
+type Session struct {
+	m   *Model
+	pos int // the next position
+
+	rings []shaders.Ring // per layer: K and V, (Window, kvHeads*headDim) each
+	bufs  []*vk.Buffer
+
+	// Activations for up to chunk tokens, f32.
+	x, xb  shaders.Tensor // (chunk, dim): the residual stream and its normed copy
+	q, att shaders.Tensor // (chunk, heads*headDim)
+	k, v   shaders.Tensor // (chunk, kvHeads*headDim)
+	hg, hu shaders.Tensor // (chunk, ffn): gate and up projections
+	logits shaders.Tensor // (chunk, vocab), host-visible
+
+	// Per-step values the host writes before each submit, host-visible.
+	step   shaders.Tensor // (1,) u32: pos0, the chunk's first position
+	tokens shaders.Tensor // (chunk,) u32: the chunk's token ids; greedy steps write the next id to [0]
+	rope   shaders.Tensor // (chunk, ropeDim/2, 2) f32: cos and sin of each position's angles
+	host   *vk.Buffer     // holds step, tokens and rope
+	out    *vk.Buffer     // holds logits
+
+	steps   map[stepKey]*recording
+	profile map[string]*KernelTime // by kernel name, with Options.Profile
+}
+
+// output says what a step produces after the last layer.
+type output int
+
+const (
+	lastLogits output = iota // logits of the last token only
+	allLogits                // logits of every token of the chunk
+	greedy                   // the argmax of the last token's logits, into tokens[0]
+)
+
+type stepKey struct {
+	ntok int
+	out  output
+}
+
+// recording is a recorded step, submitted again for every chunk of its shape.
+type recording struct {
+	seq  *vk.Sequence
+	plan *shaders.Plan
+}
+
+// NewSession allocates a session's ring cache and buffers. Its device memory
+// is fixed here and never grows, however long the sequence.
+func (m *Model) NewSession() (*Session, error) {
+	c := m.Config
+	s := &Session{m: m, steps: map[stepKey]*recording{}}
+	chunk := m.opts.Chunk
+	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	var err error
+	dev := func(name string, n int) shaders.Tensor {
+		if err != nil {
+			return shaders.Tensor{}
+		}
+		var b *vk.Buffer
+		if b, err = m.dev.NewBuffer(name, uint64(4*n), vk.DeviceMemory); err == nil {
+			s.bufs = append(s.bufs, b)
+			return shaders.F32(b)
+		}
+		return shaders.Tensor{}
+	}
+	s.x = dev("x", chunk*c.Dim)
+	s.xb = dev("xb", chunk*c.Dim)
+	s.q = dev("q", chunk*qDim)
+	s.att = dev("att", chunk*qDim)
+	s.k = dev("k", chunk*kvDim)
+	s.v = dev("v", chunk*kvDim)
+	s.hg = dev("ffn gate", chunk*c.FFNDim)
+	s.hu = dev("ffn up", chunk*c.FFNDim)
+	for l := 0; l < c.NumLayers && err == nil; l++ {
+		n := shaders.RingBytes(m.opts.KV, m.Window, kvDim)
+		var kb, vb *vk.Buffer
+		if kb, err = m.dev.NewBuffer(fmt.Sprintf("blk.%d.k ring", l), n, vk.DeviceMemory); err != nil {
+			break
+		}
+		s.bufs = append(s.bufs, kb)
+		if vb, err = m.dev.NewBuffer(fmt.Sprintf("blk.%d.v ring", l), n, vk.DeviceMemory); err != nil {
+			break
+		}
+		s.bufs = append(s.bufs, vb)
+		s.rings = append(s.rings, shaders.Ring{K: kb, V: vb, Window: m.Window, KVDim: kvDim, Type: m.opts.KV})
+	}
+	if err == nil {
+		nRope := chunk * c.RopeDim // (chunk, ropeDim/2, 2)
+		if s.host, err = m.dev.NewBuffer("step", uint64(4*(1+chunk+nRope)), vk.HostMemory); err == nil {
+			s.bufs = append(s.bufs, s.host)
+			all := shaders.F32(s.host)
+			s.step = all.Sub(0, 1)
+			s.tokens = all.Sub(1, uint64(chunk))
+			s.rope = all.Sub(uint64(1+chunk), uint64(nRope))
+		}
+	}
+	if err == nil {
+		if s.out, err = m.dev.NewBuffer("logits", uint64(4*chunk*c.VocabSize), vk.HostMemory); err == nil {
+			s.bufs = append(s.bufs, s.out)
+			s.logits = shaders.F32(s.out)
+		}
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("engine: new session: %w", err)
+	}
+	return s, nil
+}
+
+// Pos is the number of tokens the session has processed: the next position.
+func (s *Session) Pos() int { return s.pos }
+
+// Reset starts a new sequence at position 0. The ring needs no clearing: a
+// query only reads slots of positions already written in this sequence.
+func (s *Session) Reset() { s.pos = 0 }
+
+// KVBytes is the size of the session's ring cache: 2·layers·W·kvHeads·headDim·sizeof(elem).
+func (s *Session) KVBytes() uint64 {
+	var n uint64
+	for _, r := range s.rings {
+		n += 2 * shaders.RingBytes(r.Type, r.Window, r.KVDim)
+	}
+	return n
+}
+
+// Close frees the session's device memory. Idempotent.
+func (s *Session) Close() error {
+	for _, r := range s.steps {
+		r.seq.Close()
+		r.plan.Close()
+	}
+	s.steps = nil
+	for _, b := range s.bufs {
+		b.Close()
+	}
+	s.bufs = nil
+	return nil
+}
+
+// Prefill feeds tokens in chunks of at most Model.Chunk() and returns the
+// logits after the last one. ctx is checked before every chunk: a cancelled
+// prefill stops within one chunk, leaving the session at the last whole chunk.
+func (s *Session) Prefill(ctx context.Context, tokens []int) ([]float32, error) {
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("engine: Prefill: no tokens")
+	}
+	var last []float32
+	for len(tokens) > 0 {
+		n := min(len(tokens), s.m.opts.Chunk)
+		if err := s.run(ctx, tokens[:n], lastLogits); err != nil {
+			return nil, err
+		}
+		tokens = tokens[n:]
+		if len(tokens) == 0 {
+			last = s.readLogits(0)
+		}
+	}
+	return last, nil
+}
+
+// PrefillAll is Prefill that returns the logits at every position, with
+// chunks of at most chunk tokens (0: Model.Chunk()).
+func (s *Session) PrefillAll(ctx context.Context, tokens []int, chunk int) ([][]float32, error) {
+	if chunk <= 0 || chunk > s.m.opts.Chunk {
+		chunk = s.m.opts.Chunk
+	}
+	var out [][]float32
+	for len(tokens) > 0 {
+		n := min(len(tokens), chunk)
+		if err := s.run(ctx, tokens[:n], allLogits); err != nil {
+			return out, err
+		}
+		for i := range n {
+			out = append(out, s.readLogits(i))
+		}
+		tokens = tokens[n:]
+	}
+	return out, nil
+}
+
+// Decode feeds one token and returns the logits for the next.
+func (s *Session) Decode(ctx context.Context, token int) ([]float32, error) {
+	if err := s.run(ctx, []int{token}, lastLogits); err != nil {
+		return nil, err
+	}
+	return s.readLogits(0), nil
+}
+
+// DecodeGreedy feeds one token and returns the most likely next token. The
+// argmax runs on the GPU, so only the id crosses back to the host.
+func (s *Session) DecodeGreedy(ctx context.Context, token int) (int, error) {
+	if err := s.run(ctx, []int{token}, greedy); err != nil {
+		return 0, err
+	}
+	return int(binary.LittleEndian.Uint32(s.host.Mapped()[4*s.tokens.Off:])), nil
+}
+
+func (s *Session) readLogits(i int) []float32 {
+	vocab := s.m.Config.VocabSize
+	b := s.out.Mapped()[4*i*vocab : 4*(i+1)*vocab]
+	out := make([]float32, vocab)
+	for j := range out {
+		out[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
+	}
+	return out
+}
+
+// run executes one step over tokens at positions pos…pos+len−1: it writes
+// the step's values, submits the step's recording (made on first use), and
+// waits for it.
+func (s *Session) run(ctx context.Context, tokens []int, out output) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.steps == nil {
+		return fmt.Errorf("engine: session is closed")
+	}
+	n := len(tokens)
+	if n == 0 || n > s.m.opts.Chunk {
+		return fmt.Errorf("engine: step of %d tokens (chunk size %d)", n, s.m.opts.Chunk)
+	}
+	if !s.m.SlidingWindow && s.pos+n > s.m.Window {
+		return fmt.Errorf("%w: %d + %d tokens exceed the %d positions of a model without a sliding window (raise the context)", ErrContextFull, s.pos, n, s.m.Window)
+	}
+	if s.pos+n > math.MaxUint32 {
+		return fmt.Errorf("%w: position %d", ErrContextFull, s.pos+n)
+	}
+	vocab := s.m.Config.VocabSize
+	for i, t := range tokens {
+		if t < 0 || t >= vocab {
+			return fmt.Errorf("engine: token id %d at position %d is outside the vocabulary (%d)", t, s.pos+i, vocab)
+		}
+	}
+	rec, err := s.recording(n, out)
+	if err != nil {
+		return err
+	}
+	s.writeStep(tokens)
+	if err := rec.seq.Submit(); err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	if err := rec.seq.Wait(stepTimeout); err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	s.pos += n
+	if s.m.opts.Profile {
+		tim, err := rec.seq.Timings()
+		if err != nil {
+			return fmt.Errorf("engine: %w", err)
+		}
+		if s.profile == nil {
+			s.profile = map[string]*KernelTime{}
+		}
+		for _, t := range tim {
+			k := s.profile[t.Name]
+			if k == nil {
+				k = &KernelTime{Name: t.Name}
+				s.profile[t.Name] = k
+			}
+			k.Calls++
+			k.Total += t.Duration
+		}
+	}
+	return nil
+}
+
+// KernelTime is the GPU time one kernel took over a session's steps.
+type KernelTime struct {
+	Name  string
+	Calls int
+	Total time.Duration
+}
+
+// Profile returns GPU time per kernel since the session began, most
+// expensive first; empty unless the model was loaded with Options.Profile.
+func (s *Session) Profile() []KernelTime {
+	var out []KernelTime
+	for _, k := range s.profile {
+		out = append(out, *k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Total > out[j].Total })
+	return out
+}
+
+// writeStep writes pos0, the token ids and the RoPE table for the step. The
+// angles are computed in float64 on the host: GPU sin and cos lose accuracy
+// for the large angles of late positions.
+func (s *Session) writeStep(tokens []int) {
+	h := s.host.Mapped()
+	put := func(elem uint64, v uint32) { binary.LittleEndian.PutUint32(h[4*elem:], v) }
+	put(s.step.Off, uint32(s.pos))
+	for i, t := range tokens {
+		put(s.tokens.Off+uint64(i), uint32(t))
+	}
+	half := len(s.m.ropeFreqs)
+	for i := range tokens {
+		pos := float64(s.pos + i)
+		for j, freq := range s.m.ropeFreqs {
+			sin, cos := math.Sincos(pos * freq)
+			e := s.rope.Off + uint64(2*(i*half+j))
+			put(e, math.Float32bits(float32(cos)))
+			put(e+1, math.Float32bits(float32(sin)))
+		}
+	}
+}
+
+// recording returns the recorded step for n tokens and output out,
+// recording it on first use. Position-dependent values live in the step
+// buffer, so one recording serves every position.
+func (s *Session) recording(n int, out output) (*recording, error) {
+	key := stepKey{n, out}
+	if r, ok := s.steps[key]; ok {
+		return r, nil
+	}
+	seq, err := s.m.dev.NewSequence(vk.SequenceOptions{Timestamps: s.m.opts.Profile})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if err := seq.Begin(); err != nil {
+		seq.Close()
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	plan := s.m.lib.NewPlan(seq)
+	err = s.forward(plan, n, out)
+	if err == nil {
+		err = seq.End()
+	}
+	if err != nil {
+		plan.Close()
+		seq.Close()
+		return nil, fmt.Errorf("engine: recording a %d-token step: %w", n, err)
+	}
+	r := &recording{seq: seq, plan: plan}
+	s.steps[key] = r
+	return r, nil
+}
