@@ -19,6 +19,9 @@ type Kernel struct {
 	Name     string
 	Bindings []vk.Access
 	Params   reflect.Type
+	// Spec are further specialization constants (IDs ≥ 1) with the fixed
+	// values this kernel's pipeline is built with, e.g. tile sizes.
+	Spec []vk.SpecConstant
 }
 
 // SPIRV returns the kernel's embedded SPIR-V.
@@ -31,7 +34,7 @@ func (k Kernel) SPIRV() ([]byte, error) {
 }
 
 // Desc is the pipeline description for a workgroup width of wg invocations
-// (specialization constant 0, a power of two).
+// (specialization constant 0, a power of two), followed by k.Spec.
 func (k Kernel) Desc(wg uint32) (vk.PipelineDesc, error) {
 	code, err := k.SPIRV()
 	if err != nil {
@@ -42,24 +45,31 @@ func (k Kernel) Desc(wg uint32) (vk.PipelineDesc, error) {
 		SPIRV:            code,
 		Bindings:         k.Bindings,
 		PushConstantSize: uint32(k.Params.Size()),
-		Spec:             []vk.SpecConstant{{ID: 0, Value: wg}},
+		Spec:             append([]vk.SpecConstant{{ID: 0, Value: wg}}, k.Spec...),
 	}, nil
 }
 
 var rrw = []vk.Access{vk.Read, vk.Read, vk.Write}
 
-// The kernels. Each comment gives the contract; shapes are row-major.
+// Kernels lists every kernel. Each op's file adds its kernels with register
+// from init, so ops live in separate files.
+var Kernels []Kernel
+
+func register(ks ...Kernel) {
+	Kernels = append(Kernels, ks...)
+}
+
+// The first kernels. Each comment gives the contract; shapes are row-major.
 var (
 	// MatVecF32: y (rows,) = W (rows, cols) @ x (cols,), all f32.
-	MatVecF32 = Kernel{"matvec_f32", rrw, reflect.TypeFor[MatVecParams]()}
+	MatVecF32 = Kernel{Name: "matvec_f32", Bindings: rrw, Params: reflect.TypeFor[MatVecParams]()}
 	// Add: z (n,) = x (n,) + y (n,), f32.
-	Add = Kernel{"add", rrw, reflect.TypeFor[AddParams]()}
+	Add = Kernel{Name: "add", Bindings: rrw, Params: reflect.TypeFor[AddParams]()}
 	// RMSNorm: y (rows, n) = x / sqrt(mean(x²) + eps) * w (n,), per row, f32.
-	RMSNorm = Kernel{"rmsnorm", rrw, reflect.TypeFor[RMSNormParams]()}
+	RMSNorm = Kernel{Name: "rmsnorm", Bindings: rrw, Params: reflect.TypeFor[RMSNormParams]()}
 )
 
-// Kernels lists every kernel.
-var Kernels = []Kernel{MatVecF32, Add, RMSNorm}
+func init() { register(MatVecF32, Add, RMSNorm) }
 
 // MatVecParams mirrors matvec.glsl's push constants.
 type MatVecParams struct {

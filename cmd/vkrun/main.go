@@ -1,5 +1,7 @@
 // Command vkrun runs Mistral-style language models on any Vulkan GPU.
 //
+//	vkrun                       the demo: stream a story from stories260K, greedily, and report speeds
+//	vkrun run -m FILE -p TEXT   generate text (see vkrun run -h)
 //	vkrun devices [--json]      list Vulkan devices and mark the one vkrun would use
 //	vkrun inspect [--json] FILE print a model file's architecture, config, tokenizer and tensors
 package main
@@ -31,8 +33,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		// Until the engine exists, the default job lists the devices.
-		return commands["devices"].run(nil, stdout, stderr)
+		return demo(stdout, stderr)
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -58,4 +59,12 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
+}
+
+// demo is vkrun's main job: stories260K (fetched by scripts/setup.sh), greedy
+// from the start of a story for 200 positions, the text streamed as it is
+// made, with the device and speeds on stderr.
+func demo(stdout, stderr io.Writer) int {
+	f := runFlags{n: 200, temp: 0, window: -1, kv: "f16", device: os.Getenv("VKRUN_DEVICE")}
+	return generate(f, "", nil, stdout, stderr, "vkrun")
 }

@@ -6,23 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/vkrun/vkrun/internal/modeldir"
 )
 
-// Dir is where scripts/setup.sh puts models: $VKRUN_MODEL_DIR, or
-// $XDG_CACHE_HOME/vkrun/models, or ~/.cache/vkrun/models.
-func Dir() string {
-	if d := os.Getenv("VKRUN_MODEL_DIR"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "vkrun", "models")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "vkrun", "models")
-	}
-	return filepath.Join(home, ".cache", "vkrun", "models")
-}
+// Dir is where scripts/setup.sh puts models (see modeldir.Dir).
+func Dir() string { return modeldir.Dir() }
 
 // Stories260K returns the path of stories260K.gguf. When the file is missing it
 // skips the test, except under CI (CI set), where setup must have fetched it and

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/vkrun/vkrun"
+	"github.com/vkrun/vkrun/loader"
+)
+
+func init() {
+	register("bench", "measure prompt and generation speed (tok/s), on a file or a synthetic model", cmdBench)
+}
+
+// shapes are the named synthetic model shapes for --synthetic NAME:QUANT.
+var shapes = map[string]loader.Config{
+	"mistral-7b": {Dim: 4096, NumLayers: 32, NumHeads: 32, NumKVHeads: 8, FFNDim: 14336, VocabSize: 32000, Window: 4096, RopeTheta: 10000},
+	"0.5b":       {Dim: 2048, NumLayers: 8, NumHeads: 32, NumKVHeads: 8, FFNDim: 5632, VocabSize: 32000, Window: 4096, RopeTheta: 10000},
+	"tiny":       {Dim: 256, NumLayers: 4, NumHeads: 8, NumKVHeads: 2, FFNDim: 768, VocabSize: 4096, Window: 256, RopeTheta: 10000},
+}
+
+// parseSynthetic reads "NAME:QUANT" or "dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…,window=…:QUANT".
+func parseSynthetic(spec string) (loader.Config, loader.DType, string, error) {
+	shape, quant, ok := strings.Cut(spec, ":")
+	if !ok {
+		quant = "q4_0"
+	}
+	var dt loader.DType
+	switch strings.ToLower(quant) {
+	case "f32":
+		dt = loader.F32
+	case "f16":
+		dt = loader.F16
+	case "q8_0":
+		dt = loader.Q8_0
+	case "q4_0":
+		dt = loader.Q4_0
+	default:
+		return loader.Config{}, 0, "", fmt.Errorf("--synthetic: quant %q is not one of f32, f16, q8_0, q4_0", quant)
+	}
+	cfg, named := shapes[strings.ToLower(shape)]
+	if !named {
+		cfg = loader.Config{RopeTheta: 10000}
+		fields := map[string]*int{"dim": &cfg.Dim, "layers": &cfg.NumLayers, "heads": &cfg.NumHeads, "kv": &cfg.NumKVHeads,
+			"ffn": &cfg.FFNDim, "vocab": &cfg.VocabSize, "window": &cfg.Window, "headdim": &cfg.HeadDim}
+		for _, kv := range strings.Split(shape, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			p, known := fields[strings.TrimSpace(k)]
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if !ok || !known || err != nil || n < 0 {
+				names := make([]string, 0, len(shapes))
+				for s := range shapes {
+					names = append(names, s)
+				}
+				return loader.Config{}, 0, "", fmt.Errorf("--synthetic: %q is neither a shape (%s) nor dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…[,window=…]", shape, strings.Join(names, ", "))
+			}
+			*p = n
+		}
+	}
+	cfg.Arch = "llama"
+	cfg.NormEps = 1e-5
+	cfg.ContextLength = max(cfg.Window, 4096)
+	if cfg.NumKVHeads == 0 {
+		cfg.NumKVHeads = cfg.NumHeads
+	}
+	if cfg.HeadDim == 0 && cfg.NumHeads > 0 {
+		cfg.HeadDim = cfg.Dim / cfg.NumHeads
+	}
+	cfg.RopeDim = cfg.HeadDim
+	if err := cfg.Validate(); err != nil {
+		return loader.Config{}, 0, "", fmt.Errorf("--synthetic: %w", err)
+	}
+	name := fmt.Sprintf("%s:%s", shape, strings.ToLower(quant))
+	return cfg, dt, name, nil
+}
+
+// syntheticFile writes the model once into the user cache and reuses it.
+func syntheticFile(cfg loader.Config, dt loader.DType, stderr io.Writer) (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "vkrun", "synthetic")
+	name := fmt.Sprintf("d%d-l%d-h%d-kv%d-hd%d-f%d-v%d-w%d-%s.gguf", cfg.Dim, cfg.NumLayers, cfg.NumHeads, cfg.NumKVHeads,
+		cfg.HeadDim, cfg.FFNDim, cfg.VocabSize, cfg.Window, dt)
+	path := filepath.Join(dir, name)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(stderr, "writing synthetic model %s …\n", path)
+	if err := loader.WriteSynthetic(path, cfg, dt, 1, nil); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+type benchResult struct {
+	Test   string    `json:"test"`
+	Depth  int       `json:"depth"`
+	Tokens int       `json:"tokens"`
+	TokS   []float64 `json:"tok_s"`
+	Mean   float64   `json:"mean_tok_s"`
+	Stddev float64   `json:"stddev_tok_s"`
+}
+
+func cmdBench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	model := fs.String("m", "", "model file (or use --synthetic)")
+	synth := fs.String("synthetic", "", "synthetic model NAME:QUANT (mistral-7b, 0.5b, tiny; f32, f16, q8_0, q4_0) or dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…,window=…:QUANT")
+	pp := fs.Int("p", 512, "prompt tokens per prompt-processing test (0: skip)")
+	tg := fs.Int("n", 128, "tokens per generation test (0: skip)")
+	reps := fs.Int("r", 3, "repetitions")
+	depths := fs.String("depth", "0", "comma-separated cache depths: tokens already in the cache before each test")
+	asJSON := fs.Bool("json", false, "print JSON")
+	kv := fs.String("kv", "f16", "KV cache precision: f16 or f32")
+	window := fs.Int("window", -1, "sliding window override")
+	chunk := fs.Int("chunk", 0, "prefill chunk size")
+	device := fs.String("device", os.Getenv("VKRUN_DEVICE"), "device index or name substring")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "vkrun bench: "+format+"\n", a...)
+		return code
+	}
+	if fs.NArg() > 0 {
+		return fail(2, "unexpected argument %q", fs.Arg(0))
+	}
+	if (*model == "") == (*synth == "") {
+		return fail(2, "give exactly one of -m FILE and --synthetic SPEC")
+	}
+	if *reps < 1 || *pp < 0 || *tg < 0 || (*pp == 0 && *tg == 0) {
+		return fail(2, "-r must be ≥ 1, -p and -n ≥ 0 and not both 0")
+	}
+	var ds []int
+	for _, s := range strings.Split(*depths, ",") {
+		d, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || d < 0 {
+			return fail(2, "--depth: %q is not a token count", s)
+		}
+		ds = append(ds, d)
+	}
+	path, label := *model, filepath.Base(*model)
+	if *synth != "" {
+		cfg, dt, name, err := parseSynthetic(*synth)
+		if err != nil {
+			return fail(2, "%v", err)
+		}
+		if path, err = syntheticFile(cfg, dt, stderr); err != nil {
+			return fail(1, "%s", oneLine(err))
+		}
+		label = name
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	opts := []vkrun.Option{vkrun.WithKV(*kv), vkrun.WithDevice(*device), vkrun.WithChunk(*chunk),
+		vkrun.WithProgress(progressPrinter(stderr, *asJSON))}
+	if *window >= 0 {
+		opts = append(opts, vkrun.WithWindow(*window))
+	}
+	m, err := vkrun.Load(ctx, path, opts...)
+	if err != nil {
+		return fail(1, "%s", oneLine(err))
+	}
+	defer m.Close()
+	if m.Notice != "" && !*asJSON {
+		fmt.Fprintln(stderr, m.Notice)
+	}
+	vocab := m.Config.VocabSize
+	tokens := func(n, seed int) []int {
+		t := make([]int, n)
+		for i := range t {
+			t[i] = 3 + (i*7919+seed*104729)%(vocab-3)
+		}
+		return t
+	}
+	var results []benchResult
+	run := func(test string, depth, n int, measure func(s *vkrun.Session) (float64, error)) error {
+		r := benchResult{Test: test, Depth: depth, Tokens: n}
+		for rep := range *reps {
+			s, err := m.NewSession()
+			if err != nil {
+				return err
+			}
+			if depth > 0 {
+				for _, err := range s.Generate(ctx, "", vkrun.WithPromptTokens(tokens(depth, rep)), vkrun.WithMaxTokens(0)) {
+					if err != nil {
+						s.Close()
+						return err
+					}
+				}
+			}
+			v, err := measure(s)
+			s.Close()
+			if err != nil {
+				return err
+			}
+			r.TokS = append(r.TokS, v)
+		}
+		r.Mean, r.Stddev = meanStd(r.TokS)
+		results = append(results, r)
+		return nil
+	}
+	for _, d := range ds {
+		if *pp > 0 {
+			err := run(fmt.Sprintf("pp%d", *pp), d, *pp, func(s *vkrun.Session) (float64, error) {
+				before := s.Stats()
+				for _, err := range s.Generate(ctx, "", vkrun.WithPromptTokens(tokens(*pp, 99)), vkrun.WithMaxTokens(0)) {
+					if err != nil {
+						return 0, err
+					}
+				}
+				after := s.Stats()
+				return float64(*pp) / (after.PrefillTime - before.PrefillTime).Seconds(), nil
+			})
+			if err != nil {
+				return fail(1, "%s", oneLine(err))
+			}
+		}
+		if *tg > 0 {
+			err := run(fmt.Sprintf("tg%d", *tg), d, *tg, func(s *vkrun.Session) (float64, error) {
+				before := s.Stats()
+				for _, err := range s.Generate(ctx, "", vkrun.WithPromptTokens(tokens(1, 7)), vkrun.WithMaxTokens(*tg), vkrun.WithIgnoreEOS()) {
+					if err != nil {
+						return 0, err
+					}
+				}
+				after := s.Stats()
+				// The first token comes from the prompt's logits: n−1 decode steps.
+				return float64(after.Generated-before.Generated-1) / (after.DecodeTime - before.DecodeTime).Seconds(), nil
+			})
+			if err != nil {
+				return fail(1, "%s", oneLine(err))
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(struct {
+			Model   string        `json:"model"`
+			Device  string        `json:"device"`
+			Window  int           `json:"window"`
+			KV      string        `json:"kv"`
+			Results []benchResult `json:"results"`
+		}{label, m.Device.Name, m.Window(), *kv, results})
+		return 0
+	}
+	fmt.Fprintf(stdout, "model %s on %s (%s), window %d, kv %s, %d reps\n\n", label, m.Device.Name, m.Device.Type, m.Window(), *kv, *reps)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "test\t")
+	for _, d := range ds {
+		fmt.Fprintf(tw, "t/s @ d%d\t", d)
+	}
+	fmt.Fprintln(tw)
+	for _, test := range []string{fmt.Sprintf("pp%d", *pp), fmt.Sprintf("tg%d", *tg)} {
+		row := false
+		for _, d := range ds {
+			for _, r := range results {
+				if r.Test == test && r.Depth == d {
+					if !row {
+						fmt.Fprintf(tw, "%s\t", test)
+						row = true
+					}
+					fmt.Fprintf(tw, "%.2f ± %.2f\t", r.Mean, r.Stddev)
+				}
+			}
+		}
+		if row {
+			fmt.Fprintln(tw)
+		}
+	}
+	tw.Flush()
+	return 0
+}
+
+func meanStd(v []float64) (float64, float64) {
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	mean := s / float64(len(v))
+	if len(v) < 2 {
+		return mean, 0
+	}
+	var ss float64
+	for _, x := range v {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(ss / float64(len(v)-1))
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/vkrun/vkrun/internal/modeldir"
+	"github.com/vkrun/vkrun/vk"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"vkrun": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the real binary on the scripts in testdata/script, with
+// golden stdout and stderr. They need Vulkan and stories260K; without them
+// they skip, except under CI.
+func TestScripts(t *testing.T) {
+	why := ""
+	if err := vk.Load(); err != nil {
+		why = err.Error()
+	} else if _, err := os.Stat(modeldir.Stories260K()); err != nil {
+		why = "stories260K.gguf missing (run scripts/setup.sh)"
+	}
+	if why != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("under CI the CLI scripts must run: %s", why)
+		}
+		t.Skip(why)
+	}
+	golden, err := filepath.Abs("../../tests/testdata/stories260K-greedy-200.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("VKRUN_MODEL_DIR", modeldir.Dir())
+			env.Setenv("MODEL", modeldir.Stories260K())
+			env.Setenv("GOLDEN", golden)
+			env.Setenv("VKRUN_CACHE_DIR", "off")
+			env.Setenv("VKRUN_DEVICE", os.Getenv("VKRUN_DEVICE"))
+			return nil
+		},
+	})
+}

@@ -1,0 +1,326 @@
+package vkrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vkrun/vkrun/engine"
+	"github.com/vkrun/vkrun/loader"
+)
+
+// Token is one generated token.
+type Token struct {
+	// ID is the token id. A last Token with ID −1 may carry text that was
+	// held back (an incomplete character, or a possible start of a stop
+	// string that did not complete).
+	ID   int
+	Text string // the text it adds: complete UTF-8, possibly empty while held back
+	// LogProb is log p(token) under the model before sampling filters; it is
+	// set when WithLogProbs is given.
+	LogProb float64
+}
+
+// Stats counts a session's work.
+type Stats struct {
+	PromptTokens int
+	PrefillTime  time.Duration
+	Generated    int
+	DecodeTime   time.Duration
+}
+
+// PrefillRate is prompt tokens per second.
+func (s Stats) PrefillRate() float64 { return rate(s.PromptTokens, s.PrefillTime) }
+
+// DecodeRate is generated tokens per second.
+func (s Stats) DecodeRate() float64 { return rate(s.Generated, s.DecodeTime) }
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// Session is one conversation or text: its KV ring carries everything
+// generated so far, so a later Generate continues where the last stopped
+// without prefilling the history again. A Session is not safe for
+// concurrent use; use one session per goroutine.
+type Session struct {
+	m  *Model
+	es *engine.Session
+
+	mu      sync.Mutex
+	pending int // a token sampled (and yielded) but not yet fed to the model, or -1
+	stats   Stats
+	closed  bool
+}
+
+// GenerateOption configures Generate.
+type GenerateOption func(*genOptions)
+
+type genOptions struct {
+	sampling engine.Sampling
+	max      int
+	stop     []string
+	ids      []int
+	haveIDs  bool
+	logprobs bool
+	noEOS    bool
+}
+
+// WithTemperature sets the sampling temperature (0, the default, is greedy).
+func WithTemperature(t float64) GenerateOption {
+	return func(o *genOptions) { o.sampling.Temperature = t }
+}
+
+// WithTopK keeps the k most likely tokens (0: all).
+func WithTopK(k int) GenerateOption { return func(o *genOptions) { o.sampling.TopK = k } }
+
+// WithTopP keeps the smallest set of tokens whose probability reaches p.
+func WithTopP(p float64) GenerateOption { return func(o *genOptions) { o.sampling.TopP = p } }
+
+// WithMinP drops tokens less likely than p times the most likely one.
+func WithMinP(p float64) GenerateOption { return func(o *genOptions) { o.sampling.MinP = p } }
+
+// WithSeed seeds sampling: the same seed, prompt and settings give the same text.
+func WithSeed(seed uint64) GenerateOption { return func(o *genOptions) { o.sampling.Seed = seed } }
+
+// WithMaxTokens caps the generated tokens (default 256).
+func WithMaxTokens(n int) GenerateOption { return func(o *genOptions) { o.max = n } }
+
+// WithStop ends generation before any of the strings; the text yielded never
+// contains one.
+func WithStop(stop ...string) GenerateOption {
+	return func(o *genOptions) { o.stop = append(o.stop, stop...) }
+}
+
+// WithPromptTokens feeds these token ids instead of encoding the prompt text.
+func WithPromptTokens(ids []int) GenerateOption {
+	return func(o *genOptions) { o.ids, o.haveIDs = append([]int(nil), ids...), true }
+}
+
+// WithIgnoreEOS keeps generating past the end-of-sequence token (benchmarks).
+func WithIgnoreEOS() GenerateOption { return func(o *genOptions) { o.noEOS = true } }
+
+// WithLogProbs fills Token.LogProb. Greedy decoding then reads the logits
+// back instead of taking the argmax on the GPU.
+func WithLogProbs() GenerateOption { return func(o *genOptions) { o.logprobs = true } }
+
+// Pos is the number of tokens the session's cache has seen.
+func (s *Session) Pos() int { return s.es.Pos() }
+
+// Stats reports the session's work so far.
+func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Reset forgets the conversation.
+func (s *Session) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.es.Reset()
+	s.pending = -1
+}
+
+// Close frees the session's cache. Idempotent.
+func (s *Session) Close() error {
+	s.m.mu.Lock()
+	delete(s.m.sessions, s)
+	s.m.mu.Unlock()
+	s.close()
+	return nil
+}
+
+func (s *Session) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.es.Close()
+	}
+}
+
+// Generate feeds prompt (after whatever the session has seen) and streams
+// the tokens the model generates, until the end-of-sequence token, a stop
+// string or the token limit. Cancelling ctx stops within one step; the
+// session stays usable and consistent. At the start of a session the
+// tokenizer's BOS is prepended.
+func (s *Session) Generate(ctx context.Context, prompt string, opts ...GenerateOption) iter.Seq2[Token, error] {
+	o := genOptions{max: 256}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return func(yield func(Token, error) bool) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err := s.generate(ctx, prompt, o, yield); err != nil {
+			yield(Token{}, err)
+		}
+	}
+}
+
+func (s *Session) generate(ctx context.Context, prompt string, o genOptions, yield func(Token, error) bool) error {
+	if s.closed {
+		return errors.New("vkrun: session is closed")
+	}
+	if o.max < 0 {
+		return fmt.Errorf("vkrun: max tokens %d", o.max)
+	}
+	sampler, err := engine.NewSampler(o.sampling)
+	if err != nil {
+		return err
+	}
+	tok := s.m.Tokenizer()
+	var ids []int
+	switch {
+	case o.haveIDs:
+		ids = o.ids
+	case tok == nil:
+		return errors.New("vkrun: the model has no tokenizer; pass token ids with WithPromptTokens")
+	default:
+		ids = tok.EncodeWith(prompt, s.es.Pos() == 0 && s.pending < 0 && tok.AddBOS())
+	}
+	if s.pending >= 0 {
+		ids = append([]int{s.pending}, ids...)
+	}
+	if len(ids) == 0 {
+		if s.es.Pos() == 0 && tok != nil {
+			ids = []int{tok.BOS()}
+		} else {
+			return errors.New("vkrun: nothing to feed: give a prompt")
+		}
+	}
+
+	t0 := time.Now()
+	logits, err := s.es.Prefill(ctx, ids)
+	if err != nil {
+		// A cancelled prefill may have fed whole chunks; the session stays
+		// consistent at its position, but the sampled token is gone.
+		s.pending = -1
+		return err
+	}
+	s.pending = -1
+	s.stats.PromptTokens += len(ids)
+	s.stats.PrefillTime += time.Since(t0)
+
+	var dec *loader.Decoder
+	if tok != nil {
+		dec = tok.NewDecoder()
+		dec.Next(ids[len(ids)-1]) // context for the leading-space rule; its text is not ours
+	}
+	stop := newStopper(o.stop)
+	gpuGreedy := o.sampling.Greedy() && !o.logprobs
+	t1 := time.Now()
+	defer func() { s.stats.DecodeTime += time.Since(t1) }()
+
+	next := sampler.Sample(logits)
+	for n := 0; n < o.max; n++ {
+		if tok != nil && next == tok.EOS() && !o.noEOS {
+			s.pending = next // fed with the next turn, as chat templates expect
+			break
+		}
+		t := Token{ID: next}
+		if o.logprobs && logits != nil {
+			t.LogProb = engine.LogProb(logits, next)
+		}
+		if dec != nil {
+			t.Text = dec.Next(next)
+		}
+		s.stats.Generated++
+		s.pending = next
+		out, done := stop.push(t.Text)
+		t.Text = out
+		if !yield(t, nil) {
+			return nil
+		}
+		if done || n+1 == o.max {
+			break
+		}
+		// Feed the token and get the next one.
+		if gpuGreedy {
+			next, err = s.es.DecodeGreedy(ctx, next)
+			logits = nil
+		} else {
+			logits, err = s.es.Decode(ctx, next)
+			if err == nil {
+				next = sampler.Sample(logits)
+			}
+		}
+		if err != nil {
+			return err // the step did not run: pending still holds the token to feed
+		}
+		s.pending = -1
+	}
+	rest := ""
+	if dec != nil {
+		rest, _ = stop.push(dec.Flush())
+	}
+	if rest += stop.flush(); rest != "" {
+		yield(Token{ID: -1, Text: rest}, nil)
+	}
+	return nil
+}
+
+// stopper holds back text that might be the start of a stop string.
+type stopper struct {
+	stops []string
+	held  string
+}
+
+func newStopper(stops []string) *stopper {
+	var s []string
+	for _, x := range stops {
+		if x != "" {
+			s = append(s, x)
+		}
+	}
+	return &stopper{stops: s}
+}
+
+func (s *stopper) active() bool { return len(s.stops) > 0 }
+
+// push adds text and returns what can be released, and whether a stop
+// string was found (the text before it is released, the rest dropped).
+func (s *stopper) push(text string) (string, bool) {
+	if !s.active() {
+		return text, false
+	}
+	s.held += text
+	cut := -1
+	for _, x := range s.stops {
+		if i := strings.Index(s.held, x); i >= 0 && (cut < 0 || i < cut) {
+			cut = i
+		}
+	}
+	if cut >= 0 {
+		out := s.held[:cut]
+		s.held = ""
+		return out, true
+	}
+	// Keep the longest tail that is a prefix of a stop string.
+	keep := 0
+	for _, x := range s.stops {
+		for k := min(len(x)-1, len(s.held)); k > keep; k-- {
+			if strings.HasSuffix(s.held, x[:k]) {
+				keep = k
+				break
+			}
+		}
+	}
+	out := s.held[:len(s.held)-keep]
+	s.held = s.held[len(s.held)-keep:]
+	return out, false
+}
+
+func (s *stopper) flush() string {
+	out := s.held
+	s.held = ""
+	return out
+}

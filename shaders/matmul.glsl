@@ -1,0 +1,157 @@
+// matmul.glsl: y (ntok, rows) = x (ntok, cols) @ Wᵀ, or y += that, for a
+// weight W (rows, cols) in its device layout (weights.glsl), f32 x and y,
+// accumulating in f32 and dequantising on the fly.
+//
+// A workgroup computes NR rows of W for up to NT tokens, so each weight
+// element is read (and dequantised) once per NT tokens; further tokens are
+// further workgroups. Invocation i takes units i, i+WG, … of each row (a
+// unit is a few consecutive columns, so neighbouring invocations read
+// neighbouring words), keeps one partial sum per (row, token), and the
+// workgroup adds the partial sums in one fixed order. Tokens of a group
+// past ntok are skipped by uniform branches (lavapipe still pays for them:
+// it runs both sides of a branch under a mask).
+//
+// A token's result is bit-identical whatever ntok and whatever its place in
+// the batch (chunked prefill equals token-by-token decode): every (row,
+// token) sum is made by the same operations in the same order, and ntok is
+// a push constant, never a different pipeline. The sums are `precise`, so
+// no compiler may contract a*b+c into an fma or reassociate in one unrolled
+// copy and not in another; Vulkan makes f32 add and multiply correctly
+// rounded, so each sum is then fully determined.
+#include "common.glsl"
+#include "weights.glsl"
+
+layout(constant_id = 1) const uint NT = 8; // tokens per workgroup
+layout(constant_id = 2) const uint NR = 2; // rows of W per workgroup
+
+layout(push_constant) uniform Params {
+	uint rows;       // rows of W in this dispatch (a block of W's rows)
+	uint cols;       // columns of W, the length of a token's x
+	uint ntok;       // tokens in this dispatch
+	uint w_off;      // word offset of the block's first row in binding 0
+	uint s_off;      // f16 index of the block's first scale in binding 1 (Q types)
+	uint x_off;      // element offset of the first token's x
+	uint y_off;      // element offset of y[first token, first row of the block]
+	uint y_stride;   // elements from one token's y to the next (W's total rows)
+	uint accumulate; // 1: y += x·Wᵀ; 0: y = x·Wᵀ
+} p;
+
+#define X_BINDING W_BINDINGS
+#define Y_BINDING (W_BINDINGS + 1)
+layout(binding = X_BINDING) readonly buffer XBuf { float x[]; };
+layout(binding = Y_BINDING) buffer YBuf { float y[]; };
+
+// The reduction's width: shared memory is NR·NT·RW floats (8 KiB with the
+// Go side's NR = 2, NT = 8) whatever the workgroup width.
+const uint RW = WG < 128 ? WG : 128;
+shared float red[NR * NT * RW];
+
+void main() {
+	const uint tid = gl_LocalInvocationID.x;
+	const uint ntg = (p.ntok + NT - 1) / NT;
+	const uint g = group_index();
+	const uint tg = g % ntg; // token groups vary fastest: neighbours share W's rows
+	const uint rg = g / ntg;
+	if (rg * NR >= p.rows) {
+		return; // uniform across the workgroup
+	}
+	const uint t0 = tg * NT;
+	const uint nt = min(NT, p.ntok - t0);
+	const uint rw = w_row_words(p.cols), rs = w_row_scales(p.cols);
+	uint wrow[NR], srow[NR];
+	[[unroll]] for (uint r = 0; r < NR; r++) {
+		const uint row = min(rg * NR + r, p.rows - 1); // a short last group repeats a row
+		wrow[r] = p.w_off + row * rw;
+		srow[r] = p.s_off + row * rs;
+	}
+
+	precise float acc[NR * NT];
+	[[unroll]] for (uint i = 0; i < NR * NT; i++) {
+		acc[i] = 0.0;
+	}
+	const uint units = w_units(p.cols);
+	for (uint u = tid; u < units; u += WG) {
+		float wv[NR][W_UNIT], d[NR];
+		[[unroll]] for (uint r = 0; r < NR; r++) {
+			w_unit(wrow[r], srow[r], u, wv[r], d[r]);
+		}
+		[[unroll]] for (uint t = 0; t < NT; t++) {
+			if (t < nt) {
+				const uint xb = p.x_off + (t0 + t) * p.cols;
+				float xv[W_UNIT];
+				[[unroll]] for (uint k = 0; k < W_UNIT; k++) {
+					xv[k] = x[xb + w_col(u, k)];
+				}
+				[[unroll]] for (uint r = 0; r < NR; r++) {
+					precise float s = 0.0;
+					[[unroll]] for (uint k = 0; k < W_UNIT; k++) {
+						s += wv[r][k] * xv[k];
+					}
+#ifdef W_SCALED
+					acc[r * NT + t] += s * d[r];
+#else
+					acc[r * NT + t] += s;
+#endif
+				}
+			}
+		}
+	}
+	// Columns past the last whole unit (f32 and f16 rows only), taken by
+	// the invocation whose turn the next unit would be.
+	const uint c0 = units * W_UNIT;
+	if (c0 < p.cols && tid == units % WG) {
+		[[unroll]] for (uint t = 0; t < NT; t++) {
+			if (t < nt) {
+				const uint xb = p.x_off + (t0 + t) * p.cols;
+				[[unroll]] for (uint r = 0; r < NR; r++) {
+					precise float s = 0.0;
+					for (uint c = c0; c < p.cols; c++) {
+						s += w_elem(wrow[r], srow[r], c) * x[xb + c];
+					}
+					acc[r * NT + t] += s;
+				}
+			}
+		}
+	}
+
+	// Sum the active partial sums over the workgroup in a fixed order: fold
+	// the workgroup onto RW columns of red, group after group, then add the
+	// RW columns by a tree.
+	for (uint g = 0; g < WG / RW; g++) {
+		if (tid / RW == g) {
+			[[unroll]] for (uint t = 0; t < NT; t++) {
+				if (t < nt) {
+					[[unroll]] for (uint r = 0; r < NR; r++) {
+						const uint i = (r * NT + t) * RW + tid % RW;
+						red[i] = g == 0 ? acc[r * NT + t] : red[i] + acc[r * NT + t];
+					}
+				}
+			}
+		}
+		barrier();
+	}
+	[[unroll]] for (uint s = RW / 2; s > 0; s >>= 1) {
+		if (tid < s) {
+			[[unroll]] for (uint t = 0; t < NT; t++) {
+				if (t < nt) {
+					[[unroll]] for (uint r = 0; r < NR; r++) {
+						const uint i = (r * NT + t) * RW + tid;
+						red[i] += red[i + s];
+					}
+				}
+			}
+		}
+		barrier();
+	}
+	for (uint i = tid; i < NR * NT; i += WG) {
+		const uint r = i / NT, t = i % NT, row = rg * NR + r;
+		if (row < p.rows && t < nt) {
+			const uint yi = p.y_off + (t0 + t) * p.y_stride + row;
+			float v = red[i * RW];
+			if (p.accumulate != 0) {
+				v = y[yi] + v;
+			}
+			y[yi] = v;
+		}
+	}
+}

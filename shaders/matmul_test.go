@@ -1,0 +1,279 @@
+package shaders_test
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vkrun/vkrun/internal/optest"
+	"github.com/vkrun/vkrun/shaders"
+	"github.com/vkrun/vkrun/vk"
+)
+
+// NMSE thresholds for MatMul, per weight type. Every type is compared with
+// a float64 matmul of the CPU-dequantised weights (ggml's reference
+// dequantisation, which the kernels reproduce bit for bit), so only the f32
+// accumulation order differs and all types share f32-level thresholds.
+// Measured on lavapipe, worst over all shapes and both feature sets:
+// f32 1.8e-14, f16 4.2e-14, q8_0 1.6e-14, q4_0 1.8e-14.
+var nmseMatMul = map[shaders.WeightType]float64{
+	shaders.WeightF32:  1e-10,
+	shaders.WeightF16:  1e-10,
+	shaders.WeightQ8_0: 1e-10,
+	shaders.WeightQ4_0: 1e-10,
+}
+
+// matmulShapes are (rows, cols) per kind of type: odd columns for f32 and
+// f16 (f16 rows are padded to whole words), multiples of 32 for the Q types.
+var matmulShapes = map[bool][][2]int{
+	false: {{1, 1}, {7, 7}, {33, 96}, {1, 4097}, {4097, 33}, {33, 4128}},
+	true:  {{1, 32}, {7, 96}, {33, 4128}, {4097, 32}, {4097, 96}},
+}
+
+func TestMatMul(t *testing.T) {
+	variants(t, func(t *testing.T, e *env) {
+		for _, typ := range weightTypes {
+			for i, s := range matmulShapes[isQuant(typ)] {
+				rows, cols := s[0], s[1]
+				w, deq := e.uploadWeight(t, typ, optest.Rand(uint64(10+i), rows*cols), rows, cols)
+				for _, ntok := range []int{1, 3, 8, 9, 17} {
+					t.Run(fmt.Sprintf("%s/%dx%d/ntok=%d", typ, rows, cols, ntok), func(t *testing.T) {
+						x := optest.Rand(uint64(100+ntok), ntok*cols)
+						y0 := optest.Rand(uint64(200+ntok), ntok*rows)
+						xb, yb := e.upload(t, "x", x), e.zeros(t, "y", ntok*rows)
+						e.run(t, func(p *shaders.Plan) error { return p.MatMul(w, shaders.F32(xb), shaders.F32(yb), ntok, false) })
+						check(t, "matmul", e.download(t, yb), optest.MatMul(deq, x, nil, rows, cols, ntok), nmseMatMul[typ])
+						// y += x·Wᵀ, the fused residual add.
+						ya := e.upload(t, "y", y0)
+						e.run(t, func(p *shaders.Plan) error { return p.MatMul(w, shaders.F32(xb), shaders.F32(ya), ntok, true) })
+						check(t, "matmul accumulate", e.download(t, ya), optest.MatMul(deq, x, y0, rows, cols, ntok), nmseMatMul[typ])
+					})
+				}
+			}
+		}
+	})
+}
+
+// TestMatMulOffsets binds x and y at unaligned element offsets inside
+// larger buffers, and checks that MatMul writes nothing outside y.
+func TestMatMulOffsets(t *testing.T) {
+	e := newEnv(t, vk.DeviceOptions{}, 0)
+	const rows, cols, ntok = 37, 96, 5
+	for _, typ := range weightTypes {
+		t.Run(typ.String(), func(t *testing.T) {
+			w, deq := e.uploadWeight(t, typ, optest.Rand(3, rows*cols), rows, cols)
+			all := optest.Rand(4, 5+ntok*cols+3+ntok*rows+9)
+			buf := e.upload(t, "packed", all)
+			x := shaders.F32(buf).Sub(5, ntok*cols)
+			y := shaders.F32(buf).Sub(5+ntok*cols+3, ntok*rows)
+			e.run(t, func(p *shaders.Plan) error { return p.MatMul(w, x, y, ntok, true) })
+			got := e.download(t, buf)
+			want := optest.MatMul(deq, all[x.Off:x.Off+x.Len], all[y.Off:y.Off+y.Len], rows, cols, ntok)
+			check(t, "matmul at offsets", got[y.Off:y.Off+y.Len], want, nmseMatMul[typ])
+			optest.Check(t, "before y untouched", got[:y.Off], all[:y.Off], 0)
+			optest.Check(t, "after y untouched", got[y.Off+y.Len:], all[y.Off+y.Len:], 0)
+		})
+	}
+}
+
+// TestMatMulBitExact requires a token's result to be bit-identical whatever
+// the batch it is computed in (ntok and its index within the batch): a
+// chunked prefill must equal token-by-token decode bit for bit.
+func TestMatMulBitExact(t *testing.T) {
+	variants(t, testMatMulBitExact)
+	// A workgroup wider than the reduction (128) folds its partial sums first.
+	t.Run("full/wg512", func(t *testing.T) { testMatMulBitExact(t, newEnv(t, vk.DeviceOptions{}, 512)) })
+}
+
+func testMatMulBitExact(t *testing.T, e *env) {
+	const maxTok = 17
+	for _, typ := range weightTypes {
+		rows, cols := 33, 4128
+		if !isQuant(typ) {
+			cols = 4097
+		}
+		t.Run(typ.String(), func(t *testing.T) {
+			w, deq := e.uploadWeight(t, typ, optest.Rand(5, rows*cols), rows, cols)
+			x := optest.Rand(6, maxTok*cols)
+			for i := range x {
+				x[i] *= float32(1 + i%7*100) // a wide range of magnitudes, so rounding shows
+			}
+			xb := shaders.F32(e.upload(t, "x", x))
+			// One token at a time, as decode does.
+			single := shaders.F32(e.zeros(t, "single", maxTok*rows))
+			e.run(t, func(p *shaders.Plan) error {
+				for i := range maxTok {
+					if err := p.MatMul(w, xb.Sub(uint64(i*cols), uint64(cols)), single.Sub(uint64(i*rows), uint64(rows)), 1, false); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			want := e.download(t, single.Buf)
+			check(t, "matmul one token at a time", want, optest.MatMul(deq, x, nil, rows, cols, maxTok), nmseMatMul[typ])
+			for _, k := range []int{2, 7, 8, 9, 17} {
+				for _, start := range []int{0, maxTok - k, 3} {
+					if start+k > maxTok {
+						continue
+					}
+					batch := shaders.F32(e.zeros(t, "batch", k*rows))
+					e.run(t, func(p *shaders.Plan) error {
+						return p.MatMul(w, xb.Sub(uint64(start*cols), uint64(k*cols)), batch, k, false)
+					})
+					got := e.download(t, batch.Buf)
+					for j := range got {
+						tok, row := start+j/rows, j%rows
+						if math.Float32bits(got[j]) != math.Float32bits(want[tok*rows+row]) {
+							t.Fatalf("ntok=%d from token %d: token %d row %d: batch %g (%#x), alone %g (%#x)", k, start, tok, row,
+								got[j], math.Float32bits(got[j]), want[tok*rows+row], math.Float32bits(want[tok*rows+row]))
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestMatMulLargerThanOneBinding multiplies Q4_0 and F16 weights larger than
+// maxStorageBufferRange (128 MiB on lavapipe), which are bound in row
+// blocks, and embeds rows from every block of them.
+func TestMatMulLargerThanOneBinding(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates >128 MiB weights")
+	}
+	e := newEnv(t, vk.DeviceOptions{}, 0)
+	limit := e.d.Info.MaxStorageBufferRange
+	for _, typ := range []shaders.WeightType{shaders.WeightF16, shaders.WeightQ4_0} {
+		t.Run(typ.String(), func(t *testing.T) {
+			const cols, ntok = 4096, 3
+			rowBytes := uint64(cols * 2) // f16; Q4_0's quants are cols/2 bytes
+			if typ == shaders.WeightQ4_0 {
+				rowBytes = cols / 2
+			}
+			rows := int(limit/rowBytes) + 1001
+			size, err := shaders.PackedSize(typ, rows, cols)
+			require.NoError(t, err)
+			if size > e.d.Info.MaxMemoryAllocationSize {
+				t.Skipf("a %d-byte weight exceeds maxMemoryAllocationSize on %s", size, e.d.Info.Name)
+			}
+			w, deq := e.uploadGGUF(t, typ, randGGUF(typ, rows, cols, 9), rows, cols)
+			require.Greater(t, w.Buf.Size, limit)
+			x := optest.Rand(10, ntok*cols)
+			xb, yb := e.upload(t, "x", x), e.zeros(t, "y", ntok*rows)
+			ids := []uint32{0, uint32(rows - 1), uint32(rows / 2), uint32(rows), 12345}
+			tok, eb := e.uploadU32(t, "tokens", ids), e.zeros(t, "embedded", len(ids)*cols)
+			e.run(t, func(p *shaders.Plan) error {
+				if err := p.MatMul(w, shaders.F32(xb), shaders.F32(yb), ntok, false); err != nil {
+					return err
+				}
+				return p.Embed(w, shaders.F32(tok), shaders.F32(eb), len(ids))
+			})
+			check(t, "matmul >1 binding", e.download(t, yb), optest.MatMul(deq, x, nil, rows, cols, ntok), nmseMatMul[typ])
+			check(t, "embed >1 binding", e.download(t, eb), optest.Embed(deq, ids, rows, cols), nmseEmbed)
+		})
+	}
+}
+
+// TestMatMulTokenBlocks runs MatMul and Embed with an x larger than one
+// binding, which is split into blocks of tokens (one dispatch each).
+func TestMatMulTokenBlocks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates >128 MiB activations")
+	}
+	e := newEnv(t, vk.DeviceOptions{}, 0)
+	const rows, cols = 3, 4096
+	ntok := int(e.d.Info.MaxStorageBufferRange/(4*cols)) + 9
+	w, deq := e.uploadWeight(t, shaders.WeightQ4_0, optest.Rand(11, rows*cols), rows, cols)
+	x := optest.Rand(12, ntok*cols)
+	xb, yb := e.upload(t, "x", x), e.zeros(t, "y", ntok*rows)
+	require.Greater(t, xb.Size, e.d.Info.MaxStorageBufferRange)
+	e.run(t, func(p *shaders.Plan) error { return p.MatMul(w, shaders.F32(xb), shaders.F32(yb), ntok, false) })
+	check(t, "matmul, token blocks", e.download(t, yb), optest.MatMul(deq, x, nil, rows, cols, ntok), nmseMatMul[shaders.WeightQ4_0])
+
+	ids := make([]uint32, ntok)
+	for i := range ids {
+		ids[i] = uint32(i % (rows + 1)) // every 4th is out of range
+	}
+	tok := e.uploadU32(t, "tokens", ids)
+	e.run(t, func(p *shaders.Plan) error { return p.Embed(w, shaders.F32(tok), shaders.F32(xb), ntok) })
+	check(t, "embed, token blocks", e.download(t, xb), optest.Embed(deq, ids, rows, cols), nmseEmbed)
+}
+
+func TestMatMulShapeErrors(t *testing.T) {
+	e := newEnv(t, vk.DeviceOptions{}, 0)
+	w, _ := e.uploadWeight(t, shaders.WeightQ4_0, optest.Rand(1, 4*64), 4, 64)
+	b := shaders.F32(e.zeros(t, "b", 1024))
+	seq, err := e.d.NewSequence(vk.SequenceOptions{})
+	require.NoError(t, err)
+	defer seq.Close()
+	require.NoError(t, seq.Begin())
+	p := e.lib.NewPlan(seq)
+	defer p.Close()
+	require.ErrorContains(t, p.MatMul(w, b.Sub(0, 64), b.Sub(64, 5), 1, false), "shape mismatch")
+	require.ErrorContains(t, p.MatMul(w, b.Sub(0, 64), b.Sub(64, 4), 0, false), "shape mismatch")
+	small := w
+	small.Rows = 400
+	require.ErrorContains(t, p.MatMul(small, b.Sub(0, 64), b.Sub(64, 400), 1, false), "needs")
+	bad := w
+	bad.Type = shaders.WeightType(7)
+	require.Error(t, p.MatMul(bad, b.Sub(0, 64), b.Sub(64, 4), 1, false))
+	require.ErrorContains(t, p.Embed(w, b.Sub(0, 2), b.Sub(64, 64), 1), "shape mismatch")
+}
+
+// BenchmarkMatMul reports GB/s of weight bytes read (b.SetBytes is the
+// packed weight's size per MatMul; with ntok > matmulTokens a weight is read
+// once per 8 tokens) and tok/s, 16 back-to-back MatMuls per submit as in a
+// decode step.
+func BenchmarkMatMul(b *testing.B) {
+	for _, typ := range []shaders.WeightType{shaders.WeightF16, shaders.WeightQ4_0} {
+		for _, s := range [][2]int{{4096, 4096}, {14336, 4096}} {
+			rows, cols := s[0], s[1]
+			for _, ntok := range []int{1, 8} {
+				b.Run(fmt.Sprintf("%s/%dx%d/ntok=%d", typ, rows, cols, ntok), func(b *testing.B) {
+					e := newBenchEnv(b)
+					size, err := shaders.PackedSize(typ, rows, cols)
+					require.NoError(b, err)
+					wb, err := e.d.NewBuffer("W", size, vk.DeviceMemory)
+					require.NoError(b, err)
+					defer wb.Close()
+					packed, err := shaders.Pack(typ, randGGUF(typ, rows, cols, 1), rows, cols)
+					require.NoError(b, err)
+					require.NoError(b, e.d.Upload(wb, 0, packed))
+					w := shaders.Weight{Buf: wb, Type: typ, Rows: rows, Cols: cols}
+					x, err := e.d.NewBuffer("x", uint64(4*ntok*cols), vk.DeviceMemory)
+					require.NoError(b, err)
+					defer x.Close()
+					require.NoError(b, e.d.Upload(x, 0, optest.Bytes(optest.Rand(2, ntok*cols))))
+					const reps = 16
+					y, err := e.d.NewBuffer("y", uint64(4*ntok*rows*reps), vk.DeviceMemory)
+					require.NoError(b, err)
+					defer y.Close()
+					seq, err := e.d.NewSequence(vk.SequenceOptions{})
+					require.NoError(b, err)
+					defer seq.Close()
+					require.NoError(b, seq.Begin())
+					plan := e.lib.NewPlan(seq)
+					defer plan.Close()
+					for i := range reps {
+						ys := shaders.F32(y).Sub(uint64(i*ntok*rows), uint64(ntok*rows))
+						require.NoError(b, plan.MatMul(w, shaders.F32(x), ys, ntok, false))
+					}
+					require.NoError(b, seq.End())
+					b.SetBytes(int64(size) * reps)
+					b.ResetTimer()
+					for b.Loop() {
+						if err := seq.Run(time.Minute); err != nil {
+							b.Fatal(err)
+						}
+					}
+					sec := b.Elapsed().Seconds()
+					b.ReportMetric(float64(size)*reps*float64(b.N)/sec/1e9, "GB/s")
+					b.ReportMetric(float64(ntok*reps*b.N)/sec, "tok/s")
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package shaders
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/vkrun/vkrun/vk"
+)
+
+// MatMul tile sizes, the kernels' specialization constants 1 and 2: a
+// workgroup computes matmulRows rows of W for up to matmulTokens tokens.
+const (
+	matmulTokens = 8
+	matmulRows   = 2
+)
+
+func matmulKernel(t WeightType) Kernel {
+	b := []vk.Access{vk.Read, vk.Read, vk.ReadWrite} // W, x, y
+	if t == WeightQ8_0 || t == WeightQ4_0 {
+		b = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite} // W quants, W scales, x, y
+	}
+	return Kernel{
+		Name:     "matmul_" + t.String(),
+		Bindings: b,
+		Params:   reflect.TypeFor[MatMulParams](),
+		Spec:     []vk.SpecConstant{{ID: 1, Value: matmulTokens}, {ID: 2, Value: matmulRows}},
+	}
+}
+
+// The MatMul kernels, one per weight type: y (ntok, rows) f32 = x (ntok,
+// cols) f32 @ Wᵀ for W (rows, cols) in its device layout (see Pack), or
+// y += x @ Wᵀ.
+var (
+	MatMulF32  = matmulKernel(WeightF32)
+	MatMulF16  = matmulKernel(WeightF16)
+	MatMulQ8_0 = matmulKernel(WeightQ8_0)
+	MatMulQ4_0 = matmulKernel(WeightQ4_0)
+)
+
+func init() { register(MatMulF32, MatMulF16, MatMulQ8_0, MatMulQ4_0) }
+
+// MatMulParams mirrors matmul.glsl's push constants.
+type MatMulParams struct {
+	Rows, Cols, Ntok uint32
+	WOff             uint32 // word offset of the first row in the W binding
+	SOff             uint32 // f16 index of the first row's first scale (Q types)
+	XOff, YOff       uint32 // element offsets
+	YStride          uint32 // elements from one token's y row to the next
+	Accumulate       uint32 // 1: y += x·Wᵀ
+}
+
+// MatMul records y (ntok, w.Rows) = x (ntok, w.Cols) @ Wᵀ, or y += that
+// when accumulate is set (y is then read as well: the residual add fused
+// into the projection). y must not overlap x. Accumulation is in f32 and
+// the weights are dequantised on the fly.
+//
+// A token's result is bit-identical whatever ntok and whatever its index in
+// the batch, so a chunked prefill equals token-by-token decode bit for bit
+// (for a given device and Library workgroup width).
+//
+// A W larger than one binding is split into row blocks, and x and y into
+// token blocks that fit one binding, one dispatch each.
+func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
+	wt, l, err := w.words()
+	if err != nil {
+		return fmt.Errorf("shaders: MatMul: %w", err)
+	}
+	k, err := weightKernel([4]Kernel{MatMulF32, MatMulF16, MatMulQ8_0, MatMulQ4_0}, w.Type)
+	if err != nil {
+		return err
+	}
+	rows, cols, nt := uint64(w.Rows), uint64(w.Cols), uint64(ntok)
+	if ntok <= 0 || x.Len != nt*cols || y.Len != nt*rows {
+		return fmt.Errorf("shaders: MatMul: x %d, y %d elements for %d tokens and a %d×%d W: %w", x.Len, y.Len, ntok, rows, cols, errShape)
+	}
+	acc := uint32(0)
+	if accumulate {
+		acc = 1
+	}
+	rowStep := p.weightRowStep(l)
+	for r0 := uint64(0); r0 < rows; r0 += rowStep {
+		n := min(rowStep, rows-r0)
+		wr, wo, so, err := p.weightRanges(wt, l, r0, n)
+		if err != nil {
+			return fmt.Errorf("shaders: MatMul W rows [%d, %d): %w", r0, r0+n, err)
+		}
+		tokStep := tokenStep(p.maxRows(1, 4), rows, cols, n)
+		for t0 := uint64(0); t0 < nt; t0 += tokStep {
+			m := min(tokStep, nt-t0)
+			xr, xo, err := p.binding(x, t0*cols, m*cols, 4)
+			if err != nil {
+				return fmt.Errorf("shaders: MatMul x: %w", err)
+			}
+			yr, yo, err := p.binding(y, t0*rows+r0, (m-1)*rows+n, 4)
+			if err != nil {
+				return fmt.Errorf("shaders: MatMul y: %w", err)
+			}
+			pc := MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
+				XOff: xo, YOff: yo, YStride: uint32(rows), Accumulate: acc}
+			groups := (n + matmulRows - 1) / matmulRows * ((m + matmulTokens - 1) / matmulTokens)
+			if err := p.dispatch(k, groups, Push(&pc), append(wr, xr, yr)...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// tokenStep is how many tokens one MatMul dispatch takes when a binding
+// holds budget elements: x's rows (m·cols elements) and y's strided span
+// ((m−1)·rows+n elements, for n of W's rows) must each fit. It is a
+// multiple of matmulTokens when it can be, and at least 1.
+func tokenStep(budget, rows, cols, n uint64) uint64 {
+	m := budget / cols
+	if n <= budget {
+		m = min(m, (budget-n)/rows+1)
+	}
+	if m >= matmulTokens {
+		m -= m % matmulTokens
+	}
+	return max(m, 1)
+}

@@ -1,0 +1,300 @@
+package vkrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vkrun/vkrun/engine"
+	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/shaders"
+	"github.com/vkrun/vkrun/vk"
+)
+
+// DeviceInfo describes a Vulkan device.
+type DeviceInfo = vk.DeviceInfo
+
+// Config is a model's hyperparameters.
+type Config = loader.Config
+
+// Tokenizer turns text into token ids and back.
+type Tokenizer = loader.Tokenizer
+
+// Errors that callers may test for with errors.Is.
+var (
+	ErrNoDevice          = vk.ErrNoDevice
+	ErrNoLoader          = vk.ErrNoLoader
+	ErrOutOfDeviceMemory = vk.ErrOutOfDeviceMemory
+	ErrDeviceLost        = vk.ErrDeviceLost
+	ErrUnsupportedType   = loader.ErrUnsupportedType
+	ErrContextFull       = engine.ErrContextFull
+)
+
+// Devices lists the Vulkan devices, in the loader's order.
+func Devices() ([]DeviceInfo, error) {
+	in, err := vk.NewInstance(vk.InstanceOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	return in.Devices()
+}
+
+// ExternalVulkan names a Vulkan device the caller already created, by raw
+// handles (for example from vulkan-go): vkrun runs on it and never destroys
+// it, its queue or its instance. The caller must not submit to Queue while
+// vkrun does unless it serialises the submits.
+type ExternalVulkan struct {
+	Instance       uintptr // VkInstance
+	APIVersion     uint32  // the instance's apiVersion (VK_MAKE_API_VERSION), at least 1.1
+	PhysicalDevice uintptr // VkPhysicalDevice
+	Device         uintptr // VkDevice
+	QueueFamily    uint32  // a family with VK_QUEUE_COMPUTE_BIT
+	Queue          uintptr // VkQueue of that family
+}
+
+// Option configures Load.
+type Option func(*loadOptions)
+
+type loadOptions struct {
+	device     string
+	window     int // -1: the file's
+	kv         shaders.KVType
+	chunk      int
+	context    int
+	progress   func(done, total uint64)
+	external   *ExternalVulkan
+	validation bool
+}
+
+// WithDevice picks the device by index or by a substring of its name (as
+// VKRUN_DEVICE does; the option wins over the variable).
+func WithDevice(selector string) Option { return func(o *loadOptions) { o.device = selector } }
+
+// WithWindow overrides the model's sliding window W (0: full attention).
+// Mistral v0.1 GGUF files often lack the key; its window is 4096.
+func WithWindow(w int) Option { return func(o *loadOptions) { o.window = w } }
+
+// WithKV sets the KV cache precision: "f16" (default) or "f32".
+func WithKV(precision string) Option {
+	return func(o *loadOptions) {
+		switch precision {
+		case "f32":
+			o.kv = shaders.KVF32
+		case "f16", "":
+			o.kv = shaders.KVF16
+		default:
+			o.kv = -1
+		}
+	}
+}
+
+// WithChunk sets the most prompt tokens processed per prefill step (default
+// and maximum: the window).
+func WithChunk(n int) Option { return func(o *loadOptions) { o.chunk = n } }
+
+// WithContext sets the positions held by a model without a sliding window.
+func WithContext(n int) Option { return func(o *loadOptions) { o.context = n } }
+
+// WithProgress reports weight upload progress in bytes.
+func WithProgress(fn func(done, total uint64)) Option {
+	return func(o *loadOptions) { o.progress = fn }
+}
+
+// WithVulkan runs vkrun on a device the caller owns (see ExternalVulkan).
+func WithVulkan(v ExternalVulkan) Option { return func(o *loadOptions) { o.external = &v } }
+
+// WithValidation turns on the Khronos validation layer (also VKRUN_VALIDATE=1).
+func WithValidation() Option { return func(o *loadOptions) { o.validation = true } }
+
+// Model is a model loaded onto a device. Sessions made from it may be used
+// from different goroutines.
+type Model struct {
+	Config Config
+	// Device is the device the model runs on.
+	Device DeviceInfo
+	// Notice is a line worth telling the user about the device choice (a CPU
+	// device, say), or "".
+	Notice string
+	// Notes lists load-time conversions (tensor types without a kernel).
+	Notes []string
+	// LoadTime is how long Load took.
+	LoadTime time.Duration
+
+	file *loader.Model
+	em   *engine.Model
+	in   *vk.Instance
+	dev  *vk.Device
+
+	mu       sync.Mutex
+	sessions map[*Session]struct{}
+	closed   bool
+}
+
+// Load opens a GGUF file or a safetensors directory and uploads the model to
+// a Vulkan device. ctx cancels the load between tensors.
+func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
+	start := time.Now()
+	o := loadOptions{window: -1, device: os.Getenv(vk.DeviceEnv)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.kv < 0 {
+		return nil, fmt.Errorf("vkrun: KV precision must be f16 or f32")
+	}
+	if o.window < -1 || o.chunk < 0 || o.context < 0 {
+		return nil, fmt.Errorf("vkrun: window, chunk and context must not be negative")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var lopts []loader.Option
+	if o.window >= 0 {
+		lopts = append(lopts, loader.WithWindow(o.window))
+	}
+	file, err := loader.Open(path, lopts...)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Config: file.Config, file: file, sessions: map[*Session]struct{}{}}
+	if err := m.open(o); err != nil {
+		m.Close()
+		return nil, err
+	}
+	progress := o.progress
+	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context,
+		Progress: func(done, total uint64) {
+			if progress != nil {
+				progress(done, total)
+			}
+		}}
+	type result struct {
+		em  *engine.Model
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		em, err := engine.Load(m.dev, file, eopts)
+		done <- result{em, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		r = <-done // the upload cannot be interrupted mid-tensor; wait, then undo it
+		if r.em != nil {
+			r.em.Close()
+		}
+		r = result{nil, ctx.Err()}
+	}
+	if r.err != nil {
+		m.Close()
+		return nil, r.err
+	}
+	m.em = r.em
+	m.Notes = r.em.Notes
+	m.LoadTime = time.Since(start)
+	return m, nil
+}
+
+// open creates or adopts the Vulkan instance and device.
+func (m *Model) open(o loadOptions) error {
+	var err error
+	if x := o.external; x != nil {
+		if m.in, err = vk.WrapInstance(x.Instance, vk.Version(x.APIVersion)); err != nil {
+			return err
+		}
+		m.dev, err = m.in.WrapDevice(vk.ExternalDevice{PhysicalDevice: x.PhysicalDevice, Device: x.Device,
+			Queue: x.Queue, QueueFamily: x.QueueFamily}, vk.DeviceOptions{})
+		if err != nil {
+			return err
+		}
+		m.Device = m.dev.Info
+		return nil
+	}
+	if m.in, err = vk.NewInstance(vk.InstanceOptions{Validation: o.validation}); err != nil {
+		return err
+	}
+	devs, err := m.in.Devices()
+	if err != nil {
+		return err
+	}
+	info, notice, err := vk.Choose(devs, o.device)
+	if err != nil {
+		return err
+	}
+	if m.dev, err = m.in.NewDevice(info, vk.DeviceOptions{}); err != nil {
+		return err
+	}
+	m.Device, m.Notice = info, notice
+	return nil
+}
+
+// Tokenizer is the model's tokenizer (nil if the file has none).
+func (m *Model) Tokenizer() *Tokenizer { return m.file.Tokenizer }
+
+// Window is the ring size: the sliding window, or the context of a model
+// without one.
+func (m *Model) Window() int { return m.em.Window }
+
+// ValidationMessages returns what the validation layer reported, when it is on.
+func (m *Model) ValidationMessages() []vk.Message {
+	if m.in == nil {
+		return nil
+	}
+	return m.in.Messages()
+}
+
+// NewSession starts a sequence with its own KV ring cache.
+func (m *Model) NewSession() (*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errors.New("vkrun: model is closed")
+	}
+	es, err := m.em.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{m: m, es: es, pending: -1}
+	m.sessions[s] = struct{}{}
+	return s, nil
+}
+
+// Close closes the model's sessions and frees everything vkrun made on the
+// device; a device given with WithVulkan stays alive. Idempotent.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	sessions := m.sessions
+	m.sessions = nil
+	m.mu.Unlock()
+	for s := range sessions {
+		s.close()
+	}
+	if m.em != nil {
+		m.em.Close()
+	}
+	var err error
+	if m.dev != nil {
+		err = m.dev.Close()
+	}
+	if m.in != nil {
+		if e := m.in.Close(); err == nil {
+			err = e
+		}
+	}
+	if m.file != nil {
+		if e := m.file.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}

@@ -1,0 +1,153 @@
+package vkrun_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vkrun/vkrun"
+	"github.com/vkrun/vkrun/internal/testmodel"
+	"github.com/vkrun/vkrun/internal/vktest"
+	"github.com/vkrun/vkrun/vk"
+)
+
+func golden(t *testing.T) string {
+	b, err := os.ReadFile("tests/testdata/stories260K-greedy-200.txt")
+	require.NoError(t, err)
+	return string(b)
+}
+
+func text(t *testing.T, s *vkrun.Session, prompt string, opts ...vkrun.GenerateOption) string {
+	var b strings.Builder
+	for tok, err := range s.Generate(context.Background(), prompt, opts...) {
+		require.NoError(t, err)
+		b.WriteString(tok.Text)
+	}
+	return b.String()
+}
+
+// An application that already drives Vulkan hands vkrun its device as raw
+// handles; vkrun runs on it and leaves it alive after Close.
+func TestRunsOnTheCallersDevice(t *testing.T) {
+	path := testmodel.Stories260K(t)
+	in := vktest.Instance(t)
+	owner := vktest.DeviceOn(t, in, vk.DeviceOptions{})
+	phys, dev, queue := owner.Handles()
+
+	m, err := vkrun.Load(context.Background(), path, vkrun.WithVulkan(vkrun.ExternalVulkan{
+		Instance: in.Handle(), APIVersion: uint32(in.APIVersion()),
+		PhysicalDevice: phys, Device: dev, QueueFamily: owner.QueueFamily(), Queue: queue,
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, owner.Info.Name, m.Device.Name)
+	s, err := m.NewSession()
+	require.NoError(t, err)
+	got := text(t, s, "", vkrun.WithMaxTokens(40))
+	assert.True(t, strings.HasPrefix(golden(t), got), "got %q", got)
+	require.NoError(t, m.Close())
+	require.NoError(t, m.Close(), "Close is idempotent")
+
+	// The caller's device still works: a buffer round trip through a copy.
+	b, err := owner.NewBuffer("after vkrun", 64, vk.DeviceMemory)
+	require.NoError(t, err)
+	defer b.Close()
+	src := []byte(strings.Repeat("vkrun!!!", 8))
+	require.NoError(t, owner.Upload(b, 0, src))
+	out := make([]byte, 64)
+	require.NoError(t, owner.Download(b, 0, out))
+	assert.Equal(t, src, out)
+	require.NoError(t, owner.WaitIdle())
+}
+
+// Sessions of one model run from several goroutines at once, each with its
+// own cache, and each reproduces the reference text.
+func TestConcurrentSessions(t *testing.T) {
+	path := testmodel.Stories260K(t)
+	m, err := vkrun.Load(context.Background(), path, vkrun.WithValidation())
+	if errors.Is(err, vk.ErrNoLoader) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+	defer m.Close()
+	want := golden(t)
+	var wg sync.WaitGroup
+	results := make([]string, 3)
+	for i := range results {
+		s, err := m.NewSession()
+		require.NoError(t, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b strings.Builder
+			for tok, err := range s.Generate(context.Background(), "", vkrun.WithMaxTokens(60)) {
+				if err != nil {
+					results[i] = "error: " + err.Error()
+					return
+				}
+				b.WriteString(tok.Text)
+			}
+			results[i] = b.String()
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		assert.True(t, len(r) > 100 && strings.HasPrefix(want, r), "session %d: %q", i, r)
+	}
+	assert.Empty(t, m.ValidationMessages())
+}
+
+// Cancelling ctx stops within one step; the session stays usable and continues.
+func TestCancelAndContinue(t *testing.T) {
+	path := testmodel.Stories260K(t)
+	m, err := vkrun.Load(context.Background(), path)
+	if errors.Is(err, vk.ErrNoLoader) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+	defer m.Close()
+	s, err := m.NewSession()
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var first strings.Builder
+	n := 0
+	var gotErr error
+	start := time.Now()
+	for tok, err := range s.Generate(ctx, "", vkrun.WithMaxTokens(150)) {
+		if err != nil {
+			gotErr = err
+			break
+		}
+		first.WriteString(tok.Text)
+		if n++; n == 10 {
+			cancel()
+		}
+	}
+	assert.ErrorIs(t, gotErr, context.Canceled)
+	assert.Less(t, time.Since(start), 30*time.Second)
+	assert.Equal(t, 10, n, "no token after the cancel")
+	// Continue: the whole text is the reference text.
+	rest := text(t, s, "", vkrun.WithMaxTokens(30))
+	assert.True(t, strings.HasPrefix(golden(t), first.String()+rest), "%q + %q", first.String(), rest)
+}
+
+func TestLoadErrors(t *testing.T) {
+	ctx := context.Background()
+	_, err := vkrun.Load(ctx, "no/such/model.gguf")
+	assert.ErrorContains(t, err, "no/such/model.gguf")
+	_, err = vkrun.Load(ctx, "go.mod")
+	assert.Error(t, err)
+	_, err = vkrun.Load(ctx, "x.gguf", vkrun.WithKV("f8"))
+	assert.ErrorContains(t, err, "f16 or f32")
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = vkrun.Load(cctx, "x.gguf")
+	assert.ErrorIs(t, err, context.Canceled)
+}
