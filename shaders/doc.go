@@ -6,5 +6,10 @@
 //
 // Each entry point is a thin <op>.comp; shared code lives in .glsl includes
 // (common.glsl: workgroup width as specialization constant 0 and the folded
-// 2-D grid; reduce.glsl: workgroup sums without optional features).
+// 2-D grid; reduce.glsl: workgroup sums without optional features;
+// weights.glsl: reading weights in their device layouts (see Pack);
+// matmul.glsl, embed.glsl, attention.glsl, attention_store.glsl: the op
+// bodies). Variants of one entry point share its SPIR-V and differ in
+// specialization constants (Kernel.File, Kernel.Spec), such as the
+// one-token matmul used by decode.
 package shaders

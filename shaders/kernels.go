@@ -12,11 +12,13 @@ import (
 //go:embed spv/*.spv
 var spvFS embed.FS
 
-// Kernel is one compute entry point: shaders/<Name>.comp compiled to
-// spv/<Name>.spv, its storage-buffer bindings in order, and the Go struct
-// that mirrors its push-constant block (checked against the SPIR-V by a test).
+// Kernel is one compute pipeline: shaders/<File>.comp compiled to
+// spv/<File>.spv, its storage-buffer bindings in order, and the Go struct
+// that mirrors its push-constant block (checked against the SPIR-V by a
+// test). Variants of one entry point share a File and differ in Spec.
 type Kernel struct {
-	Name     string
+	Name     string // the pipeline's name, unique
+	File     string // the shader's file stem; "" means Name
 	Bindings []vk.Access
 	Params   reflect.Type
 	// Spec are further specialization constants (IDs ≥ 1) with the fixed
@@ -24,9 +26,17 @@ type Kernel struct {
 	Spec []vk.SpecConstant
 }
 
+// Source is the shader's file stem.
+func (k Kernel) Source() string {
+	if k.File != "" {
+		return k.File
+	}
+	return k.Name
+}
+
 // SPIRV returns the kernel's embedded SPIR-V.
 func (k Kernel) SPIRV() ([]byte, error) {
-	b, err := spvFS.ReadFile("spv/" + k.Name + ".spv")
+	b, err := spvFS.ReadFile("spv/" + k.Source() + ".spv")
 	if err != nil {
 		return nil, fmt.Errorf("shaders: %s: %w", k.Name, err)
 	}

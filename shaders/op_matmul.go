@@ -14,30 +14,49 @@ const (
 	matmulRows   = 2
 )
 
-func matmulKernel(t WeightType) Kernel {
+func matmulKernel(t WeightType, tokens uint32) Kernel {
 	b := []vk.Access{vk.Read, vk.Read, vk.ReadWrite} // W, x, y
 	if t == WeightQ8_0 || t == WeightQ4_0 {
 		b = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite} // W quants, W scales, x, y
 	}
-	return Kernel{
+	k := Kernel{
 		Name:     "matmul_" + t.String(),
 		Bindings: b,
 		Params:   reflect.TypeFor[MatMulParams](),
-		Spec:     []vk.SpecConstant{{ID: 1, Value: matmulTokens}, {ID: 2, Value: matmulRows}},
+		Spec:     []vk.SpecConstant{{ID: 1, Value: tokens}, {ID: 2, Value: matmulRows}},
 	}
+	if tokens == 1 {
+		k.File, k.Name = k.Name, k.Name+"_1tok"
+	}
+	return k
 }
 
 // The MatMul kernels, one per weight type: y (ntok, rows) f32 = x (ntok,
 // cols) f32 @ Wᵀ for W (rows, cols) in its device layout (see Pack), or
 // y += x @ Wᵀ.
 var (
-	MatMulF32  = matmulKernel(WeightF32)
-	MatMulF16  = matmulKernel(WeightF16)
-	MatMulQ8_0 = matmulKernel(WeightQ8_0)
-	MatMulQ4_0 = matmulKernel(WeightQ4_0)
+	MatMulF32  = matmulKernel(WeightF32, matmulTokens)
+	MatMulF16  = matmulKernel(WeightF16, matmulTokens)
+	MatMulQ8_0 = matmulKernel(WeightQ8_0, matmulTokens)
+	MatMulQ4_0 = matmulKernel(WeightQ4_0, matmulTokens)
 )
 
-func init() { register(MatMulF32, MatMulF16, MatMulQ8_0, MatMulQ4_0) }
+// The one-token variants, for decode: the same shaders specialised to one
+// token per workgroup. Drivers that run both sides of a uniform branch
+// (lavapipe) would otherwise pay for all matmulTokens slots; every (row,
+// token) sum is still the same code in the same order with precise
+// accumulators, so results stay bit-identical to the batched pipelines
+// (TestMatMulBitExactAcrossBatches, and the engine's chunked-prefill test).
+var (
+	MatMul1F32  = matmulKernel(WeightF32, 1)
+	MatMul1F16  = matmulKernel(WeightF16, 1)
+	MatMul1Q8_0 = matmulKernel(WeightQ8_0, 1)
+	MatMul1Q4_0 = matmulKernel(WeightQ4_0, 1)
+)
+
+func init() {
+	register(MatMulF32, MatMulF16, MatMulQ8_0, MatMulQ4_0, MatMul1F32, MatMul1F16, MatMul1Q8_0, MatMul1Q4_0)
+}
 
 // MatMulParams mirrors matmul.glsl's push constants.
 type MatMulParams struct {
@@ -69,6 +88,7 @@ func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
 	if err != nil {
 		return err
 	}
+	k1, _ := weightKernel([4]Kernel{MatMul1F32, MatMul1F16, MatMul1Q8_0, MatMul1Q4_0}, w.Type)
 	rows, cols, nt := uint64(w.Rows), uint64(w.Cols), uint64(ntok)
 	if ntok <= 0 || x.Len != nt*cols || y.Len != nt*rows {
 		return fmt.Errorf("shaders: MatMul: x %d, y %d elements for %d tokens and a %d×%d W: %w", x.Len, y.Len, ntok, rows, cols, errShape)
@@ -97,8 +117,12 @@ func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
 			}
 			pc := MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
 				XOff: xo, YOff: yo, YStride: uint32(rows), Accumulate: acc}
-			groups := (n + matmulRows - 1) / matmulRows * ((m + matmulTokens - 1) / matmulTokens)
-			if err := p.dispatch(k, groups, Push(&pc), append(wr, xr, yr)...); err != nil {
+			kern, tokens := k, uint64(matmulTokens)
+			if m == 1 {
+				kern, tokens = k1, 1
+			}
+			groups := (n + matmulRows - 1) / matmulRows * ((m + tokens - 1) / tokens)
+			if err := p.dispatch(kern, groups, Push(&pc), append(wr, xr, yr)...); err != nil {
 				return err
 			}
 		}
