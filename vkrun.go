@@ -233,6 +233,15 @@ func (m *Model) open(o loadOptions) error {
 	return nil
 }
 
+// ChatTemplate is the file's tokenizer.chat_template (a Jinja template), or "".
+func (m *Model) ChatTemplate() string {
+	if m.file.GGUF == nil {
+		return ""
+	}
+	t, _ := m.file.GGUF.String("tokenizer.chat_template")
+	return t
+}
+
 // Tokenizer is the model's tokenizer (nil if the file has none).
 func (m *Model) Tokenizer() *Tokenizer { return m.file.Tokenizer }
 

@@ -80,3 +80,23 @@ func TestDevicesErrors(t *testing.T) {
 	assert.Equal(t, 2, run([]string{"no-such-command"}, &out, &errb))
 	assert.Contains(t, errb.String(), "unknown command")
 }
+
+func TestDetectChatTemplate(t *testing.T) {
+	for _, tt := range []struct {
+		jinja, want string
+	}{
+		{"{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% endif %}{% endfor %}", "mistral"},
+		{"{% if messages[0]['role'] == 'system' %}{{ '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' }}{% endif %}{{ '[INST] ' }}", "llama2"},
+		{"{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}", ""},
+		{"", ""},
+	} {
+		got, ok := detectTemplate(tt.jinja)
+		assert.Equal(t, tt.want != "", ok, tt.jinja)
+		assert.Equal(t, tt.want, got.name)
+	}
+	turn := chatTemplates["mistral"].turn("Hi", "Be brief.", true)
+	assert.Equal(t, "[INST] Be brief.\n\nHi [/INST]", turn)
+	turn = chatTemplates["llama2"].turn("Hi", "Be brief.", true)
+	assert.Equal(t, "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]", turn)
+	assert.Equal(t, "[INST] Again [/INST]", chatTemplates["llama2"].turn("Again", "Be brief.", false))
+}
