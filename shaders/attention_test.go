@@ -543,12 +543,7 @@ func TestAttentionErrors(t *testing.T) {
 	e := newEnv(t, vk.DeviceOptions{}, 0)
 	b := e.alloc(t, "b", 4096)
 	small := e.alloc(t, "small", 4)
-	seq, err := e.d.NewSequence(vk.SequenceOptions{})
-	require.NoError(t, err)
-	defer seq.Close()
-	require.NoError(t, seq.Begin())
-	p := e.lib.NewPlan(seq)
-	defer p.Close()
+	p := e.plan(t)
 	all := shaders.F32(b)
 	rv := e.alloc(t, "rv", 64)
 	ring := shaders.Ring{K: b, V: rv, Window: 4, KVDim: 16, Type: shaders.KVF32}
@@ -580,7 +575,7 @@ func TestAttentionErrors(t *testing.T) {
 	same := ring
 	same.V = b
 	require.ErrorContains(t, p.Attention(q, k, k, same, step, q, 2, 2, 2, 8), "same buffer")
-	require.NoError(t, seq.End())
+	require.NoError(t, p.Seq.End())
 }
 
 // BenchmarkAttention measures one decode step's attention (ntok = 1) for

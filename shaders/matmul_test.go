@@ -206,12 +206,7 @@ func TestMatMulShapeErrors(t *testing.T) {
 	e := newEnv(t, vk.DeviceOptions{}, 0)
 	w, _ := e.uploadWeight(t, shaders.WeightQ4_0, optest.Rand(1, 4*64), 4, 64)
 	b := shaders.F32(e.zeros(t, "b", 1024))
-	seq, err := e.d.NewSequence(vk.SequenceOptions{})
-	require.NoError(t, err)
-	defer seq.Close()
-	require.NoError(t, seq.Begin())
-	p := e.lib.NewPlan(seq)
-	defer p.Close()
+	p := e.plan(t)
 	require.ErrorContains(t, p.MatMul(w, b.Sub(0, 64), b.Sub(64, 5), 1, false), "shape mismatch")
 	require.ErrorContains(t, p.MatMul(w, b.Sub(0, 64), b.Sub(64, 4), 0, false), "shape mismatch")
 	small := w

@@ -57,6 +57,18 @@ func (e *env) download(t *testing.T, b *vk.Buffer) []float32 {
 	return optest.Floats(out)
 }
 
+// plan returns a plan recording into a fresh sequence, for tests of
+// recording errors; both are closed at cleanup.
+func (e *env) plan(t *testing.T) *shaders.Plan {
+	seq, err := e.d.NewSequence(vk.SequenceOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { seq.Close() })
+	require.NoError(t, seq.Begin())
+	p := e.lib.NewPlan(seq)
+	t.Cleanup(p.Close)
+	return p
+}
+
 // run records ops through a plan and runs them once.
 func (e *env) run(t *testing.T, record func(p *shaders.Plan) error) {
 	seq, err := e.d.NewSequence(vk.SequenceOptions{OneTime: true})
@@ -191,18 +203,13 @@ func TestRMSNorm(t *testing.T) {
 func TestOpShapeErrors(t *testing.T) {
 	e := newEnv(t, vk.DeviceOptions{}, 0)
 	b := e.zeros(t, "b", 64)
-	seq, err := e.d.NewSequence(vk.SequenceOptions{})
-	require.NoError(t, err)
-	defer seq.Close()
-	require.NoError(t, seq.Begin())
-	p := e.lib.NewPlan(seq)
-	defer p.Close()
+	p := e.plan(t)
 	t8 := shaders.F32(b).Sub(0, 8)
 	require.ErrorContains(t, p.MatVec(shaders.F32(b), t8, t8, 8, 9), "shape mismatch")
 	require.ErrorContains(t, p.MatVec(shaders.F32(b), t8, t8, 0, 8), "shape mismatch")
 	require.ErrorContains(t, p.Add(t8, t8, shaders.F32(b)), "shape mismatch")
 	require.ErrorContains(t, p.RMSNorm(t8, t8, t8, 2, 4, 1e-5), "shape mismatch")
 	require.ErrorContains(t, p.Add(shaders.F32(b).Sub(60, 8), t8, t8), "elements [0, 8) of a 8-element tensor")
-	_, err = shaders.NewLibrary(e.d, 100)
+	_, err := shaders.NewLibrary(e.d, 100)
 	require.ErrorContains(t, err, "power of two")
 }

@@ -71,12 +71,7 @@ func TestRoPELargerThanOneBinding(t *testing.T) {
 func TestRoPEShapeErrors(t *testing.T) {
 	e := newEnv(t, vk.DeviceOptions{}, 0)
 	b := shaders.F32(e.zeros(t, "b", 256))
-	seq, err := e.d.NewSequence(vk.SequenceOptions{})
-	require.NoError(t, err)
-	defer seq.Close()
-	require.NoError(t, seq.Begin())
-	p := e.lib.NewPlan(seq)
-	defer p.Close()
+	p := e.plan(t)
 	require.ErrorContains(t, p.RoPE(b.Sub(0, 16), b.Sub(16, 4), 1, 2, 8, 3), "shape mismatch")   // odd ropeDim
 	require.ErrorContains(t, p.RoPE(b.Sub(0, 16), b.Sub(16, 20), 1, 2, 8, 10), "shape mismatch") // ropeDim > headDim
 	require.ErrorContains(t, p.RoPE(b.Sub(0, 16), b.Sub(16, 4), 2, 2, 8, 4), "shape mismatch")   // x too short

@@ -152,9 +152,7 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 			case <-ctx.Done():
 			}
 		}()
-		for t, err := range s.Generate(ctx, "", vkrun.WithPromptTokens(ids), vkrun.WithMaxTokens(f.n),
-			vkrun.WithTemperature(f.temp), vkrun.WithTopK(f.topK), vkrun.WithTopP(f.topP), vkrun.WithMinP(f.minP),
-			vkrun.WithSeed(f.seed)) {
+		for t, err := range s.Generate(ctx, "", append(f.generateOptions(), vkrun.WithPromptTokens(ids))...) {
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					fmt.Fprint(stderr, " [stopped]")

@@ -70,6 +70,12 @@ func (f *runFlags) loadOptions() []vkrun.Option {
 	return opts
 }
 
+// generateOptions are the sampling flags as Generate options.
+func (f *runFlags) generateOptions() []vkrun.GenerateOption {
+	return []vkrun.GenerateOption{vkrun.WithMaxTokens(f.n), vkrun.WithTemperature(f.temp), vkrun.WithTopK(f.topK),
+		vkrun.WithTopP(f.topP), vkrun.WithMinP(f.minP), vkrun.WithSeed(f.seed)}
+}
+
 func (f *runFlags) check() error {
 	switch {
 	case f.kv != "f16" && f.kv != "f32":
@@ -207,8 +213,7 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 		fmt.Fprintf(stderr, "%s: %s\n", who, oneLine(err))
 		return 1
 	}
-	gen := []vkrun.GenerateOption{vkrun.WithMaxTokens(f.n), vkrun.WithTemperature(f.temp), vkrun.WithTopK(f.topK),
-		vkrun.WithTopP(f.topP), vkrun.WithMinP(f.minP), vkrun.WithSeed(f.seed)}
+	gen := f.generateOptions()
 	if ids != nil {
 		gen = append(gen, vkrun.WithPromptTokens(ids))
 	}
