@@ -80,25 +80,15 @@ func parseHFConfig(path string, data []byte) (Config, error) {
 		return Config{}, bad("no architectures or model_type: cannot tell what model this is")
 	}
 
-	required := []struct {
-		key string
-		v   *int
-		dst *int
-	}{
+	required := []requiredInt{
 		{"hidden_size", j.HiddenSize, &cfg.Dim},
 		{"num_hidden_layers", j.NumHiddenLayers, &cfg.NumLayers},
 		{"num_attention_heads", j.NumAttentionHeads, &cfg.NumHeads},
 		{"intermediate_size", j.IntermediateSize, &cfg.FFNDim},
 		{"vocab_size", j.VocabSize, &cfg.VocabSize},
 	}
-	for _, r := range required {
-		if r.v == nil {
-			return Config{}, bad("%s is missing", r.key)
-		}
-		if *r.v <= 0 {
-			return Config{}, bad("%s is %d, want > 0", r.key, *r.v)
-		}
-		*r.dst = *r.v
+	if err := setRequired(required, bad); err != nil {
+		return Config{}, err
 	}
 
 	// num_key_value_heads: transformers' MistralConfig defaults a missing key
@@ -247,11 +237,7 @@ func parseMistralParams(path string, data []byte) (Config, error) {
 		return Config{}, bad("mixture-of-experts models (the moe key) are not supported")
 	}
 	cfg := Config{Arch: "mistral", Rope: RopePairwise}
-	required := []struct {
-		key string
-		v   *int
-		dst *int
-	}{
+	required := []requiredInt{
 		{"dim", j.Dim, &cfg.Dim},
 		{"n_layers", j.NLayers, &cfg.NumLayers},
 		{"n_heads", j.NHeads, &cfg.NumHeads},
@@ -259,14 +245,8 @@ func parseMistralParams(path string, data []byte) (Config, error) {
 		{"hidden_dim", j.HiddenDim, &cfg.FFNDim},
 		{"vocab_size", j.VocabSize, &cfg.VocabSize},
 	}
-	for _, r := range required {
-		if r.v == nil {
-			return Config{}, bad("%s is missing", r.key)
-		}
-		if *r.v <= 0 {
-			return Config{}, bad("%s is %d, want > 0", r.key, *r.v)
-		}
-		*r.dst = *r.v
+	if err := setRequired(required, bad); err != nil {
+		return Config{}, err
 	}
 	if j.HeadDim != nil {
 		cfg.HeadDim = *j.HeadDim
@@ -341,4 +321,27 @@ func compactJSON(raw json.RawMessage) string {
 		return string(raw)
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// requiredInt is a config key that must be present and positive, and where
+// its value goes.
+type requiredInt struct {
+	key string
+	v   *int
+	dst *int
+}
+
+// setRequired copies each required value to its destination, or reports the
+// first one missing or not positive.
+func setRequired(rs []requiredInt, bad func(format string, args ...any) error) error {
+	for _, r := range rs {
+		if r.v == nil {
+			return bad("%s is missing", r.key)
+		}
+		if *r.v <= 0 {
+			return bad("%s is %d, want > 0", r.key, *r.v)
+		}
+		*r.dst = *r.v
+	}
+	return nil
 }
