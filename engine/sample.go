@@ -1,10 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
+	"slices"
 )
 
 // Sampling chooses the next token from logits.
@@ -92,7 +93,7 @@ func (s *Sampler) Sample(logits []float32) int {
 	if len(s.idx) == 0 {
 		return 0
 	}
-	sort.SliceStable(s.idx, func(a, b int) bool { return logits[s.idx[a]] > logits[s.idx[b]] })
+	slices.SortStableFunc(s.idx, func(a, b int) int { return cmp.Compare(logits[b], logits[a]) })
 	if k := s.o.TopK; k > 0 && k < len(s.idx) {
 		s.idx = s.idx[:k]
 	}

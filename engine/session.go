@@ -45,7 +45,9 @@ type Session struct {
 	out    *vk.Buffer     // holds logits
 
 	steps   map[stepKey]*recording
+	clock   uint64                 // steps run, for recording eviction
 	profile map[string]*KernelTime // by kernel name, with Options.Profile
+	last    []float32              // logits returned by the last step (reused)
 }
 
 // output says what a step produces after the last layer.
@@ -66,7 +68,12 @@ type stepKey struct {
 type recording struct {
 	seq  *vk.Sequence
 	plan *shaders.Plan
+	used uint64 // the step count when last used, for eviction
 }
+
+// maxRecordings bounds the recorded step shapes a session keeps: prompts of
+// many lengths would otherwise each leave a recording and its descriptor sets.
+const maxRecordings = 8
 
 // NewSession allocates a session's ring cache and buffers. Its device memory
 // is fixed here and never grows, however long the sequence.
@@ -162,7 +169,8 @@ func (s *Session) Close() error {
 }
 
 // Prefill feeds tokens in chunks of at most Model.Chunk() and returns the
-// logits after the last one. ctx is checked before every chunk: a cancelled
+// logits after the last one. The slice is the session's and is valid until
+// its next step. ctx is checked before every chunk: a cancelled
 // prefill stops within one chunk, leaving the session at the last whole chunk.
 func (s *Session) Prefill(ctx context.Context, tokens []int) ([]float32, error) {
 	if len(tokens) == 0 {
@@ -176,7 +184,8 @@ func (s *Session) Prefill(ctx context.Context, tokens []int) ([]float32, error) 
 		}
 		tokens = tokens[n:]
 		if len(tokens) == 0 {
-			last = s.readLogits(0)
+			last = s.readLogits(0, s.last)
+			s.last = last
 		}
 	}
 	return last, nil
@@ -195,19 +204,21 @@ func (s *Session) PrefillAll(ctx context.Context, tokens []int, chunk int) ([][]
 			return out, err
 		}
 		for i := range n {
-			out = append(out, s.readLogits(i))
+			out = append(out, s.readLogits(i, nil))
 		}
 		tokens = tokens[n:]
 	}
 	return out, nil
 }
 
-// Decode feeds one token and returns the logits for the next.
+// Decode feeds one token and returns the logits for the next. The slice is
+// the session's and is valid until its next step: no allocation per token.
 func (s *Session) Decode(ctx context.Context, token int) ([]float32, error) {
 	if err := s.run(ctx, []int{token}, lastLogits); err != nil {
 		return nil, err
 	}
-	return s.readLogits(0), nil
+	s.last = s.readLogits(0, s.last)
+	return s.last, nil
 }
 
 // DecodeGreedy feeds one token and returns the most likely next token. The
@@ -219,10 +230,15 @@ func (s *Session) DecodeGreedy(ctx context.Context, token int) (int, error) {
 	return int(binary.LittleEndian.Uint32(s.host.Mapped()[4*s.tokens.Off:])), nil
 }
 
-func (s *Session) readLogits(i int) []float32 {
+// readLogits copies position i's logits into dst (reallocated if too small).
+func (s *Session) readLogits(i int, dst []float32) []float32 {
 	vocab := s.m.Config.VocabSize
 	b := s.out.Mapped()[4*i*vocab : 4*(i+1)*vocab]
-	out := make([]float32, vocab)
+	out := dst
+	if cap(out) < vocab {
+		out = make([]float32, vocab)
+	}
+	out = out[:vocab]
 	for j := range out {
 		out[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
 	}
@@ -333,8 +349,23 @@ func (s *Session) writeStep(tokens []int) {
 // buffer, so one recording serves every position.
 func (s *Session) recording(n int, out output) (*recording, error) {
 	key := stepKey{n, out}
+	s.clock++
 	if r, ok := s.steps[key]; ok {
+		r.used = s.clock
 		return r, nil
+	}
+	if len(s.steps) >= maxRecordings {
+		var oldest stepKey
+		var at uint64 = ^uint64(0)
+		for k, r := range s.steps {
+			if r.used < at {
+				oldest, at = k, r.used
+			}
+		}
+		r := s.steps[oldest]
+		r.seq.Close() // waited for already: every step waits before returning
+		r.plan.Close()
+		delete(s.steps, oldest)
 	}
 	seq, err := s.m.dev.NewSequence(vk.SequenceOptions{Timestamps: s.m.opts.Profile})
 	if err != nil {
@@ -354,7 +385,7 @@ func (s *Session) recording(n int, out output) (*recording, error) {
 		seq.Close()
 		return nil, fmt.Errorf("engine: recording a %d-token step: %w", n, err)
 	}
-	r := &recording{seq: seq, plan: plan}
+	r := &recording{seq: seq, plan: plan, used: s.clock}
 	s.steps[key] = r
 	return r, nil
 }

@@ -1,0 +1,57 @@
+package engine
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vkrun/vkrun/internal/vktest"
+	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/vk"
+)
+
+// TestRecordingsAreBoundedAndReplaceable feeds prompts of many lengths into
+// one session: it keeps at most maxRecordings step shapes, and evicting and
+// re-recording them changes no result.
+func TestRecordingsAreBoundedAndReplaceable(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{})
+	cfg := loader.Config{Arch: "llama", Dim: 64, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 96,
+		VocabSize: 64, Window: 16, RopeTheta: 10000, NormEps: 1e-5}
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, loader.WriteSynthetic(path, cfg, loader.F32, 5, nil))
+	lm, err := loader.Open(path)
+	require.NoError(t, err)
+	defer lm.Close()
+	m, err := Load(d, lm, Options{})
+	require.NoError(t, err)
+	defer m.Close()
+
+	var tokens []int
+	for i := range 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 {
+		tokens = append(tokens, 3+(i*7)%61)
+	}
+	ref, err := m.NewSession()
+	require.NoError(t, err)
+	defer ref.Close()
+	want, err := ref.PrefillAll(context.Background(), tokens, 1)
+	require.NoError(t, err)
+
+	s, err := m.NewSession()
+	require.NoError(t, err)
+	defer s.Close()
+	at := 0
+	for n := 1; n <= 12; n++ {
+		got, err := s.Prefill(context.Background(), tokens[at:at+n])
+		require.NoError(t, err)
+		at += n
+		require.Equal(t, want[at-1], got, "after a %d-token prompt", n)
+		assert.LessOrEqual(t, len(s.steps), maxRecordings)
+	}
+	// Shapes evicted earlier are recorded again when needed.
+	got, err := s.Decode(context.Background(), 5)
+	require.NoError(t, err)
+	assert.Len(t, got, cfg.VocabSize)
+}
