@@ -24,6 +24,10 @@ type Kernel struct {
 	// Spec are further specialization constants (IDs ≥ 1) with the fixed
 	// values this kernel's pipeline is built with, e.g. tile sizes.
 	Spec []vk.SpecConstant
+	// NarrowOnCPU: on CPU devices this kernel runs faster in a narrow
+	// workgroup (CPUWG), so the Library uses that unless a width is forced.
+	// Its grid must not depend on the workgroup width.
+	NarrowOnCPU bool
 }
 
 // Source is the shader's file stem.

@@ -20,10 +20,11 @@ func matmulKernel(t WeightType, tokens uint32) Kernel {
 		b = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite} // W quants, W scales, x, y
 	}
 	k := Kernel{
-		Name:     "matmul_" + t.String(),
-		Bindings: b,
-		Params:   reflect.TypeFor[MatMulParams](),
-		Spec:     []vk.SpecConstant{{ID: 1, Value: tokens}, {ID: 2, Value: matmulRows}},
+		Name:        "matmul_" + t.String(),
+		Bindings:    b,
+		Params:      reflect.TypeFor[MatMulParams](),
+		Spec:        []vk.SpecConstant{{ID: 1, Value: tokens}, {ID: 2, Value: matmulRows}},
+		NarrowOnCPU: true, // the grid is rows × token groups, whatever the width
 	}
 	if tokens == 1 {
 		k.File, k.Name = k.Name, k.Name+"_1tok"
