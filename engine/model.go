@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -261,7 +260,9 @@ func (m *Model) uploadOne(j *uploadJob) error {
 			if err := loader.Dequantize(j.t.Type, raw, f); err != nil {
 				return fmt.Errorf("engine: %s: %w", j.name, err)
 			}
-			data = f32Bytes(f)
+			if data, err = loader.Quantize(loader.F32, f); err != nil {
+				return fmt.Errorf("engine: %s: %w", j.name, err)
+			}
 		}
 		buf, err := m.newBuffer(j.name, uint64(len(data)))
 		if err != nil {
@@ -312,12 +313,4 @@ func (m *Model) newBuffer(name string, size uint64) (*vk.Buffer, error) {
 	}
 	m.bufs = append(m.bufs, b)
 	return b, nil
-}
-
-func f32Bytes(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
 }

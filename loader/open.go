@@ -36,9 +36,7 @@ func Open(path string, opts ...Option) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.window >= 0 {
-		m.Config.Window = o.window
-	}
+	// Each opener applies o.window itself, before validating the config.
 	if m.byName == nil {
 		m.byName = make(map[string]*Tensor, len(m.Tensors))
 		for _, t := range m.Tensors {
