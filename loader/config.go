@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -246,7 +247,7 @@ func checkTensors(c Config, lookup func(name string) *Tensor) error {
 		case t == nil && s.optional:
 		case t == nil:
 			errs = append(errs, fmt.Errorf("tensor %s is missing", s.name))
-		case !shapeEqual(t.Shape, s.shape):
+		case !slices.Equal(t.Shape, s.shape):
 			errs = append(errs, fmt.Errorf("tensor %s has shape %v, want %v", s.name, t.Shape, s.shape))
 		case !t.Type.Supported():
 			errs = append(errs, fmt.Errorf("tensor %s: %w", s.name, t.Type.unsupported()))
@@ -283,15 +284,3 @@ func (e joinedError) Error() string {
 }
 
 func (e joinedError) Unwrap() []error { return e }
-
-func shapeEqual(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}

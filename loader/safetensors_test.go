@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -276,7 +277,7 @@ func FuzzSafetensorsHeader(f *testing.F) {
 		}
 		for i, tt := range again.tensors {
 			o := sf.tensors[i]
-			if tt.name != o.name || tt.dtype != o.dtype || !shapeEqual(tt.shape, o.shape) || !bytes.Equal(tt.data, o.data) {
+			if tt.name != o.name || tt.dtype != o.dtype || !slices.Equal(tt.shape, o.shape) || !bytes.Equal(tt.data, o.data) {
 				t.Fatalf("rewrite changed tensor %d (%q)", i, o.name)
 			}
 		}

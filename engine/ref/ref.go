@@ -3,6 +3,7 @@ package ref
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/vkrun/vkrun/loader"
 )
@@ -68,7 +69,7 @@ func Load(m *loader.Model) (*Model, error) {
 		if out == 0 {
 			want = want[:1]
 		}
-		if !equalShape(t.Shape, want) {
+		if !slices.Equal(t.Shape, want) {
 			firstErr = fmt.Errorf("ref: tensor %s has shape %v, want %v", name, t.Shape, want)
 			return dst
 		}
@@ -443,16 +444,4 @@ func add(x, y []float32) {
 	for i := range x {
 		x[i] += y[i]
 	}
-}
-
-func equalShape(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
