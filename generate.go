@@ -121,6 +121,14 @@ func (s *Session) Stats() Stats {
 	return s.stats
 }
 
+// Profile returns the GPU time per kernel since the session began, most
+// expensive first; empty unless the model was loaded WithProfile.
+func (s *Session) Profile() []KernelTime {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.es.Profile()
+}
+
 // Reset forgets the conversation.
 func (s *Session) Reset() {
 	s.mu.Lock()

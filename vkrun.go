@@ -17,6 +17,9 @@ import (
 // DeviceInfo describes a Vulkan device.
 type DeviceInfo = vk.DeviceInfo
 
+// KernelTime is the GPU time one kernel took (see WithProfile).
+type KernelTime = engine.KernelTime
+
 // Config is a model's hyperparameters.
 type Config = loader.Config
 
@@ -68,6 +71,7 @@ type loadOptions struct {
 	progress   func(done, total uint64)
 	external   *ExternalVulkan
 	validation bool
+	profile    bool
 }
 
 // WithDevice picks the device by index or by a substring of its name (as
@@ -109,6 +113,10 @@ func WithVulkan(v ExternalVulkan) Option { return func(o *loadOptions) { o.exter
 
 // WithValidation turns on the Khronos validation layer (also VKRUN_VALIDATE=1).
 func WithValidation() Option { return func(o *loadOptions) { o.validation = true } }
+
+// WithProfile times every kernel on the GPU (timestamp queries around each
+// dispatch); Session.Profile reports the totals. It costs a little speed.
+func WithProfile() Option { return func(o *loadOptions) { o.profile = true } }
 
 // Model is a model loaded onto a device. Sessions made from it may be used
 // from different goroutines.
@@ -165,7 +173,7 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 		return nil, err
 	}
 	progress := o.progress
-	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context,
+	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context, Profile: o.profile,
 		Progress: func(done, total uint64) {
 			if progress != nil {
 				progress(done, total)

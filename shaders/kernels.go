@@ -24,11 +24,20 @@ type Kernel struct {
 	// Spec are further specialization constants (IDs ≥ 1) with the fixed
 	// values this kernel's pipeline is built with, e.g. tile sizes.
 	Spec []vk.SpecConstant
-	// NarrowOnCPU: on CPU devices this kernel runs faster in a narrow
-	// workgroup (CPUWG), so the Library uses that unless a width is forced.
-	// Its grid must not depend on the workgroup width.
-	NarrowOnCPU bool
+	// OnCPU is the kernel's workgroup width on CPU devices when no width is
+	// forced. A kernel that sets it must have a grid independent of the
+	// workgroup width.
+	OnCPU CPUWidth
 }
+
+// CPUWidth chooses a kernel's workgroup width on CPU devices.
+type CPUWidth uint8
+
+const (
+	CPUDefault  CPUWidth = iota // the library's width
+	CPUNarrow                   // CPUWG
+	CPUSubgroup                 // the device's subgroup size: one SIMD fibre
+)
 
 // Source is the shader's file stem.
 func (k Kernel) Source() string {

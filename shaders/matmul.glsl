@@ -7,7 +7,17 @@
 // further workgroups. Invocation i takes units i, i+WG, … of each row (a
 // unit is a few consecutive columns, so neighbouring invocations read
 // neighbouring words), keeps one partial sum per (row, token), and the
-// workgroup adds the partial sums in one fixed order. Tokens of a group
+// workgroup adds the partial sums in one fixed order.
+//
+// With MATMUL_BLOCKS defined (the matmul_blocks_* kernels) invocation i
+// takes whole 32-column blocks i, i+WG, … instead, with 16-byte loads, and
+// a workgroup covers more rows (NR = 16 from the Go side): each x value
+// loaded serves NR rows and each block scale is read once. This is the
+// layout for CPU devices, where every load costs scalar work per lane
+// (lavapipe gathers an SSBO load lane by lane, with a bounds check per
+// component, unless its address is made of constants and push constants),
+// so loads per multiply-add decide the speed. Its sums use fma, still in
+// one fixed order. Tokens of a group
 // past ntok are skipped by uniform branches (lavapipe still pays for them:
 // it runs both sides of a branch under a mask).
 //
@@ -39,11 +49,14 @@ layout(push_constant) uniform Params {
 #define X_BINDING W_BINDINGS
 #define Y_BINDING (W_BINDINGS + 1)
 layout(binding = X_BINDING) readonly buffer XBuf { float x[]; };
+layout(binding = X_BINDING) readonly buffer XBuf4 { vec4 x4[]; };
 layout(binding = Y_BINDING) buffer YBuf { float y[]; };
 
-// The reduction's width: shared memory is NR·NT·RW floats (8 KiB with the
-// Go side's NR = 2, NT = 8) whatever the workgroup width.
-const uint RW = WG < 128 ? WG : 128;
+// The reduction's width: shared memory is NR·NT·RW floats, 8 KiB at most
+// (NR a power of two ≤ 256, NT ≤ 8) whatever the workgroup width. RW must
+// not depend on NT: the one-token pipelines would sum in another order.
+const uint RW_MAX = 256 / NR;
+const uint RW = WG < RW_MAX ? WG : RW_MAX;
 shared float red[NR * NT * RW];
 
 void main() {
@@ -69,6 +82,42 @@ void main() {
 	[[unroll]] for (uint i = 0; i < NR * NT; i++) {
 		acc[i] = 0.0;
 	}
+#ifdef MATMUL_BLOCKS
+	// Block layout: invocation i takes blocks i, i+WG, … (32 columns each)
+	// of all NR rows, with 16-byte loads (the host checks the alignment).
+	// A block's x values are loaded once for the NR rows and its scale once
+	// per row; a block's sum is scaled once.
+	const uint nb = p.cols / 32;
+	for (uint b = tid; b < nb; b += WG) {
+		vec4 xv[NT][8];
+		[[unroll]] for (uint t = 0; t < NT; t++) {
+			if (t < nt) {
+				const uint xb = (p.x_off + (t0 + t) * p.cols) / 4 + 8 * b;
+				[[unroll]] for (uint i = 0; i < 8; i++) {
+					xv[t][i] = x4[xb + i];
+				}
+			}
+		}
+		[[unroll]] for (uint r = 0; r < NR; r++) {
+			uvec4 q[W_BLOCK_VEC4];
+			w_block_load(wrow[r], b, q);
+			float wv[32];
+			w_block_values(q, wv);
+			const float d = w_block_scale(srow[r], b);
+			[[unroll]] for (uint t = 0; t < NT; t++) {
+				if (t < nt) {
+					precise float s = 0.0;
+					[[unroll]] for (uint i = 0; i < 8; i++) {
+						[[unroll]] for (uint k = 0; k < 4; k++) {
+							s = fma(wv[4 * i + k], xv[t][i][k], s);
+						}
+					}
+					acc[r * NT + t] = fma(s, d, acc[r * NT + t]);
+				}
+			}
+		}
+	}
+#else
 	const uint units = w_units(p.cols);
 	for (uint u = tid; u < units; u += WG) {
 		float wv[NR][W_UNIT], d[NR];
@@ -114,6 +163,7 @@ void main() {
 		}
 	}
 
+#endif
 	// Sum the active partial sums over the workgroup in a fixed order: fold
 	// the workgroup onto RW columns of red, group after group, then add the
 	// RW columns by a tree.

@@ -33,107 +33,134 @@ var matmulShapes = map[bool][][2]int{
 	true:  {{1, 32}, {7, 96}, {33, 4128}, {4097, 32}, {4097, 96}},
 }
 
+// layouts runs f once per MatMul layout, so a CPU device tests the GPUs'
+// layout too (and a GPU the CPUs').
+func layouts(t *testing.T, e *env, f func(t *testing.T)) {
+	defer func(l shaders.MatMulLayout) { e.lib.Layout = l }(e.lib.Layout)
+	for _, l := range []shaders.MatMulLayout{shaders.MatMulUnits, shaders.MatMulBlocks} {
+		e.lib.Layout = l
+		t.Run(l.String(), f)
+	}
+}
+
 func TestMatMul(t *testing.T) {
-	variants(t, func(t *testing.T, e *env) {
-		for _, typ := range weightTypes {
-			for i, s := range matmulShapes[isQuant(typ)] {
-				rows, cols := s[0], s[1]
-				w, deq := e.uploadWeight(t, typ, optest.Rand(uint64(10+i), rows*cols), rows, cols)
-				for _, ntok := range []int{1, 3, 8, 9, 17} {
-					t.Run(fmt.Sprintf("%s/%dx%d/ntok=%d", typ, rows, cols, ntok), func(t *testing.T) {
-						x := optest.Rand(uint64(100+ntok), ntok*cols)
-						y0 := optest.Rand(uint64(200+ntok), ntok*rows)
-						xb, yb := e.upload(t, "x", x), e.zeros(t, "y", ntok*rows)
-						e.run(t, func(p *shaders.Plan) error { return p.MatMul(w, shaders.F32(xb), shaders.F32(yb), ntok, false) })
-						check(t, "matmul", e.download(t, yb), optest.MatMul(deq, x, nil, rows, cols, ntok), nmseMatMul[typ])
-						// y += x·Wᵀ, the fused residual add.
-						ya := e.upload(t, "y", y0)
-						e.run(t, func(p *shaders.Plan) error { return p.MatMul(w, shaders.F32(xb), shaders.F32(ya), ntok, true) })
-						check(t, "matmul accumulate", e.download(t, ya), optest.MatMul(deq, x, y0, rows, cols, ntok), nmseMatMul[typ])
-					})
-				}
+	variants(t, func(t *testing.T, e *env) { layouts(t, e, func(t *testing.T) { testMatMul(t, e) }) })
+}
+
+func testMatMul(t *testing.T, e *env) {
+	for _, typ := range weightTypes {
+		for i, s := range matmulShapes[isQuant(typ)] {
+			rows, cols := s[0], s[1]
+			w, deq := e.uploadWeight(t, typ, optest.Rand(uint64(10+i), rows*cols), rows, cols)
+			for _, ntok := range []int{1, 3, 8, 9, 17} {
+				t.Run(fmt.Sprintf("%s/%dx%d/ntok=%d", typ, rows, cols, ntok), func(t *testing.T) {
+					x := optest.Rand(uint64(100+ntok), ntok*cols)
+					y0 := optest.Rand(uint64(200+ntok), ntok*rows)
+					xb, yb := e.upload(t, "x", x), e.zeros(t, "y", ntok*rows)
+					e.run(t, func(p *shaders.Plan) error { return p.MatMul(w, shaders.F32(xb), shaders.F32(yb), ntok, false) })
+					check(t, "matmul", e.download(t, yb), optest.MatMul(deq, x, nil, rows, cols, ntok), nmseMatMul[typ])
+					// y += x·Wᵀ, the fused residual add.
+					ya := e.upload(t, "y", y0)
+					e.run(t, func(p *shaders.Plan) error { return p.MatMul(w, shaders.F32(xb), shaders.F32(ya), ntok, true) })
+					check(t, "matmul accumulate", e.download(t, ya), optest.MatMul(deq, x, y0, rows, cols, ntok), nmseMatMul[typ])
+				})
 			}
 		}
-	})
+	}
 }
 
 // TestMatMulOffsets binds x and y at unaligned element offsets inside
 // larger buffers, and checks that MatMul writes nothing outside y.
+//
+// An x at element 5 cannot take the block layout's 16-byte loads, so that
+// case runs in the units layout; one at element 8 can.
 func TestMatMulOffsets(t *testing.T) {
 	e := newEnv(t, vk.DeviceOptions{}, 0)
 	const rows, cols, ntok = 37, 96, 5
 	for _, typ := range weightTypes {
-		t.Run(typ.String(), func(t *testing.T) {
-			w, deq := e.uploadWeight(t, typ, optest.Rand(3, rows*cols), rows, cols)
-			all := optest.Rand(4, 5+ntok*cols+3+ntok*rows+9)
-			buf := e.upload(t, "packed", all)
-			x := shaders.F32(buf).Sub(5, ntok*cols)
-			y := shaders.F32(buf).Sub(5+ntok*cols+3, ntok*rows)
-			e.run(t, func(p *shaders.Plan) error { return p.MatMul(w, x, y, ntok, true) })
-			got := e.download(t, buf)
-			want := optest.MatMul(deq, all[x.Off:x.Off+x.Len], all[y.Off:y.Off+y.Len], rows, cols, ntok)
-			check(t, "matmul at offsets", got[y.Off:y.Off+y.Len], want, nmseMatMul[typ])
-			optest.Check(t, "before y untouched", got[:y.Off], all[:y.Off], 0)
-			optest.Check(t, "after y untouched", got[y.Off+y.Len:], all[y.Off+y.Len:], 0)
-		})
+		for _, xOff := range []int{5, 8} {
+			t.Run(fmt.Sprintf("%s/x@%d", typ, xOff), func(t *testing.T) { testMatMulOffsets(t, e, typ, xOff) })
+		}
 	}
+}
+
+func testMatMulOffsets(t *testing.T, e *env, typ shaders.WeightType, xOff int) {
+	const rows, cols, ntok = 37, 96, 5
+	w, deq := e.uploadWeight(t, typ, optest.Rand(3, rows*cols), rows, cols)
+	all := optest.Rand(4, xOff+ntok*cols+3+ntok*rows+9)
+	buf := e.upload(t, "packed", all)
+	x := shaders.F32(buf).Sub(uint64(xOff), ntok*cols)
+	y := shaders.F32(buf).Sub(uint64(xOff+ntok*cols+3), ntok*rows)
+	e.run(t, func(p *shaders.Plan) error { return p.MatMul(w, x, y, ntok, true) })
+	got := e.download(t, buf)
+	want := optest.MatMul(deq, all[x.Off:x.Off+x.Len], all[y.Off:y.Off+y.Len], rows, cols, ntok)
+	check(t, "matmul at offsets", got[y.Off:y.Off+y.Len], want, nmseMatMul[typ])
+	optest.Check(t, "before y untouched", got[:y.Off], all[:y.Off], 0)
+	optest.Check(t, "after y untouched", got[y.Off+y.Len:], all[y.Off+y.Len:], 0)
 }
 
 // TestMatMulBitExact requires a token's result to be bit-identical whatever
 // the batch it is computed in (ntok and its index within the batch): a
 // chunked prefill must equal token-by-token decode bit for bit.
 func TestMatMulBitExact(t *testing.T) {
-	variants(t, testMatMulBitExact)
-	// A workgroup wider than the reduction (128) folds its partial sums first.
-	t.Run("full/wg512", func(t *testing.T) { testMatMulBitExact(t, newEnv(t, vk.DeviceOptions{}, 512)) })
+	variants(t, func(t *testing.T, e *env) { layouts(t, e, func(t *testing.T) { testMatMulBitExact(t, e) }) })
+	// A workgroup wider than the reduction folds its partial sums first.
+	t.Run("full/wg512", func(t *testing.T) {
+		e := newEnv(t, vk.DeviceOptions{}, 512)
+		layouts(t, e, func(t *testing.T) { testMatMulBitExact(t, e) })
+	})
 }
 
 func testMatMulBitExact(t *testing.T, e *env) {
 	const maxTok = 17
 	for _, typ := range weightTypes {
-		rows, cols := 33, 4128
-		if !isQuant(typ) {
-			cols = 4097
+		for _, cols := range []int{4128, 4097} {
+			if cols%32 != 0 && isQuant(typ) {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/cols=%d", typ, cols), func(t *testing.T) { testMatMulBitExactShape(t, e, typ, 33, cols) })
 		}
-		t.Run(typ.String(), func(t *testing.T) {
-			w, deq := e.uploadWeight(t, typ, optest.Rand(5, rows*cols), rows, cols)
-			x := optest.Rand(6, maxTok*cols)
-			for i := range x {
-				x[i] *= float32(1 + i%7*100) // a wide range of magnitudes, so rounding shows
+	}
+}
+
+func testMatMulBitExactShape(t *testing.T, e *env, typ shaders.WeightType, rows, cols int) {
+	const maxTok = 17
+	w, deq := e.uploadWeight(t, typ, optest.Rand(5, rows*cols), rows, cols)
+	x := optest.Rand(6, maxTok*cols)
+	for i := range x {
+		x[i] *= float32(1 + i%7*100) // a wide range of magnitudes, so rounding shows
+	}
+	xb := shaders.F32(e.upload(t, "x", x))
+	// One token at a time, as decode does.
+	single := shaders.F32(e.zeros(t, "single", maxTok*rows))
+	e.run(t, func(p *shaders.Plan) error {
+		for i := range maxTok {
+			if err := p.MatMul(w, xb.Sub(uint64(i*cols), uint64(cols)), single.Sub(uint64(i*rows), uint64(rows)), 1, false); err != nil {
+				return err
 			}
-			xb := shaders.F32(e.upload(t, "x", x))
-			// One token at a time, as decode does.
-			single := shaders.F32(e.zeros(t, "single", maxTok*rows))
+		}
+		return nil
+	})
+	want := e.download(t, single.Buf)
+	check(t, "matmul one token at a time", want, optest.MatMul(deq, x, nil, rows, cols, maxTok), nmseMatMul[typ])
+	for _, k := range []int{2, 7, 8, 9, 17} {
+		for _, start := range []int{0, maxTok - k, 3} {
+			if start+k > maxTok {
+				continue
+			}
+			batch := shaders.F32(e.zeros(t, "batch", k*rows))
 			e.run(t, func(p *shaders.Plan) error {
-				for i := range maxTok {
-					if err := p.MatMul(w, xb.Sub(uint64(i*cols), uint64(cols)), single.Sub(uint64(i*rows), uint64(rows)), 1, false); err != nil {
-						return err
-					}
-				}
-				return nil
+				return p.MatMul(w, xb.Sub(uint64(start*cols), uint64(k*cols)), batch, k, false)
 			})
-			want := e.download(t, single.Buf)
-			check(t, "matmul one token at a time", want, optest.MatMul(deq, x, nil, rows, cols, maxTok), nmseMatMul[typ])
-			for _, k := range []int{2, 7, 8, 9, 17} {
-				for _, start := range []int{0, maxTok - k, 3} {
-					if start+k > maxTok {
-						continue
-					}
-					batch := shaders.F32(e.zeros(t, "batch", k*rows))
-					e.run(t, func(p *shaders.Plan) error {
-						return p.MatMul(w, xb.Sub(uint64(start*cols), uint64(k*cols)), batch, k, false)
-					})
-					got := e.download(t, batch.Buf)
-					for j := range got {
-						tok, row := start+j/rows, j%rows
-						if math.Float32bits(got[j]) != math.Float32bits(want[tok*rows+row]) {
-							t.Fatalf("ntok=%d from token %d: token %d row %d: batch %g (%#x), alone %g (%#x)", k, start, tok, row,
-								got[j], math.Float32bits(got[j]), want[tok*rows+row], math.Float32bits(want[tok*rows+row]))
-						}
-					}
+			got := e.download(t, batch.Buf)
+			for j := range got {
+				tok, row := start+j/rows, j%rows
+				if math.Float32bits(got[j]) != math.Float32bits(want[tok*rows+row]) {
+					t.Fatalf("ntok=%d from token %d: token %d row %d: batch %g (%#x), alone %g (%#x)", k, start, tok, row,
+						got[j], math.Float32bits(got[j]), want[tok*rows+row], math.Float32bits(want[tok*rows+row]))
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -258,6 +285,7 @@ func BenchmarkMatMul(b *testing.B) {
 					}
 					require.NoError(b, seq.End())
 					b.SetBytes(int64(size) * reps)
+					require.NoError(b, seq.Run(time.Minute)) // lavapipe compiles on first use
 					b.ResetTimer()
 					for b.Loop() {
 						if err := seq.Run(time.Minute); err != nil {

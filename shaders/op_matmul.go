@@ -3,16 +3,43 @@ package shaders
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/vkrun/vkrun/vk"
 )
 
 // MatMul tile sizes, the kernels' specialization constants 1 and 2: a
-// workgroup computes matmulRows rows of W for up to matmulTokens tokens.
+// workgroup computes matmulRows rows of W (matmulBlockRows in the block
+// layout) for up to matmulTokens tokens.
 const (
-	matmulTokens = 8
-	matmulRows   = 2
+	matmulTokens    = 8
+	matmulRows      = 2
+	matmulBlockRows = 16
 )
+
+// MatMulLayout is how the MatMul kernels spread a product over a workgroup.
+// Both give the same results up to f32 rounding, and each is bit-exact
+// across batch sizes on its own.
+type MatMulLayout int
+
+const (
+	// MatMulUnits, for GPUs: neighbouring invocations read neighbouring
+	// words of a row (coalesced), two rows per workgroup.
+	MatMulUnits MatMulLayout = iota
+	// MatMulBlocks, for CPU devices: an invocation takes whole 32-column
+	// blocks of sixteen rows with 16-byte loads, so each x value it loads
+	// serves sixteen rows. A product whose columns are not a multiple of 32
+	// or whose W or x does not start on a 16-byte boundary of its binding
+	// runs in MatMulUnits instead.
+	MatMulBlocks
+)
+
+func (l MatMulLayout) String() string {
+	if l == MatMulBlocks {
+		return "blocks"
+	}
+	return "units"
+}
 
 func matmulKernel(t WeightType, tokens uint32) Kernel {
 	b := []vk.Access{vk.Read, vk.Read, vk.ReadWrite} // W, x, y
@@ -20,15 +47,24 @@ func matmulKernel(t WeightType, tokens uint32) Kernel {
 		b = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite} // W quants, W scales, x, y
 	}
 	k := Kernel{
-		Name:        "matmul_" + t.String(),
-		Bindings:    b,
-		Params:      reflect.TypeFor[MatMulParams](),
-		Spec:        []vk.SpecConstant{{ID: 1, Value: tokens}, {ID: 2, Value: matmulRows}},
-		NarrowOnCPU: true, // the grid is rows × token groups, whatever the width
+		Name:     "matmul_" + t.String(),
+		Bindings: b,
+		Params:   reflect.TypeFor[MatMulParams](),
+		Spec:     []vk.SpecConstant{{ID: 1, Value: tokens}, {ID: 2, Value: matmulRows}},
+		OnCPU:    CPUNarrow, // the grid is rows × token groups, whatever the width
 	}
 	if tokens == 1 {
 		k.File, k.Name = k.Name, k.Name+"_1tok"
 	}
+	return k
+}
+
+// blockKernel is k (a matmulKernel) in the block layout.
+func blockKernel(k Kernel) Kernel {
+	k.File = strings.Replace(k.Source(), "matmul_", "matmul_blocks_", 1)
+	k.Name = strings.Replace(k.Name, "matmul_", "matmul_blocks_", 1)
+	k.Spec = []vk.SpecConstant{k.Spec[0], {ID: 2, Value: matmulBlockRows}}
+	k.OnCPU = CPUSubgroup
 	return k
 }
 
@@ -55,8 +91,38 @@ var (
 	MatMul1Q4_0 = matmulKernel(WeightQ4_0, 1)
 )
 
+// The same in the block layout.
+var (
+	MatMulBlocksF32   = blockKernel(MatMulF32)
+	MatMulBlocksF16   = blockKernel(MatMulF16)
+	MatMulBlocksQ8_0  = blockKernel(MatMulQ8_0)
+	MatMulBlocksQ4_0  = blockKernel(MatMulQ4_0)
+	MatMul1BlocksF32  = blockKernel(MatMul1F32)
+	MatMul1BlocksF16  = blockKernel(MatMul1F16)
+	MatMul1BlocksQ8_0 = blockKernel(MatMul1Q8_0)
+	MatMul1BlocksQ4_0 = blockKernel(MatMul1Q4_0)
+)
+
 func init() {
-	register(MatMulF32, MatMulF16, MatMulQ8_0, MatMulQ4_0, MatMul1F32, MatMul1F16, MatMul1Q8_0, MatMul1Q4_0)
+	register(MatMulF32, MatMulF16, MatMulQ8_0, MatMulQ4_0, MatMul1F32, MatMul1F16, MatMul1Q8_0, MatMul1Q4_0,
+		MatMulBlocksF32, MatMulBlocksF16, MatMulBlocksQ8_0, MatMulBlocksQ4_0,
+		MatMul1BlocksF32, MatMul1BlocksF16, MatMul1BlocksQ8_0, MatMul1BlocksQ4_0)
+}
+
+// matmulPick returns the kernel for t in layout l, one-token or batched,
+// and how many tokens and rows of W one of its workgroups covers.
+func matmulPick(t WeightType, l MatMulLayout, oneToken bool) (k Kernel, tokens, rows uint64, err error) {
+	ks, tokens, rows := [4]Kernel{MatMulF32, MatMulF16, MatMulQ8_0, MatMulQ4_0}, matmulTokens, matmulRows
+	switch {
+	case l == MatMulBlocks && oneToken:
+		ks, tokens, rows = [4]Kernel{MatMul1BlocksF32, MatMul1BlocksF16, MatMul1BlocksQ8_0, MatMul1BlocksQ4_0}, 1, matmulBlockRows
+	case l == MatMulBlocks:
+		ks, rows = [4]Kernel{MatMulBlocksF32, MatMulBlocksF16, MatMulBlocksQ8_0, MatMulBlocksQ4_0}, matmulBlockRows
+	case oneToken:
+		ks, tokens = [4]Kernel{MatMul1F32, MatMul1F16, MatMul1Q8_0, MatMul1Q4_0}, 1
+	}
+	k, err = weightKernel(ks, t)
+	return k, tokens, rows, err
 }
 
 // MatMulParams mirrors matmul.glsl's push constants.
@@ -85,11 +151,9 @@ func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
 	if err != nil {
 		return fmt.Errorf("shaders: MatMul: %w", err)
 	}
-	k, err := weightKernel([4]Kernel{MatMulF32, MatMulF16, MatMulQ8_0, MatMulQ4_0}, w.Type)
-	if err != nil {
+	if _, _, _, err := matmulPick(w.Type, MatMulUnits, false); err != nil {
 		return err
 	}
-	k1, _ := weightKernel([4]Kernel{MatMul1F32, MatMul1F16, MatMul1Q8_0, MatMul1Q4_0}, w.Type)
 	rows, cols, nt := uint64(w.Rows), uint64(w.Cols), uint64(ntok)
 	if ntok <= 0 || x.Len != nt*cols || y.Len != nt*rows {
 		return fmt.Errorf("shaders: MatMul: x %d, y %d elements for %d tokens and a %d×%d W: %w", x.Len, y.Len, ntok, rows, cols, errShape)
@@ -118,11 +182,12 @@ func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
 			}
 			pc := MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
 				XOff: xo, YOff: yo, YStride: uint32(rows), Accumulate: acc}
-			kern, tokens := k, uint64(matmulTokens)
-			if m == 1 {
-				kern, tokens = k1, 1
+			layout := p.lib.Layout
+			if cols%32 != 0 || wo%4 != 0 || xo%4 != 0 {
+				layout = MatMulUnits // the block layout's 16-byte loads need this alignment
 			}
-			groups := (n + matmulRows - 1) / matmulRows * ((m + tokens - 1) / tokens)
+			kern, tokens, wgRows, _ := matmulPick(w.Type, layout, m == 1)
+			groups := (n + wgRows - 1) / wgRows * ((m + tokens - 1) / tokens)
 			if err := p.dispatch(kern, groups, Push(&pc), append(wr, xr, yr)...); err != nil {
 				return err
 			}

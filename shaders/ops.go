@@ -10,17 +10,21 @@ import (
 // Library holds a pipeline for every kernel on one device.
 type Library struct {
 	Device *vk.Device
-	// WG is the workgroup width of every kernel, except those marked
-	// NarrowOnCPU on a CPU device when no width was forced (they use CPUWG).
-	WG    uint32
-	pipes map[string]*vk.Pipeline
+	// WG is the workgroup width of every kernel, except on a CPU device
+	// when no width was forced: there a kernel's OnCPU may pick another.
+	WG uint32
+	// Layout is the MatMul kernels' layout: MatMulBlocks on CPU devices,
+	// MatMulUnits otherwise. Both are built, so it may be changed between
+	// plans (tests run both).
+	Layout MatMulLayout
+	pipes  map[string]*vk.Pipeline
 }
 
 // DefaultWG is the workgroup width: a multiple of every common subgroup size
 // (8 on lavapipe, 32 on NVIDIA, 32/64 on AMD, 8–32 on Intel).
 const DefaultWG = 128
 
-// CPUWG is the width of NarrowOnCPU kernels on CPU devices. Measured on
+// CPUWG is the width of CPUNarrow kernels on CPU devices. Measured on
 // lavapipe (Mesa 22.3, 2 cores), decode of a 0.5B Q4_0 model at short
 // context: 2.66 tok/s with 32-wide matmul workgroups, 2.07 at 64, 1.42 at
 // 128. lavapipe runs a workgroup's invocations as SIMD8 fibers, so idle
@@ -29,7 +33,7 @@ const DefaultWG = 128
 const CPUWG = 32
 
 // NewLibrary creates every kernel's pipeline (through the device's pipeline
-// cache). wg = 0 picks DefaultWG (and CPUWG for NarrowOnCPU kernels on CPU
+// cache). wg = 0 picks DefaultWG (and each kernel's OnCPU width on CPU
 // devices); a non-zero wg, a power of two, is used for every kernel.
 func NewLibrary(d *vk.Device, wg uint32) (*Library, error) {
 	narrow := wg == 0 && d.Info.Type == vk.DeviceCPU
@@ -40,10 +44,18 @@ func NewLibrary(d *vk.Device, wg uint32) (*Library, error) {
 		return nil, fmt.Errorf("shaders: workgroup width %d is not a power of two within the device's limits", wg)
 	}
 	l := &Library{Device: d, WG: wg, pipes: map[string]*vk.Pipeline{}}
+	if d.Info.Type == vk.DeviceCPU {
+		l.Layout = MatMulBlocks
+	}
 	for _, k := range Kernels {
 		kwg := wg
-		if narrow && k.NarrowOnCPU {
-			kwg = CPUWG
+		if narrow {
+			switch k.OnCPU {
+			case CPUNarrow:
+				kwg = CPUWG
+			case CPUSubgroup:
+				kwg = max(d.Info.SubgroupSize, 1)
+			}
 		}
 		desc, err := k.Desc(kwg)
 		if err != nil {

@@ -18,8 +18,16 @@
 // are read with w_elem. Row addresses: a row's first word (row_word) and,
 // for the Q types, the f16 index of its first block scale (row_scale;
 // ignored otherwise).
+//
+// Blocks. When cols is a multiple of 32 and a row's first word is a
+// multiple of 4, a row can also be read in blocks of 32 columns (the Q
+// types' own blocks) with 16-byte loads: w_block_load(row_word, b, q)
+// fetches block b as W_BLOCK_VEC4 uvec4s, w_block_values unpacks them into
+// the block's 32 raw values in column order, and w_block_scale(row_scale,
+// b) is its scale (1 for f32 and f16).
 
 layout(binding = 0) readonly buffer WQBuf { uint wq[]; };
+layout(binding = 0) readonly buffer WQBuf4 { uvec4 wq4[]; };
 
 #if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
 #define W_BINDINGS 2
@@ -52,6 +60,17 @@ float w_elem(uint row_word, uint row_scale, uint i) {
 	return uintBitsToFloat(wq[row_word + i]);
 }
 
+#define W_BLOCK_VEC4 8
+void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
+	[[unroll]] for (uint i = 0; i < 8; i++) {
+		[[unroll]] for (uint k = 0; k < 4; k++) {
+			v[4 * i + k] = uintBitsToFloat(q[i][k]);
+		}
+	}
+}
+
+float w_block_scale(uint row_scale, uint b) { return 1.0; }
+
 #elif defined(WEIGHT_F16)
 // Rows are padded to a whole word (an odd row ends with a zero half).
 #define W_UNIT 4
@@ -73,6 +92,19 @@ void w_unit(uint row_word, uint row_scale, uint u, out float v[W_UNIT], out floa
 float w_elem(uint row_word, uint row_scale, uint i) {
 	return unpackHalf2x16(wq[row_word + i / 2] >> ((i & 1u) * 16u)).x;
 }
+
+#define W_BLOCK_VEC4 4
+void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
+	[[unroll]] for (uint i = 0; i < 4; i++) {
+		[[unroll]] for (uint k = 0; k < 4; k++) {
+			const vec2 h = unpackHalf2x16(q[i][k]);
+			v[8 * i + 2 * k] = h.x;
+			v[8 * i + 2 * k + 1] = h.y;
+		}
+	}
+}
+
+float w_block_scale(uint row_scale, uint b) { return 1.0; }
 
 #elif defined(WEIGHT_Q8_0)
 // A block is 8 words of int8 (element j in byte j % 4 of word j / 4) and
@@ -102,6 +134,19 @@ float w_elem(uint row_word, uint row_scale, uint i) {
 	return float(bitfieldExtract(q, int(8 * (j % 4)), 8)) * w_scale(row_scale + blk);
 }
 
+#define W_BLOCK_VEC4 2
+void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
+	[[unroll]] for (uint i = 0; i < 2; i++) {
+		[[unroll]] for (uint k = 0; k < 4; k++) {
+			[[unroll]] for (uint j = 0; j < 4; j++) {
+				v[16 * i + 4 * k + j] = float(bitfieldExtract(int(q[i][k]), int(8 * j), 8));
+			}
+		}
+	}
+}
+
+float w_block_scale(uint row_scale, uint b) { return w_scale(row_scale + b); }
+
 #elif defined(WEIGHT_Q4_0)
 // A block is 4 words of nibbles and one f16 scale d. Byte j (byte j % 4 of
 // word j / 4) holds element j in its low nibble and element j+16 in its
@@ -130,6 +175,26 @@ float w_elem(uint row_word, uint row_scale, uint i) {
 	return float(int((q >> shift) & 15u) - 8) * w_scale(row_scale + blk);
 }
 
+#define W_BLOCK_VEC4 1
+void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
+	[[unroll]] for (uint k = 0; k < 4; k++) {
+		[[unroll]] for (uint j = 0; j < 4; j++) {
+			v[4 * k + j] = float(int((q[0][k] >> (8 * j)) & 15u) - 8);
+			v[16 + 4 * k + j] = float(int((q[0][k] >> (8 * j + 4)) & 15u) - 8);
+		}
+	}
+}
+
+float w_block_scale(uint row_scale, uint b) { return w_scale(row_scale + b); }
+
 #else
 #error "define one of WEIGHT_F32, WEIGHT_F16, WEIGHT_Q8_0, WEIGHT_Q4_0"
 #endif
+
+// w_block_load reads block b of the row that starts at word row_word.
+void w_block_load(uint row_word, uint b, out uvec4 q[W_BLOCK_VEC4]) {
+	const uint v0 = row_word / 4 + b * W_BLOCK_VEC4;
+	[[unroll]] for (uint i = 0; i < W_BLOCK_VEC4; i++) {
+		q[i] = wq4[v0 + i];
+	}
+}

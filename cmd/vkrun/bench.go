@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -114,6 +115,34 @@ type benchResult struct {
 	TokS   []float64 `json:"tok_s"`
 	Mean   float64   `json:"mean_tok_s"`
 	Stddev float64   `json:"stddev_tok_s"`
+	// Kernels is GPU time per kernel over the measured steps of every
+	// repetition (--profile only), most expensive first.
+	Kernels []benchKernel `json:"kernels,omitempty"`
+}
+
+// benchKernel is one kernel's share of a test's GPU time.
+type benchKernel struct {
+	Name         string  `json:"name"`
+	Calls        int     `json:"calls"`
+	Milliseconds float64 `json:"ms"`
+	PerToken     float64 `json:"us_per_token"`
+}
+
+// profileDelta adds after − before (per kernel name) into sum.
+func profileDelta(sum map[string]*benchKernel, before, after []vkrun.KernelTime) {
+	prev := map[string]vkrun.KernelTime{}
+	for _, k := range before {
+		prev[k.Name] = k
+	}
+	for _, k := range after {
+		b := sum[k.Name]
+		if b == nil {
+			b = &benchKernel{Name: k.Name}
+			sum[k.Name] = b
+		}
+		b.Calls += k.Calls - prev[k.Name].Calls
+		b.Milliseconds += float64(k.Total-prev[k.Name].Total) / 1e6
+	}
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
@@ -130,6 +159,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	window := fs.Int("window", -1, "sliding window override")
 	chunk := fs.Int("chunk", 0, "prefill chunk size")
 	device := fs.String("device", os.Getenv("VKRUN_DEVICE"), "device index or name substring")
+	profile := fs.Bool("profile", false, "time every kernel on the GPU and print where each test's time goes")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -172,6 +202,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if *window >= 0 {
 		opts = append(opts, vkrun.WithWindow(*window))
 	}
+	if *profile {
+		opts = append(opts, vkrun.WithProfile())
+	}
 	m, err := vkrun.Load(ctx, path, opts...)
 	if err != nil {
 		return fail(1, "%s", oneLine(err))
@@ -191,6 +224,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	var results []benchResult
 	run := func(test string, depth, n int, measure func(s *vkrun.Session) (float64, error)) error {
 		r := benchResult{Test: test, Depth: depth, Tokens: n}
+		kernels := map[string]*benchKernel{}
 		for rep := range *reps {
 			s, err := m.NewSession()
 			if err != nil {
@@ -204,7 +238,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 					}
 				}
 			}
+			before := s.Profile()
 			v, err := measure(s)
+			profileDelta(kernels, before, s.Profile())
 			s.Close()
 			if err != nil {
 				return err
@@ -212,6 +248,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			r.TokS = append(r.TokS, v)
 		}
 		r.Mean, r.Stddev = meanStd(r.TokS)
+		for _, k := range kernels {
+			k.PerToken = k.Milliseconds * 1e3 / float64(n**reps)
+			r.Kernels = append(r.Kernels, *k)
+		}
+		sort.Slice(r.Kernels, func(i, j int) bool { return r.Kernels[i].Milliseconds > r.Kernels[j].Milliseconds })
 		results = append(results, r)
 		return nil
 	}
@@ -285,6 +326,22 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	tw.Flush()
+	for _, r := range results {
+		if len(r.Kernels) == 0 {
+			continue
+		}
+		var total float64
+		for _, k := range r.Kernels {
+			total += k.Milliseconds
+		}
+		fmt.Fprintf(stdout, "\n%s @ d%d: GPU time per token by kernel (%.0f µs in all)\n", r.Test, r.Depth, total*1e3/float64(r.Tokens**reps))
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "kernel\tcalls/token\tµs/token\tshare\t")
+		for _, k := range r.Kernels {
+			fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t%.1f%%\t\n", k.Name, float64(k.Calls)/float64(r.Tokens**reps), k.PerToken, 100*k.Milliseconds/total)
+		}
+		tw.Flush()
+	}
 	return 0
 }
 
