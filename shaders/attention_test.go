@@ -221,20 +221,22 @@ func TestAttention(t *testing.T) {
 	heads := [][2]int{{3, 3}, {4, 2}, {8, 2}} // (heads, KV heads): GQA 1:1, 2:1, 4:1
 	var stats worst
 	variants(t, func(t *testing.T, e *env) {
-		round := f16Rounding(t, e)
-		for _, kv := range kvTypes {
-			for _, hd := range []int{8, 64, 128} {
-				for hi, hh := range heads {
-					for _, w := range []int{1, 3, 4, 16} {
-						s := optest.AttnShape{Heads: hh[0], KVHeads: hh[1], HeadDim: hd, Window: w}
-						name := fmt.Sprintf("%v/hd=%d/heads=%dx%d/W=%d", kv, hd, hh[0], hh[1], w)
-						t.Run(name, func(t *testing.T) {
-							testChunkings(t, e, kv, s, 20*w+7, uint64(1000*hd+100*hi+w), round, &stats)
-						})
+		layouts(t, e, func(t *testing.T) {
+			round := f16Rounding(t, e)
+			for _, kv := range kvTypes {
+				for _, hd := range []int{8, 64, 128} {
+					for hi, hh := range heads {
+						for _, w := range []int{1, 3, 4, 16} {
+							s := optest.AttnShape{Heads: hh[0], KVHeads: hh[1], HeadDim: hd, Window: w}
+							name := fmt.Sprintf("%v/hd=%d/heads=%dx%d/W=%d", kv, hd, hh[0], hh[1], w)
+							t.Run(name, func(t *testing.T) {
+								testChunkings(t, e, kv, s, 20*w+7, uint64(1000*hd+100*hi+w), round, &stats)
+							})
+						}
 					}
 				}
 			}
-		}
+		})
 	})
 	stats.log(t)
 }
@@ -252,19 +254,21 @@ func TestAttentionShapes(t *testing.T) {
 	}
 	var stats worst
 	variants(t, func(t *testing.T, e *env) {
-		round := f16Rounding(t, e)
-		for _, kv := range kvTypes {
-			for i, s := range shapes {
-				name := fmt.Sprintf("%v/hd=%d/heads=%dx%d/W=%d", kv, s.HeadDim, s.Heads, s.KVHeads, s.Window)
-				t.Run(name, func(t *testing.T) {
-					npos := 3*s.Window + 11
-					if s.Window < 16 {
-						npos = 20*s.Window + 7
-					}
-					testChunkings(t, e, kv, s, npos, uint64(7000+i), round, &stats)
-				})
+		layouts(t, e, func(t *testing.T) {
+			round := f16Rounding(t, e)
+			for _, kv := range kvTypes {
+				for i, s := range shapes {
+					name := fmt.Sprintf("%v/hd=%d/heads=%dx%d/W=%d", kv, s.HeadDim, s.Heads, s.KVHeads, s.Window)
+					t.Run(name, func(t *testing.T) {
+						npos := 3*s.Window + 11
+						if s.Window < 16 {
+							npos = 20*s.Window + 7
+						}
+						testChunkings(t, e, kv, s, npos, uint64(7000+i), round, &stats)
+					})
+				}
 			}
-		}
+		})
 	})
 	stats.log(t)
 }
@@ -314,23 +318,25 @@ func TestAttentionOffsets(t *testing.T) {
 	s := optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 64, Window: 6}
 	const npos = 50
 	variants(t, func(t *testing.T, e *env) {
-		for _, kv := range kvTypes {
-			t.Run(kv.String(), func(t *testing.T) {
-				a := newAttnSeq(t, e, s, npos, 21)
-				want := a.run(t, e, kv, []int{4}, 0)
-				for pad := uint64(1); pad < 8; pad++ {
-					b := *a
-					padding := make([]float32, pad)
-					b.pad = pad
-					b.qb = e.put(t, "q", append(padding, a.q...))
-					b.kb = e.put(t, "k", append(padding, a.k...))
-					b.vb = e.put(t, "v", append(padding, a.v...))
-					for _, sizes := range [][]int{{4}, {1}, {5, 6}} {
-						requireBitEqual(t, fmt.Sprintf("pad %d, chunks %v", pad, sizes), b.run(t, e, kv, sizes, 0), want, s.QDim())
+		layouts(t, e, func(t *testing.T) {
+			for _, kv := range kvTypes {
+				t.Run(kv.String(), func(t *testing.T) {
+					a := newAttnSeq(t, e, s, npos, 21)
+					want := a.run(t, e, kv, []int{4}, 0)
+					for pad := uint64(1); pad < 8; pad++ {
+						b := *a
+						padding := make([]float32, pad)
+						b.pad = pad
+						b.qb = e.put(t, "q", append(padding, a.q...))
+						b.kb = e.put(t, "k", append(padding, a.k...))
+						b.vb = e.put(t, "v", append(padding, a.v...))
+						for _, sizes := range [][]int{{4}, {1}, {5, 6}} {
+							requireBitEqual(t, fmt.Sprintf("pad %d, chunks %v", pad, sizes), b.run(t, e, kv, sizes, 0), want, s.QDim())
+						}
 					}
-				}
-			})
-		}
+				})
+			}
+		})
 	})
 }
 
@@ -339,30 +345,32 @@ func TestAttentionOffsets(t *testing.T) {
 func TestAttentionWindowBeyondSequence(t *testing.T) {
 	const npos = 37
 	variants(t, func(t *testing.T, e *env) {
-		for _, kv := range kvTypes {
-			t.Run(kv.String(), func(t *testing.T) {
-				var first []float32
-				for _, w := range []int{npos + 1, 64, 1000} {
-					s := optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 64, Window: w}
-					a := newAttnSeq(t, e, s, npos, 77)
-					full := s
-					full.Window = 0
-					var round func([]float32) []float32
-					if kv == shaders.KVF16 {
-						round = optest.RoundF16
-					}
-					want := reference(&attnSeq{s: full, npos: npos, q: a.q, k: a.k, v: a.v}, round, 0)
-					for _, sizes := range [][]int{{npos}, {1}, {5}, {30, 7}} {
-						got := a.run(t, e, kv, sizes, 0)
-						optest.Check(t, fmt.Sprintf("W=%d chunks %v vs full causal", w, sizes), got, want, nmseAttention)
-						if first == nil {
-							first = got
+		layouts(t, e, func(t *testing.T) {
+			for _, kv := range kvTypes {
+				t.Run(kv.String(), func(t *testing.T) {
+					var first []float32
+					for _, w := range []int{npos + 1, 64, 1000} {
+						s := optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 64, Window: w}
+						a := newAttnSeq(t, e, s, npos, 77)
+						full := s
+						full.Window = 0
+						var round func([]float32) []float32
+						if kv == shaders.KVF16 {
+							round = optest.RoundF16
 						}
-						requireBitEqual(t, fmt.Sprintf("W=%d chunks %v", w, sizes), got, first, s.QDim())
+						want := reference(&attnSeq{s: full, npos: npos, q: a.q, k: a.k, v: a.v}, round, 0)
+						for _, sizes := range [][]int{{npos}, {1}, {5}, {30, 7}} {
+							got := a.run(t, e, kv, sizes, 0)
+							optest.Check(t, fmt.Sprintf("W=%d chunks %v vs full causal", w, sizes), got, want, nmseAttention)
+							if first == nil {
+								first = got
+							}
+							requireBitEqual(t, fmt.Sprintf("W=%d chunks %v", w, sizes), got, first, s.QDim())
+						}
 					}
-				}
-			})
-		}
+				})
+			}
+		})
 	})
 }
 
@@ -376,26 +384,28 @@ func TestAttentionLongBand(t *testing.T) {
 	s := optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 64, Window: 1000}
 	const npos = 2300
 	e := newEnv(t, vk.DeviceOptions{}, 0)
-	for _, kv := range kvTypes {
-		t.Run(kv.String(), func(t *testing.T) {
-			a := newAttnSeq(t, e, s, npos, 99)
-			const from = 1950
-			var round func([]float32) []float32
-			if kv == shaders.KVF16 {
-				round = optest.RoundF16
-			}
-			want := reference(a, round, from)
-			var first []float32
-			for _, sizes := range [][]int{{1000}, {999, 1, 333}, {1000, 950, 1}} {
-				got := a.run(t, e, kv, sizes, from)
-				optest.Check(t, fmt.Sprintf("chunks %v", sizes), got, want, nmseAttention)
-				if first == nil {
-					first = got
+	layouts(t, e, func(t *testing.T) {
+		for _, kv := range kvTypes {
+			t.Run(kv.String(), func(t *testing.T) {
+				a := newAttnSeq(t, e, s, npos, 99)
+				const from = 1950
+				var round func([]float32) []float32
+				if kv == shaders.KVF16 {
+					round = optest.RoundF16
 				}
-				requireBitEqual(t, fmt.Sprintf("chunks %v", sizes), got, first, s.QDim())
-			}
-		})
-	}
+				want := reference(a, round, from)
+				var first []float32
+				for _, sizes := range [][]int{{1000}, {999, 1, 333}, {1000, 950, 1}} {
+					got := a.run(t, e, kv, sizes, from)
+					optest.Check(t, fmt.Sprintf("chunks %v", sizes), got, want, nmseAttention)
+					if first == nil {
+						first = got
+					}
+					requireBitEqual(t, fmt.Sprintf("chunks %v", sizes), got, first, s.QDim())
+				}
+			})
+		}
+	})
 }
 
 // TestAttentionWindow32768 fills a 32768-slot ring with one StoreKV and then

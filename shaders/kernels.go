@@ -24,6 +24,9 @@ type Kernel struct {
 	// Spec are further specialization constants (IDs ≥ 1) with the fixed
 	// values this kernel's pipeline is built with, e.g. tile sizes.
 	Spec []vk.SpecConstant
+	// Width, when not 0, is the kernel's workgroup width on every device,
+	// whatever the library's (its shared memory or algorithm depends on it).
+	Width uint32
 	// OnCPU is the kernel's workgroup width on CPU devices when no width is
 	// forced. A kernel that sets it must have a grid independent of the
 	// workgroup width.

@@ -33,11 +33,11 @@ var matmulShapes = map[bool][][2]int{
 	true:  {{1, 32}, {7, 96}, {33, 4128}, {4097, 32}, {4097, 96}},
 }
 
-// layouts runs f once per MatMul layout, so a CPU device tests the GPUs'
-// layout too (and a GPU the CPUs').
+// layouts runs f once per kernel layout, so a CPU device tests the GPUs'
+// kernels too (and a GPU the CPUs').
 func layouts(t *testing.T, e *env, f func(t *testing.T)) {
-	defer func(l shaders.MatMulLayout) { e.lib.Layout = l }(e.lib.Layout)
-	for _, l := range []shaders.MatMulLayout{shaders.MatMulUnits, shaders.MatMulBlocks} {
+	defer func(l shaders.Layout) { e.lib.Layout = l }(e.lib.Layout)
+	for _, l := range []shaders.Layout{shaders.GPULayout, shaders.CPULayout} {
 		e.lib.Layout = l
 		t.Run(l.String(), f)
 	}

@@ -70,7 +70,27 @@ var (
 	KVStoreF16 = Kernel{Name: "kv_store_f16", Bindings: storeAccess, Params: reflect.TypeFor[KVStoreParams]()}
 )
 
-func init() { register(SWAF32, SWAF16, KVStoreF32, KVStoreF16) }
+// The CPULayout attention kernels (attention_keys.glsl), one workgroup per
+// (query, KV head) of keysWidth invocations. Specialization constants 1 and
+// 2 are the head dim and the group; the pipelines registered here are the
+// (64, 4) variants, and Attention builds others on first use.
+const keysWidth = 8
+
+var (
+	// SWAKeysF32 is SWAF32 in the CPU layout.
+	SWAKeysF32 = Kernel{Name: "swa_keys", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams](),
+		Width: keysWidth, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}}}
+	// SWAKeysF16 is SWAF16 in the CPU layout.
+	SWAKeysF16 = Kernel{Name: "swa_keys_f16", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams](),
+		Width: keysWidth, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}}}
+)
+
+// maxKeysRegs bounds group × head dim for the CPU layout's kernels, which
+// keep that many query values and as many numerators per invocation; larger
+// products run in the GPU layout.
+const maxKeysRegs = 1024
+
+func init() { register(SWAF32, SWAF16, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16) }
 
 // AttentionParams mirrors attention.glsl's push constants.
 type AttentionParams struct {
@@ -171,10 +191,11 @@ func (p *Plan) Attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 		return fmt.Errorf("shaders: Attention: q %d, k %d, v %d, out %d, step %d elements for %d tokens of (%d, %d): %w",
 			q.Len, k.Len, v.Len, out.Len, step.Len, ntok, qDim, kvDim, errShape)
 	}
-	pipe := SWAF32
+	kern, keys := SWAF32, SWAKeysF32
 	if ring.Type == KVF16 {
-		pipe = SWAF16
+		kern, keys = SWAF16, SWAKeysF16
 	}
+	group := nHeads / nKVHeads
 	rk, rv, rko, rvo, err := p.ringBindings(ring)
 	if err != nil {
 		return fmt.Errorf("shaders: Attention: %w", err)
@@ -205,12 +226,22 @@ func (p *Plan) Attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 			return fmt.Errorf("shaders: Attention v: %w", err)
 		}
 		pc := AttentionParams{
-			NHeads: uint32(nHeads), Group: uint32(nHeads / nKVHeads), HeadDim: uint32(headDim), KVDim: uint32(kvDim),
+			NHeads: uint32(nHeads), Group: uint32(group), HeadDim: uint32(headDim), KVDim: uint32(kvDim),
 			Window: uint32(ring.Window), Q0: uint32(i0), Rows: uint32(m),
 			Scale: float32(math.Log2E / math.Sqrt(float64(headDim))),
 			QOff:  qo, KOff: ko, VOff: vo, RKOff: rko, RVOff: rvo, StepOff: so, OutOff: oo,
 		}
-		if err := p.dispatch(pipe, m*uint64(nHeads), Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
+		if p.lib.Layout == CPULayout && group*headDim <= maxKeysRegs {
+			pipe, err := p.lib.variant(keys, []vk.SpecConstant{{ID: 1, Value: uint32(headDim)}, {ID: 2, Value: uint32(group)}})
+			if err != nil {
+				return fmt.Errorf("shaders: Attention: %w", err)
+			}
+			if err := p.dispatchPipe(pipe, m*uint64(nKVHeads), Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := p.dispatch(kern, m*uint64(nHeads), Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
 			return err
 		}
 	}

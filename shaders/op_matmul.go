@@ -17,30 +17,6 @@ const (
 	matmulBlockRows = 16
 )
 
-// MatMulLayout is how the MatMul kernels spread a product over a workgroup.
-// Both give the same results up to f32 rounding, and each is bit-exact
-// across batch sizes on its own.
-type MatMulLayout int
-
-const (
-	// MatMulUnits, for GPUs: neighbouring invocations read neighbouring
-	// words of a row (coalesced), two rows per workgroup.
-	MatMulUnits MatMulLayout = iota
-	// MatMulBlocks, for CPU devices: an invocation takes whole 32-column
-	// blocks of sixteen rows with 16-byte loads, so each x value it loads
-	// serves sixteen rows. A product whose columns are not a multiple of 32
-	// or whose W or x does not start on a 16-byte boundary of its binding
-	// runs in MatMulUnits instead.
-	MatMulBlocks
-)
-
-func (l MatMulLayout) String() string {
-	if l == MatMulBlocks {
-		return "blocks"
-	}
-	return "units"
-}
-
 func matmulKernel(t WeightType, tokens uint32) Kernel {
 	b := []vk.Access{vk.Read, vk.Read, vk.ReadWrite} // W, x, y
 	if t == WeightQ8_0 || t == WeightQ4_0 {
@@ -109,14 +85,14 @@ func init() {
 		MatMul1BlocksF32, MatMul1BlocksF16, MatMul1BlocksQ8_0, MatMul1BlocksQ4_0)
 }
 
-// matmulPick returns the kernel for t in layout l, one-token or batched,
+// matmulPick returns the kernel for t in layout l (the blocks kernels for CPULayout), one-token or batched,
 // and how many tokens and rows of W one of its workgroups covers.
-func matmulPick(t WeightType, l MatMulLayout, oneToken bool) (k Kernel, tokens, rows uint64, err error) {
+func matmulPick(t WeightType, l Layout, oneToken bool) (k Kernel, tokens, rows uint64, err error) {
 	ks, tokens, rows := [4]Kernel{MatMulF32, MatMulF16, MatMulQ8_0, MatMulQ4_0}, matmulTokens, matmulRows
 	switch {
-	case l == MatMulBlocks && oneToken:
+	case l == CPULayout && oneToken:
 		ks, tokens, rows = [4]Kernel{MatMul1BlocksF32, MatMul1BlocksF16, MatMul1BlocksQ8_0, MatMul1BlocksQ4_0}, 1, matmulBlockRows
-	case l == MatMulBlocks:
+	case l == CPULayout:
 		ks, rows = [4]Kernel{MatMulBlocksF32, MatMulBlocksF16, MatMulBlocksQ8_0, MatMulBlocksQ4_0}, matmulBlockRows
 	case oneToken:
 		ks, tokens = [4]Kernel{MatMul1F32, MatMul1F16, MatMul1Q8_0, MatMul1Q4_0}, 1
@@ -151,7 +127,7 @@ func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
 	if err != nil {
 		return fmt.Errorf("shaders: MatMul: %w", err)
 	}
-	if _, _, _, err := matmulPick(w.Type, MatMulUnits, false); err != nil {
+	if _, _, _, err := matmulPick(w.Type, GPULayout, false); err != nil {
 		return err
 	}
 	rows, cols, nt := uint64(w.Rows), uint64(w.Cols), uint64(ntok)
@@ -184,7 +160,7 @@ func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
 				XOff: xo, YOff: yo, YStride: uint32(rows), Accumulate: acc}
 			layout := p.lib.Layout
 			if cols%32 != 0 || wo%4 != 0 || xo%4 != 0 {
-				layout = MatMulUnits // the block layout's 16-byte loads need this alignment
+				layout = GPULayout // the block layout's 16-byte loads need this alignment
 			}
 			kern, tokens, wgRows, _ := matmulPick(w.Type, layout, m == 1)
 			groups := (n + wgRows - 1) / wgRows * ((m + tokens - 1) / tokens)

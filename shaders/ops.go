@@ -3,6 +3,7 @@ package shaders
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vkrun/vkrun/vk"
 )
@@ -13,11 +14,39 @@ type Library struct {
 	// WG is the workgroup width of every kernel, except on a CPU device
 	// when no width was forced: there a kernel's OnCPU may pick another.
 	WG uint32
-	// Layout is the MatMul kernels' layout: MatMulBlocks on CPU devices,
-	// MatMulUnits otherwise. Both are built, so it may be changed between
-	// plans (tests run both).
-	Layout MatMulLayout
-	pipes  map[string]*vk.Pipeline
+	// Layout picks the kernels of MatMul and Attention: CPULayout on CPU
+	// devices, GPULayout otherwise. It may be changed between plans (tests
+	// run both).
+	Layout Layout
+
+	mu    sync.Mutex // guards pipes (variants are built on first use)
+	pipes map[string]*vk.Pipeline
+}
+
+// Layout is a family of kernels for one kind of device. Both families
+// compute the same results up to f32 rounding, and each is bit-exact
+// across batch and chunk sizes on its own.
+type Layout int
+
+const (
+	// GPULayout spreads each product over many invocations that read
+	// neighbouring words (coalesced loads), with shared-memory reductions.
+	GPULayout Layout = iota
+	// CPULayout is for devices that run a workgroup as SIMD fibres and pay
+	// scalar work per lane for every load that is not a constant address
+	// (lavapipe): it maximises the arithmetic per load. MatMul takes whole
+	// 32-column blocks of sixteen rows per invocation (each x value loaded
+	// serves sixteen rows); Attention gives each invocation its own keys for
+	// all query heads of a KV head. An op whose shapes or offsets do not
+	// suit its 16-byte loads runs in GPULayout instead.
+	CPULayout
+)
+
+func (l Layout) String() string {
+	if l == CPULayout {
+		return "cpu"
+	}
+	return "gpu"
 }
 
 // DefaultWG is the workgroup width: a multiple of every common subgroup size
@@ -45,11 +74,13 @@ func NewLibrary(d *vk.Device, wg uint32) (*Library, error) {
 	}
 	l := &Library{Device: d, WG: wg, pipes: map[string]*vk.Pipeline{}}
 	if d.Info.Type == vk.DeviceCPU {
-		l.Layout = MatMulBlocks
+		l.Layout = CPULayout
 	}
 	for _, k := range Kernels {
 		kwg := wg
-		if narrow {
+		if k.Width != 0 {
+			kwg = k.Width
+		} else if narrow {
 			switch k.OnCPU {
 			case CPUNarrow:
 				kwg = CPUWG
@@ -73,10 +104,44 @@ func NewLibrary(d *vk.Device, wg uint32) (*Library, error) {
 }
 
 // Pipeline returns k's pipeline.
-func (l *Library) Pipeline(k Kernel) *vk.Pipeline { return l.pipes[k.Name] }
+func (l *Library) Pipeline(k Kernel) *vk.Pipeline {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pipes[k.Name]
+}
+
+// variant returns k's pipeline with its specialization constants replaced
+// by spec, building it on first use (through the pipeline cache).
+func (l *Library) variant(k Kernel, spec []vk.SpecConstant) (*vk.Pipeline, error) {
+	k.File, k.Spec = k.Source(), spec
+	for _, c := range spec {
+		k.Name += fmt.Sprintf("/%d=%d", c.ID, c.Value)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := l.pipes[k.Name]; p != nil {
+		return p, nil
+	}
+	wg := l.WG
+	if k.Width != 0 {
+		wg = k.Width
+	}
+	desc, err := k.Desc(wg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := l.Device.NewPipeline(desc)
+	if err != nil {
+		return nil, err
+	}
+	l.pipes[k.Name] = p
+	return p, nil
+}
 
 // Close destroys the pipelines. Idempotent.
 func (l *Library) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for n, p := range l.pipes {
 		p.Close()
 		delete(l.pipes, n)
@@ -148,7 +213,11 @@ func (p *Plan) binding(t Tensor, start, n, es uint64) (vk.Range, uint32, error) 
 // dispatch binds ranges to k and records it over n workgroups, folding a grid
 // larger than maxComputeWorkGroupCount[0] into y (kernels use group_index()).
 func (p *Plan) dispatch(k Kernel, n uint64, push []byte, ranges ...vk.Range) error {
-	pipe := p.lib.Pipeline(k)
+	return p.dispatchPipe(p.lib.Pipeline(k), n, push, ranges...)
+}
+
+// dispatchPipe is dispatch with a pipeline (a kernel's variant).
+func (p *Plan) dispatchPipe(pipe *vk.Pipeline, n uint64, push []byte, ranges ...vk.Range) error {
 	set, err := p.lib.Device.NewDescriptorSet(pipe, ranges...)
 	if err != nil {
 		return err
