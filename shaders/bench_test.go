@@ -91,3 +91,36 @@ func newBenchEnv(b *testing.B) *env {
 	b.Cleanup(lib.Close)
 	return &env{d: d, lib: lib}
 }
+
+// BenchmarkCopy reports the device's buffer-to-buffer copy bandwidth
+// (vkCmdCopyBuffer of 256 MiB), the yardstick for the matmul kernels' GB/s:
+// bytes copied per second, each byte read once and written once.
+func BenchmarkCopy(b *testing.B) {
+	const size = 256 << 20
+	e := newBenchEnv(b)
+	src, err := e.d.NewBuffer("src", size, vk.DeviceMemory)
+	require.NoError(b, err)
+	defer src.Close()
+	dst, err := e.d.NewBuffer("dst", size, vk.DeviceMemory)
+	require.NoError(b, err)
+	defer dst.Close()
+	seq, err := e.d.NewSequence(vk.SequenceOptions{})
+	require.NoError(b, err)
+	defer seq.Close()
+	require.NoError(b, seq.Begin())
+	seq.Fill(src.Slice(0, size), 0x3f800000)
+	require.NoError(b, seq.End())
+	require.NoError(b, seq.Run(time.Minute))
+	require.NoError(b, seq.Begin())
+	seq.Copy(src.Slice(0, size), dst.Slice(0, size))
+	require.NoError(b, seq.End())
+	require.NoError(b, seq.Run(time.Minute)) // first touch of dst's pages
+	b.SetBytes(size)
+	b.ResetTimer()
+	for b.Loop() {
+		if err := seq.Run(time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+}

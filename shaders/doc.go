@@ -8,8 +8,14 @@
 // (common.glsl: workgroup width as specialization constant 0 and the folded
 // 2-D grid; reduce.glsl: workgroup sums without optional features;
 // weights.glsl: reading weights in their device layouts (see Pack);
-// matmul.glsl, embed.glsl, attention.glsl, attention_store.glsl: the op
-// bodies). Variants of one entry point share its SPIR-V and differ in
-// specialization constants (Kernel.File, Kernel.Spec), such as the
-// one-token matmul used by decode.
+// matmul.glsl, embed.glsl, attention.glsl, attention_keys.glsl,
+// attention_store.glsl: the op bodies, with attention_common.glsl holding
+// what the two attention bodies share). Variants of one entry point share
+// its SPIR-V and differ in specialization constants (Kernel.File,
+// Kernel.Spec), such as the one-token matmul used by decode, or in
+// defines, such as the block-layout matmuls.
+//
+// Two families of kernels exist for MatMul and Attention (Layout): one for
+// GPUs and one for CPU devices such as lavapipe, where every load costs a
+// loop over the SIMD lanes; Library.Layout picks one by device type.
 package shaders
