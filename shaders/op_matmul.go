@@ -85,8 +85,9 @@ func init() {
 		MatMul1BlocksF32, MatMul1BlocksF16, MatMul1BlocksQ8_0, MatMul1BlocksQ4_0)
 }
 
-// matmulPick returns the kernel for t in layout l (the blocks kernels for CPULayout), one-token or batched,
-// and how many tokens and rows of W one of its workgroups covers.
+// matmulPick returns the kernel for t in layout l (the block kernels for
+// CPULayout), one-token or batched, and how many tokens and rows of W one of
+// its workgroups covers.
 func matmulPick(t WeightType, l Layout, oneToken bool) (k Kernel, tokens, rows uint64, err error) {
 	ks, tokens, rows := [4]Kernel{MatMulF32, MatMulF16, MatMulQ8_0, MatMulQ4_0}, matmulTokens, matmulRows
 	switch {

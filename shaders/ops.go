@@ -63,7 +63,8 @@ const CPUWG = 32
 
 // NewLibrary creates every kernel's pipeline (through the device's pipeline
 // cache). wg = 0 picks DefaultWG (and each kernel's OnCPU width on CPU
-// devices); a non-zero wg, a power of two, is used for every kernel.
+// devices); a non-zero wg, a power of two, is used for every kernel except
+// those with a fixed Width.
 func NewLibrary(d *vk.Device, wg uint32) (*Library, error) {
 	narrow := wg == 0 && d.Info.Type == vk.DeviceCPU
 	if wg == 0 {
@@ -111,7 +112,8 @@ func (l *Library) Pipeline(k Kernel) *vk.Pipeline {
 }
 
 // variant returns k's pipeline with its specialization constants replaced
-// by spec, building it on first use (through the pipeline cache).
+// by spec, building it on first use (through the pipeline cache). Only
+// kernels with a fixed Width use it, so the width is never in question.
 func (l *Library) variant(k Kernel, spec []vk.SpecConstant) (*vk.Pipeline, error) {
 	k.File, k.Spec = k.Source(), spec
 	for _, c := range spec {
