@@ -173,9 +173,9 @@ func (p *Plan) ringBindings(r Ring) (k, v vk.Range, ko, vo uint32, err error) {
 //
 // ntok must be at most W; headDim even and at most MaxAttentionHeadDim. Each
 // query's result is bit-identical whatever the chunk it is computed in (the
-// kernel's floating-point operations for a query depend only on its position,
-// W, headDim and the library's layout and workgroup width). Record StoreKV of the same
-// chunk after it. Each of the ring's K and V, and the chunk's k and v, must
+// kernel's floating-point operations for a query depend only on its
+// position, W, headDim and the library's layout and workgroup width).
+// Record StoreKV of the same chunk after it. Each of the ring's K and V, and the chunk's k and v, must
 // fit one binding (maxStorageBufferRange); q and out are split as needed.
 func (p *Plan) Attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int) error {
 	if err := ring.check(ntok); err != nil {
