@@ -133,10 +133,8 @@ void main() {
 
 	const uint pos0 = step[p.step_off];
 	const uint pos = pos0 + p.q0 + r;
-	const uint lo = pos >= p.window ? pos - p.window + 1 : 0;
-	const uint n = pos - lo + 1; // keys in the band, at most W
-	band_lo = lo;
-	band_slot = lo % p.window;
+	const uint n = begin_band(pos); // keys in the band, at most W
+	const uint lo = band_lo;
 
 	const uint qb = p.q_off + (r * p.n_heads + h) * hd;
 	for (uint d = t; d < hd; d += WG) {

@@ -66,3 +66,12 @@ uint slot_of(uint j) {
 	return s >= p.window ? s - p.window : s;
 }
 
+// begin_band sets the band of the query at position pos: the keys j in
+// [lo, pos], lo = max(0, pos − W + 1), itself included. It returns their
+// count, at most W.
+uint begin_band(uint pos) {
+	band_lo = pos >= p.window ? pos - p.window + 1 : 0;
+	band_slot = band_lo % p.window;
+	return pos - band_lo + 1;
+}
+

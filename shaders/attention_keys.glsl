@@ -141,10 +141,8 @@ void main() {
 
 	const uint pos0 = step[p.step_off];
 	const uint pos = pos0 + p.q0 + r;
-	const uint lo = pos >= p.window ? pos - p.window + 1 : 0;
-	const uint n = pos - lo + 1; // keys in the band, at most W
-	band_lo = lo;
-	band_slot = lo % p.window;
+	const uint n = begin_band(pos); // keys in the band, at most W
+	const uint lo = band_lo;
 
 	// Whether every ring row, and every chunk row, of this KV head starts on
 	// a 16-byte boundary (uniform: push constants and HD only).
