@@ -2,128 +2,190 @@
 // (same semantics, push constants and bindings), laid out for CPU devices.
 // It is the body of swa_keys.comp and swa_keys_f16.comp.
 //
-// Work. One workgroup per (query, KV head) computes all G query heads that
-// share the KV head, so each key and value row is loaded once for G heads.
-// Invocation i takes the band's keys lo+i, lo+i+WG, … and keeps, per head,
-// its own running maximum, denominator and HD numerators (an online softmax
-// over its keys). At the end the workgroup merges the invocations' partial
-// results in invocation order through shared memory. Head dim HD and group G
-// are specialization constants, so every loop over them unrolls and the
-// query, the key and value rows and the numerators stay in registers.
+// Work. A workgroup is one subgroup (WG invocations, one SIMD fibre on a
+// CPU) and computes one (query, KV head): all G query heads that share the
+// KV head, so each key and value row is loaded once for G heads. Invocation
+// t owns the DL = ⌈HD/WG⌉ dims from t·DL of every row: it loads that slice
+// of each key and value row and keeps that slice of the query and of the G
+// numerators; subgroupAdd sums the slices' partial dot products. Keys go in
+// batches of KB, with one rescale of the numerators per batch (an online
+// softmax over batches). The batch loop is the only loop that runs: lavapipe
+// ends a shader after 65535 loop passes in all (Attention sends bands longer
+// than maxKeysWindow to attention.glsl), and it runs every loop body and
+// both sides of every branch at least once, under a mask, whether or not an
+// invocation takes it. Every invocation sees the same scores, so the
+// running maximum and denominator agree across the subgroup and nothing is
+// merged at the end. Head dim HD and group G are specialization constants,
+// so the loops over them unroll and the slices stay in registers: 2·G·DL
+// values per invocation. (An earlier body gave each invocation whole keys;
+// its G·HD numerators and query values made llvmpipe take 35 s to compile
+// the head dim 128, GQA 4:1 variant, and it ran 2× slower.)
 //
 // Why a second body. lavapipe runs a workgroup as SIMD fibres of 8
 // invocations and turns every SSBO or shared-memory load whose address is
 // not a constant into a per-lane loop; attention.glsl reads the query from
 // shared memory for every key and passes scores and weights through shared
 // memory, so on a CPU its loads, not its arithmetic, set the speed. Here a
-// key costs its K and V rows (16-byte loads where rows are aligned for
-// them) and nothing else. On a GPU one workgroup per (query, KV head) with few
-// invocations would leave most of the machine idle, which is why GPUs keep
-// attention.glsl.
+// key costs its K and V rows (16-byte loads where the slices are aligned for
+// them) and G subgroup sums, and nothing touches shared memory. On a GPU one
+// subgroup per (query, KV head) would leave most of the machine idle, which
+// is why GPUs keep attention.glsl.
 //
-// Bit-exactness. Which invocation takes a key depends only on its distance
-// from lo, and each invocation's operations, and the merge, run in a fixed
-// order with precise arithmetic and explicit fma: a query's result depends
-// on its position, W and WG only, never on the chunk it is computed in nor
-// on whether a key came from the ring or the chunk (chunk keys and values
-// are rounded to the ring's type first).
+// Bit-exactness. The batches are counted from the band's first key, and
+// each invocation's operations run in a fixed order with precise arithmetic
+// and explicit fma (subgroupAdd's order is the device's, the same on every
+// call): a query's result depends on its position, W and the subgroup size
+// only, never on the chunk it is computed in nor on whether a key came from
+// the ring or the chunk (chunk keys and values are rounded to the ring's
+// type first).
 #include "attention_common.glsl"
+#extension GL_KHR_shader_subgroup_arithmetic : require
 
 layout(constant_id = 1) const uint HD = 64; // head dim; p.head_dim equals it
 layout(constant_id = 2) const uint G = 4;   // query heads per KV head; p.group equals it
+// VEC = 1: every invocation's slice of every ring and chunk row starts on a
+// 16-byte boundary (the host checks: keysAligned), so slices are read with
+// 16-byte loads; 0: with 4-byte loads. The values are the same either way.
+layout(constant_id = 3) const uint VEC = 1;
 
-const float NEG_BIG = -3.0e38; // below any score; exp2(NEG_BIG − m) = 0
+const uint DL = (HD + WG - 1) / WG; // dims per invocation
+const uint KB = 8;                  // keys per batch
+const float NEG_BIG = -3.0e38;      // below any score; exp2(NEG_BIG − m) = 0
 
-shared float sh_m[WG];
-shared float sh_l[WG];
-shared float sh_acc[WG * HD];
-
-// load_kv reads key j's K and V rows (KV head at col) from the ring when
-// j < pos0 and from the chunk otherwise, with 16-byte loads where the rows
-// are aligned for them (rvec, cvec) and 4-byte loads elsewhere; the values
-// are the same either way. Each source and width is a loop that runs once
-// or not at all: lavapipe skips a loop no invocation enters, where it would
-// run both sides of an if under a mask.
-void load_kv(uint j, uint pos0, uint col, bool rvec, bool cvec, out float kr[HD], out float vr[HD]) {
-	const bool ring = j < pos0;
-	const uint slot = slot_of(j), row = j - pos0;
-	const uint n_rv = ring && rvec ? 1 : 0;
-	for (uint once = 0; once < n_rv; once++) {
+// ring_row reads this invocation's slice of the K (kind 0) or V (kind 1)
+// row in ring slot slot, KV head at col. Dims at or past HD read as 0.
+void ring_row(uint kind, uint slot, uint col, out float x[DL]) {
+	const uint d0 = gl_LocalInvocationID.x * DL;
+	const uint e = slot * p.kv_dim + col + d0; // element index in the ring
+	[[unroll]] for (uint d = 0; d < DL; d++) {
+		x[d] = 0.0;
+	}
 #ifdef RING_F16
-		const uint kb = (p.rk_off + (slot * p.kv_dim + col) / 2) / 4;
-		const uint vb = (p.rv_off + (slot * p.kv_dim + col) / 2) / 4;
-		[[unroll]] for (uint i = 0; i < HD / 8; i++) {
-			const uvec4 kw = rk4[kb + i], vw = rv4[vb + i];
+	if (VEC != 0) {
+		const uint b = ((kind == 0 ? p.rk_off : p.rv_off) + e / 2) / 4;
+		[[unroll]] for (uint i = 0; i < DL / 8; i++) {
+			const uvec4 w = kind == 0 ? rk4[b + i] : rv4[b + i];
 			[[unroll]] for (uint c = 0; c < 4; c++) {
-				const vec2 k2 = unpackHalf2x16(kw[c]), v2 = unpackHalf2x16(vw[c]);
-				kr[8 * i + 2 * c] = k2.x;
-				kr[8 * i + 2 * c + 1] = k2.y;
-				vr[8 * i + 2 * c] = v2.x;
-				vr[8 * i + 2 * c + 1] = v2.y;
+				const vec2 h2 = unpackHalf2x16(w[c]);
+				x[8 * i + 2 * c] = h2.x;
+				x[8 * i + 2 * c + 1] = h2.y;
 			}
 		}
-#else
-		const uint kb = (p.rk_off + slot * p.kv_dim + col) / 4;
-		const uint vb = (p.rv_off + slot * p.kv_dim + col) / 4;
-		[[unroll]] for (uint i = 0; i < HD / 4; i++) {
-			const vec4 k4 = rk4[kb + i], v4 = rv4[vb + i];
-			[[unroll]] for (uint c = 0; c < 4; c++) {
-				kr[4 * i + c] = k4[c];
-				vr[4 * i + c] = v4[c];
+	} else {
+		const uint b = (kind == 0 ? p.rk_off : p.rv_off) + e / 2;
+		[[unroll]] for (uint d = 0; d < DL; d++) {
+			if (d0 + d < HD) {
+				const uint w = kind == 0 ? rk[b + (e % 2 + d) / 2] : rv[b + (e % 2 + d) / 2];
+				x[d] = unpackHalf2x16(w)[(e + d) % 2];
 			}
 		}
-#endif
 	}
-	const uint n_rs = ring && !rvec ? 1 : 0;
-	for (uint once = 0; once < n_rs; once++) {
-#ifdef RING_F16
-		const uint kb = p.rk_off + (slot * p.kv_dim + col) / 2;
-		const uint vb = p.rv_off + (slot * p.kv_dim + col) / 2;
-		[[unroll]] for (uint c = 0; c < HD / 2; c++) {
-			const vec2 k2 = unpackHalf2x16(rk[kb + c]), v2 = unpackHalf2x16(rv[vb + c]);
-			kr[2 * c] = k2.x;
-			kr[2 * c + 1] = k2.y;
-			vr[2 * c] = v2.x;
-			vr[2 * c + 1] = v2.y;
-		}
 #else
-		const uint kb = p.rk_off + slot * p.kv_dim + col;
-		const uint vb = p.rv_off + slot * p.kv_dim + col;
-		[[unroll]] for (uint d = 0; d < HD; d++) {
-			kr[d] = rk[kb + d];
-			vr[d] = rv[vb + d];
+	if (VEC != 0) {
+		const uint b = ((kind == 0 ? p.rk_off : p.rv_off) + e) / 4;
+		[[unroll]] for (uint i = 0; i < DL / 4; i++) {
+			const vec4 w = kind == 0 ? rk4[b + i] : rv4[b + i];
+			[[unroll]] for (uint c = 0; c < 4; c++) {
+				x[4 * i + c] = w[c];
+			}
 		}
+	} else {
+		const uint b = (kind == 0 ? p.rk_off : p.rv_off) + e;
+		[[unroll]] for (uint d = 0; d < DL; d++) {
+			if (d0 + d < HD) {
+				x[d] = kind == 0 ? rk[b + d] : rv[b + d];
+			}
+		}
+	}
 #endif
+}
+
+// chunk_row is ring_row for the chunk's row row, rounded to the ring's type.
+void chunk_row(uint kind, uint row, uint col, out float x[DL]) {
+	const uint d0 = gl_LocalInvocationID.x * DL;
+	const uint e = row * p.kv_dim + col + d0;
+	[[unroll]] for (uint d = 0; d < DL; d++) {
+		x[d] = 0.0;
 	}
-	const uint n_cv = !ring && cvec ? 1 : 0;
-	for (uint once = 0; once < n_cv; once++) {
-		const uint kb = (p.k_off + row * p.kv_dim + col) / 4;
-		const uint vb = (p.v_off + row * p.kv_dim + col) / 4;
-		[[unroll]] for (uint i = 0; i < HD / 4; i++) {
-			const vec4 k4 = kc4[kb + i], v4 = vc4[vb + i];
-			const vec2 k01 = as_ring(k4.xy), k23 = as_ring(k4.zw);
-			const vec2 v01 = as_ring(v4.xy), v23 = as_ring(v4.zw);
-			kr[4 * i] = k01.x;
-			kr[4 * i + 1] = k01.y;
-			kr[4 * i + 2] = k23.x;
-			kr[4 * i + 3] = k23.y;
-			vr[4 * i] = v01.x;
-			vr[4 * i + 1] = v01.y;
-			vr[4 * i + 2] = v23.x;
-			vr[4 * i + 3] = v23.y;
+	if (VEC != 0) {
+		const uint b = ((kind == 0 ? p.k_off : p.v_off) + e) / 4;
+		[[unroll]] for (uint i = 0; i < DL / 4; i++) {
+			const vec4 w = kind == 0 ? kc4[b + i] : vc4[b + i];
+			const vec2 w01 = as_ring(w.xy), w23 = as_ring(w.zw);
+			x[4 * i] = w01.x;
+			x[4 * i + 1] = w01.y;
+			x[4 * i + 2] = w23.x;
+			x[4 * i + 3] = w23.y;
+		}
+	} else {
+		const uint b = (kind == 0 ? p.k_off : p.v_off) + e;
+		[[unroll]] for (uint d = 0; d < DL; d++) {
+			if (d0 + d < HD) {
+				x[d] = as_ring(vec2(kind == 0 ? kc[b + d] : vc[b + d], 0.0)).x;
+			}
 		}
 	}
-	const uint n_cs = !ring && !cvec ? 1 : 0;
-	for (uint once = 0; once < n_cs; once++) {
-		const uint kb = p.k_off + row * p.kv_dim + col;
-		const uint vb = p.v_off + row * p.kv_dim + col;
-		[[unroll]] for (uint c = 0; c < HD / 2; c++) {
-			const vec2 k2 = as_ring(vec2(kc[kb + 2 * c], kc[kb + 2 * c + 1]));
-			const vec2 v2 = as_ring(vec2(vc[vb + 2 * c], vc[vb + 2 * c + 1]));
-			kr[2 * c] = k2.x;
-			kr[2 * c + 1] = k2.y;
-			vr[2 * c] = v2.x;
-			vr[2 * c + 1] = v2.y;
+}
+
+// key_row reads key j's slice from the ring when j < pos0 and from the chunk
+// otherwise. lavapipe runs both sides under a mask (the idle side's loads
+// cost a pass over the lanes each, without memory traffic); one body for
+// both sources still beats one per source, since it runs every copy too.
+void key_row(uint kind, uint j, uint pos0, uint col, out float x[DL]) {
+	if (j < pos0) {
+		ring_row(kind, slot_of(j), col, x);
+	} else {
+		chunk_row(kind, j - pos0, col, x);
+	}
+}
+
+// batch runs the online-softmax step of keys i0 … i0+KB−1 of the band (lo,
+// n keys). Keys past the band's end repeat its last key and get weight 0.
+void batch(uint i0, uint n, uint lo, uint pos0, uint col, float qv[G][DL],
+           inout float m[G], inout float l[G], inout float acc[G][DL]) {
+	// Each key's G dot products, from the invocations' parts.
+	float pd[KB][G];
+	[[unroll]] for (uint k = 0; k < KB; k++) {
+		float kr[DL];
+		key_row(0, lo + min(i0 + k, n - 1), pos0, col, kr);
+		[[unroll]] for (uint h = 0; h < G; h++) {
+			precise float dot = 0.0;
+			[[unroll]] for (uint d = 0; d < DL; d++) {
+				dot = fma(qv[h][d], kr[d], dot);
+			}
+			pd[k][h] = subgroupAdd(dot);
+		}
+	}
+	float e[KB][G];
+	[[unroll]] for (uint h = 0; h < G; h++) {
+		float s[KB];
+		float mn = m[h];
+		[[unroll]] for (uint k = 0; k < KB; k++) {
+			precise float sc = pd[k][h] * p.scale;
+			s[k] = i0 + k < n ? sc : NEG_BIG;
+			mn = max(mn, s[k]);
+		}
+		precise float a = exp2(m[h] - mn);
+		m[h] = mn;
+		precise float sum = 0.0;
+		[[unroll]] for (uint k = 0; k < KB; k++) {
+			precise float ek = exp2(s[k] - mn);
+			e[k][h] = ek;
+			sum += ek;
+		}
+		l[h] = fma(l[h], a, sum);
+		[[unroll]] for (uint d = 0; d < DL; d++) {
+			precise float scaled = acc[h][d] * a;
+			acc[h][d] = scaled;
+		}
+	}
+	[[unroll]] for (uint k = 0; k < KB; k++) {
+		float vr[DL];
+		key_row(1, lo + min(i0 + k, n - 1), pos0, col, vr);
+		[[unroll]] for (uint h = 0; h < G; h++) {
+			[[unroll]] for (uint d = 0; d < DL; d++) {
+				acc[h][d] = fma(e[k][h], vr[d], acc[h][d]);
+			}
 		}
 	}
 }
@@ -134,7 +196,7 @@ void main() {
 	if (g >= p.rows * nkv) {
 		return; // uniform across the workgroup
 	}
-	const uint t = gl_LocalInvocationID.x;
+	const uint d0 = gl_LocalInvocationID.x * DL;
 	const uint r = g / nkv;
 	const uint kh = g % nkv;
 	const uint col = kh * HD;
@@ -144,80 +206,33 @@ void main() {
 	const uint n = begin_band(pos); // keys in the band, at most W
 	const uint lo = band_lo;
 
-	// Whether every ring row, and every chunk row, of this KV head starts on
-	// a 16-byte boundary (uniform: push constants and HD only).
-#ifdef RING_F16
-	const bool rvec = HD % 8 == 0 && p.kv_dim % 8 == 0 && p.rk_off % 4 == 0 && p.rv_off % 4 == 0;
-#else
-	const bool rvec = HD % 4 == 0 && p.kv_dim % 4 == 0 && p.rk_off % 4 == 0 && p.rv_off % 4 == 0;
-#endif
-	const bool cvec = HD % 4 == 0 && p.kv_dim % 4 == 0 && p.k_off % 4 == 0 && p.v_off % 4 == 0;
-
-	const uint qb = p.q_off + (r * p.n_heads + kh * G) * HD;
-	float qv[G][HD];
-	[[unroll]] for (uint h = 0; h < G; h++) {
-		[[unroll]] for (uint d = 0; d < HD; d++) {
-			qv[h][d] = q[qb + h * HD + d];
-		}
-	}
+	const uint qb = p.q_off + (r * p.n_heads + kh * G) * HD + d0;
+	float qv[G][DL];
 	float m[G];
-	precise float l[G];
-	precise float acc[G][HD];
+	float l[G];
+	float acc[G][DL];
 	[[unroll]] for (uint h = 0; h < G; h++) {
 		m[h] = NEG_BIG;
 		l[h] = 0.0;
-		[[unroll]] for (uint d = 0; d < HD; d++) {
+		[[unroll]] for (uint d = 0; d < DL; d++) {
+			qv[h][d] = d0 + d < HD ? q[qb + h * HD + d] : 0.0;
 			acc[h][d] = 0.0;
 		}
 	}
 
-	for (uint i = t; i < n; i += WG) {
-		float kr[HD], vr[HD];
-		load_kv(lo + i, pos0, col, rvec, cvec, kr, vr);
-		[[unroll]] for (uint h = 0; h < G; h++) {
-			precise float dot = 0.0;
-			[[unroll]] for (uint d = 0; d < HD; d++) {
-				dot = fma(qv[h][d], kr[d], dot);
-			}
-			precise float s = dot * p.scale;
-			const float mn = max(m[h], s);
-			const float a = exp2(m[h] - mn), e = exp2(s - mn);
-			m[h] = mn;
-			l[h] = fma(l[h], a, e);
-			[[unroll]] for (uint d = 0; d < HD; d++) {
-				acc[h][d] = fma(e, vr[d], acc[h][d] * a);
-			}
-		}
+	// Batches are counted from lo whatever the chunk, so a query's sums
+	// never depend on where the ring ends and the chunk begins.
+	for (uint i0 = 0; i0 < n; i0 += KB) {
+		batch(i0, n, lo, pos0, col, qv, m, l, acc);
 	}
 
-	// Merge the invocations' partial softmaxes, head by head, in
-	// invocation order.
-	const uint ob = p.out_off + (r * p.n_heads + kh * G) * HD;
+	const uint ob = p.out_off + (r * p.n_heads + kh * G) * HD + d0;
 	[[unroll]] for (uint h = 0; h < G; h++) {
-		sh_m[t] = m[h];
-		barrier();
-		float mx = sh_m[0];
-		for (uint u = 1; u < WG; u++) {
-			mx = max(mx, sh_m[u]);
-		}
-		const float f = exp2(m[h] - mx); // 0 for an invocation without keys
-		sh_l[t] = l[h] * f;
-		[[unroll]] for (uint d = 0; d < HD; d++) {
-			sh_acc[t * HD + d] = acc[h][d] * f;
-		}
-		barrier();
-		precise float den = 0.0;
-		for (uint u = 0; u < WG; u++) {
-			den += sh_l[u];
-		}
-		for (uint d = t; d < HD; d += WG) {
-			precise float a = 0.0;
-			for (uint u = 0; u < WG; u++) {
-				a += sh_acc[u * HD + d];
+		[[unroll]] for (uint d = 0; d < DL; d++) {
+			if (d0 + d < HD) {
+				precise float y = acc[h][d] / l[h];
+				o[ob + h * HD + d] = y;
 			}
-			precise float y = a / den;
-			o[ob + h * HD + d] = y;
 		}
-		barrier(); // sh_* are reused by the next head
 	}
 }

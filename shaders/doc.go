@@ -17,5 +17,7 @@
 //
 // Two families of kernels exist for MatMul and Attention (Layout): one for
 // GPUs and one for CPU devices such as lavapipe, where every load costs a
-// loop over the SIMD lanes; Library.Layout picks one by device type.
+// loop over the SIMD lanes; Library.Layout picks one by device type. The CPU
+// family makes a workgroup one subgroup and sums with subgroup arithmetic
+// (Kernel.Subgroup); a device without it runs the GPU family.
 package shaders

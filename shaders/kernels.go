@@ -31,6 +31,12 @@ type Kernel struct {
 	// forced. A kernel that sets it must have a grid independent of the
 	// workgroup width.
 	OnCPU CPUWidth
+	// Subgroup makes a workgroup exactly one subgroup: its width is the
+	// device's subgroup size on every device, and the kernel may use
+	// subgroup arithmetic. A device without subgroup arithmetic in compute
+	// shaders gets no pipeline for it (Library.Has), and its op runs
+	// another kernel.
+	Subgroup bool
 }
 
 // CPUWidth chooses a kernel's workgroup width on CPU devices.

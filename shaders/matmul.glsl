@@ -9,17 +9,20 @@
 // neighbouring words), keeps one partial sum per (row, token), and the
 // workgroup adds the partial sums in one fixed order.
 //
-// With MATMUL_BLOCKS defined (the matmul_blocks_* kernels) invocation i
-// takes whole 32-column blocks i, i+WG, … instead, with 16-byte loads, and
-// a workgroup covers more rows (NR = 16 from the Go side): each x value
-// loaded serves NR rows and each block scale is read once. This is the
-// layout for CPU devices, where every load costs scalar work per lane
-// (lavapipe gathers an SSBO load lane by lane, with a bounds check per
+// With MATMUL_BLOCKS defined (the matmul_blocks_* kernels) the workgroup
+// is one subgroup, and invocation i takes whole 32-column blocks instead,
+// BP adjacent blocks at a time (steps i, i+WG, …), with 16-byte loads; a
+// workgroup covers more rows (NR = 16 from the Go side): each x value loaded
+// serves NR rows, and with BP = 2 one word holds a row's two block scales.
+// subgroupAdd makes the sums, with no shared memory. This is the layout for
+// CPU devices, where every load costs scalar work per lane (lavapipe gathers
+// an SSBO or shared-memory load lane by lane, with a bounds check per
 // component, unless its address is made of constants and push constants),
-// so loads per multiply-add decide the speed. Its sums use fma, still in
-// one fixed order. Tokens of a group
-// past ntok are skipped by uniform branches (lavapipe still pays for them:
-// it runs both sides of a branch under a mask).
+// so loads per multiply-add decide the speed: the shared-memory reduction
+// cost as many loads as the products of a 2048-column row. Its sums use fma,
+// still in one fixed order. Tokens of a group past ntok are skipped by
+// uniform branches (lavapipe still pays for them: it runs both sides of a
+// branch under a mask).
 //
 // A token's result is bit-identical whatever ntok and whatever its place in
 // the batch (chunked prefill equals token-by-token decode): every (row,
@@ -30,9 +33,13 @@
 // rounded, so each sum is then fully determined.
 #include "common.glsl"
 #include "weights.glsl"
+#ifdef MATMUL_BLOCKS
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 
 layout(constant_id = 1) const uint NT = 8; // tokens per workgroup
 layout(constant_id = 2) const uint NR = 2; // rows of W per workgroup
+layout(constant_id = 3) const uint BP = 2; // blocks per step, 1 or 2 (block layout)
 
 layout(push_constant) uniform Params {
 	uint rows;       // rows of W in this dispatch (a block of W's rows)
@@ -52,12 +59,32 @@ layout(binding = X_BINDING) readonly buffer XBuf { float x[]; };
 layout(binding = X_BINDING) readonly buffer XBuf4 { vec4 x4[]; };
 layout(binding = Y_BINDING) buffer YBuf { float y[]; };
 
+#ifndef MATMUL_BLOCKS
 // The reduction's width: shared memory is NR·NT·RW floats, 8 KiB at most
 // (NR a power of two ≤ 256, NT ≤ 8) whatever the workgroup width. RW must
 // not depend on NT: the one-token pipelines would sum in another order.
 const uint RW_MAX = 256 / NR;
 const uint RW = WG < RW_MAX ? WG : RW_MAX;
 shared float red[NR * NT * RW];
+#endif
+
+// w_block_scales are the scales of blocks b … b+BP−1 of a row (b even when
+// BP is 2, so that one word holds both: the host checks the offsets).
+void w_block_scales(uint row_scale, uint b, out float d[BP]) {
+#ifdef W_SCALED
+	if (BP == 2) {
+		const vec2 h = unpackHalf2x16(ws[(row_scale + b) >> 1]);
+		d[0] = h.x;
+		d[BP - 1] = h.y;
+	} else {
+		d[0] = w_scale(row_scale + b);
+	}
+#else
+	[[unroll]] for (uint k = 0; k < BP; k++) {
+		d[k] = 1.0;
+	}
+#endif
+}
 
 void main() {
 	const uint tid = gl_LocalInvocationID.x;
@@ -83,38 +110,62 @@ void main() {
 		acc[i] = 0.0;
 	}
 #ifdef MATMUL_BLOCKS
-	// Block layout: invocation i takes blocks i, i+WG, … (32 columns each)
-	// of all NR rows, with 16-byte loads (the host checks the alignment).
-	// A block's x values are loaded once for the NR rows and its scale once
-	// per row; a block's sum is scaled once.
+	// Block layout: invocation i takes the BP blocks from BP·i, then from
+	// BP·(i+WG), … (32 columns each) of all NR rows, with 16-byte loads (the
+	// host checks the alignment). A block's x values are loaded once for the
+	// NR rows and its scale once per row; a block's sum is scaled once.
 	const uint nb = p.cols / 32;
-	for (uint b = tid; b < nb; b += WG) {
-		vec4 xv[NT][8];
+	for (uint b0 = tid * BP; b0 < nb; b0 += WG * BP) {
+		vec4 xv[NT][BP][8];
 		[[unroll]] for (uint t = 0; t < NT; t++) {
 			if (t < nt) {
-				const uint xb = (p.x_off + (t0 + t) * p.cols) / 4 + 8 * b;
-				[[unroll]] for (uint i = 0; i < 8; i++) {
-					xv[t][i] = x4[xb + i];
+				const uint xb = (p.x_off + (t0 + t) * p.cols) / 4 + 8 * b0;
+				[[unroll]] for (uint k = 0; k < BP; k++) {
+					[[unroll]] for (uint i = 0; i < 8; i++) {
+						xv[t][k][i] = x4[xb + 8 * k + i];
+					}
 				}
 			}
 		}
 		[[unroll]] for (uint r = 0; r < NR; r++) {
-			uvec4 q[W_BLOCK_VEC4];
-			w_block_load(wrow[r], b, q);
-			float wv[32];
-			w_block_values(q, wv);
-			const float d = w_block_scale(srow[r], b);
-			[[unroll]] for (uint t = 0; t < NT; t++) {
-				if (t < nt) {
-					precise float s = 0.0;
-					[[unroll]] for (uint i = 0; i < 8; i++) {
-						[[unroll]] for (uint k = 0; k < 4; k++) {
-							s = fma(wv[4 * i + k], xv[t][i][k], s);
+			float d[BP];
+			w_block_scales(srow[r], b0, d);
+			[[unroll]] for (uint k = 0; k < BP; k++) {
+				uvec4 q[W_BLOCK_VEC4];
+				w_block_load(wrow[r], b0 + k, q);
+				float wv[32];
+				w_block_values(q, wv);
+				[[unroll]] for (uint t = 0; t < NT; t++) {
+					if (t < nt) {
+						precise float s = 0.0;
+						[[unroll]] for (uint i = 0; i < 8; i++) {
+							[[unroll]] for (uint c = 0; c < 4; c++) {
+								s = fma(wv[4 * i + c], xv[t][k][i][c], s);
+							}
 						}
+						acc[r * NT + t] = fma(s, d[k], acc[r * NT + t]);
 					}
-					acc[r * NT + t] = fma(s, d, acc[r * NT + t]);
 				}
 			}
+		}
+	}
+	// Each (row, token) sum over the subgroup; invocation k of pass i0
+	// writes sum i0 + k.
+	[[unroll]] for (uint i0 = 0; i0 < NR * NT; i0 += WG) {
+		float v = 0.0;
+		[[unroll]] for (uint k = 0; k < WG; k++) {
+			if (i0 + k < NR * NT) {
+				const float sum = subgroupAdd(acc[i0 + k]);
+				v = tid == k ? sum : v;
+			}
+		}
+		const uint i = i0 + tid, r = i / NT, t = i % NT, row = rg * NR + r;
+		if (i < NR * NT && row < p.rows && t < nt) {
+			const uint yi = p.y_off + (t0 + t) * p.y_stride + row;
+			if (p.accumulate != 0) {
+				v = y[yi] + v;
+			}
+			y[yi] = v;
 		}
 	}
 #else
@@ -163,7 +214,6 @@ void main() {
 		}
 	}
 
-#endif
 	// Sum the active partial sums over the workgroup in a fixed order: fold
 	// the workgroup onto RW columns of red, group after group, then add the
 	// RW columns by a tree.
@@ -204,4 +254,5 @@ void main() {
 			y[yi] = v;
 		}
 	}
+#endif
 }

@@ -70,24 +70,46 @@ var (
 	KVStoreF16 = Kernel{Name: "kv_store_f16", Bindings: storeAccess, Params: reflect.TypeFor[KVStoreParams]()}
 )
 
-// The CPULayout attention kernels (attention_keys.glsl), one workgroup per
-// (query, KV head) of keysWidth invocations. Specialization constants 1 and
-// 2 are the head dim and the group; the pipelines registered here are the
-// (64, 4) variants, and Attention builds others on first use.
-const keysWidth = 8
-
+// The CPULayout attention kernels (attention_keys.glsl), one subgroup per
+// (query, KV head). Specialization constants 1, 2 and 3 are the head dim,
+// the group and whether rows suit 16-byte loads (keysAligned); the
+// pipelines registered here are the (64, 4, aligned) variants, and
+// Attention builds others on first use. Devices without subgroup arithmetic
+// run the GPU layout's kernels.
 var (
 	// SWAKeysF32 is SWAF32 in the CPU layout.
 	SWAKeysF32 = Kernel{Name: "swa_keys", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams](),
-		Width: keysWidth, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}}}
+		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
 	// SWAKeysF16 is SWAF16 in the CPU layout.
 	SWAKeysF16 = Kernel{Name: "swa_keys_f16", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams](),
-		Width: keysWidth, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}}}
+		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
 )
 
-// maxKeysRegs bounds group × head dim for the CPU layout's kernels, which
-// keep that many query values and as many numerators per invocation; larger
-// products run in the GPU layout.
+// keysAligned reports whether every invocation's slice of every ring and
+// chunk row starts on a 16-byte boundary in attention_keys.glsl (its VEC):
+// a subgroup of s invocations splits a head's headDim dims into slices of
+// ⌈headDim/s⌉; ring rows start at word rko (K) and rvo (V), chunk rows at
+// element ko and vo, and a row is kvDim elements. The choice depends on the
+// shapes and the binding offsets, never on the chunk size.
+func keysAligned(t KVType, s, headDim, kvDim uint64, rko, rvo, ko, vo uint32) bool {
+	dl := (headDim + s - 1) / s
+	per := uint64(4) // ring elements per 16 bytes
+	if t == KVF16 {
+		per = 8
+	}
+	return headDim%s == 0 && dl%per == 0 && kvDim%per == 0 && rko%4 == 0 && rvo%4 == 0 &&
+		dl%4 == 0 && ko%4 == 0 && vo%4 == 0
+}
+
+// maxKeysWindow bounds the window for the CPU layout's kernels. lavapipe
+// ends a shader after 65535 loop passes in all; attention_keys.glsl makes
+// one per batch of 8 keys (W = 2¹⁸: 32768 passes).
+const maxKeysWindow = 1 << 18
+
+// maxKeysRegs bounds group × head dim for the CPU layout's kernels: each
+// invocation keeps its slice of that many query values and as many
+// numerators (2·128 values with lavapipe's subgroups of 8). Larger products
+// run in the GPU layout.
 const maxKeysRegs = 1024
 
 func init() { register(SWAF32, SWAF16, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16) }
@@ -231,8 +253,14 @@ func (p *Plan) Attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 			Scale: float32(math.Log2E / math.Sqrt(float64(headDim))),
 			QOff:  qo, KOff: ko, VOff: vo, RKOff: rko, RVOff: rvo, StepOff: so, OutOff: oo,
 		}
-		if p.lib.Layout == CPULayout && group*headDim <= maxKeysRegs {
-			pipe, err := p.lib.variant(keys, []vk.SpecConstant{{ID: 1, Value: uint32(headDim)}, {ID: 2, Value: uint32(group)}})
+		if p.lib.Layout == CPULayout && group*headDim <= maxKeysRegs && ring.Window <= maxKeysWindow && p.lib.Has(keys) {
+			s, _ := p.lib.width(keys)
+			vec := uint32(0)
+			if keysAligned(ring.Type, uint64(s), uint64(headDim), kvDim, rko, rvo, ko, vo) {
+				vec = 1
+			}
+			spec := []vk.SpecConstant{{ID: 1, Value: uint32(headDim)}, {ID: 2, Value: uint32(group)}, {ID: 3, Value: vec}}
+			pipe, err := p.lib.variant(keys, spec)
 			if err != nil {
 				return fmt.Errorf("shaders: Attention: %w", err)
 			}

@@ -3,6 +3,7 @@ package shaders
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/vkrun/vkrun/vk"
@@ -10,11 +11,15 @@ import (
 
 // MatMul tile sizes, the kernels' specialization constants 1 and 2: a
 // workgroup computes matmulRows rows of W (matmulBlockRows in the block
-// layout) for up to matmulTokens tokens.
+// layout) for up to matmulTokens tokens. In the block layout an invocation
+// takes matmulBlockPair adjacent 32-column blocks per step (constant 3),
+// or one where a row's blocks are odd in number or its scales start at an
+// odd index.
 const (
 	matmulTokens    = 8
 	matmulRows      = 2
 	matmulBlockRows = 16
+	matmulBlockPair = 2
 )
 
 func matmulKernel(t WeightType, tokens uint32) Kernel {
@@ -35,12 +40,13 @@ func matmulKernel(t WeightType, tokens uint32) Kernel {
 	return k
 }
 
-// blockKernel is k (a matmulKernel) in the block layout.
+// blockKernel is k (a matmulKernel) in the block layout: one subgroup per
+// workgroup, taking pairs of blocks.
 func blockKernel(k Kernel) Kernel {
 	k.File = strings.Replace(k.Source(), "matmul_", "matmul_blocks_", 1)
 	k.Name = strings.Replace(k.Name, "matmul_", "matmul_blocks_", 1)
-	k.Spec = []vk.SpecConstant{k.Spec[0], {ID: 2, Value: matmulBlockRows}}
-	k.OnCPU = CPUSubgroup
+	k.Spec = []vk.SpecConstant{k.Spec[0], {ID: 2, Value: matmulBlockRows}, {ID: 3, Value: matmulBlockPair}}
+	k.OnCPU, k.Subgroup = CPUDefault, true
 	return k
 }
 
@@ -159,18 +165,45 @@ func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
 			}
 			pc := MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
 				XOff: xo, YOff: yo, YStride: uint32(rows), Accumulate: acc}
-			layout := p.lib.Layout
-			if cols%32 != 0 || wo%4 != 0 || xo%4 != 0 {
-				layout = GPULayout // the block layout's 16-byte loads need this alignment
+			kern, tokens, wgRows, _ := matmulPick(w.Type, p.lib.Layout, m == 1)
+			pipe := p.lib.Pipeline(kern)
+			if kern.Subgroup {
+				pipe, err = p.blockPipeline(kern, w.Type, cols, wo, so, xo)
+				if err != nil {
+					return fmt.Errorf("shaders: MatMul: %w", err)
+				}
+				if pipe == nil { // the block layout does not suit this W or x
+					kern, tokens, wgRows, _ = matmulPick(w.Type, GPULayout, m == 1)
+					pipe = p.lib.Pipeline(kern)
+				}
 			}
-			kern, tokens, wgRows, _ := matmulPick(w.Type, layout, m == 1)
 			groups := (n + wgRows - 1) / wgRows * ((m + tokens - 1) / tokens)
-			if err := p.dispatch(kern, groups, Push(&pc), append(wr, xr, yr)...); err != nil {
+			if err := p.dispatchPipe(pipe, groups, Push(&pc), append(wr, xr, yr)...); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// blockPipeline is the pipeline of k, a block-layout kernel, for a W of
+// type t with cols columns whose rows start at word wo and scale so, and an
+// x at element xo: k's own (block pairs), its one-block variant, or nil
+// where the block layout does not apply (its 16-byte loads need cols a
+// multiple of 32 and wo and xo multiples of 4; the device needs subgroup
+// arithmetic). The choice depends on the weight and the binding offsets,
+// never on the token count, so every chunking sums in the same order.
+func (p *Plan) blockPipeline(k Kernel, t WeightType, cols uint64, wo, so, xo uint32) (*vk.Pipeline, error) {
+	if cols%32 != 0 || wo%4 != 0 || xo%4 != 0 || !p.lib.Has(k) {
+		return nil, nil
+	}
+	scaled := t == WeightQ8_0 || t == WeightQ4_0
+	if cols/32%matmulBlockPair == 0 && (!scaled || so%matmulBlockPair == 0) {
+		return p.lib.Pipeline(k), nil
+	}
+	spec := slices.Clone(k.Spec)
+	spec[2].Value = 1
+	return p.lib.variant(k, spec)
 }
 
 // tokenStep is how many tokens one MatMul dispatch takes when a binding

@@ -19,8 +19,9 @@ type Library struct {
 	// run both).
 	Layout Layout
 
-	mu    sync.Mutex // guards pipes (variants are built on first use)
-	pipes map[string]*vk.Pipeline
+	narrow bool       // CPU device, no forced width: OnCPU applies
+	mu     sync.Mutex // guards pipes (variants are built on first use)
+	pipes  map[string]*vk.Pipeline
 }
 
 // Layout is a family of kernels for one kind of device. Both families
@@ -36,9 +37,10 @@ const (
 	// scalar work per lane for every load that is not a constant address
 	// (lavapipe): it maximises the arithmetic per load. MatMul takes whole
 	// 32-column blocks of sixteen rows per invocation (each x value loaded
-	// serves sixteen rows); Attention gives each invocation its own keys for
-	// all query heads of a KV head. An op whose shapes or offsets do not
-	// suit its 16-byte loads runs in GPULayout instead.
+	// serves sixteen rows); Attention gives one subgroup a (query, KV head),
+	// each invocation a slice of the head dims for all its query heads. An
+	// op whose shapes or offsets do not suit its 16-byte loads, or a device
+	// without what it needs, runs in GPULayout instead.
 	CPULayout
 )
 
@@ -73,21 +75,14 @@ func NewLibrary(d *vk.Device, wg uint32) (*Library, error) {
 	if wg&(wg-1) != 0 || wg > d.Info.MaxWorkgroupSize[0] || wg > d.Info.MaxWorkgroupInvocations {
 		return nil, fmt.Errorf("shaders: workgroup width %d is not a power of two within the device's limits", wg)
 	}
-	l := &Library{Device: d, WG: wg, pipes: map[string]*vk.Pipeline{}}
+	l := &Library{Device: d, WG: wg, narrow: narrow, pipes: map[string]*vk.Pipeline{}}
 	if d.Info.Type == vk.DeviceCPU {
 		l.Layout = CPULayout
 	}
 	for _, k := range Kernels {
-		kwg := wg
-		if k.Width != 0 {
-			kwg = k.Width
-		} else if narrow {
-			switch k.OnCPU {
-			case CPUNarrow:
-				kwg = CPUWG
-			case CPUSubgroup:
-				kwg = max(d.Info.SubgroupSize, 1)
-			}
+		kwg, ok := l.width(k)
+		if !ok {
+			continue
 		}
 		desc, err := k.Desc(kwg)
 		if err != nil {
@@ -104,6 +99,32 @@ func NewLibrary(d *vk.Device, wg uint32) (*Library, error) {
 	return l, nil
 }
 
+// width is k's workgroup width on this library's device, and whether the
+// device can run k at all.
+func (l *Library) width(k Kernel) (uint32, bool) {
+	info := l.Device.Info
+	switch {
+	case k.Subgroup:
+		s := info.SubgroupSize
+		ok := l.Device.Features.SubgroupArithmetic && s != 0 && s&(s-1) == 0 &&
+			s <= info.MaxWorkgroupSize[0] && s <= info.MaxWorkgroupInvocations
+		return s, ok
+	case k.Width != 0:
+		return k.Width, true
+	case l.narrow && k.OnCPU == CPUNarrow:
+		return CPUWG, true
+	case l.narrow && k.OnCPU == CPUSubgroup:
+		return max(info.SubgroupSize, 1), true
+	}
+	return l.WG, true
+}
+
+// Has reports whether the device runs k (see Kernel.Subgroup).
+func (l *Library) Has(k Kernel) bool {
+	_, ok := l.width(k)
+	return ok
+}
+
 // Pipeline returns k's pipeline.
 func (l *Library) Pipeline(k Kernel) *vk.Pipeline {
 	l.mu.Lock()
@@ -112,9 +133,13 @@ func (l *Library) Pipeline(k Kernel) *vk.Pipeline {
 }
 
 // variant returns k's pipeline with its specialization constants replaced
-// by spec, building it on first use (through the pipeline cache). Only
-// kernels with a fixed Width use it, so the width is never in question.
+// by spec, building it on first use (through the pipeline cache), with the
+// width k has in this library.
 func (l *Library) variant(k Kernel, spec []vk.SpecConstant) (*vk.Pipeline, error) {
+	wg, ok := l.width(k)
+	if !ok {
+		return nil, fmt.Errorf("shaders: %s: %s lacks subgroup arithmetic in compute shaders", k.Name, l.Device.Info.Name)
+	}
 	k.File, k.Spec = k.Source(), spec
 	for _, c := range spec {
 		k.Name += fmt.Sprintf("/%d=%d", c.ID, c.Value)
@@ -123,10 +148,6 @@ func (l *Library) variant(k Kernel, spec []vk.SpecConstant) (*vk.Pipeline, error
 	defer l.mu.Unlock()
 	if p := l.pipes[k.Name]; p != nil {
 		return p, nil
-	}
-	wg := l.WG
-	if k.Width != 0 {
-		wg = k.Width
 	}
 	desc, err := k.Desc(wg)
 	if err != nil {
