@@ -52,8 +52,9 @@ shared float m_sh[WG];           // partial maxima; at the end, lane denominator
 //
 // The sources and load widths are loops of which exactly one runs (the others
 // run zero times) rather than if/else: lavapipe runs both sides of a branch
-// under a mask but skips a loop that no invocation enters (measured 1.6× on
-// the decode benchmark). On a GPU either form is a uniform branch.
+// under a mask, and a loop that no invocation enters costs one masked pass
+// of its body (loops measured 1.6× faster than if/else on the decode
+// benchmark). On a GPU either form is a uniform branch.
 float score(uint j, uint pos0, uint col) {
 	const uint np = p.head_dim / 2;
 	const bool ring = j < pos0;
