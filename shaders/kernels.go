@@ -45,7 +45,6 @@ type CPUWidth uint8
 const (
 	CPUDefault  CPUWidth = iota // the library's width
 	CPUNarrow                   // CPUWG
-	CPUSubgroup                 // the device's subgroup size: one SIMD fibre
 )
 
 // Source is the shader's file stem.

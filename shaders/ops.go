@@ -113,8 +113,6 @@ func (l *Library) width(k Kernel) (uint32, bool) {
 		return k.Width, true
 	case l.narrow && k.OnCPU == CPUNarrow:
 		return CPUWG, true
-	case l.narrow && k.OnCPU == CPUSubgroup:
-		return max(info.SubgroupSize, 1), true
 	}
 	return l.WG, true
 }
