@@ -43,8 +43,8 @@ type Kernel struct {
 type CPUWidth uint8
 
 const (
-	CPUDefault  CPUWidth = iota // the library's width
-	CPUNarrow                   // CPUWG
+	CPUDefault CPUWidth = iota // the library's width
+	CPUNarrow                  // CPUWG
 )
 
 // Source is the shader's file stem.
