@@ -27,10 +27,12 @@ var nmseMatMul = map[shaders.WeightType]float64{
 }
 
 // matmulShapes are (rows, cols) per kind of type: odd columns for f32 and
-// f16 (f16 rows are padded to whole words), multiples of 32 for the Q types.
+// f16 (f16 rows are padded to whole words), multiples of 32 for the Q types,
+// with odd and even numbers of 32-column blocks (the CPU layout takes
+// blocks in pairs when a row has an even number).
 var matmulShapes = map[bool][][2]int{
-	false: {{1, 1}, {7, 7}, {33, 96}, {1, 4097}, {4097, 33}, {33, 4128}},
-	true:  {{1, 32}, {7, 96}, {33, 4128}, {4097, 32}, {4097, 96}},
+	false: {{1, 1}, {7, 7}, {33, 96}, {1, 4097}, {4097, 33}, {33, 4128}, {5, 128}},
+	true:  {{1, 32}, {7, 96}, {33, 4128}, {4097, 32}, {4097, 96}, {9, 256}, {17, 4096}},
 }
 
 // layouts runs f once per kernel layout, so a CPU device tests the GPUs'
