@@ -215,7 +215,10 @@ void main() {
 		m[h] = NEG_BIG;
 		l[h] = 0.0;
 		[[unroll]] for (uint d = 0; d < DL; d++) {
-			qv[h][d] = d0 + d < HD ? q[qb + h * HD + d] : 0.0;
+			qv[h][d] = 0.0;
+			if (d0 + d < HD) { // never read past the head (HD % WG ≠ 0)
+				qv[h][d] = q[qb + h * HD + d];
+			}
 			acc[h][d] = 0.0;
 		}
 	}
