@@ -3,9 +3,6 @@ SHELL := /bin/bash
 GO ?= go
 GLSLC ?= glslc
 GLSLC_FLAGS := --target-env=vulkan1.1 -Werror -O
-SHADER_SRC := $(wildcard shaders/*.comp)
-SHADER_INC := $(wildcard shaders/*.glsl)
-SHADER_SPV := $(patsubst shaders/%.comp,shaders/spv/%.spv,$(SHADER_SRC))
 # Short fuzz runs in CI; run longer ones by hand: make fuzz FUZZTIME=5m
 FUZZTIME ?= 10s
 
@@ -40,16 +37,13 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./loader/ || exit 1; \
 	done
 
-# Compile GLSL to SPIR-V; outputs are rewritten only when their bytes change.
-shaders: $(SHADER_SPV)
-
-shaders/spv/%.spv: shaders/%.comp $(SHADER_INC)
-	@mkdir -p shaders/spv
-	$(GLSLC) $(GLSLC_FLAGS) -Ishaders -o $@.tmp $<
-	@if cmp -s $@.tmp $@; then rm $@.tmp; touch $@; else mv $@.tmp $@; fi
+# Compile GLSL to SPIR-V, one module per entry in shaders.Sources (a .comp
+# with its defines); outputs are rewritten only when their bytes change.
+shaders:
+	$(GO) run ./shaders/internal/compile -glslc "$(GLSLC)" -flags "$(GLSLC_FLAGS)"
 
 bench: setup
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./vk/ ./shaders/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./vk/ ./engine/ops/
 
 clean:
 	rm -rf bin

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/vkrun/vkrun/engine"
+	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/loader"
-	"github.com/vkrun/vkrun/shaders"
 	"github.com/vkrun/vkrun/vk"
 )
 
@@ -65,7 +65,7 @@ type Option func(*loadOptions)
 type loadOptions struct {
 	device     string
 	window     int // -1: the file's
-	kv         shaders.KVType
+	kv         ops.KVType
 	chunk      int
 	context    int
 	progress   func(done, total uint64)
@@ -87,9 +87,9 @@ func WithKV(precision string) Option {
 	return func(o *loadOptions) {
 		switch precision {
 		case "f32":
-			o.kv = shaders.KVF32
+			o.kv = ops.KVF32
 		case "f16", "":
-			o.kv = shaders.KVF16
+			o.kv = ops.KVF16
 		default:
 			o.kv = -1
 		}

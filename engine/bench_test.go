@@ -9,9 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/loader"
-	"github.com/vkrun/vkrun/shaders"
 	"github.com/vkrun/vkrun/vk"
 )
 
@@ -32,7 +32,7 @@ func benchModel(b *testing.B, dt loader.DType, window int) (*vk.Device, *Model) 
 	lm, err := loader.Open(path, loader.WithoutTokenizer())
 	require.NoError(b, err)
 	defer lm.Close()
-	m, err := Load(d, lm, Options{KV: shaders.KVF16})
+	m, err := Load(d, lm, Options{KV: ops.KVF16})
 	require.NoError(b, err)
 	b.Cleanup(func() { m.Close() })
 	return d, m

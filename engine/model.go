@@ -3,9 +3,12 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
+	"slices"
 
+	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/shaders"
 	"github.com/vkrun/vkrun/vk"
@@ -14,7 +17,7 @@ import (
 // Options configure Load.
 type Options struct {
 	// KV is the element type of the ring cache (default f16).
-	KV shaders.KVType
+	KV ops.KVType
 	// Chunk is the most prompt tokens one prefill step takes (default and
 	// maximum: the window).
 	Chunk int
@@ -24,8 +27,10 @@ type Options struct {
 	Context int
 	// Progress, when set, is called as weights are uploaded.
 	Progress func(done, total uint64)
-	// WG is the kernels' workgroup width (0: shaders.DefaultWG).
+	// WG is the kernels' workgroup width (0: ops.DefaultWG).
 	WG uint32
+	// Layout forces a kernel layout (default: by device type).
+	Layout ops.LayoutChoice
 	// Profile records GPU timestamps around every dispatch (see Session.Profile).
 	Profile bool
 }
@@ -40,11 +45,15 @@ type Model struct {
 	// SlidingWindow reports whether the model itself has a window, so that
 	// sequences may run past Window positions.
 	SlidingWindow bool
-	// Notes lists load-time conversions the user should know about.
+	// Notes lists what the user should know about the load: conversions
+	// of types without kernels, a kernel layout the device cannot run.
 	Notes []string
+	// WeightBytes is the device memory of the weights (matrices and norm
+	// vectors), in bytes.
+	WeightBytes uint64
 
 	dev       *vk.Device
-	lib       *shaders.Library
+	lib       *ops.Library
 	opts      Options
 	w         weights
 	bufs      []*vk.Buffer
@@ -53,21 +62,21 @@ type Model struct {
 
 // weights are the model's tensors on the device.
 type weights struct {
-	tokenEmbd  shaders.Weight // (vocab, dim)
-	outputNorm shaders.Tensor // (dim,) f32
-	output     shaders.Weight // (vocab, dim), token_embd when tied
+	tokenEmbd  ops.Weight // (vocab, dim)
+	outputNorm ops.Tensor // (dim,) f32
+	output     ops.Weight // (vocab, dim), token_embd when tied
 	layers     []layerWeights
 }
 
 type layerWeights struct {
-	attnNorm shaders.Tensor // (dim,) f32
-	wq       shaders.Weight // (heads*headDim, dim)
-	wk, wv   shaders.Weight // (kvHeads*headDim, dim)
-	wo       shaders.Weight // (dim, heads*headDim)
-	ffnNorm  shaders.Tensor // (dim,) f32
-	wGate    shaders.Weight // (ffn, dim)
-	wUp      shaders.Weight // (ffn, dim)
-	wDown    shaders.Weight // (dim, ffn)
+	attnNorm ops.Tensor // (dim,) f32
+	wq       ops.Weight // (heads*headDim, dim)
+	wk, wv   ops.Weight // (kvHeads*headDim, dim)
+	wo       ops.Weight // (dim, heads*headDim)
+	ffnNorm  ops.Tensor // (dim,) f32
+	wGate    ops.Weight // (ffn, dim)
+	wUp      ops.Weight // (ffn, dim)
+	wDown    ops.Weight // (dim, ffn)
 }
 
 // Load uploads m's weights to d and builds the kernels. m may be closed
@@ -105,11 +114,12 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 	}
 	mod.opts.Chunk = min(mod.opts.Chunk, maxChunk)
 
-	lib, err := shaders.NewLibrary(d, opts.WG)
+	lib, err := ops.NewLibrary(d, ops.Options{WG: opts.WG, Layout: opts.Layout})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	mod.lib = lib
+	mod.Notes = append(mod.Notes, lib.Notes()...)
 	if err := mod.upload(m); err != nil {
 		mod.Close()
 		return nil, err
@@ -120,6 +130,9 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 // maxChunk caps one prefill step, bounding activation memory (a chunk of C
 // tokens needs C·(3·dim + 2·ffn + …) floats).
 const maxChunk = 512
+
+// Library is the model's kernel set (its layout and the kernel picks).
+func (m *Model) Library() *ops.Library { return m.lib }
 
 // Device is the device the model lives on.
 func (m *Model) Device() *vk.Device { return m.dev }
@@ -141,20 +154,14 @@ func (m *Model) Close() error {
 	return nil
 }
 
-// weightType maps a file's tensor type to the device layout it is kept in;
-// ok is false when the engine has no kernel for it and converts it to F16.
-func weightType(t loader.DType) (shaders.WeightType, bool) {
-	switch t {
-	case loader.F32:
-		return shaders.WeightF32, true
-	case loader.F16:
-		return shaders.WeightF16, true
-	case loader.Q8_0:
-		return shaders.WeightQ8_0, true
-	case loader.Q4_0:
-		return shaders.WeightQ4_0, true
+// weightType is the type a file's tensor type is kept in on the device:
+// itself, or F16 (converted at load, with a note) for a type the loader
+// reads but no kernel serves.
+func weightType(t loader.DType) (dev loader.DType, native bool) {
+	if shaders.HasKernels(t) {
+		return t, true
 	}
-	return shaders.WeightF16, false
+	return loader.F16, false
 }
 
 type uploadJob struct {
@@ -162,16 +169,16 @@ type uploadJob struct {
 	t          *loader.Tensor
 	rows, cols int
 	vector     bool // an f32 vector (norm weight), not a matrix
-	into       any  // *shaders.Weight or *shaders.Tensor
+	into       any  // *ops.Weight or *ops.Tensor
 }
 
 func (m *Model) upload(src *loader.Model) error {
 	cfg := m.Config
 	var jobs []uploadJob
-	matrix := func(name string, rows, cols int, into *shaders.Weight) {
+	matrix := func(name string, rows, cols int, into *ops.Weight) {
 		jobs = append(jobs, uploadJob{name: name, t: src.Tensor(name), rows: rows, cols: cols, into: into})
 	}
-	vector := func(name string, n int, into *shaders.Tensor) {
+	vector := func(name string, n int, into *ops.Tensor) {
 		jobs = append(jobs, uploadJob{name: name, t: src.Tensor(name), rows: 1, cols: n, vector: true, into: into})
 	}
 	qDim, kvDim := cfg.NumHeads*cfg.HeadDim, cfg.NumKVHeads*cfg.HeadDim
@@ -198,7 +205,11 @@ func (m *Model) upload(src *loader.Model) error {
 
 	// Sizes first: fail before uploading anything if the model cannot fit.
 	var total uint64
-	converted := map[string]int{}
+	type conversion struct {
+		tensors     int
+		file, extra uint64 // bytes
+	}
+	converted := map[loader.DType]*conversion{}
 	for i := range jobs {
 		j := &jobs[i]
 		if j.t == nil {
@@ -209,12 +220,26 @@ func (m *Model) upload(src *loader.Model) error {
 			return err
 		}
 		total += n
-		if _, ok := weightType(j.t.Type); !ok && !j.vector {
-			converted[j.t.Type.String()]++
+		if j.vector {
+			m.WeightBytes += n
+			continue
+		}
+		m.WeightBytes += n
+		if _, ok := weightType(j.t.Type); !ok {
+			c := converted[j.t.Type]
+			if c == nil {
+				c = &conversion{}
+				converted[j.t.Type] = c
+			}
+			c.tensors++
+			c.file += j.t.Size()
+			c.extra += n - min(n, j.t.Size())
 		}
 	}
-	for t, n := range converted {
-		m.Notes = append(m.Notes, fmt.Sprintf("%d tensors of type %s have no GPU kernel yet; they are converted to F16 at load", n, t))
+	for _, t := range slices.Sorted(maps.Keys(converted)) {
+		c := converted[t]
+		m.Notes = append(m.Notes, fmt.Sprintf("%d tensors of type %s have no GPU kernel: they are converted to F16 at load, %d bytes on the device instead of %d (%d more)",
+			c.tensors, t, c.file+c.extra, c.file, c.extra))
 	}
 	var done uint64
 	for i := range jobs {
@@ -239,9 +264,9 @@ func (m *Model) deviceBytes(j *uploadJob) (uint64, error) {
 		return uint64(4 * j.cols), nil
 	}
 	wt, _ := weightType(j.t.Type)
-	n, err := shaders.PackedSize(wt, j.rows, j.cols)
+	n, err := ops.PackedSize(wt, j.rows, j.cols)
 	if err != nil {
-		return 0, fmt.Errorf("engine: %s: %w", j.name, err)
+		return 0, fmt.Errorf("engine: tensor %q (%s, %d×%d): %w", j.name, j.t.Type, j.rows, j.cols, err)
 	}
 	return n, nil
 }
@@ -271,7 +296,7 @@ func (m *Model) uploadOne(j *uploadJob) error {
 		if err := m.dev.Upload(buf, 0, data); err != nil {
 			return fmt.Errorf("engine: uploading %s: %w", j.name, err)
 		}
-		*j.into.(*shaders.Tensor) = shaders.F32(buf)
+		*j.into.(*ops.Tensor) = ops.F32(buf)
 		return nil
 	}
 	wt, native := weightType(j.t.Type)
@@ -285,9 +310,9 @@ func (m *Model) uploadOne(j *uploadJob) error {
 			return fmt.Errorf("engine: %s: %w", j.name, err)
 		}
 	}
-	packed, err := shaders.Pack(wt, src, j.rows, j.cols)
+	packed, err := ops.Pack(wt, src, j.rows, j.cols)
 	if err != nil {
-		return fmt.Errorf("engine: %s: %w", j.name, err)
+		return fmt.Errorf("engine: tensor %q (%s, %d×%d): %w", j.name, j.t.Type, j.rows, j.cols, err)
 	}
 	buf, err := m.newBuffer(j.name, uint64(len(packed)))
 	if err != nil {
@@ -296,7 +321,7 @@ func (m *Model) uploadOne(j *uploadJob) error {
 	if err := m.dev.Upload(buf, 0, packed); err != nil {
 		return fmt.Errorf("engine: uploading %s: %w", j.name, err)
 	}
-	*j.into.(*shaders.Weight) = shaders.Weight{Buf: buf, Type: wt, Rows: j.rows, Cols: j.cols}
+	*j.into.(*ops.Weight) = ops.Weight{Buf: buf, Type: wt, Rows: j.rows, Cols: j.cols}
 	if !native {
 		runtime.GC() // converted tensors can be large; don't let them pile up
 	}

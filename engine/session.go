@@ -9,7 +9,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/vkrun/vkrun/shaders"
+	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/vk"
 )
 
@@ -27,22 +27,22 @@ type Session struct {
 	m   *Model
 	pos int // the next position
 
-	rings []shaders.Ring // per layer: K and V, (Window, kvHeads*headDim) each
+	rings []ops.Ring // per layer: K and V, (Window, kvHeads*headDim) each
 	bufs  []*vk.Buffer
 
 	// Activations for up to chunk tokens, f32.
-	x, xb  shaders.Tensor // (chunk, dim): the residual stream and its normed copy
-	q, att shaders.Tensor // (chunk, heads*headDim)
-	k, v   shaders.Tensor // (chunk, kvHeads*headDim)
-	hg, hu shaders.Tensor // (chunk, ffn): gate and up projections
-	logits shaders.Tensor // (chunk, vocab), host-visible
+	x, xb  ops.Tensor // (chunk, dim): the residual stream and its normed copy
+	q, att ops.Tensor // (chunk, heads*headDim)
+	k, v   ops.Tensor // (chunk, kvHeads*headDim)
+	hg, hu ops.Tensor // (chunk, ffn): gate and up projections
+	logits ops.Tensor // (chunk, vocab), host-visible
 
 	// Per-step values the host writes before each submit, host-visible.
-	step   shaders.Tensor // (1,) u32: pos0, the chunk's first position
-	tokens shaders.Tensor // (chunk,) u32: the chunk's token ids; greedy steps write the next id to [0]
-	rope   shaders.Tensor // (chunk, ropeDim/2, 2) f32: cos and sin of each position's angles
-	host   *vk.Buffer     // holds step, tokens and rope
-	out    *vk.Buffer     // holds logits
+	step   ops.Tensor // (1,) u32: pos0, the chunk's first position
+	tokens ops.Tensor // (chunk,) u32: the chunk's token ids; greedy steps write the next id to [0]
+	rope   ops.Tensor // (chunk, ropeDim/2, 2) f32: cos and sin of each position's angles
+	host   *vk.Buffer // holds step, tokens and rope
+	out    *vk.Buffer // holds logits
 
 	steps   map[stepKey]*recording
 	clock   uint64                 // steps run, for recording eviction
@@ -67,7 +67,7 @@ type stepKey struct {
 // recording is a recorded step, submitted again for every chunk of its shape.
 type recording struct {
 	seq  *vk.Sequence
-	plan *shaders.Plan
+	plan *ops.Plan
 	used uint64 // the step count when last used, for eviction
 }
 
@@ -83,16 +83,16 @@ func (m *Model) NewSession() (*Session, error) {
 	chunk := m.opts.Chunk
 	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
 	var err error
-	dev := func(name string, n int) shaders.Tensor {
+	dev := func(name string, n int) ops.Tensor {
 		if err != nil {
-			return shaders.Tensor{}
+			return ops.Tensor{}
 		}
 		var b *vk.Buffer
 		if b, err = m.dev.NewBuffer(name, uint64(4*n), vk.DeviceMemory); err == nil {
 			s.bufs = append(s.bufs, b)
-			return shaders.F32(b)
+			return ops.F32(b)
 		}
-		return shaders.Tensor{}
+		return ops.Tensor{}
 	}
 	s.x = dev("x", chunk*c.Dim)
 	s.xb = dev("xb", chunk*c.Dim)
@@ -103,7 +103,7 @@ func (m *Model) NewSession() (*Session, error) {
 	s.hg = dev("ffn gate", chunk*c.FFNDim)
 	s.hu = dev("ffn up", chunk*c.FFNDim)
 	for l := 0; l < c.NumLayers && err == nil; l++ {
-		n := shaders.RingBytes(m.opts.KV, m.Window, kvDim)
+		n := ops.RingBytes(m.opts.KV, m.Window, kvDim)
 		var kb, vb *vk.Buffer
 		if kb, err = m.dev.NewBuffer(fmt.Sprintf("blk.%d.k ring", l), n, vk.DeviceMemory); err != nil {
 			break
@@ -113,13 +113,13 @@ func (m *Model) NewSession() (*Session, error) {
 			break
 		}
 		s.bufs = append(s.bufs, vb)
-		s.rings = append(s.rings, shaders.Ring{K: kb, V: vb, Window: m.Window, KVDim: kvDim, Type: m.opts.KV})
+		s.rings = append(s.rings, ops.Ring{K: kb, V: vb, Window: m.Window, KVDim: kvDim, Type: m.opts.KV})
 	}
 	if err == nil {
 		nRope := chunk * c.RopeDim // (chunk, ropeDim/2, 2)
 		if s.host, err = m.dev.NewBuffer("step", uint64(4*(1+chunk+nRope)), vk.HostMemory); err == nil {
 			s.bufs = append(s.bufs, s.host)
-			all := shaders.F32(s.host)
+			all := ops.F32(s.host)
 			s.step = all.Sub(0, 1)
 			s.tokens = all.Sub(1, uint64(chunk))
 			s.rope = all.Sub(uint64(1+chunk), uint64(nRope))
@@ -128,7 +128,7 @@ func (m *Model) NewSession() (*Session, error) {
 	if err == nil {
 		if s.out, err = m.dev.NewBuffer("logits", uint64(4*chunk*c.VocabSize), vk.HostMemory); err == nil {
 			s.bufs = append(s.bufs, s.out)
-			s.logits = shaders.F32(s.out)
+			s.logits = ops.F32(s.out)
 		}
 	}
 	if err != nil {
@@ -149,7 +149,7 @@ func (s *Session) Reset() { s.pos = 0 }
 func (s *Session) KVBytes() uint64 {
 	var n uint64
 	for _, r := range s.rings {
-		n += 2 * shaders.RingBytes(r.Type, r.Window, r.KVDim)
+		n += 2 * ops.RingBytes(r.Type, r.Window, r.KVDim)
 	}
 	return n
 }

@@ -12,42 +12,27 @@ import (
 //go:embed spv/*.spv
 var spvFS embed.FS
 
-// Kernel is one compute pipeline: shaders/<File>.comp compiled to
-// spv/<File>.spv, its storage-buffer bindings in order, and the Go struct
-// that mirrors its push-constant block (checked against the SPIR-V by a
-// test). Variants of one entry point share a File and differ in Spec.
+// Kernel is one compute pipeline: the SPIR-V module spv/<File>.spv (a
+// Source), its storage-buffer bindings in order, the Go struct that mirrors
+// its push-constant block (checked against the SPIR-V by a test), and its
+// specialization constants. Variants of one entry point share a File and
+// differ in Spec.
 type Kernel struct {
 	Name     string // the pipeline's name, unique
-	File     string // the shader's file stem; "" means Name
+	File     string // the SPIR-V module's stem (a Source's Name); "" means Name
 	Bindings []vk.Access
 	Params   reflect.Type
-	// Spec are further specialization constants (IDs ≥ 1) with the fixed
+	// Spec are the specialization constants (IDs ≥ 1) with the fixed
 	// values this kernel's pipeline is built with, e.g. tile sizes.
+	// Constant 0 is the workgroup width, which the op layer sets per device.
 	Spec []vk.SpecConstant
-	// Width, when not 0, is the kernel's workgroup width on every device,
-	// whatever the library's (its shared memory or algorithm depends on it).
-	Width uint32
-	// OnCPU is the kernel's workgroup width on CPU devices when no width is
-	// forced. A kernel that sets it must have a grid independent of the
-	// workgroup width.
-	OnCPU CPUWidth
 	// Subgroup makes a workgroup exactly one subgroup: its width is the
-	// device's subgroup size on every device, and the kernel may use
-	// subgroup arithmetic. A device without subgroup arithmetic in compute
-	// shaders gets no pipeline for it (Library.Has), and its op runs
-	// another kernel.
+	// device's subgroup size, and the kernel uses subgroup arithmetic. A
+	// device without subgroup arithmetic in compute shaders cannot run it.
 	Subgroup bool
 }
 
-// CPUWidth chooses a kernel's workgroup width on CPU devices.
-type CPUWidth uint8
-
-const (
-	CPUDefault CPUWidth = iota // the library's width
-	CPUNarrow                  // CPUWG
-)
-
-// Source is the shader's file stem.
+// Source is the kernel's SPIR-V module stem.
 func (k Kernel) Source() string {
 	if k.File != "" {
 		return k.File
@@ -62,6 +47,39 @@ func (k Kernel) SPIRV() ([]byte, error) {
 		return nil, fmt.Errorf("shaders: %s: %w", k.Name, err)
 	}
 	return b, nil
+}
+
+// SpecValue is the value of k's specialization constant id, and whether k
+// sets it.
+func (k Kernel) SpecValue(id uint32) (uint32, bool) {
+	for _, c := range k.Spec {
+		if c.ID == id {
+			return c.Value, true
+		}
+	}
+	return 0, false
+}
+
+// WithSpec is k with constant id set to v (added if k lacks it), named
+// after it: k's variant.
+func (k Kernel) WithSpec(id, v uint32) Kernel {
+	if old, ok := k.SpecValue(id); ok && old == v {
+		return k
+	}
+	spec := make([]vk.SpecConstant, 0, len(k.Spec)+1)
+	set := false
+	for _, c := range k.Spec {
+		if c.ID == id {
+			c.Value, set = v, true
+		}
+		spec = append(spec, c)
+	}
+	if !set {
+		spec = append(spec, vk.SpecConstant{ID: id, Value: v})
+	}
+	k.File, k.Spec = k.Source(), spec
+	k.Name += fmt.Sprintf("/%d=%d", id, v)
+	return k
 }
 
 // Desc is the pipeline description for a workgroup width of wg invocations
@@ -80,17 +98,20 @@ func (k Kernel) Desc(wg uint32) (vk.PipelineDesc, error) {
 	}, nil
 }
 
-var rrw = []vk.Access{vk.Read, vk.Read, vk.Write}
-
-// Kernels lists every kernel. Each op's file adds its kernels with register
-// from init, so ops live in separate files.
-var Kernels []Kernel
-
-func register(ks ...Kernel) {
-	Kernels = append(Kernels, ks...)
+// Push returns p's bytes as push-constant data. T must be a struct of
+// 4-byte fields, as every Params type here is.
+func Push[T any](p *T) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), unsafe.Sizeof(*p))
 }
 
-// The first kernels. Each comment gives the contract; shapes are row-major.
+var (
+	rrw         = []vk.Access{vk.Read, vk.Read, vk.Write}
+	attnAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Write}
+	storeAccess = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Write, vk.Write}
+)
+
+// The kernels with one variant for all weight types. Each comment gives
+// the contract; shapes are row-major.
 var (
 	// MatVecF32: y (rows,) = W (rows, cols) @ x (cols,), all f32.
 	MatVecF32 = Kernel{Name: "matvec_f32", Bindings: rrw, Params: reflect.TypeFor[MatVecParams]()}
@@ -98,9 +119,42 @@ var (
 	Add = Kernel{Name: "add", Bindings: rrw, Params: reflect.TypeFor[AddParams]()}
 	// RMSNorm: y (rows, n) = x / sqrt(mean(x²) + eps) * w (n,), per row, f32.
 	RMSNorm = Kernel{Name: "rmsnorm", Bindings: rrw, Params: reflect.TypeFor[RMSNormParams]()}
+	// RoPE rotates pairs of x (ntok, nHeads·headDim) f32 in place by the
+	// angles of a (ntok, ropeDim/2, 2) f32 cos/sin table.
+	RoPE = Kernel{Name: "rope", Bindings: []vk.Access{vk.ReadWrite, vk.Read}, Params: reflect.TypeFor[RoPEParams]()}
+	// SiluMul: h (n,) = g·sigmoid(g)·u elementwise, f32.
+	SiluMul = Kernel{Name: "silu_mul", Bindings: rrw, Params: reflect.TypeFor[SiluMulParams]()}
+	// Argmax: out[0] (u32) = the first index of the maximum of x (n,) f32.
+	Argmax = Kernel{Name: "argmax", Bindings: []vk.Access{vk.Read, vk.Write}, Params: reflect.TypeFor[ArgmaxParams]()}
+
+	// SWAF32: out (rows, heads*headDim) f32 = sliding-window attention of q
+	// (rows, heads*headDim) f32 over an f32 ring and the chunk's k, v
+	// (rows, kvDim) f32. The entry point is shaders/swa.comp.
+	SWAF32 = Kernel{Name: "swa", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams]()}
+	// SWAF16: as SWAF32 over an f16 ring; chunk k, v are rounded to f16.
+	SWAF16 = Kernel{Name: "swa_f16", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams]()}
+	// KVStoreF32: ring slot (pos0+i) mod W ← k, v row i, f32.
+	KVStoreF32 = Kernel{Name: "kv_store_f32", Bindings: storeAccess, Params: reflect.TypeFor[KVStoreParams]()}
+	// KVStoreF16: ring slot (pos0+i) mod W ← k, v row i rounded to f16.
+	KVStoreF16 = Kernel{Name: "kv_store_f16", Bindings: storeAccess, Params: reflect.TypeFor[KVStoreParams]()}
+
+	// The CPULayout attention kernels (attention_keys.glsl), one subgroup
+	// per (query, KV head). Specialization constants 1, 2 and 3 are the
+	// head dim, the group and whether rows suit 16-byte loads; the values
+	// here are the (64, 4, aligned) variant, and the op layer builds others.
+
+	// SWAKeysF32 is SWAF32 in the CPU layout.
+	SWAKeysF32 = Kernel{Name: "swa_keys", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams](),
+		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
+	// SWAKeysF16 is SWAF16 in the CPU layout.
+	SWAKeysF16 = Kernel{Name: "swa_keys_f16", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams](),
+		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
 )
 
-func init() { register(MatVecF32, Add, RMSNorm) }
+// Kernels lists every kernel: those above, then the weight kernels of the
+// table (WeightKernel) in WeightTypes order.
+var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, RoPE, SiluMul, Argmax,
+	SWAF32, SWAF16, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16}, weightKernels()...)
 
 // MatVecParams mirrors matvec.glsl's push constants.
 type MatVecParams struct {
@@ -121,8 +175,68 @@ type RMSNormParams struct {
 	XOff, WOff, YOff uint32
 }
 
-// Push returns p's bytes as push-constant data. T must be a struct of
-// 4-byte fields, as every Params type here is.
-func Push[T any](p *T) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(p)), unsafe.Sizeof(*p))
+// RoPEParams mirrors rope.comp's push constants.
+type RoPEParams struct {
+	Ntok, NHeads, HeadDim, RopeDim uint32
+	XOff, ROff                     uint32
+}
+
+// SiluMulParams mirrors silu_mul.comp's push constants.
+type SiluMulParams struct {
+	N                uint32
+	GOff, UOff, HOff uint32
+}
+
+// ArgmaxParams mirrors argmax.comp's push constants.
+type ArgmaxParams struct {
+	N, XOff, OutOff uint32
+}
+
+// AttentionParams mirrors attention_common.glsl's push constants.
+type AttentionParams struct {
+	NHeads  uint32  // query heads
+	Group   uint32  // query heads per KV head
+	HeadDim uint32  // even, ≤ 256
+	KVDim   uint32  // KV heads × head dim
+	Window  uint32  // W
+	Q0      uint32  // chunk row of the dispatch's first query
+	Rows    uint32  // queries in the dispatch
+	Scale   float32 // log2(e)/sqrt(headDim)
+	QOff    uint32  // element offsets within each binding
+	KOff    uint32
+	VOff    uint32
+	RKOff   uint32
+	RVOff   uint32
+	StepOff uint32
+	OutOff  uint32
+}
+
+// KVStoreParams mirrors attention_store.glsl's push constants.
+type KVStoreParams struct {
+	Rows    uint32 // chunk rows
+	KVDim   uint32
+	Window  uint32
+	KOff    uint32 // element offsets within each binding
+	VOff    uint32
+	StepOff uint32
+	RKOff   uint32
+	RVOff   uint32
+}
+
+// MatMulParams mirrors matmul.comp's push constants.
+type MatMulParams struct {
+	Rows, Cols, Ntok uint32
+	WOff             uint32 // word offset of the first row in the W binding
+	SOff             uint32 // half index of the first row's first side half (block types)
+	XOff, YOff       uint32 // element offsets
+	YStride          uint32 // elements from one token's y row to the next
+	Accumulate       uint32 // 1: y += x·Wᵀ
+}
+
+// EmbedParams mirrors embed.comp's push constants.
+type EmbedParams struct {
+	Ntok, Cols, Vocab uint32
+	Row0, Nrows       uint32 // the table rows in this dispatch's binding
+	WOff, SOff        uint32 // word offset of row Row0; half index of its first side half
+	TokOff, XOff      uint32 // element offsets
 }

@@ -121,9 +121,10 @@ func TestPushConstantLayouts(t *testing.T) {
 			require.NoError(t, err)
 			members, err := spirvPushConstants(code)
 			require.NoError(t, err)
-			src := glslSource(t, k.Source()+".comp")
+			comp := sourceOf(k.Source()).Comp
+			src := glslSource(t, comp+".comp")
 			block := pushRE.FindStringSubmatch(src)
-			require.NotNil(t, block, "no push-constant block in %s.comp", k.Source())
+			require.NotNil(t, block, "no push-constant block in %s.comp", comp)
 			names := memberRE.FindAllStringSubmatch(block[1], -1)
 			require.Equal(t, len(names), len(members), "GLSL members vs SPIR-V members")
 			require.Equal(t, k.Params.NumField(), len(members), "Go fields vs shader members")
@@ -140,7 +141,8 @@ func TestPushConstantLayouts(t *testing.T) {
 	}
 }
 
-// TestEveryShaderIsAKernel keeps the table and the sources in step.
+// TestEveryShaderIsAKernel keeps the table and the sources in step: every
+// .comp builds some kernel's module, and every module's .comp exists.
 func TestEveryShaderIsAKernel(t *testing.T) {
 	comps, err := filepath.Glob("*.comp")
 	require.NoError(t, err)
@@ -148,22 +150,27 @@ func TestEveryShaderIsAKernel(t *testing.T) {
 	for _, c := range comps {
 		names = append(names, strings.TrimSuffix(c, ".comp"))
 	}
-	files := map[string]bool{}
-	names2 := map[string]bool{}
-	for _, k := range Kernels {
-		files[k.Source()] = true
-		assert.False(t, names2[k.Name], "kernel name %s used twice", k.Name)
-		names2[k.Name] = true
+	used := map[string]bool{}
+	for _, s := range Sources() {
+		used[s.Comp] = true
 	}
 	var table []string
-	for f := range files {
-		table = append(table, f)
+	for c := range used {
+		table = append(table, c)
 	}
 	assert.ElementsMatch(t, names, table)
+	seen := map[string]bool{}
+	for _, k := range Kernels {
+		assert.False(t, seen[k.Name], "kernel name %s used twice", k.Name)
+		seen[k.Name] = true
+	}
+	spvs, err := filepath.Glob("spv/*.spv")
+	require.NoError(t, err)
+	assert.Len(t, spvs, len(Sources()), "spv/ holds exactly the modules of Sources (make shaders removes others)")
 }
 
-// TestCompiledShadersMatchSources recompiles every .comp with the Makefile's
-// flags and compares with the committed .spv.
+// TestCompiledShadersMatchSources recompiles every module with the
+// Makefile's flags and compares it with the committed .spv.
 func TestCompiledShadersMatchSources(t *testing.T) {
 	glslc, err := exec.LookPath("glslc")
 	if err != nil {
@@ -176,21 +183,15 @@ func TestCompiledShadersMatchSources(t *testing.T) {
 	require.NoError(t, err)
 	flags := regexp.MustCompile(`(?m)^GLSLC_FLAGS := (.*)$`).FindSubmatch(mk)
 	require.NotNil(t, flags, "GLSLC_FLAGS in Makefile")
-	done := map[string]bool{}
-	for _, k := range Kernels {
-		if done[k.Source()] {
-			continue
-		}
-		done[k.Source()] = true
-		out := filepath.Join(t.TempDir(), k.Source()+".spv")
-		args := append(strings.Fields(string(flags[1])), "-I.", "-o", out, k.Source()+".comp")
-		cmd := exec.Command(glslc, args...)
-		msg, err := cmd.CombinedOutput()
-		require.NoError(t, err, "glslc %s: %s", k.Name, msg)
+	dir := t.TempDir()
+	for _, s := range Sources() {
+		out := filepath.Join(dir, s.Name+".spv")
+		msg, err := exec.Command(glslc, s.GlslcArgs(strings.Fields(string(flags[1])), out)...).CombinedOutput()
+		require.NoError(t, err, "glslc %s: %s", s.Name, msg)
 		want, err := os.ReadFile(out)
 		require.NoError(t, err)
-		got, err := k.SPIRV()
+		got, err := Kernel{Name: s.Name}.SPIRV()
 		require.NoError(t, err)
-		assert.True(t, bytes.Equal(want, got), "spv/%s.spv is stale: run make shaders", k.Source())
+		assert.True(t, bytes.Equal(want, got), "spv/%s.spv is stale: run make shaders", s.Name)
 	}
 }

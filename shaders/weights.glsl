@@ -1,45 +1,80 @@
-// weights.glsl: reading a weight matrix in its device layout (shaders.Pack),
+// weights.glsl: reading a weight matrix in its device layout (ops.Pack),
 // with no optional feature: every array is read as 32-bit words, halves with
-// unpackHalf2x16 and int8 with bitfieldExtract.
+// unpackHalf2x16 and bytes with shifts.
 //
-// The including file defines one of WEIGHT_F32, WEIGHT_F16, WEIGHT_Q8_0 or
-// WEIGHT_Q4_0. This file declares the weight's bindings: binding 0 is the
-// main array (wq) and, for the Q types, binding 1 the f16 block scales (ws).
-// W_BINDINGS is how many there are; the op's own bindings follow.
+// The including file defines WEIGHT_<TYPE> for one of the types in
+// shaders.WeightTypes (WEIGHT_F32, WEIGHT_Q4_K, …). This file declares the
+// weight's bindings: binding 0 is the main array (wq, the blocks' bodies)
+// and, for the block types, binding 1 the side array (ws: each block's
+// scales and other small fields, 2-byte aligned). W_BINDINGS is how many
+// there are; the op's own bindings follow.
 //
-// w_elem(row_word, row_scale, i) is element i of a row, dequantised. For
-// dot products, w_unit reads a row in units of W_UNIT elements: unit u holds
-// columns w_col(u, k), k < W_UNIT, small runs of consecutive columns, so
-// neighbouring invocations taking neighbouring units read neighbouring words
-// of W and of x. For the Q types w_unit returns the raw quants (q, or q−8)
-// and the block scale separately (W_SCALED is defined), so that a dot
-// product multiplies by the scale once; a row's units are w_units(cols), and
-// its columns from w_units(cols)·W_UNIT on (only f32 and f16 rows have any)
-// are read with w_elem. Row addresses: a row's first word (row_word) and,
-// for the Q types, the f16 index of its first block scale (row_scale;
-// ignored otherwise).
+// Device layout of a block type: each ggml block is split into its body, a
+// run of whole 16-byte units (the quants), and its side, the block's other
+// bytes in their ggml order (before the body, then after it). Bodies lie
+// row-major in wq, so a row's body starts on 16 bytes; sides lie row-major
+// in ws, W_SIDE halves a block. A row's addresses are its first body word
+// (row_word) and the half index of its first side half (row_side, called
+// row_scale for the legacy types whose side is the f16 scale alone).
 //
-// Blocks. When cols is a multiple of 32 and a row's first word is a
-// multiple of 4, a row can also be read in blocks of 32 columns (the Q
-// types' own blocks) with 16-byte loads: w_block_load(row_word, b, q)
-// fetches block b as W_BLOCK_VEC4 uvec4s, w_block_values unpacks them into
-// the block's 32 raw values in column order, and w_block_scale(row_scale,
-// b) is its scale (1 for f32 and f16).
+// Every type defines w_elem(row_word, row_side, i): element i of a row,
+// dequantised exactly as ggml (and loader.Dequantize) does it, f32 operation
+// for f32 operation (precise: no contraction). The matmul reads rows in one
+// of two ways:
+//
+// Units (F32, F16, BF16, Q8_0, Q4_0, the GPU layout): w_unit reads W_UNIT
+// columns w_col(u, k), small runs of consecutive columns, so neighbouring
+// invocations read neighbouring words. For Q8_0 and Q4_0 it returns the raw
+// quants and the block scale (W_SCALED), so a dot product multiplies by the
+// scale once. The same types also read 32-column blocks with 16-byte loads
+// (w_block_load, w_block_values, w_block_scale: the CPU layout).
+//
+// Tiles (every other block type, both layouts; W_TILED): a row is read in
+// tiles of W_TILE consecutive columns (a whole number per block).
+// w_tile_load fetches tile t's quants as W_TILE_VEC4 uvec4s; w_tile_values
+// unpacks them to the tile's raw values r, in column order; w_tile_coefs
+// gives each group of W_GROUP columns its scale a and, with W_MIN, its
+// offset b, so that element c of group g is a[g]·r[c] + b[g]. A dot product
+// over a group is then a[g]·Σ r·x + b[g]·Σ x.
 
 layout(binding = 0) readonly buffer WQBuf { uint wq[]; };
 layout(binding = 0) readonly buffer WQBuf4 { uvec4 wq4[]; };
 
-#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
+#if defined(WEIGHT_F32) || defined(WEIGHT_F16) || defined(WEIGHT_BF16)
+#define W_BINDINGS 1
+#else
 #define W_BINDINGS 2
 layout(binding = 1) readonly buffer WSBuf { uint ws[]; };
 
-// w_scale is f16 scale h (an index in halves).
+// w_scale is the f16 at side half h.
 float w_scale(uint h) {
 	return unpackHalf2x16(ws[h >> 1] >> ((h & 1u) * 16u)).x;
 }
-#else
-#define W_BINDINGS 1
+
+// side_u16 is the 16-bit field at side half h.
+uint side_u16(uint h) {
+	return (ws[h >> 1] >> ((h & 1u) * 16u)) & 0xffffu;
+}
+
+// side_byte is byte i of the side that starts at half h.
+uint side_byte(uint h, uint i) {
+	const uint b = 2u * h + i;
+	return (ws[b >> 2] >> ((b & 3u) * 8u)) & 0xffu;
+}
 #endif
+
+// body_byte is byte i of the body that starts at word w.
+uint body_byte(uint w, uint i) {
+	return (wq[w + (i >> 2)] >> ((i & 3u) * 8u)) & 0xffu;
+}
+
+// tile_byte is byte i of a tile's loaded uvec4s (constant i after unrolling).
+#define tile_byte(q, i) (((q)[(i) >> 4][((i) >> 2) & 3u] >> (((i) & 3u) * 8u)) & 0xffu)
+
+// unpack_bf16 splits a word into its two bfloat16 halves, low first.
+vec2 unpack_bf16(uint w) {
+	return vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xffff0000u));
+}
 
 #if defined(WEIGHT_F32)
 #define W_UNIT 4
@@ -98,6 +133,41 @@ void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
 	[[unroll]] for (uint i = 0; i < 4; i++) {
 		[[unroll]] for (uint k = 0; k < 4; k++) {
 			const vec2 h = unpackHalf2x16(q[i][k]);
+			v[8 * i + 2 * k] = h.x;
+			v[8 * i + 2 * k + 1] = h.y;
+		}
+	}
+}
+
+float w_block_scale(uint row_scale, uint b) { return 1.0; }
+
+#elif defined(WEIGHT_BF16)
+// As F16, with bfloat16 halves (the top 16 bits of an f32).
+#define W_UNIT 4
+uint w_row_words(uint cols) { return (cols + 1) / 2; }
+uint w_row_scales(uint cols) { return 0; }
+uint w_units(uint cols) { return cols / 4; }
+uint w_col(uint u, uint k) { return 4 * u + k; }
+
+void w_unit(uint row_word, uint row_scale, uint u, out float v[W_UNIT], out float d) {
+	const uint b = row_word + 2 * u;
+	const vec2 h0 = unpack_bf16(wq[b]), h1 = unpack_bf16(wq[b + 1]);
+	v[0] = h0.x;
+	v[1] = h0.y;
+	v[2] = h1.x;
+	v[3] = h1.y;
+	d = 1.0;
+}
+
+float w_elem(uint row_word, uint row_scale, uint i) {
+	return unpack_bf16(wq[row_word + i / 2] >> ((i & 1u) * 16u)).x;
+}
+
+#define W_BLOCK_VEC4 4
+void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
+	[[unroll]] for (uint i = 0; i < 4; i++) {
+		[[unroll]] for (uint k = 0; k < 4; k++) {
+			const vec2 h = unpack_bf16(q[i][k]);
 			v[8 * i + 2 * k] = h.x;
 			v[8 * i + 2 * k + 1] = h.y;
 		}
@@ -188,9 +258,10 @@ void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
 float w_block_scale(uint row_scale, uint b) { return w_scale(row_scale + b); }
 
 #else
-#error "define one of WEIGHT_F32, WEIGHT_F16, WEIGHT_Q8_0, WEIGHT_Q4_0"
+#include "quants.glsl"
 #endif
 
+#ifndef W_TILED
 // w_block_load reads block b of the row that starts at word row_word.
 void w_block_load(uint row_word, uint b, out uvec4 q[W_BLOCK_VEC4]) {
 	const uint v0 = row_word / 4 + b * W_BLOCK_VEC4;
@@ -198,3 +269,4 @@ void w_block_load(uint row_word, uint b, out uvec4 q[W_BLOCK_VEC4]) {
 		q[i] = wq4[v0 + i];
 	}
 }
+#endif

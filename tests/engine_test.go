@@ -15,12 +15,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vkrun/vkrun/engine"
+	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/engine/ref"
 	"github.com/vkrun/vkrun/internal/optest"
 	"github.com/vkrun/vkrun/internal/testmodel"
 	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/loader"
-	"github.com/vkrun/vkrun/shaders"
 	"github.com/vkrun/vkrun/vk"
 )
 
@@ -52,11 +52,11 @@ func TestStories260KGreedyMatchesLlama2c(t *testing.T) {
 	path := testmodel.Stories260K(t)
 	for _, tc := range []struct {
 		name  string
-		kv    shaders.KVType
+		kv    ops.KVType
 		lopts []loader.Option
 	}{
-		{"full-attention/kv-f16", shaders.KVF16, nil},
-		{"window-512/kv-f32", shaders.KVF32, []loader.Option{loader.WithWindow(512)}},
+		{"full-attention/kv-f16", ops.KVF16, nil},
+		{"window-512/kv-f32", ops.KVF32, []loader.Option{loader.WithWindow(512)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := vktest.Device(t, vk.DeviceOptions{})
@@ -112,20 +112,20 @@ func TestLogitsMatchReference(t *testing.T) {
 	type tc struct {
 		hd, w int
 		dt    loader.DType
-		kv    shaders.KVType
+		kv    ops.KVType
 	}
 	var cases []tc
 	for _, w := range []int{1, 3, 4, 16} {
 		for _, hd := range []int{64, 128} {
-			cases = append(cases, tc{hd, w, loader.F32, shaders.KVF32})
+			cases = append(cases, tc{hd, w, loader.F32, ops.KVF32})
 		}
 	}
 	for _, dt := range []loader.DType{loader.F16, loader.Q8_0, loader.Q4_0} {
-		cases = append(cases, tc{64, 4, dt, shaders.KVF32}, tc{128, 16, dt, shaders.KVF16})
+		cases = append(cases, tc{64, 4, dt, ops.KVF32}, tc{128, 16, dt, ops.KVF16})
 	}
 	d := vktest.Device(t, vk.DeviceOptions{})
 	for _, c := range cases {
-		kvName := map[shaders.KVType]string{shaders.KVF16: "f16", shaders.KVF32: "f32"}[c.kv]
+		kvName := map[ops.KVType]string{ops.KVF16: "f16", ops.KVF32: "f32"}[c.kv]
 		t.Run(fmt.Sprintf("%s/hd%d/W%d/kv-%s", c.dt, c.hd, c.w, kvName), func(t *testing.T) {
 			path := synthetic(t, c.hd, c.w, c.dt)
 			m, lm := loadGPU(t, d, path, engine.Options{KV: c.kv})
@@ -142,7 +142,7 @@ func TestLogitsMatchReference(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, got, n)
 			bound := nmseKVF32
-			if c.kv == shaders.KVF16 {
+			if c.kv == ops.KVF16 {
 				bound = nmseKVF16
 			}
 			worst := 0.0
@@ -163,7 +163,7 @@ func TestLogitsMatchReference(t *testing.T) {
 // token-by-token decode, bit for bit.
 func TestChunkedPrefillEqualsTokenByToken(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
-	for _, kv := range []shaders.KVType{shaders.KVF32, shaders.KVF16} {
+	for _, kv := range []ops.KVType{ops.KVF32, ops.KVF16} {
 		const w = 8
 		path := synthetic(t, 64, w, loader.F16)
 		m, _ := loadGPU(t, d, path, engine.Options{KV: kv})
@@ -201,7 +201,7 @@ func TestReceptiveField(t *testing.T) {
 	for _, w := range []int{2, 3, 5} {
 		t.Run(fmt.Sprintf("W%d", w), func(t *testing.T) {
 			path := synthetic(t, 64, w, loader.F32)
-			m, _ := loadGPU(t, d, path, engine.Options{KV: shaders.KVF32})
+			m, _ := loadGPU(t, d, path, engine.Options{KV: ops.KVF32})
 			L := m.Config.NumLayers
 			edge := L * (w - 1)
 			a := randomTokens(11, edge+3*w+2, m.Config.VocabSize)
@@ -226,9 +226,9 @@ func TestDeviceMemoryIsFlat(t *testing.T) {
 	const w = 16
 	path := synthetic(t, 64, w, loader.Q8_0)
 	for _, kv := range []struct {
-		t    shaders.KVType
+		t    ops.KVType
 		size uint64
-	}{{shaders.KVF16, 2}, {shaders.KVF32, 4}} {
+	}{{ops.KVF16, 2}, {ops.KVF32, 4}} {
 		m, _ := loadGPU(t, d, path, engine.Options{KV: kv.t})
 		s := session(t, m)
 		c := m.Config

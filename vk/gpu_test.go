@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/internal/optest"
 	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/shaders"
@@ -214,7 +215,7 @@ func TestTimestampsAndWaitTimeout(t *testing.T) {
 	if d.Info.TimestampValidBits == 0 {
 		t.Skipf("%s has no timestamps on its compute queue", d.Info.Name)
 	}
-	lib, err := shaders.NewLibrary(d, 0)
+	lib, err := ops.NewLibrary(d, ops.Options{})
 	require.NoError(t, err)
 	defer lib.Close()
 	const rows, cols = 2048, 4096
@@ -230,8 +231,9 @@ func TestTimestampsAndWaitTimeout(t *testing.T) {
 	plan := lib.NewPlan(seq)
 	defer plan.Close()
 	for range 3 {
-		require.NoError(t, plan.MatVec(shaders.F32(w), shaders.F32(x), shaders.F32(y), rows, cols))
+		plan.MatVec(ops.F32(w), ops.F32(x), ops.F32(y), rows, cols)
 	}
+	require.NoError(t, plan.Err())
 	require.NoError(t, seq.End())
 	require.NoError(t, seq.Submit())
 	// A 32 MiB matvec three times does not finish within a nanosecond.

@@ -1,0 +1,273 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/vkrun/vkrun/shaders"
+	"github.com/vkrun/vkrun/vk"
+)
+
+// KVType is the element type of a KV ring.
+type KVType int
+
+const (
+	// KVF16 stores keys and values as f16, packed in pairs in 32-bit words
+	// (element 2c in the low half), so no 16-bit storage feature is needed.
+	KVF16 KVType = iota
+	// KVF32 stores keys and values as f32.
+	KVF32
+)
+
+func (t KVType) String() string {
+	switch t {
+	case KVF16:
+		return "f16"
+	case KVF32:
+		return "f32"
+	}
+	return fmt.Sprintf("KVType(%d)", int(t))
+}
+
+// ElemBytes is the size of one element of t.
+func (t KVType) ElemBytes() int {
+	if t == KVF32 {
+		return 4
+	}
+	return 2
+}
+
+// Ring is one layer's rolling KV cache: the K and V of position p live in
+// slot p mod Window. K and V are each (Window, KVDim) of Type, row-major.
+type Ring struct {
+	K, V   *vk.Buffer // (Window, KVDim) of Type, each
+	Window int        // W, the sliding window and the number of slots
+	KVDim  int        // KV heads × head dim
+	Type   KVType
+}
+
+// RingBytes is the size of one of K or V.
+func RingBytes(t KVType, window, kvDim int) uint64 {
+	return uint64(window) * uint64(kvDim) * uint64(t.ElemBytes())
+}
+
+// MaxAttentionHeadDim is the largest head dimension Attention supports.
+const MaxAttentionHeadDim = 256
+
+// keysAligned reports whether every invocation's slice of every ring and
+// chunk row starts on a 16-byte boundary in attention_keys.glsl (its VEC):
+// a subgroup of s invocations splits a head's headDim dims into slices of
+// ⌈headDim/s⌉; ring rows start at word rko (K) and rvo (V), chunk rows at
+// element ko and vo, and a row is kvDim elements. The choice depends on the
+// shapes and the binding offsets, never on the chunk size.
+func keysAligned(t KVType, s, headDim, kvDim uint64, rko, rvo, ko, vo uint32) bool {
+	dl := (headDim + s - 1) / s
+	per := uint64(4) // ring elements per 16 bytes
+	if t == KVF16 {
+		per = 8
+	}
+	return headDim%s == 0 && dl%per == 0 && kvDim%per == 0 && rko%4 == 0 && rvo%4 == 0 &&
+		dl%4 == 0 && ko%4 == 0 && vo%4 == 0
+}
+
+// maxKeysWindow bounds the window for the CPU layout's kernels. lavapipe
+// ends a shader after 65535 loop passes in all; attention_keys.glsl makes
+// one per batch of 8 keys (W = 2¹⁸: 32768 passes).
+const maxKeysWindow = 1 << 18
+
+// maxKeysRegs bounds group × head dim for the CPU layout's kernels: each
+// invocation keeps its slice of that many query values and as many
+// numerators (2·128 values with lavapipe's subgroups of 8). Larger products
+// run in the GPU layout.
+const maxKeysRegs = 1024
+
+// check validates r against a chunk of ntok tokens.
+func (r Ring) check(ntok int) error {
+	switch {
+	case r.K == nil || r.V == nil:
+		return fmt.Errorf("ring K or V is nil")
+	case r.K == r.V:
+		return fmt.Errorf("ring K and V are the same buffer %s", r.K.Name)
+	case r.Type != KVF16 && r.Type != KVF32:
+		return fmt.Errorf("ring type %v", r.Type)
+	case r.Window <= 0 || r.KVDim <= 0 || r.KVDim%2 != 0:
+		return fmt.Errorf("ring window %d and KV dim %d (must be positive, the dim even)", r.Window, r.KVDim)
+	case r.Window > math.MaxInt32 || r.KVDim > math.MaxInt32:
+		return fmt.Errorf("ring window %d or KV dim %d too large", r.Window, r.KVDim)
+	case ntok > r.Window:
+		return fmt.Errorf("a chunk of %d tokens is longer than the window %d", ntok, r.Window)
+	}
+	n := RingBytes(r.Type, r.Window, r.KVDim)
+	if r.K.Size < n || r.V.Size < n {
+		return fmt.Errorf("ring buffers %s (%d bytes) and %s (%d bytes) are smaller than %d×%d %v (%d bytes)",
+			r.K.Name, r.K.Size, r.V.Name, r.V.Size, r.Window, r.KVDim, r.Type, n)
+	}
+	return nil
+}
+
+// ringBindings binds all of the ring's K and V.
+func (p *Plan) ringBindings(r Ring) (k, v vk.Range, ko, vo uint32, err error) {
+	words := RingBytes(r.Type, r.Window, r.KVDim) / 4
+	k, ko, err = p.binding(Tensor{Buf: r.K, Len: words}, 0, words, 4)
+	if err != nil {
+		return k, v, 0, 0, fmt.Errorf("ring K: %w", err)
+	}
+	v, vo, err = p.binding(Tensor{Buf: r.V, Len: words}, 0, words, 4)
+	if err != nil {
+		return k, v, 0, 0, fmt.Errorf("ring V: %w", err)
+	}
+	return k, v, ko, vo, nil
+}
+
+// Attention records out (ntok, nHeads*headDim) f32 = banded attention of
+// queries q (ntok, nHeads*headDim) f32 at positions pos0+i, where pos0 =
+// step[0] (u32, read on the GPU so a recorded step is reused across
+// positions). Query i attends keys j in [max(0, pos0+i−W+1), pos0+i], W =
+// ring.Window: keys j < pos0 come from the ring (slot j mod W), keys j ≥ pos0
+// from the chunk's own k, v (ntok, KVDim) f32 (RoPE already applied to k).
+// When ring.Type is KVF16, chunk values are rounded to f16 before use, so a
+// chunk sees exactly the values it would read back from the ring. GQA: query
+// head h uses KV head h/(nHeads/nKVHeads). Scale 1/sqrt(headDim).
+//
+// ntok must be at most W; headDim even and at most MaxAttentionHeadDim. Each
+// query's result is bit-identical whatever the chunk it is computed in (the
+// kernel's floating-point operations for a query depend only on its
+// position, W, headDim and the library's layout and workgroup width).
+// Record StoreKV of the same chunk after it. Each of the ring's K and V, and the chunk's k and v, must
+// fit one binding (maxStorageBufferRange); q and out are split as needed.
+func (p *Plan) Attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int) {
+	if p.err == nil {
+		p.fail(p.attention(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim))
+	}
+}
+
+// attention is Attention, returning its error.
+func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int) error {
+	if err := ring.check(ntok); err != nil {
+		return fmt.Errorf("ops: Attention: %w", err)
+	}
+	if ntok <= 0 || nHeads <= 0 || nKVHeads <= 0 || nHeads%nKVHeads != 0 || headDim <= 0 || headDim%2 != 0 ||
+		headDim > MaxAttentionHeadDim || ring.KVDim != nKVHeads*headDim {
+		return fmt.Errorf("ops: Attention: %d tokens, %d heads, %d KV heads, head dim %d, ring KV dim %d: %w",
+			ntok, nHeads, nKVHeads, headDim, ring.KVDim, errShape)
+	}
+	n, qDim, kvDim := uint64(ntok), uint64(nHeads*headDim), uint64(ring.KVDim)
+	if q.Len != n*qDim || out.Len != n*qDim || k.Len != n*kvDim || v.Len != n*kvDim || step.Len != 1 {
+		return fmt.Errorf("ops: Attention: q %d, k %d, v %d, out %d, step %d elements for %d tokens of (%d, %d): %w",
+			q.Len, k.Len, v.Len, out.Len, step.Len, ntok, qDim, kvDim, errShape)
+	}
+	kern, keys := shaders.SWAF32, shaders.SWAKeysF32
+	if ring.Type == KVF16 {
+		kern, keys = shaders.SWAF16, shaders.SWAKeysF16
+	}
+	group := nHeads / nKVHeads
+	rk, rv, rko, rvo, err := p.ringBindings(ring)
+	if err != nil {
+		return fmt.Errorf("ops: Attention: %w", err)
+	}
+	sr, so, err := p.binding(step, 0, 1, 4)
+	if err != nil {
+		return fmt.Errorf("ops: Attention step: %w", err)
+	}
+	// Queries are split into blocks that fit one binding; each block binds
+	// the chunk's k, v from row 0 (its queries may attend every earlier row).
+	block := p.maxRows(qDim, 4)
+	for i0 := uint64(0); i0 < n; i0 += block {
+		m := min(block, n-i0)
+		qr, qo, err := p.binding(q, i0*qDim, m*qDim, 4)
+		if err != nil {
+			return fmt.Errorf("ops: Attention q: %w", err)
+		}
+		or, oo, err := p.binding(out, i0*qDim, m*qDim, 4)
+		if err != nil {
+			return fmt.Errorf("ops: Attention out: %w", err)
+		}
+		kr, ko, err := p.binding(k, 0, (i0+m)*kvDim, 4)
+		if err != nil {
+			return fmt.Errorf("ops: Attention k: %w", err)
+		}
+		vr, vo, err := p.binding(v, 0, (i0+m)*kvDim, 4)
+		if err != nil {
+			return fmt.Errorf("ops: Attention v: %w", err)
+		}
+		pc := shaders.AttentionParams{
+			NHeads: uint32(nHeads), Group: uint32(group), HeadDim: uint32(headDim), KVDim: uint32(kvDim),
+			Window: uint32(ring.Window), Q0: uint32(i0), Rows: uint32(m),
+			Scale: float32(math.Log2E / math.Sqrt(float64(headDim))),
+			QOff:  qo, KOff: ko, VOff: vo, RKOff: rko, RVOff: rvo, StepOff: so, OutOff: oo,
+		}
+		if p.lib.layout == shaders.CPULayout {
+			// The CPU layout has its own kernel for the shapes it suits (see
+			// maxKeysRegs and maxKeysWindow); the library's layout implies
+			// subgroup arithmetic.
+			if group*headDim <= maxKeysRegs && ring.Window <= maxKeysWindow {
+				s, _ := p.lib.subgroupWidth()
+				vec := uint32(0)
+				if keysAligned(ring.Type, uint64(s), uint64(headDim), kvDim, rko, rvo, ko, vo) {
+					vec = 1
+				}
+				kk := keys.WithSpec(1, uint32(headDim)).WithSpec(2, uint32(group)).WithSpec(3, vec)
+				p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: keys.Name, Kernel: kk.Name})
+				if err := p.dispatch(kk, m*uint64(nKVHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
+					return err
+				}
+				continue
+			}
+			p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: keys.Name, Kernel: kern.Name,
+				Reason: fmt.Sprintf("group × head dim %d or window %d beyond the CPU kernel's %d and %d", group*headDim, ring.Window, maxKeysRegs, maxKeysWindow)})
+		} else {
+			p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: kern.Name, Kernel: kern.Name})
+		}
+		if err := p.dispatch(kern, m*uint64(nHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StoreKV records writing the chunk's k, v (ntok, KVDim) f32 into ring slots
+// (pos0+i) mod W, pos0 = step[0], converting them to ring.Type. Record it
+// after the Attention of the same chunk: the recorder orders the two by their
+// declared accesses to the ring.
+func (p *Plan) StoreKV(k, v Tensor, ring Ring, step Tensor, ntok int) {
+	if p.err == nil {
+		p.fail(p.storeKV(k, v, ring, step, ntok))
+	}
+}
+
+// storeKV is StoreKV, returning its error.
+func (p *Plan) storeKV(k, v Tensor, ring Ring, step Tensor, ntok int) error {
+	if err := ring.check(ntok); err != nil {
+		return fmt.Errorf("ops: StoreKV: %w", err)
+	}
+	n, kvDim := uint64(ntok), uint64(ring.KVDim)
+	if ntok <= 0 || k.Len != n*kvDim || v.Len != n*kvDim || step.Len != 1 {
+		return fmt.Errorf("ops: StoreKV: k %d, v %d, step %d elements for %d tokens of %d: %w",
+			k.Len, v.Len, step.Len, ntok, kvDim, errShape)
+	}
+	pipe := shaders.KVStoreF32
+	if ring.Type == KVF16 {
+		pipe = shaders.KVStoreF16
+	}
+	rk, rv, rko, rvo, err := p.ringBindings(ring)
+	if err != nil {
+		return fmt.Errorf("ops: StoreKV: %w", err)
+	}
+	sr, so, err := p.binding(step, 0, 1, 4)
+	if err != nil {
+		return fmt.Errorf("ops: StoreKV step: %w", err)
+	}
+	kr, ko, err := p.binding(k, 0, n*kvDim, 4)
+	if err != nil {
+		return fmt.Errorf("ops: StoreKV k: %w", err)
+	}
+	vr, vo, err := p.binding(v, 0, n*kvDim, 4)
+	if err != nil {
+		return fmt.Errorf("ops: StoreKV v: %w", err)
+	}
+	pc := shaders.KVStoreParams{Rows: uint32(n), KVDim: uint32(kvDim), Window: uint32(ring.Window),
+		KOff: ko, VOff: vo, StepOff: so, RKOff: rko, RVOff: rvo}
+	wg := uint64(p.lib.WG)
+	pairs := n * kvDim / 2
+	return p.dispatch(pipe, (pairs+wg-1)/wg, shaders.Push(&pc), kr, vr, sr, rk, rv)
+}

@@ -1,0 +1,650 @@
+package ops_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vkrun/vkrun/engine/ops"
+	"github.com/vkrun/vkrun/internal/optest"
+	"github.com/vkrun/vkrun/vk"
+)
+
+// NMSE thresholds for Attention against optest.SWA (float64). With an f32
+// ring the GPU differs from the reference only by f32 rounding in the dot
+// products, exp2 and sums (measured ≤ 2.1e-13 on lavapipe, over every case
+// here). With an f16 ring the reference is fed the same f16-rounded keys and
+// values, so the bound is the same (measured ≤ 2.1e-13); against the
+// unrounded reference the f16 storage itself costs about 1e-7 (measured
+// ≤ 7e-8), bounded here by 1e-5.
+const (
+	nmseAttention       = 1e-10
+	nmseAttentionF16Raw = 1e-5
+)
+
+var kvTypes = []ops.KVType{ops.KVF32, ops.KVF16}
+
+// attnSeq is one random sequence of queries, keys and values, for positions
+// 0 … npos−1, on the device and on the host.
+type attnSeq struct {
+	s          optest.AttnShape
+	npos       int
+	q, k, v    []float32 // (npos, QDim), (npos, KVDim), (npos, KVDim)
+	qb, kb, vb *vk.Buffer
+	pad        uint64 // elements before q, k, v and out in their buffers
+}
+
+func newAttnSeq(t testing.TB, e *env, s optest.AttnShape, npos int, seed uint64) *attnSeq {
+	a := &attnSeq{s: s, npos: npos,
+		q: optest.Rand(seed, npos*s.QDim()),
+		k: optest.Rand(seed+1, npos*s.KVDim()),
+		v: optest.Rand(seed+2, npos*s.KVDim()),
+	}
+	// Larger queries sharpen the softmax, so that a wrong key is visible.
+	for i := range a.q {
+		a.q[i] *= 3
+	}
+	a.qb, a.kb, a.vb = e.put(t, "q", a.q), e.put(t, "k", a.k), e.put(t, "v", a.v)
+	return a
+}
+
+// run processes positions [0, npos) in chunks whose sizes cycle through sizes.
+// Each chunk records Attention (only if it reaches position from), then
+// StoreKV, all in one submission. It returns the outputs of positions
+// [from, npos), (npos−from, QDim). The ring and the outputs start as NaN, so
+// a read of an unwritten slot or a missing output is caught.
+func (a *attnSeq) run(t testing.TB, e *env, kv ops.KVType, sizes []int, from int) []float32 {
+	s := a.s
+	ringBytes := ops.RingBytes(kv, s.Window, s.KVDim())
+	rk, err := e.d.NewBuffer("ring K", ringBytes, vk.DeviceMemory)
+	require.NoError(t, err)
+	defer rk.Close()
+	rv, err := e.d.NewBuffer("ring V", ringBytes, vk.DeviceMemory)
+	require.NoError(t, err)
+	defer rv.Close()
+	ring := ops.Ring{K: rk, V: rv, Window: s.Window, KVDim: s.KVDim(), Type: kv}
+
+	var pos0s []uint32
+	var chunks []int
+	for pos, i := 0, 0; pos < a.npos; i++ {
+		c := min(sizes[i%len(sizes)], a.npos-pos)
+		pos0s = append(pos0s, uint32(pos))
+		chunks = append(chunks, c)
+		pos += c
+	}
+	steps := make([]byte, 4*len(pos0s))
+	for i, p := range pos0s {
+		binary.LittleEndian.PutUint32(steps[4*i:], p)
+	}
+	sb, err := e.d.NewBuffer("steps", uint64(len(steps)), vk.DeviceMemory)
+	require.NoError(t, err)
+	defer sb.Close()
+	require.NoError(t, e.d.Upload(sb, 0, steps))
+	out := e.alloc(t, "out", int(a.pad)+a.npos*s.QDim())
+
+	seq, err := e.d.NewSequence(vk.SequenceOptions{OneTime: true})
+	require.NoError(t, err)
+	defer seq.Close()
+	require.NoError(t, seq.Begin())
+	plan := e.lib.NewPlan(seq)
+	defer plan.Close()
+	nan := math.Float32bits(float32(math.NaN())) | 0xffff // an f16 NaN in both halves too
+	seq.Fill(rk.All(), nan)
+	seq.Fill(rv.All(), nan)
+	seq.Fill(out.All(), nan)
+	qd, kd := uint64(s.QDim()), uint64(s.KVDim())
+	for i, c := range chunks {
+		p0, n := uint64(pos0s[i]), uint64(c)
+		step := ops.F32(sb).Sub(uint64(i), 1)
+		k, v := ops.F32(a.kb).Sub(a.pad+p0*kd, n*kd), ops.F32(a.vb).Sub(a.pad+p0*kd, n*kd)
+		if int(p0)+c > from {
+			q, o := ops.F32(a.qb).Sub(a.pad+p0*qd, n*qd), ops.F32(out).Sub(a.pad+p0*qd, n*qd)
+			plan.Attention(q, k, v, ring, step, o, c, s.Heads, s.KVHeads, s.HeadDim)
+		}
+		plan.StoreKV(k, v, ring, step, c)
+		require.NoError(t, plan.Err())
+	}
+	require.NoError(t, seq.End())
+	require.NoError(t, seq.Run(5*time.Minute))
+	got := e.get(t, out)
+	return got[int(a.pad)+from*s.QDim():]
+}
+
+// put and alloc are upload and zeros for tests and benchmarks alike.
+func (e *env) put(tb testing.TB, name string, v []float32) *vk.Buffer {
+	b := e.alloc(tb, name, len(v))
+	require.NoError(tb, e.d.Upload(b, 0, optest.Bytes(v)))
+	return b
+}
+
+func (e *env) alloc(tb testing.TB, name string, n int) *vk.Buffer {
+	b, err := e.d.NewBuffer(name, uint64(4*n), vk.DeviceMemory)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { b.Close() })
+	return b
+}
+
+func (e *env) get(tb testing.TB, b *vk.Buffer) []float32 {
+	out := make([]byte, b.Size)
+	require.NoError(tb, e.d.Download(b, 0, out))
+	return optest.Floats(out)
+}
+
+// chunkSizes are the chunkings each case runs: 1 (decode), 2, W−1, W, and 7,
+// which divides none of the sequence lengths; only sizes in [1, W].
+func chunkSizes(w int) []int {
+	var cs []int
+	for _, c := range []int{1, 2, w - 1, w, 7} {
+		if c >= 1 && c <= w && !slices.Contains(cs, c) {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// worst keeps the largest NMSE seen per label, for the log.
+type worst struct {
+	mu sync.Mutex
+	m  map[string]float64
+}
+
+func (w *worst) note(label string, v float64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string]float64{}
+	}
+	w.m[label] = max(w.m[label], v)
+}
+
+func (w *worst) log(t *testing.T) {
+	keys := make([]string, 0, len(w.m))
+	for k := range w.m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		t.Logf("largest NMSE %s: %.3g", k, w.m[k])
+	}
+}
+
+// f16Rounding finds how the device's packHalf2x16 rounds (Vulkan leaves it to
+// the device: to nearest even or toward zero) by storing values that round
+// differently, and returns the matching reference rounding.
+func f16Rounding(t *testing.T, e *env) func([]float32) []float32 {
+	vals := []float32{1 + 1.0/2048 + 1.0/8192, -(1 + 1.0/2048 + 1.0/8192)} // RNE rounds away from zero, RTZ toward
+	rk, rv := e.alloc(t, "rk", 1), e.alloc(t, "rv", 1)
+	kb, sb := e.put(t, "k", vals), e.alloc(t, "step", 1)
+	ring := ops.Ring{K: rk, V: rv, Window: 1, KVDim: 2, Type: ops.KVF16}
+	e.run(t, func(p *ops.Plan) {
+		p.StoreKV(ops.F32(kb), ops.F32(kb), ring, ops.F32(sb), 1)
+	})
+	w := binary.LittleEndian.Uint32(optest.Bytes(e.get(t, rk)))
+	switch w {
+	case uint32(optest.ToF16(vals[0])) | uint32(optest.ToF16(vals[1]))<<16:
+		return optest.RoundF16
+	case uint32(optest.ToF16RTZ(vals[0])) | uint32(optest.ToF16RTZ(vals[1]))<<16:
+		t.Logf("%s rounds packHalf2x16 toward zero", e.d.Info.Name)
+		return func(v []float32) []float32 {
+			out := make([]float32, len(v))
+			for i, x := range v {
+				out[i] = optest.FromF16(optest.ToF16RTZ(x))
+			}
+			return out
+		}
+	}
+	t.Fatalf("packHalf2x16 rounding: got %#08x", w)
+	return nil
+}
+
+// reference is optest.SWA with keys and values rounded as the ring stores them.
+func reference(a *attnSeq, round func([]float32) []float32, from int) []float32 {
+	k, v := a.k, a.v
+	if round != nil {
+		k, v = round(k), round(v)
+	}
+	return optest.SWA(a.q[from*a.s.QDim():], k, v, from, a.npos, a.s)
+}
+
+// TestAttention runs sequences of 20·W+7 positions (the ring wraps 20 times)
+// through Attention and StoreKV in chunks of 1, 2, W−1, W and 7 tokens, for
+// windows 1, 3, 4, 16, head dims 8, 64, 128 and GQA 1:1, 2:1, 4:1, with f32
+// and f16 rings. Every chunking must match the float64 reference, and must
+// equal decoding one token at a time bit for bit.
+func TestAttention(t *testing.T) {
+	heads := [][2]int{{3, 3}, {4, 2}, {8, 2}} // (heads, KV heads): GQA 1:1, 2:1, 4:1
+	var stats worst
+	variants(t, func(t *testing.T, e *env) {
+		layouts(t, e, func(t *testing.T, e *env) {
+			round := f16Rounding(t, e)
+			for _, kv := range kvTypes {
+				for _, hd := range []int{8, 64, 128} {
+					for hi, hh := range heads {
+						for _, w := range []int{1, 3, 4, 16} {
+							s := optest.AttnShape{Heads: hh[0], KVHeads: hh[1], HeadDim: hd, Window: w}
+							name := fmt.Sprintf("%v/hd=%d/heads=%dx%d/W=%d", kv, hd, hh[0], hh[1], w)
+							t.Run(name, func(t *testing.T) {
+								testChunkings(t, e, kv, s, 20*w+7, uint64(1000*hd+100*hi+w), round, &stats)
+							})
+						}
+					}
+				}
+			}
+		})
+	})
+	stats.log(t)
+}
+
+// TestAttentionShapes covers head dims that exercise the other work splits:
+// head_dim/2 not a power of two (2, 6, 24), head_dim/2 = WG/2 and head_dim/2
+// larger than the workgroup (256 with WG 64), and GQA 8:1.
+func TestAttentionShapes(t *testing.T) {
+	shapes := []optest.AttnShape{
+		{Heads: 2, KVHeads: 1, HeadDim: 2, Window: 5},
+		{Heads: 3, KVHeads: 1, HeadDim: 6, Window: 9},
+		{Heads: 8, KVHeads: 1, HeadDim: 24, Window: 6},
+		{Heads: 2, KVHeads: 2, HeadDim: 256, Window: 4},
+		{Heads: 4, KVHeads: 2, HeadDim: 256, Window: 130},
+	}
+	var stats worst
+	variants(t, func(t *testing.T, e *env) {
+		layouts(t, e, func(t *testing.T, e *env) {
+			round := f16Rounding(t, e)
+			for _, kv := range kvTypes {
+				for i, s := range shapes {
+					name := fmt.Sprintf("%v/hd=%d/heads=%dx%d/W=%d", kv, s.HeadDim, s.Heads, s.KVHeads, s.Window)
+					t.Run(name, func(t *testing.T) {
+						npos := 3*s.Window + 11
+						if s.Window < 16 {
+							npos = 20*s.Window + 7
+						}
+						testChunkings(t, e, kv, s, npos, uint64(7000+i), round, &stats)
+					})
+				}
+			}
+		})
+	})
+	stats.log(t)
+}
+
+func testChunkings(t *testing.T, e *env, kv ops.KVType, s optest.AttnShape, npos int, seed uint64, round func([]float32) []float32, stats *worst) {
+	a := newAttnSeq(t, e, s, npos, seed)
+	var want, raw []float32
+	if kv == ops.KVF16 {
+		want, raw = reference(a, round, 0), reference(a, nil, 0)
+	} else {
+		want = reference(a, nil, 0)
+	}
+	var decode []float32
+	for _, c := range chunkSizes(s.Window) {
+		got := a.run(t, e, kv, []int{c}, 0)
+		label := fmt.Sprintf("chunk %d", c)
+		optest.Check(t, label, got, want, nmseAttention)
+		stats.note(fmt.Sprintf("%v ring vs reference on the same %v values", kv, kv), optest.NMSE(got, want))
+		if raw != nil {
+			optest.Check(t, label+" vs unrounded f32 reference", got, raw, nmseAttentionF16Raw)
+			stats.note("f16 ring vs unrounded f32 reference", optest.NMSE(got, raw))
+		}
+		if c == 1 {
+			decode = got
+			continue
+		}
+		requireBitEqual(t, fmt.Sprintf("chunk %d vs chunk 1", c), got, decode, s.QDim())
+	}
+}
+
+// requireBitEqual fails at the first output that differs in any bit.
+func requireBitEqual(t testing.TB, what string, got, want []float32, rowLen int) {
+	t.Helper()
+	require.Equal(t, len(want), len(got), what)
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: position %d, element %d: %g (%#08x) != %g (%#08x)", what, i/rowLen, i%rowLen,
+				got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+		}
+	}
+}
+
+// TestAttentionOffsets runs tensors that start at every element offset
+// within their buffers (so the kernel binds them with an element remainder and
+// reads the chunk's keys without 16-byte loads), which must not change a bit.
+func TestAttentionOffsets(t *testing.T) {
+	s := optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 64, Window: 6}
+	const npos = 50
+	variants(t, func(t *testing.T, e *env) {
+		layouts(t, e, func(t *testing.T, e *env) {
+			for _, kv := range kvTypes {
+				t.Run(kv.String(), func(t *testing.T) {
+					a := newAttnSeq(t, e, s, npos, 21)
+					want := a.run(t, e, kv, []int{4}, 0)
+					for pad := uint64(1); pad < 8; pad++ {
+						b := *a
+						padding := make([]float32, pad)
+						b.pad = pad
+						b.qb = e.put(t, "q", append(padding, a.q...))
+						b.kb = e.put(t, "k", append(padding, a.k...))
+						b.vb = e.put(t, "v", append(padding, a.v...))
+						for _, sizes := range [][]int{{4}, {1}, {5, 6}} {
+							requireBitEqual(t, fmt.Sprintf("pad %d, chunks %v", pad, sizes), b.run(t, e, kv, sizes, 0), want, s.QDim())
+						}
+					}
+				})
+			}
+		})
+	})
+}
+
+// TestAttentionWindowBeyondSequence: with W larger than the sequence, sliding
+// window attention is full causal attention, whatever W and the chunking.
+func TestAttentionWindowBeyondSequence(t *testing.T) {
+	const npos = 37
+	variants(t, func(t *testing.T, e *env) {
+		layouts(t, e, func(t *testing.T, e *env) {
+			for _, kv := range kvTypes {
+				t.Run(kv.String(), func(t *testing.T) {
+					var first []float32
+					for _, w := range []int{npos + 1, 64, 1000} {
+						s := optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 64, Window: w}
+						a := newAttnSeq(t, e, s, npos, 77)
+						full := s
+						full.Window = 0
+						var round func([]float32) []float32
+						if kv == ops.KVF16 {
+							round = optest.RoundF16
+						}
+						want := reference(&attnSeq{s: full, npos: npos, q: a.q, k: a.k, v: a.v}, round, 0)
+						for _, sizes := range [][]int{{npos}, {1}, {5}, {30, 7}} {
+							got := a.run(t, e, kv, sizes, 0)
+							optest.Check(t, fmt.Sprintf("W=%d chunks %v vs full causal", w, sizes), got, want, nmseAttention)
+							if first == nil {
+								first = got
+							}
+							requireBitEqual(t, fmt.Sprintf("W=%d chunks %v", w, sizes), got, first, s.QDim())
+						}
+					}
+				})
+			}
+		})
+	})
+}
+
+// TestAttentionLongBand uses a window of 1000 (not a power of two, many
+// tiles) over 2300 positions, chunked three ways, and checks the outputs
+// against the reference and against each other bit for bit.
+func TestAttentionLongBand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds on lavapipe")
+	}
+	s := optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 64, Window: 1000}
+	const npos = 2300
+	e := newEnv(t, vk.DeviceOptions{}, 0)
+	layouts(t, e, func(t *testing.T, e *env) {
+		for _, kv := range kvTypes {
+			t.Run(kv.String(), func(t *testing.T) {
+				a := newAttnSeq(t, e, s, npos, 99)
+				const from = 1950
+				var round func([]float32) []float32
+				if kv == ops.KVF16 {
+					round = optest.RoundF16
+				}
+				want := reference(a, round, from)
+				var first []float32
+				for _, sizes := range [][]int{{1000}, {999, 1, 333}, {1000, 950, 1}} {
+					got := a.run(t, e, kv, sizes, from)
+					optest.Check(t, fmt.Sprintf("chunks %v", sizes), got, want, nmseAttention)
+					if first == nil {
+						first = got
+					}
+					requireBitEqual(t, fmt.Sprintf("chunks %v", sizes), got, first, s.QDim())
+				}
+			})
+		}
+	})
+}
+
+// TestAttentionLongWindow fills a 65536-slot ring with one StoreKV and then
+// attends 40 positions past it, each over a full band of 65536 keys.
+// lavapipe ends a shader after 65535 loop passes in all, so a kernel that
+// loops once or more per key returns garbage here.
+func TestAttentionLongWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds on lavapipe")
+	}
+	const w = 1 << 16
+	s := optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: w}
+	e := newEnv(t, vk.DeviceOptions{}, 0)
+	for _, kv := range kvTypes {
+		t.Run(kv.String(), func(t *testing.T) {
+			a := newAttnSeq(t, e, s, w+40, 5)
+			var round func([]float32) []float32
+			if kv == ops.KVF16 {
+				round = optest.RoundF16
+			}
+			want := reference(a, round, w)
+			decode := a.run(t, e, kv, append([]int{w}, slices.Repeat([]int{1}, 40)...), w)
+			optest.Check(t, "decode", decode, want, nmseAttention)
+			chunked := a.run(t, e, kv, []int{w, 17, 1, 22}, w)
+			requireBitEqual(t, "chunks 17, 1, 22 vs decode", chunked, decode, s.QDim())
+		})
+	}
+}
+
+// TestStoreKV writes chunks that wrap around the ring and compares the ring
+// with the CPU simulation: f32 exactly, f16 as the device rounds.
+func TestStoreKV(t *testing.T) {
+	variants(t, func(t *testing.T, e *env) {
+		round := f16Rounding(t, e)
+		s := optest.AttnShape{Heads: 2, KVHeads: 2, HeadDim: 6, Window: 5}
+		for _, kv := range kvTypes {
+			t.Run(kv.String(), func(t *testing.T) {
+				const npos = 23
+				a := newAttnSeq(t, e, s, npos, 3)
+				sim := optest.NewRing(s, false)
+				rk, rv := e.alloc(t, "ring K", int(ops.RingBytes(kv, s.Window, s.KVDim())/4)), e.alloc(t, "ring V", int(ops.RingBytes(kv, s.Window, s.KVDim())/4))
+				ring := ops.Ring{K: rk, V: rv, Window: s.Window, KVDim: s.KVDim(), Type: kv}
+				kd := s.KVDim()
+				for _, c := range [][2]int{{0, 3}, {3, 5}, {8, 1}, {9, 4}, {13, 5}, {18, 5}} {
+					pos0, n := c[0], c[1]
+					sb := e.put(t, "step", []float32{math.Float32frombits(uint32(pos0))})
+					k, v := ops.F32(a.kb).Sub(uint64(pos0*kd), uint64(n*kd)), ops.F32(a.vb).Sub(uint64(pos0*kd), uint64(n*kd))
+					e.run(t, func(p *ops.Plan) { p.StoreKV(k, v, ring, ops.F32(sb), n) })
+					sim.Store(a.k[pos0*kd:(pos0+n)*kd], a.v[pos0*kd:(pos0+n)*kd], pos0)
+					gotK, gotV := e.get(t, rk), e.get(t, rv)
+					wantK, wantV := sim.K, sim.V
+					if kv == ops.KVF16 {
+						gotK, gotV = unpackF16(gotK), unpackF16(gotV)
+						wantK, wantV = round(wantK), round(wantV)
+					}
+					// Compare the slots written so far (NaN in the simulation).
+					for i := range wantK {
+						if math.IsNaN(float64(wantK[i])) {
+							gotK[i], gotV[i], wantK[i], wantV[i] = 0, 0, 0, 0
+						}
+					}
+					requireBitEqual(t, fmt.Sprintf("ring K after positions [%d, %d)", pos0, pos0+n), gotK, wantK, kd)
+					requireBitEqual(t, fmt.Sprintf("ring V after positions [%d, %d)", pos0, pos0+n), gotV, wantV, kd)
+				}
+			})
+		}
+	})
+}
+
+// unpackF16 expands words holding two halves each (element 2c low).
+func unpackF16(words []float32) []float32 {
+	out := make([]float32, 0, 2*len(words))
+	for _, w := range words {
+		b := math.Float32bits(w)
+		out = append(out, optest.FromF16(uint16(b)), optest.FromF16(uint16(b>>16)))
+	}
+	return out
+}
+
+// TestAttentionRingReference checks the CPU ring simulation (attend the chunk,
+// then store it) against naive attention over the whole history.
+func TestAttentionRingReference(t *testing.T) {
+	for _, f16 := range []bool{false, true} {
+		for _, w := range []int{1, 3, 8} {
+			s := optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 6, Window: w}
+			const npos = 41
+			q, k, v := optest.Rand(1, npos*s.QDim()), optest.Rand(2, npos*s.KVDim()), optest.Rand(3, npos*s.KVDim())
+			kr, vr := k, v
+			if f16 {
+				kr, vr = optest.RoundF16(k), optest.RoundF16(v)
+			}
+			want := optest.SWA(q, kr, vr, 0, npos, s)
+			for _, c := range chunkSizes(w) {
+				ring := optest.NewRing(s, f16)
+				var got []float32
+				for p0 := 0; p0 < npos; p0 += c {
+					n := min(c, npos-p0)
+					kc, vc := k[p0*s.KVDim():(p0+n)*s.KVDim()], v[p0*s.KVDim():(p0+n)*s.KVDim()]
+					got = append(got, ring.Attend(q[p0*s.QDim():(p0+n)*s.QDim()], kc, vc, p0)...)
+					ring.Store(kc, vc, p0)
+				}
+				assert.Equal(t, want, got, "f16 %v, W %d, chunk %d", f16, w, c)
+			}
+		}
+	}
+}
+
+// TestF16Conversion checks ToF16 on values with known encodings.
+func TestF16Conversion(t *testing.T) {
+	for _, c := range []struct {
+		f        float32
+		rne, rtz uint16
+	}{
+		{0, 0, 0},
+		{1, 0x3c00, 0x3c00},
+		{-2, 0xc000, 0xc000},
+		{65504, 0x7bff, 0x7bff},
+		{65520, 0x7c00, 0x7bff}, // halfway to 2^16 rounds to Inf under RNE
+		{1e9, 0x7c00, 0x7bff},
+		{float32(math.Inf(-1)), 0xfc00, 0xfc00},
+		{1 + 1.0/2048, 0x3c00, 0x3c00},                     // a tie, to even
+		{1 + 3.0/2048, 0x3c02, 0x3c01},                     // a tie, to even (up)
+		{float32(math.Ldexp(1, -24)), 0x0001, 0x0001},      // smallest subnormal
+		{float32(math.Ldexp(1, -25)), 0x0000, 0x0000},      // a tie to zero
+		{float32(math.Ldexp(1.5, -25)), 0x0001, 0x0000},    // above the tie
+		{float32(math.Ldexp(1023, -24)), 0x03ff, 0x03ff},   // largest subnormal
+		{float32(math.Ldexp(2047, -25)), 0x0400, 0x03ff},   // rounds up to the smallest normal
+		{float32(-math.Ldexp(3, -24)), 0x8003, 0x8003},     // negative subnormal
+		{float32(math.Ldexp(1, -14)), 0x0400, 0x0400},      // smallest normal
+		{float32(math.Ldexp(1, -30)), 0x0000, 0x0000},      // underflow
+		{float32(math.Ldexp(1, -126) / 4), 0x0000, 0x0000}, // an f32 subnormal
+	} {
+		assert.Equal(t, c.rne, optest.ToF16(c.f), "ToF16(%g)", c.f)
+		assert.Equal(t, c.rtz, optest.ToF16RTZ(c.f), "ToF16RTZ(%g)", c.f)
+		if c.rne&0x7c00 != 0x7c00 {
+			assert.Equal(t, c.rne, optest.ToF16(optest.FromF16(c.rne)), "round trip %#04x", c.rne)
+		}
+	}
+	assert.True(t, math.IsNaN(float64(optest.FromF16(optest.ToF16(float32(math.NaN()))))))
+	for h := range uint16(0x7c00) { // every finite positive half round-trips
+		require.Equal(t, h, optest.ToF16(optest.FromF16(h)))
+		require.Equal(t, h, optest.ToF16RTZ(optest.FromF16(h)))
+	}
+}
+
+func TestAttentionErrors(t *testing.T) {
+	e := newEnv(t, vk.DeviceOptions{}, 0)
+	b := e.alloc(t, "b", 4096)
+	small := e.alloc(t, "small", 4)
+	all := ops.F32(b)
+	rv := e.alloc(t, "rv", 64)
+	ring := ops.Ring{K: b, V: rv, Window: 4, KVDim: 16, Type: ops.KVF32}
+	step := all.Sub(0, 1)
+	// 2 tokens, 2 heads of 8, 2 KV heads: q and out 32, k and v 32 elements.
+	q, k := all.Sub(0, 32), all.Sub(64, 32)
+	require.NoError(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, all.Sub(128, 32), 2, 2, 2, 8) }))
+	require.NoError(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, ring, step, 2) }))
+
+	big := ring
+	big.Window = 1
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, big, step, q, 2, 2, 2, 8) }), "longer than the window")
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, big, step, 2) }), "longer than the window")
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, q, 2, 2, 2, 9) }), "shape mismatch") // odd head dim
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, q, 2, 3, 2, 8) }), "shape mismatch") // 3 heads on 2 KV heads
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, q, 2, 2, 1, 8) }), "shape mismatch") // KV dim vs ring
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, all.Sub(0, 2), q, 2, 2, 2, 8) }), "shape mismatch")
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, all.Sub(0, 16), k, ring, step, q, 2, 2, 2, 8) }), "shape mismatch")
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, all.Sub(0, 16), ring, step, 2) }), "shape mismatch")
+	wide := ops.Ring{K: b, V: e.alloc(t, "wide V", 1024), Window: 1, KVDim: 2 * 512, Type: ops.KVF32}
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) {
+		p.Attention(all.Sub(0, 2*512), all.Sub(0, 512), all.Sub(0, 512), wide, step, all.Sub(0, 2*512), 1, 2, 1, 512)
+	}), "shape mismatch") // head dim > 256
+	tiny := ring
+	tiny.K = small
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, tiny, step, q, 2, 2, 2, 8) }), "smaller than")
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, tiny, step, 2) }), "smaller than")
+	nilRing := ring
+	nilRing.V = nil
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, nilRing, step, 2) }), "nil")
+	same := ring
+	same.V = b
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, same, step, q, 2, 2, 2, 8) }), "same buffer")
+}
+
+// BenchmarkAttention measures one decode step's attention (ntok = 1) for
+// Mistral-7B's shape at positions W and 32·W: the cost must be flat. GB/s
+// counts the window's K and V read once (all heads share them), not the GQA
+// re-reads from cache.
+func BenchmarkAttention(b *testing.B) {
+	const hd, heads, kvHeads, w = 128, 32, 8, 4096
+	for _, kv := range []ops.KVType{ops.KVF16, ops.KVF32} {
+		for _, pos := range []int{w, 32 * w} {
+			b.Run(fmt.Sprintf("%v/hd=%d/heads=%dx%d/W=%d/pos=%d", kv, hd, heads, kvHeads, w, pos), func(b *testing.B) {
+				e := newBenchEnv(b)
+				kvDim := kvHeads * hd
+				ringBytes := ops.RingBytes(kv, w, kvDim)
+				words := int(ringBytes / 4)
+				fill := func(seed uint64) []float32 {
+					v := optest.Rand(seed, words)
+					if kv == ops.KVF16 { // two valid halves per word
+						for i, x := range v {
+							v[i] = math.Float32frombits(uint32(optest.ToF16(x)) | uint32(optest.ToF16(-x/2))<<16)
+						}
+					}
+					return v
+				}
+				rk, rv := e.put(b, "ring K", fill(1)), e.put(b, "ring V", fill(2))
+				ring := ops.Ring{K: rk, V: rv, Window: w, KVDim: kvDim, Type: kv}
+				const reps = 4
+				q := e.put(b, "q", optest.Rand(3, reps*heads*hd))
+				k := e.put(b, "k", optest.Rand(4, reps*kvDim))
+				v := e.put(b, "v", optest.Rand(5, reps*kvDim))
+				out := e.alloc(b, "out", reps*heads*hd)
+				step := e.put(b, "step", []float32{math.Float32frombits(uint32(pos))})
+				seq, err := e.d.NewSequence(vk.SequenceOptions{})
+				require.NoError(b, err)
+				defer seq.Close()
+				require.NoError(b, seq.Begin())
+				plan := e.lib.NewPlan(seq)
+				defer plan.Close()
+				for i := range uint64(reps) {
+					qd, kd := uint64(heads*hd), uint64(kvDim)
+					plan.Attention(ops.F32(q).Sub(i*qd, qd), ops.F32(k).Sub(i*kd, kd), ops.F32(v).Sub(i*kd, kd),
+						ring, ops.F32(step), ops.F32(out).Sub(i*qd, qd), 1, heads, kvHeads, hd)
+				}
+				require.NoError(b, plan.Err())
+				require.NoError(b, seq.End())
+				require.NoError(b, seq.Run(time.Minute)) // lavapipe compiles a pipeline on first use
+				b.ResetTimer()
+				for b.Loop() {
+					if err := seq.Run(time.Minute); err != nil {
+						b.Fatal(err)
+					}
+				}
+				calls := float64(reps) * float64(b.N)
+				b.ReportMetric(b.Elapsed().Seconds()/calls*1e6, "µs/call")
+				b.ReportMetric(2*float64(ringBytes)*calls/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+		}
+	}
+}

@@ -1,0 +1,426 @@
+package ops
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/shaders"
+	"github.com/vkrun/vkrun/vk"
+)
+
+// Library is one device's kernel set: the kernel layout, chosen once from
+// the device type (or forced) and its probed features, and a pipeline for
+// every kernel it has run, built on first use through the device's
+// pipeline cache. Which kernel serves which op and weight type is
+// shaders.WeightKernel's table; the library only picks among a kernel's
+// shape variants (Pick records each choice), and never falls back silently.
+type Library struct {
+	Device *vk.Device
+	// WG is the workgroup width of every kernel that is not one subgroup
+	// wide (shaders.Kernel.Subgroup).
+	WG uint32
+
+	layout shaders.Layout
+	notes  []string
+
+	mu    sync.Mutex // guards pipes and picks
+	pipes map[string]*vk.Pipeline
+	picks map[Pick]bool
+}
+
+// Options configure NewLibrary.
+type Options struct {
+	// WG is the workgroup width, a power of two (0: DefaultWG).
+	WG uint32
+	// Layout forces a kernel layout; AutoLayout picks CPULayout on CPU
+	// devices with subgroup arithmetic and GPULayout elsewhere.
+	Layout LayoutChoice
+}
+
+// LayoutChoice is Options.Layout.
+type LayoutChoice int
+
+const (
+	AutoLayout LayoutChoice = iota
+	ForceGPU
+	ForceCPU
+)
+
+// ParseLayout reads a layout choice: "auto", "gpu" or "cpu".
+func ParseLayout(s string) (LayoutChoice, error) {
+	switch s {
+	case "", "auto":
+		return AutoLayout, nil
+	case "gpu":
+		return ForceGPU, nil
+	case "cpu":
+		return ForceCPU, nil
+	}
+	return 0, fmt.Errorf("ops: unknown kernel layout %q (auto, gpu or cpu)", s)
+}
+
+// DefaultWG is the workgroup width: a multiple of every common subgroup size
+// (8 on lavapipe, 32 on NVIDIA, 32/64 on AMD, 8–32 on Intel).
+const DefaultWG = 128
+
+// NewLibrary chooses d's kernel set. Pipelines are built as ops first use
+// them.
+func NewLibrary(d *vk.Device, opts Options) (*Library, error) {
+	wg := opts.WG
+	if wg == 0 {
+		wg = DefaultWG
+	}
+	if wg&(wg-1) != 0 || wg > d.Info.MaxWorkgroupSize[0] || wg > d.Info.MaxWorkgroupInvocations {
+		return nil, fmt.Errorf("ops: workgroup width %d is not a power of two within the device's limits", wg)
+	}
+	l := &Library{Device: d, WG: wg, pipes: map[string]*vk.Pipeline{}, picks: map[Pick]bool{}}
+	_, subgroups := l.subgroupWidth()
+	switch opts.Layout {
+	case ForceGPU:
+		l.layout = shaders.GPULayout
+	case ForceCPU:
+		if !subgroups {
+			return nil, fmt.Errorf("ops: the CPU kernel layout needs subgroup arithmetic in compute shaders with a power-of-two subgroup size, which %s lacks", d.Info.Name)
+		}
+		l.layout = shaders.CPULayout
+	default:
+		if d.Info.Type == vk.DeviceCPU {
+			if subgroups {
+				l.layout = shaders.CPULayout
+			} else {
+				l.notes = append(l.notes, fmt.Sprintf("%s is a CPU device without subgroup arithmetic: it runs the GPU kernel layout", d.Info.Name))
+			}
+		}
+	}
+	return l, nil
+}
+
+// Layout is the library's kernel layout.
+func (l *Library) Layout() shaders.Layout { return l.layout }
+
+// Notes are what the user should know about the kernel set (a layout the
+// device could not run).
+func (l *Library) Notes() []string { return slices.Clone(l.notes) }
+
+// subgroupWidth is the device's subgroup size, and whether it can run
+// Subgroup kernels: subgroup arithmetic in compute shaders and a
+// power-of-two size within the workgroup limits.
+func (l *Library) subgroupWidth() (uint32, bool) {
+	info := l.Device.Info
+	s := info.SubgroupSize
+	ok := l.Device.Features.SubgroupArithmetic && s != 0 && s&(s-1) == 0 &&
+		s <= info.MaxWorkgroupSize[0] && s <= info.MaxWorkgroupInvocations
+	return s, ok
+}
+
+// width is k's workgroup width on this device, or an error if the device
+// cannot run k.
+func (l *Library) width(k shaders.Kernel) (uint32, error) {
+	if !k.Subgroup {
+		return l.WG, nil
+	}
+	s, ok := l.subgroupWidth()
+	if !ok {
+		return 0, fmt.Errorf("ops: %s needs subgroup arithmetic in compute shaders, which %s lacks", k.Name, l.Device.Info.Name)
+	}
+	return s, nil
+}
+
+// Pipeline returns k's pipeline, building it on first use.
+func (l *Library) Pipeline(k shaders.Kernel) (*vk.Pipeline, error) {
+	wg, err := l.width(k)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := l.pipes[k.Name]; p != nil {
+		return p, nil
+	}
+	desc, err := k.Desc(wg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := l.Device.NewPipeline(desc)
+	if err != nil {
+		return nil, err
+	}
+	l.pipes[k.Name] = p
+	return p, nil
+}
+
+// Pick is one kernel choice the library made: for Op on Type (a weight
+// type, or a KV ring's element type), the kernel the table names and the
+// kernel that ran (a variant of it with other specialization constants, for
+// Reason), equal when the shapes suit the table's kernel as it is.
+type Pick struct {
+	Op, Type      string
+	Table, Kernel string
+	Reason        string
+}
+
+func (l *Library) record(p Pick) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.picks[p] = true
+}
+
+// Picks lists every choice recorded so far, sorted.
+func (l *Library) Picks() []Pick {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Pick, 0, len(l.picks))
+	for p := range l.picks {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b Pick) int {
+		return cmp.Or(cmp.Compare(a.Op, b.Op), cmp.Compare(a.Type, b.Type), cmp.Compare(a.Kernel, b.Kernel), cmp.Compare(a.Reason, b.Reason))
+	})
+	return out
+}
+
+// WeightKernel is the kernel the table names for op on weight type t in
+// this library's layout, or an error naming the type.
+func (l *Library) WeightKernel(op shaders.Op, t loader.DType) (shaders.Kernel, error) {
+	k, ok := shaders.WeightKernel(op, t, l.layout)
+	if !ok {
+		return shaders.Kernel{}, fmt.Errorf("ops: no %s kernel for weight type %s: %w", op, t, loader.ErrUnsupportedType)
+	}
+	return k, nil
+}
+
+// Close destroys the pipelines. Idempotent.
+func (l *Library) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for n, p := range l.pipes {
+		p.Close()
+		delete(l.pipes, n)
+	}
+}
+
+// Plan records ops into a Sequence and owns the descriptor sets they bind.
+// Build it once and submit the sequence as often as needed; Close frees the
+// sets once the GPU is done with them.
+//
+// Like vk.Sequence, a plan keeps its first error: an op that fails records
+// its error and every later op records nothing, so a forward pass reads as
+// the math does and checks Err once.
+type Plan struct {
+	lib  *Library
+	Seq  *vk.Sequence
+	sets []*vk.DescriptorSet
+	err  error
+}
+
+// NewPlan records into seq, which must be between Begin and End.
+func (l *Library) NewPlan(seq *vk.Sequence) *Plan { return &Plan{lib: l, Seq: seq} }
+
+// Err is the first error of any op recorded into the plan.
+func (p *Plan) Err() error { return p.err }
+
+// fail records err if it is the plan's first.
+func (p *Plan) fail(err error) {
+	if p.err == nil && err != nil {
+		p.err = err
+	}
+}
+
+// Close frees the plan's descriptor sets.
+func (p *Plan) Close() {
+	for _, s := range p.sets {
+		s.Close()
+	}
+	p.sets = nil
+}
+
+// Tensor names f32 elements [Off, Off+Len) of a buffer.
+type Tensor struct {
+	Buf      *vk.Buffer
+	Off, Len uint64 // in elements
+}
+
+// F32 is all of b as f32 elements.
+func F32(b *vk.Buffer) Tensor { return Tensor{Buf: b, Len: b.Size / 4} }
+
+// Sub is elements [off, off+n) of t.
+func (t Tensor) Sub(off, n uint64) Tensor { return Tensor{Buf: t.Buf, Off: t.Off + off, Len: n} }
+
+var errShape = errors.New("shape mismatch")
+
+// binding binds elements [start, start+n) of t (element size es bytes): the
+// range starts at the aligned-down byte offset and the shader adds the
+// returned element offset, so any element can start a binding.
+func (p *Plan) binding(t Tensor, start, n, es uint64) (vk.Range, uint32, error) {
+	info := &p.lib.Device.Info
+	if t.Buf == nil {
+		return vk.Range{}, 0, fmt.Errorf("nil buffer")
+	}
+	if start+n > t.Len || (t.Off+t.Len)*es > t.Buf.Size {
+		return vk.Range{}, 0, fmt.Errorf("elements [%d, %d) of a %d-element tensor in %s (%d bytes)", start, start+n, t.Len, t.Buf.Name, t.Buf.Size)
+	}
+	byteOff := (t.Off + start) * es
+	align := max(info.MinStorageBufferOffsetAlignment, 1)
+	base := byteOff / align * align
+	rem := byteOff - base
+	if rem%es != 0 {
+		return vk.Range{}, 0, fmt.Errorf("offset %d of %s cannot be bound with alignment %d", byteOff, t.Buf.Name, align)
+	}
+	size := rem + n*es
+	if size > info.MaxStorageBufferRange {
+		return vk.Range{}, 0, fmt.Errorf("%d bytes of %s exceed maxStorageBufferRange %d: %w", size, t.Buf.Name, info.MaxStorageBufferRange, vk.ErrTooLarge)
+	}
+	if rem/es > 1<<31 {
+		return vk.Range{}, 0, fmt.Errorf("element offset %d too large", rem/es)
+	}
+	return t.Buf.Slice(base, size), uint32(rem / es), nil
+}
+
+// dispatch binds ranges to k and records it over n workgroups, folding a grid
+// larger than maxComputeWorkGroupCount[0] into y (kernels use group_index()).
+func (p *Plan) dispatch(k shaders.Kernel, n uint64, push []byte, ranges ...vk.Range) error {
+	pipe, err := p.lib.Pipeline(k)
+	if err != nil {
+		return err
+	}
+	return p.dispatchPipe(pipe, n, push, ranges...)
+}
+
+// dispatchPipe is dispatch with a pipeline (a kernel's variant).
+func (p *Plan) dispatchPipe(pipe *vk.Pipeline, n uint64, push []byte, ranges ...vk.Range) error {
+	set, err := p.lib.Device.NewDescriptorSet(pipe, ranges...)
+	if err != nil {
+		return err
+	}
+	p.sets = append(p.sets, set)
+	p.Seq.Dispatch(pipe, set, grid(n, p.lib.Device.Info.MaxWorkgroupCount), push)
+	return nil
+}
+
+func grid(n uint64, limit [3]uint32) [3]uint32 {
+	x := min(n, uint64(limit[0]), 65535)
+	x = max(x, 1)
+	return [3]uint32{uint32(x), uint32((n + x - 1) / x), 1}
+}
+
+// maxRows is how many rows of rowElems elements (es bytes each) fit one binding.
+func (p *Plan) maxRows(rowElems, es uint64) uint64 {
+	info := &p.lib.Device.Info
+	slack := max(info.MinStorageBufferOffsetAlignment, 1)
+	budget := info.MaxStorageBufferRange - slack
+	return max(budget/(rowElems*es), 1)
+}
+
+// MatVec records y (rows,) = W (rows, cols) @ x (cols,). A W larger than one
+// binding is split into row blocks, one dispatch each.
+func (p *Plan) MatVec(w, x, y Tensor, rows, cols int) {
+	if p.err == nil {
+		p.fail(p.matVec(w, x, y, rows, cols))
+	}
+}
+
+// matVec is MatVec, returning its error.
+func (p *Plan) matVec(w, x, y Tensor, rows, cols int) error {
+	r, c := uint64(rows), uint64(cols)
+	if rows <= 0 || cols <= 0 || w.Len != r*c || x.Len != c || y.Len != r {
+		return fmt.Errorf("ops: MatVec: W %d, x %d, y %d elements for (%d, %d): %w", w.Len, x.Len, y.Len, rows, cols, errShape)
+	}
+	xr, xo, err := p.binding(x, 0, c, 4)
+	if err != nil {
+		return fmt.Errorf("ops: MatVec x: %w", err)
+	}
+	step := p.maxRows(c, 4)
+	for r0 := uint64(0); r0 < r; r0 += step {
+		n := min(step, r-r0)
+		wr, wo, err := p.binding(w, r0*c, n*c, 4)
+		if err != nil {
+			return fmt.Errorf("ops: MatVec W rows [%d, %d): %w", r0, r0+n, err)
+		}
+		yr, yo, err := p.binding(y, r0, n, 4)
+		if err != nil {
+			return fmt.Errorf("ops: MatVec y: %w", err)
+		}
+		pc := shaders.MatVecParams{Rows: uint32(n), Cols: uint32(c), WOff: wo, XOff: xo, YOff: yo}
+		if err := p.dispatch(shaders.MatVecF32, n, shaders.Push(&pc), wr, xr, yr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Add records z = x + y elementwise over n elements. z may be x or y.
+func (p *Plan) Add(x, y, z Tensor) {
+	if p.err == nil {
+		p.fail(p.add(x, y, z))
+	}
+}
+
+// add is Add, returning its error.
+func (p *Plan) add(x, y, z Tensor) error {
+	n := z.Len
+	if x.Len != n || y.Len != n || n == 0 {
+		return fmt.Errorf("ops: Add: x %d, y %d, z %d elements: %w", x.Len, y.Len, z.Len, errShape)
+	}
+	wg := uint64(p.lib.WG)
+	step := p.maxRows(1, 4) / wg * wg
+	for o := uint64(0); o < n; o += step {
+		m := min(step, n-o)
+		xr, xo, err := p.binding(x, o, m, 4)
+		if err != nil {
+			return fmt.Errorf("ops: Add x: %w", err)
+		}
+		yr, yo, err := p.binding(y, o, m, 4)
+		if err != nil {
+			return fmt.Errorf("ops: Add y: %w", err)
+		}
+		zr, zo, err := p.binding(z, o, m, 4)
+		if err != nil {
+			return fmt.Errorf("ops: Add z: %w", err)
+		}
+		pc := shaders.AddParams{N: uint32(m), XOff: xo, YOff: yo, ZOff: zo}
+		if err := p.dispatch(shaders.Add, (m+wg-1)/wg, shaders.Push(&pc), xr, yr, zr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RMSNorm records y (rows, n) = x (rows, n) / sqrt(mean(x²)+eps) * w (n,).
+func (p *Plan) RMSNorm(x, w, y Tensor, rows, n int, eps float32) {
+	if p.err == nil {
+		p.fail(p.rmsNorm(x, w, y, rows, n, eps))
+	}
+}
+
+// rmsNorm is RMSNorm, returning its error.
+func (p *Plan) rmsNorm(x, w, y Tensor, rows, n int, eps float32) error {
+	r, c := uint64(rows), uint64(n)
+	if rows <= 0 || n <= 0 || x.Len != r*c || y.Len != r*c || w.Len != c {
+		return fmt.Errorf("ops: RMSNorm: x %d, w %d, y %d elements for (%d, %d): %w", x.Len, w.Len, y.Len, rows, n, errShape)
+	}
+	wr, wo, err := p.binding(w, 0, c, 4)
+	if err != nil {
+		return fmt.Errorf("ops: RMSNorm w: %w", err)
+	}
+	step := p.maxRows(c, 4)
+	for r0 := uint64(0); r0 < r; r0 += step {
+		m := min(step, r-r0)
+		xr, xo, err := p.binding(x, r0*c, m*c, 4)
+		if err != nil {
+			return fmt.Errorf("ops: RMSNorm x: %w", err)
+		}
+		yr, yo, err := p.binding(y, r0*c, m*c, 4)
+		if err != nil {
+			return fmt.Errorf("ops: RMSNorm y: %w", err)
+		}
+		pc := shaders.RMSNormParams{N: uint32(c), Rows: uint32(m), Eps: eps, XOff: xo, WOff: wo, YOff: yo}
+		if err := p.dispatch(shaders.RMSNorm, m, shaders.Push(&pc), xr, wr, yr); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package ops
+
+import (
+	"fmt"
+
+	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/shaders"
+)
+
+// MatMul records y (ntok, w.Rows) = x (ntok, w.Cols) @ Wᵀ, or y += that
+// when accumulate is set (y is then read as well: the residual add fused
+// into the projection). y must not overlap x. Accumulation is in f32 and
+// the weights are dequantised on the fly.
+//
+// A token's result is bit-identical whatever ntok and whatever its index in
+// the batch, so a chunked prefill equals token-by-token decode bit for bit
+// (for a given device and Library workgroup width).
+//
+// A W larger than one binding is split into row blocks, and x and y into
+// token blocks that fit one binding, one dispatch each.
+func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) {
+	if p.err == nil {
+		p.fail(p.matMul(w, x, y, ntok, accumulate))
+	}
+}
+
+// matMul is MatMul, returning its error.
+func (p *Plan) matMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
+	wt, l, err := w.words()
+	if err != nil {
+		return fmt.Errorf("ops: MatMul: %w", err)
+	}
+	rows, cols, nt := uint64(w.Rows), uint64(w.Cols), uint64(ntok)
+	if ntok <= 0 || x.Len != nt*cols || y.Len != nt*rows {
+		return fmt.Errorf("ops: MatMul: x %d, y %d elements for %d tokens and a %d×%d W: %w", x.Len, y.Len, ntok, rows, cols, errShape)
+	}
+	acc := uint32(0)
+	if accumulate {
+		acc = 1
+	}
+	rowStep := p.weightRowStep(l)
+	for r0 := uint64(0); r0 < rows; r0 += rowStep {
+		n := min(rowStep, rows-r0)
+		wr, wo, so, err := p.weightRanges(wt, l, r0, n)
+		if err != nil {
+			return fmt.Errorf("ops: MatMul W rows [%d, %d): %w", r0, r0+n, err)
+		}
+		tokStep := tokenStep(p.maxRows(1, 4), rows, cols, n)
+		for t0 := uint64(0); t0 < nt; t0 += tokStep {
+			m := min(tokStep, nt-t0)
+			xr, xo, err := p.binding(x, t0*cols, m*cols, 4)
+			if err != nil {
+				return fmt.Errorf("ops: MatMul x: %w", err)
+			}
+			yr, yo, err := p.binding(y, t0*rows+r0, (m-1)*rows+n, 4)
+			if err != nil {
+				return fmt.Errorf("ops: MatMul y: %w", err)
+			}
+			pc := shaders.MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
+				XOff: xo, YOff: yo, YStride: uint32(rows), Accumulate: acc}
+			kern, err := p.matmulKernel(w.Type, cols, m == 1, wo, so, xo)
+			if err != nil {
+				return fmt.Errorf("ops: MatMul: %w", err)
+			}
+			tokens, _ := kern.SpecValue(1)
+			wgRows, _ := kern.SpecValue(2)
+			groups := (n + uint64(wgRows) - 1) / uint64(wgRows) * ((m + uint64(tokens) - 1) / uint64(tokens))
+			pipe, err := p.lib.Pipeline(kern)
+			if err != nil {
+				return fmt.Errorf("ops: MatMul: %w", err)
+			}
+			if err := p.dispatchPipe(pipe, groups, shaders.Push(&pc), append(wr, xr, yr)...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// matmulKernel picks the kernel for a W of type t with cols columns whose
+// bound rows start at word wo and side half so, and an x at element xo, in
+// a dispatch of one token or more, and records the pick: the table's
+// kernel, or its variant where the offsets do not suit it. The choice
+// depends on the weight and the binding offsets, never on the token count
+// beyond one or more (both kernels sum in the same order), so every
+// chunking gives the same bits.
+func (p *Plan) matmulKernel(t loader.DType, cols uint64, oneToken bool, wo, so, xo uint32) (shaders.Kernel, error) {
+	op := shaders.OpMatMul
+	if oneToken {
+		op = shaders.OpMatMul1
+	}
+	k, err := p.lib.WeightKernel(op, t)
+	if err != nil {
+		return k, err
+	}
+	chosen, reason := k, ""
+	_, _, block := shaders.BlockBody(t)
+	switch {
+	case shaders.Tiled(t):
+		if wo%4 != 0 {
+			return k, fmt.Errorf("%s rows bound at word %d, not on 16 bytes", t, wo)
+		}
+		if xo%4 != 0 {
+			chosen, reason = k.WithSpec(4, 0), "x rows not on 16 bytes: scalar x loads"
+		}
+	case p.lib.layout == shaders.CPULayout:
+		if cols%32 != 0 || wo%4 != 0 || xo%4 != 0 {
+			chosen, _ = shaders.WeightKernel(op, t, shaders.GPULayout)
+			reason = "rows not in 16-byte-aligned 32-column blocks: the GPU layout's kernel"
+		} else if cols/32%2 != 0 || (block && so%2 != 0) {
+			chosen, reason = k.WithSpec(3, 1), "an odd number of blocks per row or an odd first scale: one block per step"
+		}
+	}
+	p.lib.record(Pick{Op: op.String(), Type: t.String(), Table: k.Name, Kernel: chosen.Name, Reason: reason})
+	return chosen, nil
+}
+
+// tokenStep is how many tokens one MatMul dispatch takes when a binding
+// holds budget elements: x's rows (m·cols elements) and y's strided span
+// ((m−1)·rows+n elements, for n of W's rows) must each fit. It is a
+// multiple of shaders.MatMulTokens when it can be, and at least 1.
+func tokenStep(budget, rows, cols, n uint64) uint64 {
+	m := budget / cols
+	if n <= budget {
+		m = min(m, (budget-n)/rows+1)
+	}
+	if m >= shaders.MatMulTokens {
+		m -= m % shaders.MatMulTokens
+	}
+	return max(m, 1)
+}

@@ -1,0 +1,56 @@
+package ops
+
+import (
+	"fmt"
+
+	"github.com/vkrun/vkrun/shaders"
+)
+
+// RoPE rotates pairs of x (ntok, nHeads·headDim) f32 in place by the
+
+// RoPE records, in place on x (ntok, nHeads·headDim) f32: for each token
+// and head, each pair (x[2i], x[2i+1]) with i < ropeDim/2 is rotated by the
+// angle whose [cos, sin] are rope[tok, i, :], from rope (ntok, ropeDim/2, 2)
+// f32; dims ≥ ropeDim are untouched. This is GGUF's consecutive-pair
+// layout. The host computes rope in float64 for each position, because GPU
+// sin and cos of large angles (pos·θ^(−2i/headDim), thousands of radians
+// at long contexts) are inaccurate. ropeDim must be even and ≤ headDim;
+// ropeDim = 0 records nothing.
+func (p *Plan) RoPE(x Tensor, rope Tensor, ntok, nHeads, headDim, ropeDim int) {
+	if p.err == nil {
+		p.fail(p.rope(x, rope, ntok, nHeads, headDim, ropeDim))
+	}
+}
+
+// rope is RoPE, returning its error.
+func (p *Plan) rope(x Tensor, rope Tensor, ntok, nHeads, headDim, ropeDim int) error {
+	if ntok <= 0 || nHeads <= 0 || headDim <= 0 || ropeDim < 0 || ropeDim%2 != 0 || ropeDim > headDim {
+		return fmt.Errorf("ops: RoPE: %d tokens, %d heads of %d, rope dim %d: %w", ntok, nHeads, headDim, ropeDim, errShape)
+	}
+	nt, row := uint64(ntok), uint64(nHeads)*uint64(headDim)
+	if x.Len != nt*row || rope.Len != nt*uint64(ropeDim) {
+		return fmt.Errorf("ops: RoPE: x %d, rope %d elements for %d tokens, %d heads of %d, rope dim %d: %w", x.Len, rope.Len, ntok, nHeads, headDim, ropeDim, errShape)
+	}
+	if ropeDim == 0 {
+		return nil
+	}
+	wg := uint64(p.lib.WG)
+	step := min(p.maxRows(row, 4), p.maxRows(uint64(ropeDim), 4))
+	for t0 := uint64(0); t0 < nt; t0 += step {
+		m := min(step, nt-t0)
+		xr, xo, err := p.binding(x, t0*row, m*row, 4)
+		if err != nil {
+			return fmt.Errorf("ops: RoPE x: %w", err)
+		}
+		rr, ro, err := p.binding(rope, t0*uint64(ropeDim), m*uint64(ropeDim), 4)
+		if err != nil {
+			return fmt.Errorf("ops: RoPE table: %w", err)
+		}
+		pc := shaders.RoPEParams{Ntok: uint32(m), NHeads: uint32(nHeads), HeadDim: uint32(headDim), RopeDim: uint32(ropeDim), XOff: xo, ROff: ro}
+		pairs := m * uint64(nHeads) * uint64(ropeDim/2)
+		if err := p.dispatch(shaders.RoPE, (pairs+wg-1)/wg, shaders.Push(&pc), xr, rr); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,326 @@
+#version 450
+// matmul: y (ntok, rows) = x (ntok, cols) @ Wᵀ, or y += that, for a weight
+// W (rows, cols) in its device layout (weights.glsl), f32 x and y,
+// accumulating in f32 and dequantising on the fly. Built once per weight
+// type (WEIGHT_<TYPE>), with and without MATMUL_BLOCKS (shaders.Sources).
+//
+// A workgroup computes NR rows of W for up to NT tokens, so each weight
+// element is read (and dequantised) once per NT tokens; further tokens are
+// further workgroups. Invocation i takes units i, i+WG, … of each row (a
+// unit is a few consecutive columns, so neighbouring invocations read
+// neighbouring words), keeps one partial sum per (row, token), and the
+// workgroup adds the partial sums in one fixed order.
+//
+// Tiled types (W_TILED: the K-quants, IQ4 and the other legacy types) take
+// whole tiles instead (W_TILE consecutive columns, 16-byte loads), in both
+// layouts: invocation i takes tiles i, i+WG, … of NR rows; per tile, the x
+// values are loaded once for the NR rows, and each group of W_GROUP columns
+// is summed on raw values and scaled once (a·Σ r·x + b·Σ x, with the x sum
+// made once per token). Specialization constant 4 (XV) says whether x rows
+// start on 16 bytes (vec4 loads) or not (scalar loads).
+//
+// With MATMUL_BLOCKS defined (the matmul_blocks_* kernels) the workgroup
+// is one subgroup, and invocation i takes whole 32-column blocks instead,
+// BP adjacent blocks at a time (steps i, i+WG, …), with 16-byte loads; a
+// workgroup covers more rows (NR = 16 from the Go side): each x value loaded
+// serves NR rows, and with BP = 2 one word holds a row's two block scales.
+// subgroupAdd makes the sums, with no shared memory. This is the layout for
+// CPU devices, where every load costs scalar work per lane (lavapipe gathers
+// an SSBO or shared-memory load lane by lane, with a bounds check per
+// component, unless its address is made of constants and push constants),
+// so loads per multiply-add decide the speed: the shared-memory reduction
+// cost as many loads as the products of a 2048-column row. Its sums use fma,
+// still in one fixed order. Tokens of a group past ntok are skipped by
+// uniform branches (lavapipe still pays for them: it runs both sides of a
+// branch under a mask).
+//
+// A token's result is bit-identical whatever ntok and whatever its place in
+// the batch (chunked prefill equals token-by-token decode): every (row,
+// token) sum is made by the same operations in the same order, and ntok is
+// a push constant, never a different pipeline. The sums are `precise`, so
+// no compiler may contract a*b+c into an fma or reassociate in one unrolled
+// copy and not in another; Vulkan makes f32 add and multiply correctly
+// rounded, so each sum is then fully determined.
+#include "common.glsl"
+#include "weights.glsl"
+#ifdef MATMUL_BLOCKS
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+
+layout(constant_id = 1) const uint NT = 8; // tokens per workgroup
+layout(constant_id = 2) const uint NR = 2; // rows of W per workgroup
+layout(constant_id = 3) const uint BP = 2; // blocks per step, 1 or 2 (block layout)
+layout(constant_id = 4) const uint XV = 1; // tiled types: 1 when x rows start on 16 bytes
+
+layout(push_constant) uniform Params {
+	uint rows;       // rows of W in this dispatch (a block of W's rows)
+	uint cols;       // columns of W, the length of a token's x
+	uint ntok;       // tokens in this dispatch
+	uint w_off;      // word offset of the block's first row in binding 0
+	uint s_off;      // f16 index of the block's first scale in binding 1 (Q types)
+	uint x_off;      // element offset of the first token's x
+	uint y_off;      // element offset of y[first token, first row of the block]
+	uint y_stride;   // elements from one token's y to the next (W's total rows)
+	uint accumulate; // 1: y += x·Wᵀ; 0: y = x·Wᵀ
+} p;
+
+#define X_BINDING W_BINDINGS
+#define Y_BINDING (W_BINDINGS + 1)
+layout(binding = X_BINDING) readonly buffer XBuf { float x[]; };
+layout(binding = X_BINDING) readonly buffer XBuf4 { vec4 x4[]; };
+layout(binding = Y_BINDING) buffer YBuf { float y[]; };
+
+#ifndef MATMUL_BLOCKS
+// The reduction's width: shared memory is NR·NT·RW floats, 8 KiB at most
+// (NR a power of two ≤ 256, NT ≤ 8) whatever the workgroup width. RW must
+// not depend on NT: the one-token pipelines would sum in another order.
+const uint RW_MAX = 256 / NR;
+const uint RW = WG < RW_MAX ? WG : RW_MAX;
+shared float red[NR * NT * RW];
+#endif
+
+// w_block_scales are the scales of blocks b … b+BP−1 of a row (b even when
+// BP is 2, so that one word holds both: the host checks the offsets).
+void w_block_scales(uint row_scale, uint b, out float d[BP]) {
+#ifdef W_SCALED
+	if (BP == 2) {
+		const vec2 h = unpackHalf2x16(ws[(row_scale + b) >> 1]);
+		d[0] = h.x;
+		d[BP - 1] = h.y;
+	} else {
+		d[0] = w_scale(row_scale + b);
+	}
+#else
+	[[unroll]] for (uint k = 0; k < BP; k++) {
+		d[k] = 1.0;
+	}
+#endif
+}
+
+void main() {
+	const uint tid = gl_LocalInvocationID.x;
+	const uint ntg = (p.ntok + NT - 1) / NT;
+	const uint g = group_index();
+	const uint tg = g % ntg; // token groups vary fastest: neighbours share W's rows
+	const uint rg = g / ntg;
+	if (rg * NR >= p.rows) {
+		return; // uniform across the workgroup
+	}
+	const uint t0 = tg * NT;
+	const uint nt = min(NT, p.ntok - t0);
+	const uint rw = w_row_words(p.cols), rs = w_row_scales(p.cols);
+	uint wrow[NR], srow[NR];
+	[[unroll]] for (uint r = 0; r < NR; r++) {
+		const uint row = min(rg * NR + r, p.rows - 1); // a short last group repeats a row
+		wrow[r] = p.w_off + row * rw;
+		srow[r] = p.s_off + row * rs;
+	}
+
+	precise float acc[NR * NT];
+	[[unroll]] for (uint i = 0; i < NR * NT; i++) {
+		acc[i] = 0.0;
+	}
+#if defined(W_TILED)
+	// Tiles: invocation i takes tiles i, i+WG, … of all NR rows.
+	const uint ntiles = p.cols / W_TILE;
+	for (uint u = tid; u < ntiles; u += WG) {
+		vec4 xv[NT][W_TILE / 4];
+#ifdef W_MIN
+		float xs[NT][W_GROUPS];
+#endif
+		[[unroll]] for (uint t = 0; t < NT; t++) {
+			if (t < nt) {
+				const uint xb = p.x_off + (t0 + t) * p.cols + u * W_TILE;
+				[[unroll]] for (uint i = 0; i < W_TILE / 4; i++) {
+					if (XV != 0) {
+						xv[t][i] = x4[xb / 4 + i];
+					} else {
+						xv[t][i] = vec4(x[xb + 4 * i], x[xb + 4 * i + 1], x[xb + 4 * i + 2], x[xb + 4 * i + 3]);
+					}
+				}
+#ifdef W_MIN
+				[[unroll]] for (uint g = 0; g < W_GROUPS; g++) {
+					precise float s = 0.0;
+					[[unroll]] for (uint i = 0; i < W_GROUP; i++) {
+						s += xv[t][(W_GROUP * g + i) / 4][i % 4];
+					}
+					xs[t][g] = s;
+				}
+#endif
+			}
+		}
+		[[unroll]] for (uint r = 0; r < NR; r++) {
+			uvec4 q[W_TILE_VEC4];
+			w_tile_load(wrow[r], u, q);
+			float wv[W_TILE];
+			w_tile_values(q, srow[r], u, wv);
+			float a[W_GROUPS], b[W_GROUPS];
+			w_tile_coefs(srow[r], u, a, b);
+			[[unroll]] for (uint t = 0; t < NT; t++) {
+				if (t < nt) {
+					[[unroll]] for (uint g = 0; g < W_GROUPS; g++) {
+						precise float s = 0.0;
+						[[unroll]] for (uint i = 0; i < W_GROUP; i++) {
+							const uint c = W_GROUP * g + i;
+							s = fma(wv[c], xv[t][c / 4][c % 4], s);
+						}
+						acc[r * NT + t] = fma(s, a[g], acc[r * NT + t]);
+#ifdef W_MIN
+						acc[r * NT + t] = fma(xs[t][g], b[g], acc[r * NT + t]);
+#endif
+					}
+				}
+			}
+		}
+	}
+#elif defined(MATMUL_BLOCKS)
+	// Block layout: invocation i takes the BP blocks from BP·i, then from
+	// BP·(i+WG), … (32 columns each) of all NR rows, with 16-byte loads (the
+	// host checks the alignment). A block's x values are loaded once for the
+	// NR rows and its scale once per row; a block's sum is scaled once.
+	const uint nb = p.cols / 32;
+	for (uint b0 = tid * BP; b0 < nb; b0 += WG * BP) {
+		vec4 xv[NT][BP][8];
+		[[unroll]] for (uint t = 0; t < NT; t++) {
+			if (t < nt) {
+				const uint xb = (p.x_off + (t0 + t) * p.cols) / 4 + 8 * b0;
+				[[unroll]] for (uint k = 0; k < BP; k++) {
+					[[unroll]] for (uint i = 0; i < 8; i++) {
+						xv[t][k][i] = x4[xb + 8 * k + i];
+					}
+				}
+			}
+		}
+		[[unroll]] for (uint r = 0; r < NR; r++) {
+			float d[BP];
+			w_block_scales(srow[r], b0, d);
+			[[unroll]] for (uint k = 0; k < BP; k++) {
+				uvec4 q[W_BLOCK_VEC4];
+				w_block_load(wrow[r], b0 + k, q);
+				float wv[32];
+				w_block_values(q, wv);
+				[[unroll]] for (uint t = 0; t < NT; t++) {
+					if (t < nt) {
+						precise float s = 0.0;
+						[[unroll]] for (uint i = 0; i < 8; i++) {
+							[[unroll]] for (uint c = 0; c < 4; c++) {
+								s = fma(wv[4 * i + c], xv[t][k][i][c], s);
+							}
+						}
+						acc[r * NT + t] = fma(s, d[k], acc[r * NT + t]);
+					}
+				}
+			}
+		}
+	}
+#else
+	const uint units = w_units(p.cols);
+	for (uint u = tid; u < units; u += WG) {
+		float wv[NR][W_UNIT], d[NR];
+		[[unroll]] for (uint r = 0; r < NR; r++) {
+			w_unit(wrow[r], srow[r], u, wv[r], d[r]);
+		}
+		[[unroll]] for (uint t = 0; t < NT; t++) {
+			if (t < nt) {
+				const uint xb = p.x_off + (t0 + t) * p.cols;
+				float xv[W_UNIT];
+				[[unroll]] for (uint k = 0; k < W_UNIT; k++) {
+					xv[k] = x[xb + w_col(u, k)];
+				}
+				[[unroll]] for (uint r = 0; r < NR; r++) {
+					precise float s = 0.0;
+					[[unroll]] for (uint k = 0; k < W_UNIT; k++) {
+						s += wv[r][k] * xv[k];
+					}
+#ifdef W_SCALED
+					acc[r * NT + t] += s * d[r];
+#else
+					acc[r * NT + t] += s;
+#endif
+				}
+			}
+		}
+	}
+	// Columns past the last whole unit (f32 and f16 rows only), taken by
+	// the invocation whose turn the next unit would be.
+	const uint c0 = units * W_UNIT;
+	if (c0 < p.cols && tid == units % WG) {
+		[[unroll]] for (uint t = 0; t < NT; t++) {
+			if (t < nt) {
+				const uint xb = p.x_off + (t0 + t) * p.cols;
+				[[unroll]] for (uint r = 0; r < NR; r++) {
+					precise float s = 0.0;
+					for (uint c = c0; c < p.cols; c++) {
+						s += w_elem(wrow[r], srow[r], c) * x[xb + c];
+					}
+					acc[r * NT + t] += s;
+				}
+			}
+		}
+	}
+
+#endif
+
+#ifdef MATMUL_BLOCKS
+	// Each (row, token) sum over the subgroup; invocation k of pass i0
+	// writes sum i0 + k.
+	[[unroll]] for (uint i0 = 0; i0 < NR * NT; i0 += WG) {
+		float v = 0.0;
+		[[unroll]] for (uint k = 0; k < WG; k++) {
+			if (i0 + k < NR * NT) {
+				const float sum = subgroupAdd(acc[i0 + k]);
+				v = tid == k ? sum : v;
+			}
+		}
+		const uint i = i0 + tid, r = i / NT, t = i % NT, row = rg * NR + r;
+		if (i < NR * NT && row < p.rows && t < nt) {
+			const uint yi = p.y_off + (t0 + t) * p.y_stride + row;
+			if (p.accumulate != 0) {
+				v = y[yi] + v;
+			}
+			y[yi] = v;
+		}
+	}
+#else
+	// Sum the active partial sums over the workgroup in a fixed order: fold
+	// the workgroup onto RW columns of red, group after group, then add the
+	// RW columns by a tree.
+	for (uint g = 0; g < WG / RW; g++) {
+		if (tid / RW == g) {
+			[[unroll]] for (uint t = 0; t < NT; t++) {
+				if (t < nt) {
+					[[unroll]] for (uint r = 0; r < NR; r++) {
+						const uint i = (r * NT + t) * RW + tid % RW;
+						red[i] = g == 0 ? acc[r * NT + t] : red[i] + acc[r * NT + t];
+					}
+				}
+			}
+		}
+		barrier();
+	}
+	[[unroll]] for (uint s = RW / 2; s > 0; s >>= 1) {
+		if (tid < s) {
+			[[unroll]] for (uint t = 0; t < NT; t++) {
+				if (t < nt) {
+					[[unroll]] for (uint r = 0; r < NR; r++) {
+						const uint i = (r * NT + t) * RW + tid;
+						red[i] += red[i + s];
+					}
+				}
+			}
+		}
+		barrier();
+	}
+	for (uint i = tid; i < NR * NT; i += WG) {
+		const uint r = i / NT, t = i % NT, row = rg * NR + r;
+		if (row < p.rows && t < nt) {
+			const uint yi = p.y_off + (t0 + t) * p.y_stride + row;
+			float v = red[i * RW];
+			if (p.accumulate != 0) {
+				v = y[yi] + v;
+			}
+			y[yi] = v;
+		}
+	}
+#endif
+}

@@ -1,0 +1,266 @@
+package shaders
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/vk"
+)
+
+// Layout is a family of kernels for one kind of device. Both families
+// compute the same results up to f32 rounding, and each is bit-exact
+// across batch and chunk sizes on its own.
+type Layout int
+
+const (
+	// GPULayout spreads each product over many invocations that read
+	// neighbouring words (coalesced loads), with shared-memory reductions.
+	GPULayout Layout = iota
+	// CPULayout is for devices that run a workgroup as SIMD fibres and pay
+	// scalar work per lane for every load that is not a constant address
+	// (lavapipe): it maximises the arithmetic per load. MatMul takes whole
+	// blocks or tiles of many rows per invocation with 16-byte loads, one
+	// subgroup per workgroup; Attention gives one subgroup a (query, KV
+	// head), each invocation a slice of the head dims for all its query
+	// heads. It needs subgroup arithmetic.
+	CPULayout
+)
+
+func (l Layout) String() string {
+	if l == CPULayout {
+		return "cpu"
+	}
+	return "gpu"
+}
+
+// Op is an entry point with one kernel per weight type.
+type Op int
+
+const (
+	// OpMatMul: y (ntok, rows) f32 = x (ntok, cols) f32 @ Wᵀ, or y += that,
+	// up to MatMulTokens tokens per workgroup (prefill).
+	OpMatMul Op = iota
+	// OpMatMul1 is OpMatMul specialised to one token per workgroup (decode):
+	// the same code in the same order, so bit-identical to OpMatMul.
+	OpMatMul1
+	// OpEmbed: x (ntok, cols) f32 = rows tokens[i] (u32) of a (vocab, cols)
+	// table; zeros for ids ≥ vocab.
+	OpEmbed
+)
+
+var opNames = [...]string{"matmul", "matmul1", "embed"}
+
+func (o Op) String() string {
+	if o < 0 || int(o) >= len(opNames) {
+		return fmt.Sprintf("Op(%d)", int(o))
+	}
+	return opNames[o]
+}
+
+// MatMulTokens is the tokens one OpMatMul workgroup covers (constant 1).
+const MatMulTokens = 8
+
+// WeightTypes are the weight types that have kernels, in table order.
+var WeightTypes = []loader.DType{
+	loader.F32, loader.F16, loader.BF16, loader.Q8_0, loader.Q4_0,
+	loader.Q4_1, loader.Q5_0, loader.Q5_1, loader.IQ4_NL,
+	loader.Q2_K, loader.Q3_K, loader.Q4_K, loader.Q5_K, loader.Q6_K, loader.IQ4_XS,
+}
+
+// weightInfo is what the host must know of a type's kernels and device
+// layout; the GLSL (weights.glsl, quants.glsl) says the same.
+type weightInfo struct {
+	// body is the byte range of a ggml block that forms its body (the
+	// quants, a whole number of 16-byte units); the rest is its side. Zero
+	// for the plain types F32, F16, BF16.
+	body [2]uint64
+	// tiled types read rows in tiles (quants.glsl) in both layouts; the
+	// others in units (GPU) or 32-column blocks (CPU).
+	tiled bool
+	// cpuRows are the rows of W per workgroup in the CPU layout
+	// (constant 2): 8 where a tile is 128 columns, keeping the unrolled
+	// products per step at 16·64·8.
+	cpuRows uint32
+}
+
+var weightInfos = map[loader.DType]weightInfo{
+	loader.F32:    {cpuRows: 16},
+	loader.F16:    {cpuRows: 16},
+	loader.BF16:   {cpuRows: 16},
+	loader.Q8_0:   {body: [2]uint64{2, 34}, cpuRows: 16},
+	loader.Q4_0:   {body: [2]uint64{2, 18}, cpuRows: 16},
+	loader.Q4_1:   {body: [2]uint64{4, 20}, tiled: true, cpuRows: 16},
+	loader.Q5_0:   {body: [2]uint64{6, 22}, tiled: true, cpuRows: 16},
+	loader.Q5_1:   {body: [2]uint64{8, 24}, tiled: true, cpuRows: 16},
+	loader.IQ4_NL: {body: [2]uint64{2, 18}, tiled: true, cpuRows: 16},
+	loader.Q2_K:   {body: [2]uint64{16, 80}, tiled: true, cpuRows: 8},
+	loader.Q3_K:   {body: [2]uint64{0, 96}, tiled: true, cpuRows: 8},
+	loader.Q4_K:   {body: [2]uint64{16, 144}, tiled: true, cpuRows: 16},
+	loader.Q5_K:   {body: [2]uint64{16, 176}, tiled: true, cpuRows: 16},
+	loader.Q6_K:   {body: [2]uint64{0, 192}, tiled: true, cpuRows: 8},
+	loader.IQ4_XS: {body: [2]uint64{8, 136}, tiled: true, cpuRows: 16},
+}
+
+// HasKernels reports whether t has kernels (is in WeightTypes).
+func HasKernels(t loader.DType) bool {
+	_, ok := weightInfos[t]
+	return ok
+}
+
+// BlockBody is the byte range [from, to) of one of t's ggml blocks that
+// its device layout keeps in the body array (binding 0); the block's other
+// bytes, in order, form its side (binding 1). ok is false for the plain
+// types, which have no blocks, and for types without kernels.
+func BlockBody(t loader.DType) (from, to uint64, ok bool) {
+	i, found := weightInfos[t]
+	if !found || i.body[1] == 0 {
+		return 0, 0, false
+	}
+	return i.body[0], i.body[1], true
+}
+
+// Tiled reports whether t's matmul reads tiles (quants.glsl), which take x
+// in vec4 or scalar loads by constant 4, in both layouts.
+func Tiled(t loader.DType) bool { return weightInfos[t].tiled }
+
+// typeName is t's name in kernel and file names ("q4_k").
+func typeName(t loader.DType) string { return strings.ToLower(t.String()) }
+
+// Matmul tile sizes, the kernels' specialization constants: a GPU-layout
+// workgroup computes matmulRows rows of W for up to MatMulTokens tokens; a
+// CPU-layout one weightInfo.cpuRows rows, taking matmulBlockPair adjacent
+// 32-column blocks per step (constant 3; the untiled types) and x in vec4
+// loads (constant 4; the tiled types).
+const (
+	matmulRows      = 2
+	matmulBlockPair = 2
+)
+
+func matmulKernel(t loader.DType, l Layout, tokens uint32) Kernel {
+	info := weightInfos[t]
+	b := []vk.Access{vk.Read, vk.Read, vk.ReadWrite} // W, x, y
+	if info.body[1] != 0 {
+		b = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite} // W bodies, W sides, x, y
+	}
+	k := Kernel{Name: "matmul_" + typeName(t), Bindings: b, Params: reflect.TypeFor[MatMulParams]()}
+	rows := uint32(matmulRows)
+	if l == CPULayout {
+		k.Name, rows, k.Subgroup = "matmul_blocks_"+typeName(t), info.cpuRows, true
+	}
+	k.File = k.Name
+	k.Spec = []vk.SpecConstant{{ID: 1, Value: tokens}, {ID: 2, Value: rows}}
+	switch {
+	case info.tiled:
+		k.Spec = append(k.Spec, vk.SpecConstant{ID: 4, Value: 1})
+	case l == CPULayout:
+		k.Spec = append(k.Spec, vk.SpecConstant{ID: 3, Value: matmulBlockPair})
+	}
+	if tokens == 1 {
+		k.Name += "_1tok"
+	}
+	return k
+}
+
+func embedKernel(t loader.DType) Kernel {
+	b := []vk.Access{vk.Read, vk.Read, vk.Write} // table, tokens, x
+	if weightInfos[t].body[1] != 0 {
+		b = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Write} // table bodies, table sides, tokens, x
+	}
+	return Kernel{Name: "embed_" + typeName(t), Bindings: b, Params: reflect.TypeFor[EmbedParams]()}
+}
+
+type tableKey struct {
+	op     Op
+	t      loader.DType
+	layout Layout
+}
+
+// table is the kernel table: which kernel serves an op for a weight type in
+// a layout. Embed has one kernel for both layouts.
+var table = func() map[tableKey]Kernel {
+	m := map[tableKey]Kernel{}
+	for _, t := range WeightTypes {
+		for _, l := range []Layout{GPULayout, CPULayout} {
+			m[tableKey{OpMatMul, t, l}] = matmulKernel(t, l, MatMulTokens)
+			m[tableKey{OpMatMul1, t, l}] = matmulKernel(t, l, 1)
+			m[tableKey{OpEmbed, t, l}] = embedKernel(t)
+		}
+	}
+	return m
+}()
+
+// WeightKernel is the kernel the table names for op on weight type t in
+// layout l; ok is false when t has no kernels.
+func WeightKernel(op Op, t loader.DType, l Layout) (k Kernel, ok bool) {
+	k, ok = table[tableKey{op, t, l}]
+	return k, ok
+}
+
+func weightKernels() []Kernel {
+	var ks []Kernel
+	for _, t := range WeightTypes {
+		for _, l := range []Layout{GPULayout, CPULayout} {
+			for _, op := range []Op{OpMatMul, OpMatMul1} {
+				k, _ := WeightKernel(op, t, l)
+				ks = append(ks, k)
+			}
+		}
+		k, _ := WeightKernel(OpEmbed, t, GPULayout)
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// Source is one SPIR-V module: shaders/<Comp>.comp compiled by glslc with
+// Defines to spv/<Name>.spv (`make shaders`).
+type Source struct {
+	Name    string
+	Comp    string
+	Defines []string
+}
+
+// Sources lists every SPIR-V module a kernel uses, each once.
+func Sources() []Source {
+	var out []Source
+	seen := map[string]bool{}
+	for _, k := range Kernels {
+		n := k.Source()
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		out = append(out, sourceOf(n))
+	}
+	return out
+}
+
+// sourceOf derives a module's source from its name: matmul_<type> and
+// matmul_blocks_<type> are matmul.comp with WEIGHT_<TYPE> (and
+// MATMUL_BLOCKS), embed_<type> is embed.comp with WEIGHT_<TYPE>, and every
+// other module is the .comp of its own name.
+func sourceOf(name string) Source {
+	for _, t := range WeightTypes {
+		def := "WEIGHT_" + strings.ToUpper(typeName(t))
+		switch name {
+		case "matmul_" + typeName(t):
+			return Source{Name: name, Comp: "matmul", Defines: []string{def}}
+		case "matmul_blocks_" + typeName(t):
+			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_BLOCKS"}}
+		case "embed_" + typeName(t):
+			return Source{Name: name, Comp: "embed", Defines: []string{def}}
+		}
+	}
+	return Source{Name: name, Comp: name}
+}
+
+// GlslcArgs are glslc's arguments to compile s, run in the shaders
+// directory, with the Makefile's flags, writing out.
+func (s Source) GlslcArgs(flags []string, out string) []string {
+	args := append([]string(nil), flags...)
+	for _, d := range s.Defines {
+		args = append(args, "-D"+d)
+	}
+	return append(args, "-I.", "-o", out, s.Comp+".comp")
+}
