@@ -543,18 +543,53 @@ func WriteSynthetic(path string, cfg Config, t DType, seed int64, tokens []strin
 	return w.WriteFile(path)
 }
 
+// WriteSyntheticMix is WriteSynthetic with each matrix in the type that
+// llama.cpp's quantizer gives it in mix (QuantMix.TensorType): a Q4_K_M
+// file holds Q4_K, with Q6_K for output.weight and for attn_v and ffn_down
+// in the layers llama.cpp picks.
+func WriteSyntheticMix(path string, cfg Config, mix QuantMix, seed int64, tokens []string) error {
+	w, err := newSyntheticMixWriter(cfg, mix, seed, tokens)
+	if err != nil {
+		return err
+	}
+	return w.WriteFile(path)
+}
+
 // newSyntheticWriter prepares WriteSynthetic's file without writing it
 // (tests edit it first).
 func newSyntheticWriter(cfg Config, t DType, seed int64, tokens []string) (*GGUFWriter, error) {
+	if !canQuantize(t) {
+		return nil, fmt.Errorf("loader: synthetic model: cannot quantize to %w", t.unsupported())
+	}
+	return newSyntheticTypedWriter(cfg, func(string, uint64) (DType, error) { return t, nil }, t.String(), seed, tokens)
+}
+
+// newSyntheticMixWriter prepares WriteSyntheticMix's file.
+func newSyntheticMixWriter(cfg Config, mix QuantMix, seed int64, tokens []string) (*GGUFWriter, error) {
+	if _, _, ok := mix.base(); !ok {
+		return nil, fmt.Errorf("loader: synthetic model: unknown quant mix %q (known: %s)", mix, mixList())
+	}
+	c := syntheticDefaults(cfg)
+	shape := MixShape{Layers: c.NumLayers, Heads: c.NumHeads, KVHeads: c.NumKVHeads}
+	typeOf := func(name string, cols uint64) (DType, error) {
+		t, err := mix.TensorType(name, cols, shape)
+		if err == nil && !canQuantize(t) {
+			err = fmt.Errorf("cannot quantize %s to %w", name, t.unsupported())
+		}
+		return t, err
+	}
+	return newSyntheticTypedWriter(cfg, typeOf, string(mix), seed, tokens)
+}
+
+// newSyntheticTypedWriter prepares a synthetic file whose matrices have the
+// types typeOf gives (by tensor name and row length).
+func newSyntheticTypedWriter(cfg Config, typeOf func(name string, cols uint64) (DType, error), desc string, seed int64, tokens []string) (*GGUFWriter, error) {
 	cfg = syntheticDefaults(cfg)
 	if tokens != nil {
 		cfg.VocabSize = len(tokens)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("loader: synthetic model: %w", err)
-	}
-	if !canQuantize(t) {
-		return nil, fmt.Errorf("loader: synthetic model: cannot quantize to %w", t.unsupported())
 	}
 	if tokens == nil {
 		tokens = SyntheticVocab(cfg.VocabSize)
@@ -568,7 +603,7 @@ func newSyntheticWriter(cfg Config, t DType, seed int64, tokens []string) (*GGUF
 	}
 	set("general.architecture", cfg.Arch)
 	set("general.name", "vkrun synthetic")
-	set("general.description", fmt.Sprintf("random weights, seed %d, %s", seed, t))
+	set("general.description", fmt.Sprintf("random weights, seed %d, %s", seed, desc))
 	set(a+"context_length", uint32(cfg.ContextLength))
 	set(a+"embedding_length", uint32(cfg.Dim))
 	set(a+"block_count", uint32(cfg.NumLayers))
@@ -602,12 +637,19 @@ func newSyntheticWriter(cfg Config, t DType, seed int64, tokens []string) (*GGUF
 	set("tokenizer.ggml.add_eos_token", false)
 
 	for i, s := range cfg.tensorSpecs() {
-		dt, kind := t, weightMatrix
+		kind := weightMatrix
 		switch {
 		case s.f32:
-			dt, kind = F32, weightNorm
+			kind = weightNorm
 		case s.name == "token_embd.weight":
 			kind = weightEmbedding
+		}
+		dt := F32
+		if !s.f32 {
+			var err error
+			if dt, err = typeOf(s.name, s.shape[0]); err != nil {
+				return nil, fmt.Errorf("loader: synthetic model: %w", err)
+			}
 		}
 		if err := w.AddTensorRows(s.name, dt, s.shape, syntheticFill(seed, i, s.shape[0], kind)); err != nil {
 			return nil, fmt.Errorf("loader: synthetic model: %w", err)

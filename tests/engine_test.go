@@ -21,6 +21,7 @@ import (
 	"github.com/vkrun/vkrun/internal/testmodel"
 	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/shaders"
 	"github.com/vkrun/vkrun/vk"
 )
 
@@ -322,4 +323,124 @@ func TestLoadOutOfDeviceMemory(t *testing.T) {
 	assert.Contains(t, err.Error(), "needed")
 	assert.Contains(t, err.Error(), "free")
 	assert.Contains(t, err.Error(), d.Info.Name)
+}
+
+// quantSynthetic writes a model whose every row is a multiple of 256 (dim
+// 256, FFN 512: the K-quants' block), with its matrices in dt or, when mix
+// is set, in the types llama.cpp's mix gives them (Q4_K_M: Q4_K, with Q6_K
+// for output, and for attn_v and ffn_down in layer 1 of 2).
+func quantSynthetic(t *testing.T, dt loader.DType, mix loader.QuantMix, window int) string {
+	t.Helper()
+	cfg := loader.Config{Arch: "llama", Dim: 256, NumLayers: 2, NumHeads: 4, NumKVHeads: 1,
+		HeadDim: 64, FFNDim: 512, VocabSize: 96, Window: window, RopeTheta: 10000, NormEps: 1e-5}
+	name := dt.String()
+	if mix != "" {
+		name = string(mix)
+	}
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("synth-quant-%s.gguf", name))
+	if mix != "" {
+		require.NoError(t, loader.WriteSyntheticMix(path, cfg, mix, 17, nil))
+	} else {
+		require.NoError(t, loader.WriteSynthetic(path, cfg, dt, 17, nil))
+	}
+	return path
+}
+
+// TestQuantModels runs a synthetic Mistral-shaped model in every weight
+// type with kernels, and in llama.cpp's Q4_K_M and Q3_K_M mixes, and
+// requires of each:
+//   - the types stay as they are on the device: the weights take at most
+//     1.05 × the file's tensor bytes, and nothing is converted (no note);
+//   - logits match engine/ref at every position (the reference dequantises
+//     the same blocks, so only f32 summation differs);
+//   - chunked prefill equals token-by-token decode bit for bit;
+//   - every matmul and embedding ran the kernel the table names for its
+//     type, and every type in the file was picked.
+func TestQuantModels(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{})
+	type tc struct {
+		dt  loader.DType
+		mix loader.QuantMix
+	}
+	var cases []tc
+	for _, dt := range shaders.WeightTypes {
+		cases = append(cases, tc{dt: dt})
+	}
+	cases = append(cases, tc{mix: "Q4_K_M"}, tc{mix: "Q3_K_M"})
+	const w = 8
+	for _, c := range cases {
+		name := c.dt.String()
+		if c.mix != "" {
+			name = string(c.mix)
+		}
+		t.Run(name, func(t *testing.T) {
+			path := quantSynthetic(t, c.dt, c.mix, w)
+			m, lm := loadGPU(t, d, path, engine.Options{KV: ops.KVF32})
+			assert.Empty(t, m.Notes, "no tensor is converted")
+			var fileBytes uint64
+			fileTypes := map[string]bool{}
+			for _, tn := range lm.Tensors {
+				fileBytes += tn.Size()
+				if len(tn.Shape) == 2 {
+					fileTypes[tn.Type.String()] = true
+				}
+			}
+			assert.LessOrEqual(t, float64(m.WeightBytes), 1.05*float64(fileBytes), "device weight bytes against the file's tensor bytes")
+			if c.mix == "Q4_K_M" {
+				assert.Equal(t, map[string]bool{"Q4_K": true, "Q6_K": true}, fileTypes, "llama.cpp's Q4_K_M mix")
+			}
+
+			rm, err := ref.Load(lm)
+			require.NoError(t, err)
+			tokens := randomTokens(uint64(len(name)), 3*w+5, m.Config.VocabSize)
+			want, err := rm.Forward(tokens)
+			require.NoError(t, err)
+			base, err := session(t, m).PrefillAll(context.Background(), tokens, 0)
+			require.NoError(t, err)
+			worst := 0.0
+			for p := range tokens {
+				worst = max(worst, optest.NMSE(base[p], want[p]))
+			}
+			t.Logf("worst NMSE against engine/ref over %d positions: %.3g", len(tokens), worst)
+			assert.LessOrEqual(t, worst, nmseKVF32)
+
+			s := session(t, m)
+			for i, tok := range tokens {
+				got, err := s.Decode(context.Background(), tok)
+				require.NoError(t, err)
+				require.Equal(t, base[i], got, "decode at position %d against chunked prefill", i)
+			}
+			chunked, err := session(t, m).PrefillAll(context.Background(), tokens, 3)
+			require.NoError(t, err)
+			require.Equal(t, base, chunked, "chunks of 3 against chunks of W")
+
+			picked := map[string]bool{}
+			for _, p := range m.Library().Picks() {
+				if p.Op == "attention" {
+					continue
+				}
+				picked[p.Type] = true
+				assert.Equal(t, p.Table, p.Kernel, "%s on %s ran another kernel than the table's (%s)", p.Op, p.Type, p.Reason)
+				var op shaders.Op
+				switch p.Op {
+				case "matmul":
+					op = shaders.OpMatMul
+				case "matmul1":
+					op = shaders.OpMatMul1
+				default:
+					op = shaders.OpEmbed
+				}
+				var dt loader.DType
+				for _, x := range shaders.WeightTypes {
+					if x.String() == p.Type {
+						dt = x
+					}
+				}
+				k, ok := shaders.WeightKernel(op, dt, m.Library().Layout())
+				require.True(t, ok, "%s: %s has no kernel in the table", p.Op, p.Type)
+				assert.Equal(t, k.Name, p.Kernel, "%s on %s", p.Op, p.Type)
+			}
+			assert.Equal(t, fileTypes, picked, "every matrix type of the file was picked, and no other")
+		})
+	}
 }
