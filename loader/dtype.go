@@ -54,49 +54,53 @@ var ErrUnsupportedType = errors.New("unsupported tensor type")
 
 // dtypeInfo is the storage layout of one type. supported marks the types
 // that Dequantize handles; the rest can be listed (inspect) but not loaded.
+// quantizable marks the types that Quantize can write (a subset of the
+// supported ones).
 type dtypeInfo struct {
-	name       string
-	blockSize  uint64 // elements per block
-	blockBytes uint64 // bytes per block
-	supported  bool
+	name        string
+	blockSize   uint64 // elements per block
+	blockBytes  uint64 // bytes per block
+	supported   bool
+	quantizable bool
 }
 
 // dtypes holds the layout of every type GGML defines. Block sizes and byte
 // counts are those of ggml's block structs (e.g. block_q4_K: 2+2+12+128 bytes
-// for 256 elements).
+// for 256 elements). It is the one table other packages read, through the
+// DType methods.
 var dtypes = map[DType]dtypeInfo{
-	F32:     {"F32", 1, 4, true},
-	F16:     {"F16", 1, 2, true},
-	Q4_0:    {"Q4_0", 32, 18, true},
-	Q4_1:    {"Q4_1", 32, 20, true},
-	Q5_0:    {"Q5_0", 32, 22, true},
-	Q5_1:    {"Q5_1", 32, 24, true},
-	Q8_0:    {"Q8_0", 32, 34, true},
-	Q8_1:    {"Q8_1", 32, 36, false},
-	Q2_K:    {"Q2_K", 256, 84, false},
-	Q3_K:    {"Q3_K", 256, 110, false},
-	Q4_K:    {"Q4_K", 256, 144, true},
-	Q5_K:    {"Q5_K", 256, 176, true},
-	Q6_K:    {"Q6_K", 256, 210, true},
-	Q8_K:    {"Q8_K", 256, 292, false},
-	IQ2_XXS: {"IQ2_XXS", 256, 66, false},
-	IQ2_XS:  {"IQ2_XS", 256, 74, false},
-	IQ3_XXS: {"IQ3_XXS", 256, 98, false},
-	IQ1_S:   {"IQ1_S", 256, 50, false},
-	IQ4_NL:  {"IQ4_NL", 32, 18, false},
-	IQ3_S:   {"IQ3_S", 256, 110, false},
-	IQ2_S:   {"IQ2_S", 256, 82, false},
-	IQ4_XS:  {"IQ4_XS", 256, 136, false},
-	I8:      {"I8", 1, 1, false},
-	I16:     {"I16", 1, 2, false},
-	I32:     {"I32", 1, 4, false},
-	I64:     {"I64", 1, 8, false},
-	F64:     {"F64", 1, 8, false},
-	IQ1_M:   {"IQ1_M", 256, 56, false},
-	BF16:    {"BF16", 1, 2, true},
-	TQ1_0:   {"TQ1_0", 256, 54, false},
-	TQ2_0:   {"TQ2_0", 256, 66, false},
-	MXFP4:   {"MXFP4", 32, 17, false},
+	F32:     {"F32", 1, 4, true, true},
+	F16:     {"F16", 1, 2, true, true},
+	Q4_0:    {"Q4_0", 32, 18, true, true},
+	Q4_1:    {"Q4_1", 32, 20, true, true},
+	Q5_0:    {"Q5_0", 32, 22, true, true},
+	Q5_1:    {"Q5_1", 32, 24, true, true},
+	Q8_0:    {"Q8_0", 32, 34, true, true},
+	Q8_1:    {"Q8_1", 32, 36, false, false},
+	Q2_K:    {"Q2_K", 256, 84, true, true},
+	Q3_K:    {"Q3_K", 256, 110, true, true},
+	Q4_K:    {"Q4_K", 256, 144, true, true},
+	Q5_K:    {"Q5_K", 256, 176, true, true},
+	Q6_K:    {"Q6_K", 256, 210, true, true},
+	Q8_K:    {"Q8_K", 256, 292, false, false},
+	IQ2_XXS: {"IQ2_XXS", 256, 66, false, false},
+	IQ2_XS:  {"IQ2_XS", 256, 74, false, false},
+	IQ3_XXS: {"IQ3_XXS", 256, 98, false, false},
+	IQ1_S:   {"IQ1_S", 256, 50, false, false},
+	IQ4_NL:  {"IQ4_NL", 32, 18, true, true},
+	IQ3_S:   {"IQ3_S", 256, 110, false, false},
+	IQ2_S:   {"IQ2_S", 256, 82, false, false},
+	IQ4_XS:  {"IQ4_XS", 256, 136, true, true},
+	I8:      {"I8", 1, 1, false, false},
+	I16:     {"I16", 1, 2, false, false},
+	I32:     {"I32", 1, 4, false, false},
+	I64:     {"I64", 1, 8, false, false},
+	F64:     {"F64", 1, 8, false, false},
+	IQ1_M:   {"IQ1_M", 256, 56, false, false},
+	BF16:    {"BF16", 1, 2, true, true},
+	TQ1_0:   {"TQ1_0", 256, 54, false, false},
+	TQ2_0:   {"TQ2_0", 256, 66, false, false},
+	MXFP4:   {"MXFP4", 32, 17, false, false},
 }
 
 // String is the GGML name ("Q4_K"), or "DType(n)" for an unknown id.
@@ -114,8 +118,14 @@ func (t DType) Known() bool {
 }
 
 // Supported reports whether the loader can convert t to float32 (Dequantize),
-// and therefore whether a model may use it.
+// and therefore whether a model may use it: F32, F16, BF16, Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS.
 func (t DType) Supported() bool { return dtypes[t].supported }
+
+// Quantizable reports whether Quantize (and so the GGUF writer's AddTensor
+// and AddTensorRows) can produce t from float32 values. Today that is every
+// supported type.
+func (t DType) Quantizable() bool { return dtypes[t].quantizable }
 
 // BlockSize is the number of elements in one block (1 for plain types), or 0
 // for an unknown type.

@@ -300,7 +300,7 @@ func (p *ggufParser) parse() (*GGUFFile, error) {
 		}
 		t := &Tensor{Name: name, Type: DType(typeID), Shape: shape}
 		if !t.Type.Known() {
-			e := p.errAt(at, field, "%v", t.Type.unsupported())
+			e := p.errAt(at, t.describe(), "%v", t.Type.unsupported())
 			e.Err = ErrUnsupportedType
 			return nil, e
 		}
@@ -318,17 +318,17 @@ func (p *ggufParser) parse() (*GGUFFile, error) {
 	}
 
 	for i, t := range f.Tensors {
-		field := fmt.Sprintf("tensor %q", t.Name)
+		field := t.describe()
 		n, err := shapeElements(t.Shape)
 		if err != nil {
-			return nil, p.errAt(infoAt[i], field, "shape %v: %v", t.Shape, err)
+			return nil, p.errAt(infoAt[i], field, "%v", err)
 		}
-		if t.Shape[0]%t.Type.BlockSize() != 0 {
-			return nil, p.errAt(infoAt[i], field, "row length %d is not a multiple of the %s block size %d", t.Shape[0], t.Type, t.Type.BlockSize())
+		if bs := t.Type.BlockSize(); t.Shape[0]%bs != 0 {
+			return nil, p.errAt(infoAt[i], field, "row length %d is not a multiple of the %d-element block", t.Shape[0], bs)
 		}
 		size, err := t.Type.RowBytes(n)
 		if err != nil {
-			return nil, p.errAt(infoAt[i], field, "shape %v: %v", t.Shape, err)
+			return nil, p.errAt(infoAt[i], field, "%v", err)
 		}
 		if rel[i]%f.Alignment != 0 {
 			return nil, p.errAt(infoAt[i], field, "data offset %d is not a multiple of the alignment %d", rel[i], f.Alignment)
@@ -351,7 +351,7 @@ func (p *ggufParser) parse() (*GGUFFile, error) {
 	for i := 1; i < len(spans); i++ {
 		a, b := spans[i-1], spans[i]
 		if b.start < a.end {
-			return nil, p.errAt(b.start, fmt.Sprintf("tensor %q", b.t.Name), "data [%d, %d) overlaps tensor %q at [%d, %d)", b.start, b.end, a.t.Name, a.start, a.end)
+			return nil, p.errAt(b.start, b.t.describe(), "data [%d, %d) overlaps tensor %q at [%d, %d)", b.start, b.end, a.t.Name, a.start, a.end)
 		}
 	}
 	return f, nil

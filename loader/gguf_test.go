@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -85,7 +86,8 @@ func kitchenSink(t testing.TB, version uint32, align uint64) []byte {
 		for i := range raw {
 			raw[i] = byte(r.next())
 		}
-		// keep f16 scales finite so dequantised values are comparable
+		// Random bytes: only the layout and size matter here (the f16
+		// scales may even be NaN).
 		require.NoError(t, w.AddTensorBytes(c.name, c.t, []uint64{256}, raw))
 	}
 	var buf bytes.Buffer
@@ -165,8 +167,8 @@ func TestGGUFRoundTrip(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, int(tn.Size()), len(b), tn.Name)
 				assert.Zero(t, (tn.Offset-f.DataOffset)%wantAlign, tn.Name)
-				if !canQuantize(tn.Type) || tn.Name == "empty" {
-					continue
+				if rawTensor[tn.Name] || tn.Name == "empty" {
+					continue // random bytes, not Quantize output
 				}
 				want, err := Quantize(tn.Type, vals[:tn.NumElements()])
 				require.NoError(t, err)
@@ -182,6 +184,10 @@ func TestGGUFRoundTrip(t *testing.T) {
 }
 
 func tensorByName(f *GGUFFile, name string) *Tensor { return f.tensor(name) }
+
+// rawTensor names the kitchen-sink tensors written as random bytes with
+// AddTensorBytes rather than quantized from values.
+var rawTensor = map[string]bool{"q4_k": true, "q5_k": true, "q6_k": true, "q4_1": true, "q5_0": true, "q5_1": true, "iq2_xxs": true}
 
 // TestGGUFTestdata regenerates (with -update) or checks the committed tiny
 // files: the writer must keep producing them byte for byte, and they seed
@@ -390,16 +396,16 @@ func TestGGUFHostile(t *testing.T) {
 		{"duplicate tensor", newGGUFBytes(3, 2, 0).tensor("w", F32, 0, 1).tensor("w", F32, 32, 1).data(64), `tensor "w": duplicate tensor name`},
 		{"0 dims", newGGUFBytes(3, 1, 0).tensor("w", F32, 0).u64(0).data(4), "0 dimensions, want 1 to 4"},
 		{"5 dims", newGGUFBytes(3, 1, 0).tensor("w", F32, 0, 1, 1, 1, 1, 1).data(4), "5 dimensions, want 1 to 4"},
-		{"type id 99", newGGUFBytes(3, 1, 0).tensor("w", 99, 0, 1).data(4), `tensor "w": unsupported tensor type id 99`},
+		{"type id 99", newGGUFBytes(3, 1, 0).tensor("w", 99, 0, 1).data(4), `tensor "w" (type id 99, shape [1]): unsupported tensor type id 99`},
 		{"removed type id 4", newGGUFBytes(3, 1, 0).tensor("w", 4, 0, 32).data(32), "unsupported tensor type id 4"},
-		{"row not whole blocks", newGGUFBytes(3, 1, 0).tensor("w", Q4_0, 0, 31, 2).data(64), "row length 31 is not a multiple of the Q4_0 block size 32"},
+		{"row not whole blocks", newGGUFBytes(3, 1, 0).tensor("w", Q4_0, 0, 31, 2).data(64), `tensor "w" (Q4_0, shape [31 2]): row length 31 is not a multiple of the 32-element block`},
 		{"shape product overflow", newGGUFBytes(3, 1, 0).tensor("w", F32, 0, 1<<32, 1<<32).data(64), "element count overflows"},
 		{"shape over int64", newGGUFBytes(3, 1, 0).tensor("w", I8, 0, 1<<63).data(64), "element count overflows"},
 		{"byte size overflow", newGGUFBytes(3, 1, 0).tensor("w", F32, 0, 1<<62).data(64), "overflow"},
 		{"unaligned offset", newGGUFBytes(3, 1, 0).tensor("w", F32, 4, 1).data(64), "data offset 4 is not a multiple of the alignment 32"},
-		{"data past end", newGGUFBytes(3, 1, 0).tensor("blk.3.attn_q.weight", F32, 0, 16).data(60), "tensor \"blk.3.attn_q.weight\": data [96, 160) lies beyond end of file (size 156)"},
+		{"data past end", newGGUFBytes(3, 1, 0).tensor("blk.3.attn_q.weight", F32, 0, 16).data(60), `tensor "blk.3.attn_q.weight" (F32, shape [16]): data [96, 160) lies beyond end of file (size 156)`},
 		{"offset overflow", newGGUFBytes(3, 1, 0).tensor("w", F32, math.MaxUint64-31, 1).data(4), "overflows a 64-bit file offset"},
-		{"overlap", newGGUFBytes(3, 2, 0).tensor("a", F32, 0, 16).tensor("b", F32, 32, 16).data(128), `tensor "b": data [`},
+		{"overlap", newGGUFBytes(3, 2, 0).tensor("a", F32, 0, 16).tensor("b", F32, 32, 16).data(128), `tensor "b" (F32, shape [16]): data [`},
 		{"data section past end", newGGUFBytes(3, 1, 0).tensor("w", F32, 0, 0).buf.Bytes(), "data section: aligned start"},
 	}
 	for _, c := range cases {
@@ -415,6 +421,80 @@ func TestGGUFHostile(t *testing.T) {
 	// Unknown type ids are also ErrUnsupportedType.
 	_, err := ParseGGUF("bad.gguf", newGGUFBytes(3, 1, 0).tensor("w", 99, 0, 1).data(4))
 	require.ErrorIs(t, err, ErrUnsupportedType)
+}
+
+// TestGGUFTensorInfoErrors checks that every error about one tensor's info
+// names the tensor, its type and its shape, both from ParseGGUF and from
+// OpenGGUF on a file (where the data is a read-only mapping: a range past
+// the end must be caught before it is sliced, not fault).
+func TestGGUFTensorInfoErrors(t *testing.T) {
+	// A valid two-tensor file to truncate: the second tensor's data is last.
+	w := NewGGUFWriter()
+	require.NoError(t, w.AddTensor("token_embd.weight", Q8_0, []uint64{64, 2}, testValues(128, 1)))
+	require.NoError(t, w.AddTensor("blk.0.ffn_down.weight", Q4_K, []uint64{256, 3}, testValues(768, 2)))
+	var buf bytes.Buffer
+	_, err := w.WriteTo(&buf)
+	require.NoError(t, err)
+	whole := buf.Bytes()
+	ok, err := ParseGGUF("ok.gguf", whole)
+	require.NoError(t, err)
+	last := ok.tensor("blk.0.ffn_down.weight")
+	cut := whole[:last.Offset+last.Size()-1] // one byte short of the last tensor
+
+	cases := []struct {
+		name        string
+		data        []byte
+		tensor, typ string
+		shape       string
+		want        string
+	}{
+		{"K-quant row of 100", newGGUFBytes(3, 1, 0).tensor("blk.0.attn_q.weight", Q4_K, 0, 100, 64).data(4096),
+			"blk.0.attn_q.weight", "Q4_K", "[100 64]", "row length 100 is not a multiple of the 256-element block"},
+		{"Q6_K row of 255", newGGUFBytes(3, 1, 0).tensor("output.weight", Q6_K, 0, 255, 1).data(256),
+			"output.weight", "Q6_K", "[255 1]", "row length 255 is not a multiple of the 256-element block"},
+		{"Q2_K row of 128", newGGUFBytes(3, 1, 0).tensor("x", Q2_K, 0, 128).data(256), "x", "Q2_K", "[128]", "256-element block"},
+		{"IQ4_XS row of 32", newGGUFBytes(3, 1, 0).tensor("x", IQ4_XS, 0, 32, 8).data(256), "x", "IQ4_XS", "[32 8]", "256-element block"},
+		{"Q4_0 row of 48", newGGUFBytes(3, 1, 0).tensor("blk.1.ffn_up.weight", Q4_0, 0, 48, 2, 1).data(64),
+			"blk.1.ffn_up.weight", "Q4_0", "[48 2 1]", "row length 48 is not a multiple of the 32-element block"},
+		{"IQ4_NL row of 16", newGGUFBytes(3, 1, 0).tensor("x", IQ4_NL, 0, 16).data(64), "x", "IQ4_NL", "[16]", "32-element block"},
+		{"unknown type id 99", newGGUFBytes(3, 1, 0).tensor("blk.2.attn_k.weight", 99, 0, 64, 8).data(64),
+			"blk.2.attn_k.weight", "type id 99", "[64 8]", "unsupported tensor type id 99"},
+		{"removed type id 5", newGGUFBytes(3, 1, 0).tensor("y", 5, 0, 32).data(64), "y", "type id 5", "[32]", "unsupported tensor type id 5"},
+		{"data past end", cut, "blk.0.ffn_down.weight", "Q4_K", "[256 3]", "lies beyond end of file"},
+		{"data all past end", newGGUFBytes(3, 1, 0).tensor("z", Q8_0, 1<<20, 32, 4).data(136), "z", "Q8_0", "[32 4]", "lies beyond end of file"},
+		{"offset overflow", newGGUFBytes(3, 1, 0).tensor("z", Q5_K, math.MaxUint64-31, 256).data(176), "z", "Q5_K", "[256]", "overflows a 64-bit file offset"},
+		{"element count overflow", newGGUFBytes(3, 1, 0).tensor("z", Q3_K, 0, 1<<40, 1<<40).data(110), "z", "Q3_K", "[1099511627776 1099511627776]", "element count overflows"},
+		{"unaligned offset", newGGUFBytes(3, 1, 0).tensor("z", BF16, 2, 4).data(64), "z", "BF16", "[4]", "not a multiple of the alignment"},
+		{"overlap", newGGUFBytes(3, 2, 0).tensor("a", Q5_0, 0, 64).tensor("b", Q5_1, 32, 32).data(128), "b", "Q5_1", "[32]", "overlaps tensor \"a\""},
+	}
+	dir := t.TempDir()
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			check := func(err error) {
+				t.Helper()
+				require.Error(t, err)
+				msg := err.Error()
+				assert.Contains(t, msg, fmt.Sprintf("tensor %q (%s, shape %s): ", c.tensor, c.typ, c.shape))
+				assert.Contains(t, msg, c.want)
+				var fe *FormatError
+				require.ErrorAs(t, err, &fe)
+			}
+			_, err := ParseGGUF("bad.gguf", c.data)
+			check(err)
+			path := filepath.Join(dir, fmt.Sprintf("bad%d.gguf", i))
+			require.NoError(t, os.WriteFile(path, c.data, 0o644))
+			f, err := OpenGGUF(path)
+			if f != nil {
+				_ = f.Close()
+			}
+			check(err)
+			assert.Contains(t, err.Error(), path)
+		})
+	}
+	// The untruncated file is fine, and its Q4_K tensor reads back.
+	got, err := last.Float32s()
+	require.NoError(t, err)
+	assert.Less(t, nmse(testValues(768, 2), got), 0.02)
 }
 
 func TestGGUFHostileAllocations(t *testing.T) {
@@ -462,7 +542,8 @@ func TestGGUFWriterErrors(t *testing.T) {
 	w := NewGGUFWriter()
 	require.ErrorContains(t, w.AddTensor("a", Q4_0, []uint64{31}, make([]float32, 31)), "not whole Q4_0 blocks")
 	require.ErrorContains(t, w.AddTensor("a", F32, []uint64{4}, make([]float32, 3)), "holds 4 elements, got 3")
-	require.ErrorContains(t, w.AddTensor("a", Q4_K, []uint64{256}, make([]float32, 256)), "cannot quantize")
+	require.ErrorContains(t, w.AddTensor("a", IQ2_XXS, []uint64{256}, make([]float32, 256)), "cannot quantize")
+	require.ErrorContains(t, w.AddTensor("a", Q4_K, []uint64{100}, make([]float32, 100)), "not whole Q4_K blocks")
 	require.ErrorContains(t, w.AddTensor("", F32, []uint64{1}, []float32{1}), "empty tensor name")
 	require.ErrorContains(t, w.AddTensor("a", F32, nil, nil), "0 dimensions")
 	require.ErrorContains(t, w.AddTensorBytes("a", Q8_0, []uint64{32}, make([]byte, 33)), "takes 34 bytes, got 33")

@@ -85,6 +85,17 @@ func openGGUFModel(path string, o *openOptions) (_ *Model, err error) {
 	return m, nil
 }
 
+// describe names a tensor for errors: `tensor "blk.0.attn_q.weight" (Q4_K,
+// shape [4096 4096])`, or `(type id 99, shape [...])` for a type id ggml
+// does not define.
+func (t *Tensor) describe() string {
+	typ := t.Type.String()
+	if !t.Type.Known() {
+		typ = fmt.Sprintf("type id %d", uint32(t.Type))
+	}
+	return fmt.Sprintf("tensor %q (%s, shape %v)", t.Name, typ, t.Shape)
+}
+
 // Tensor returns the tensor with the given name, or nil.
 func (m *Model) Tensor(name string) *Tensor {
 	return m.byName[name]
@@ -131,12 +142,12 @@ func (t *Tensor) Size() uint64 {
 // converted copy. The view must not be modified.
 func (t *Tensor) Bytes() ([]byte, error) {
 	if t.data == nil && t.Size() > 0 {
-		return nil, fmt.Errorf("loader: tensor %s: no data (model closed)", t.Name)
+		return nil, fmt.Errorf("loader: %s: no data (model closed)", t.describe())
 	}
 	if t.transform != nil {
 		b, err := t.transform(t.data)
 		if err != nil {
-			return nil, fmt.Errorf("loader: tensor %s: %w", t.Name, err)
+			return nil, fmt.Errorf("loader: %s: %w", t.describe(), err)
 		}
 		return b, nil
 	}
@@ -153,11 +164,11 @@ func (t *Tensor) Float32s() ([]float32, error) {
 	}
 	n := t.NumElements()
 	if uint64(int(n)) != n || n > uint64(len(b))*8 {
-		return nil, fmt.Errorf("loader: tensor %s: %d elements do not fit in memory", t.Name, n)
+		return nil, fmt.Errorf("loader: %s: %d elements do not fit in memory", t.describe(), n)
 	}
 	dst := make([]float32, n)
 	if err := Dequantize(t.Type, b, dst); err != nil {
-		return nil, fmt.Errorf("loader: tensor %s: %w", t.Name, err)
+		return nil, fmt.Errorf("loader: %s: %w", t.describe(), err)
 	}
 	return dst, nil
 }

@@ -122,6 +122,7 @@ func TestOpenErrors(t *testing.T) {
 	_, err = Open(cut)
 	require.ErrorContains(t, err, "lies beyond end of file")
 	require.ErrorContains(t, err, "cut.gguf")
+	require.Regexp(t, `tensor "[a-z0-9_.]+" \((F16|F32), shape \[[0-9 ]+\]\): data \[`, err.Error(), "names the tensor, its type and shape")
 }
 
 func TestOpenTokenizerError(t *testing.T) {
@@ -185,7 +186,8 @@ func TestWriteSynthetic(t *testing.T) {
 		"not whole Q4_0 blocks")
 	require.ErrorContains(t, WriteSynthetic(filepath.Join(dir, "x"), Config{Dim: 64, NumLayers: 1, NumHeads: 3, FFNDim: 64, VocabSize: 10}, F32, 1, nil),
 		"invalid config")
-	require.ErrorIs(t, WriteSynthetic(filepath.Join(dir, "x"), cfg, Q4_K, 1, nil), ErrUnsupportedType)
+	require.ErrorContains(t, WriteSynthetic(filepath.Join(dir, "x"), cfg, Q4_K, 1, nil), "not whole Q4_K blocks")
+	require.ErrorIs(t, WriteSynthetic(filepath.Join(dir, "x"), cfg, IQ2_XXS, 1, nil), ErrUnsupportedType)
 	// Custom tokens set the vocabulary size.
 	p := filepath.Join(dir, "tok")
 	require.NoError(t, WriteSynthetic(p, cfg, F32, 1, []string{"<unk>", "<s>", "</s>", "a", "b"}))
@@ -193,6 +195,39 @@ func TestWriteSynthetic(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 5, m.Config.VocabSize)
 	require.NoError(t, m.Close())
+}
+
+func TestWriteSyntheticQuantized(t *testing.T) {
+	// Every quantizable block type makes a model Open accepts, whose
+	// weights are the F32 model's within the type's NMSE bound.
+	dir := t.TempDir()
+	cfg := Config{Dim: 256, NumLayers: 1, NumHeads: 4, NumKVHeads: 2, FFNDim: 512, VocabSize: 64}
+	ref := filepath.Join(dir, "f32")
+	require.NoError(t, WriteSynthetic(ref, cfg, F32, 3, nil))
+	mr, err := Open(ref)
+	require.NoError(t, err)
+	defer mr.Close()
+	for _, c := range nmseCases {
+		if c.t.BlockSize() == 1 {
+			continue
+		}
+		t.Run(c.t.String(), func(t *testing.T) {
+			p := filepath.Join(dir, c.t.String())
+			require.NoError(t, WriteSynthetic(p, cfg, c.t, 3, nil))
+			m, err := Open(p)
+			require.NoError(t, err)
+			defer m.Close()
+			for _, name := range []string{"token_embd.weight", "blk.0.attn_q.weight", "blk.0.ffn_down.weight"} {
+				tn := m.Tensor(name)
+				require.Equal(t, c.t, tn.Type, name)
+				got, err := tn.Float32s()
+				require.NoError(t, err)
+				want, err := mr.Tensor(name).Float32s()
+				require.NoError(t, err)
+				assert.LessOrEqual(t, nmse(want, got), c.gauss, name)
+			}
+		})
+	}
 }
 
 func TestSyntheticVocab(t *testing.T) {

@@ -114,3 +114,79 @@ func dequantQ6_K(b []byte, y []float32) {
 		}
 	}
 }
+
+// Q2_K, 84 bytes per 256 elements (16 sub-blocks of 16):
+//
+//	[0:16]   scales: byte s belongs to sub-block s; its low nibble is the
+//	         4-bit scale sc[s], its high nibble the 4-bit minimum m[s]
+//	[16:80]  qs: two 32-byte groups, one per half of 128 elements; element
+//	         128h + 32j + l (j = 0..3, l = 0..31) is bits 2j..2j+1 of
+//	         qs[32h + l]
+//	[80:82]  d    f16 super-block scale
+//	[82:84]  dmin f16 super-block minimum scale
+//
+// Element i is d·sc[i/16]·q − dmin·m[i/16], q = 0..3.
+func dequantQ2_K(b []byte, y []float32) {
+	d, dmin := f16(b[80:]), f16(b[82:])
+	qs := b[16:80]
+	for s := 0; s < 16; s++ {
+		sc := b[s]
+		dl, ml := d*float32(sc&0xf), dmin*float32(sc>>4)
+		// Sub-block s is half s/8, 2-bit plane (s%8)/2, bytes 16·(s%2)…+16.
+		q := qs[32*(s/8)+16*(s%2):][:16]
+		shift := 2 * ((s % 8) / 2)
+		out := y[16*s : 16*s+16]
+		for l := 0; l < 16; l++ {
+			out[l] = float32(dl*float32(q[l]>>shift&3)) - ml
+		}
+	}
+}
+
+// scaleK3 unpacks the 6-bit scale of sub-block j (0..15) from the 12 packed
+// bytes q of a Q3_K block, as a signed value −32..31:
+//
+//	low 4 bits:  j < 8: q[j] & 15;  j >= 8: q[j−8] >> 4
+//	high 2 bits: bits 2·(j/4)..2·(j/4)+1 of q[8 + j%4]
+//
+// so bytes 0..7 carry the low nibbles (sub-blocks 0..7 low, 8..15 high) and
+// bytes 8..11 the top bits, four sub-blocks a byte.
+func scaleK3(j int, q []byte) int {
+	var lo byte
+	if j < 8 {
+		lo = q[j] & 0xf
+	} else {
+		lo = q[j-8] >> 4
+	}
+	hi := q[8+j%4] >> (2 * (j / 4)) & 3
+	return int(lo|hi<<4) - 32
+}
+
+// Q3_K, 110 bytes per 256 elements (16 sub-blocks of 16):
+//
+//	[0:32]     hmask: bit k of byte l is the third (high) bit of element
+//	           32k + l
+//	[32:96]    qs: the two low bits, laid out as Q2_K's qs
+//	[96:108]   scales: 16 six-bit signed scales (see scaleK3)
+//	[108:110]  d f16 super-block scale
+//
+// Element i is d·sc[i/16]·(q − 4), q = 0..7 the three bits together; that
+// is, ggml subtracts 4 from the two low bits when the high bit is clear.
+func dequantQ3_K(b []byte, y []float32) {
+	hm := b[0:32]
+	qs := b[32:96]
+	scales := b[96:108]
+	d := f16(b[108:])
+	for s := 0; s < 16; s++ {
+		dl := d * float32(scaleK3(s, scales))
+		half, plane, off := s/8, (s%8)/2, 16*(s%2)
+		q := qs[32*half+off:][:16]
+		h := hm[off:][:16]
+		shift := uint(2 * plane)
+		hbit := uint(4*half + plane) // element 16s+l has index 32·hbit + off + l
+		out := y[16*s : 16*s+16]
+		for l := 0; l < 16; l++ {
+			v := int(q[l]>>shift&3) - 4 + 4*int(h[l]>>hbit&1)
+			out[l] = dl * float32(v)
+		}
+	}
+}
