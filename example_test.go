@@ -117,3 +117,32 @@ func ExampleSession_Generate() {
 	// . He liked to play with his toy
 	// positions in the cache: 29
 }
+
+// What a model takes on the device, and which kernels ran: the weights, a
+// session's KV ring (2·layers·window·kvHeads·headDim halves), the kernel
+// layout and the picks.
+func ExampleModel_Kernels() {
+	ctx := context.Background()
+	m, err := vkrun.Load(ctx, storiesPath(), vkrun.WithLayout("gpu"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer m.Close()
+	s, _ := m.NewSession()
+	for _, err := range s.Generate(ctx, "", vkrun.WithMaxTokens(2)) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	fmt.Printf("weights %d bytes, KV cache %d bytes, %s layout\n", m.WeightBytes(), s.KVBytes(), m.Layout())
+	for _, k := range m.Kernels() {
+		if k.Op == "matmul1" {
+			fmt.Println(k.Op, k.Type, k.Kernel)
+		}
+	}
+	// Output:
+	// weights 1171200 bytes, KV cache 1310720 bytes, gpu layout
+	// matmul1 F32 matmul_f32_1tok
+}

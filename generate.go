@@ -111,6 +111,10 @@ func WithIgnoreEOS() GenerateOption { return func(o *genOptions) { o.noEOS = tru
 // back instead of taking the argmax on the GPU.
 func WithLogProbs() GenerateOption { return func(o *genOptions) { o.logprobs = true } }
 
+// KVBytes is the device memory of the session's KV ring cache, in bytes:
+// 2·layers·Window·kvHeads·headDim·(2 for f16, 4 for f32).
+func (s *Session) KVBytes() uint64 { return s.es.KVBytes() }
+
 // Pos is the number of tokens the session's cache has seen.
 func (s *Session) Pos() int { return s.es.Pos() }
 

@@ -20,6 +20,14 @@ type DeviceInfo = vk.DeviceInfo
 // KernelTime is the GPU time one kernel took (see WithProfile).
 type KernelTime = engine.KernelTime
 
+// KernelPick is one kernel choice the model's kernel library made (see
+// Model.Kernels): for an op ("matmul1", "matmul", "embed", "attention") on
+// a type (a weight type such as "Q4_K", or the KV ring's element type), the
+// kernel the table names (Table) and the kernel that runs (Kernel). They
+// differ only for a variant with other specialization constants, and then
+// Reason says why.
+type KernelPick = ops.Pick
+
 // Config is a model's hyperparameters.
 type Config = loader.Config
 
@@ -72,6 +80,7 @@ type loadOptions struct {
 	external   *ExternalVulkan
 	validation bool
 	profile    bool
+	layout     string
 }
 
 // WithDevice picks the device by index or by a substring of its name (as
@@ -118,6 +127,14 @@ func WithValidation() Option { return func(o *loadOptions) { o.validation = true
 // dispatch); Session.Profile reports the totals. It costs a little speed.
 func WithProfile() Option { return func(o *loadOptions) { o.profile = true } }
 
+// WithLayout forces the kernel layout: "gpu" (kernels that spread each
+// product over many invocations with coalesced loads) or "cpu" (kernels for
+// devices that run a workgroup as SIMD fibres, such as lavapipe; they need
+// subgroup arithmetic). "auto", the default, picks the CPU layout on CPU
+// devices that can run it and the GPU layout elsewhere. Load fails on any
+// other value, and with "cpu" on a device without subgroup arithmetic.
+func WithLayout(layout string) Option { return func(o *loadOptions) { o.layout = layout } }
+
 // Model is a model loaded onto a device. Sessions made from it may be used
 // from different goroutines.
 type Model struct {
@@ -127,7 +144,9 @@ type Model struct {
 	// Notice is a line worth telling the user about the device choice (a CPU
 	// device, say), or "".
 	Notice string
-	// Notes lists load-time conversions (tensor types without a kernel).
+	// Notes lists what the user should be told about the load: conversions
+	// of tensor types without a kernel, a kernel layout the device could not
+	// run. vkrun never falls back silently; print them.
 	Notes []string
 	// LoadTime is how long Load took.
 	LoadTime time.Duration
@@ -153,6 +172,10 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 	if o.kv < 0 {
 		return nil, fmt.Errorf("vkrun: KV precision must be f16 or f32")
 	}
+	layout, err := ops.ParseLayout(o.layout)
+	if err != nil {
+		return nil, fmt.Errorf("vkrun: kernel layout must be auto, gpu or cpu, not %q", o.layout)
+	}
 	if o.window < -1 || o.chunk < 0 || o.context < 0 {
 		return nil, fmt.Errorf("vkrun: window, chunk and context must not be negative")
 	}
@@ -173,7 +196,7 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 		return nil, err
 	}
 	progress := o.progress
-	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context, Profile: o.profile,
+	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context, Profile: o.profile, Layout: layout,
 		Progress: func(done, total uint64) {
 			if progress != nil {
 				progress(done, total)
@@ -256,6 +279,21 @@ func (m *Model) Tokenizer() *Tokenizer { return m.file.Tokenizer }
 // Window is the ring size: the sliding window, or the context of a model
 // without one.
 func (m *Model) Window() int { return m.em.Window }
+
+// WeightBytes is the device memory the model's weights take (matrices in
+// their device layout and norm vectors), in bytes. Sessions add their KV
+// caches (Session.KVBytes) and activations.
+func (m *Model) WeightBytes() uint64 { return m.em.WeightBytes }
+
+// Layout is the kernel layout the model runs: "gpu" or "cpu" (see
+// WithLayout).
+func (m *Model) Layout() string { return m.em.Library().Layout().String() }
+
+// Kernels lists the kernel choices made so far, sorted by op, type and
+// kernel. Kernels are chosen as sessions first run each step shape, so
+// call it after generating: a model that has only been loaded has made
+// none.
+func (m *Model) Kernels() []KernelPick { return m.em.Library().Picks() }
 
 // ValidationMessages returns what the validation layer reported, when it is on.
 func (m *Model) ValidationMessages() []vk.Message {

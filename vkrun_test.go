@@ -146,8 +146,57 @@ func TestLoadErrors(t *testing.T) {
 	assert.Error(t, err)
 	_, err = vkrun.Load(ctx, "x.gguf", vkrun.WithKV("f8"))
 	assert.ErrorContains(t, err, "f16 or f32")
+	_, err = vkrun.Load(ctx, "x.gguf", vkrun.WithLayout("fast"))
+	assert.ErrorContains(t, err, `kernel layout must be auto, gpu or cpu, not "fast"`)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err = vkrun.Load(cctx, "x.gguf")
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// A model reports its weights' device memory, its kernel layout (forced
+// with WithLayout) and the kernels its sessions picked; a session its KV
+// cache's memory.
+func TestMemoryLayoutAndKernels(t *testing.T) {
+	path := testmodel.Stories260K(t)
+	for _, layout := range []string{"auto", "gpu", "cpu"} {
+		t.Run(layout, func(t *testing.T) {
+			m, err := vkrun.Load(context.Background(), path, vkrun.WithLayout(layout), vkrun.WithKV("f32"))
+			if errors.Is(err, vk.ErrNoLoader) {
+				t.Skip(err)
+			}
+			if layout == "cpu" && err != nil && strings.Contains(err.Error(), "subgroup arithmetic") {
+				t.Skip(err)
+			}
+			require.NoError(t, err)
+			defer m.Close()
+			if layout != "auto" {
+				assert.Equal(t, layout, m.Layout())
+			} else {
+				assert.Contains(t, []string{"gpu", "cpu"}, m.Layout())
+			}
+			// stories260K is all F32: its matrices and norm vectors, as stored.
+			c := m.Config
+			kvDim, q := c.NumKVHeads*c.HeadDim, c.NumHeads*c.HeadDim
+			perLayer := q*c.Dim + 2*kvDim*c.Dim + c.Dim*q + 3*c.FFNDim*c.Dim + 2*c.Dim
+			assert.Equal(t, uint64(4*(2*c.VocabSize*c.Dim+c.Dim+c.NumLayers*perLayer)), m.WeightBytes())
+			assert.Empty(t, m.Kernels(), "no kernel is picked before a session runs")
+
+			s, err := m.NewSession()
+			require.NoError(t, err)
+			assert.Equal(t, uint64(2*c.NumLayers*m.Window()*kvDim*4), s.KVBytes())
+			text(t, s, "Once", vkrun.WithMaxTokens(2))
+			ops := map[string]bool{}
+			for _, k := range m.Kernels() {
+				ops[k.Op+" "+k.Type] = true
+				assert.NotEmpty(t, k.Kernel)
+				if k.Reason == "" && k.Op != "attention" {
+					assert.Equal(t, k.Table, k.Kernel, "a variant says why")
+				}
+			}
+			for _, want := range []string{"embed F32", "matmul F32", "matmul1 F32", "attention f32"} {
+				assert.True(t, ops[want], "no %s pick in %v", want, m.Kernels())
+			}
+		})
+	}
 }

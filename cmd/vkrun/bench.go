@@ -17,6 +17,7 @@ import (
 
 	"github.com/vkrun/vkrun"
 	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/shaders"
 )
 
 func init() {
@@ -30,24 +31,83 @@ var shapes = map[string]loader.Config{
 	"tiny":       {Dim: 256, NumLayers: 4, NumHeads: 8, NumKVHeads: 2, FFNDim: 768, VocabSize: 4096, Window: 256, RopeTheta: 10000},
 }
 
+// synthQuant is the QUANT of --synthetic SHAPE:QUANT: one weight type for
+// every matrix, or a llama.cpp mix (a file type such as Q4_K_M, whose
+// rules give some tensors another type).
+type synthQuant struct {
+	dtype loader.DType
+	mix   loader.QuantMix // "" for a single type
+}
+
+// fileTag names the quant in the cached file's name: "Q4_K", or
+// "mix-Q4_K_M" for a mix (a mix named like a type is not that type).
+func (q synthQuant) fileTag() string {
+	if q.mix != "" {
+		return "mix-" + string(q.mix)
+	}
+	return q.dtype.String()
+}
+
+// synthTypes are the weight types --synthetic accepts: those with kernels
+// that the loader can write.
+func synthTypes() []loader.DType {
+	var ts []loader.DType
+	for _, t := range shaders.WeightTypes {
+		if t.Quantizable() {
+			ts = append(ts, t)
+		}
+	}
+	return ts
+}
+
+// parseQuant reads QUANT, case-insensitively: a weight type's name (every
+// matrix in it), a llama.cpp mix's name, or mix:NAME for the mix even where
+// a type has its name (the Q4_0 mix keeps output.weight in Q6_K; the type
+// q4_0 does not).
+func parseQuant(quant string) (synthQuant, error) {
+	name := strings.ToUpper(quant)
+	name, forceMix := strings.CutPrefix(name, "MIX:")
+	if !forceMix {
+		for _, t := range synthTypes() {
+			if t.String() == name {
+				return synthQuant{dtype: t}, nil
+			}
+		}
+	}
+	for _, m := range loader.QuantMixes() {
+		if string(m) == name {
+			return synthQuant{mix: m}, nil
+		}
+	}
+	return synthQuant{}, fmt.Errorf("--synthetic: quant %q is not one of %s", quant, strings.Join(quantNames(), ", "))
+}
+
+// quantNames lists what parseQuant accepts: the types, then the mixes that
+// are not named like a type, then mix:NAME.
+func quantNames() []string {
+	var names []string
+	types := map[string]bool{}
+	for _, t := range synthTypes() {
+		types[t.String()] = true
+		names = append(names, strings.ToLower(t.String()))
+	}
+	for _, m := range loader.QuantMixes() {
+		if !types[string(m)] {
+			names = append(names, strings.ToLower(string(m)))
+		}
+	}
+	return append(names, "mix:NAME (a llama.cpp mix named like a type)")
+}
+
 // parseSynthetic reads "NAME:QUANT" or "dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…,window=…:QUANT".
-func parseSynthetic(spec string) (loader.Config, loader.DType, string, error) {
+func parseSynthetic(spec string) (loader.Config, synthQuant, string, error) {
 	shape, quant, ok := strings.Cut(spec, ":")
 	if !ok {
 		quant = "q4_0"
 	}
-	var dt loader.DType
-	switch strings.ToLower(quant) {
-	case "f32":
-		dt = loader.F32
-	case "f16":
-		dt = loader.F16
-	case "q8_0":
-		dt = loader.Q8_0
-	case "q4_0":
-		dt = loader.Q4_0
-	default:
-		return loader.Config{}, 0, "", fmt.Errorf("--synthetic: quant %q is not one of f32, f16, q8_0, q4_0", quant)
+	q, err := parseQuant(quant)
+	if err != nil {
+		return loader.Config{}, synthQuant{}, "", err
 	}
 	cfg, named := shapes[strings.ToLower(shape)]
 	if !named {
@@ -63,7 +123,8 @@ func parseSynthetic(spec string) (loader.Config, loader.DType, string, error) {
 				for s := range shapes {
 					names = append(names, s)
 				}
-				return loader.Config{}, 0, "", fmt.Errorf("--synthetic: %q is neither a shape (%s) nor dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…[,window=…]", shape, strings.Join(names, ", "))
+				sort.Strings(names)
+				return loader.Config{}, synthQuant{}, "", fmt.Errorf("--synthetic: %q is neither a shape (%s) nor dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…[,window=…]", shape, strings.Join(names, ", "))
 			}
 			*p = n
 		}
@@ -79,21 +140,22 @@ func parseSynthetic(spec string) (loader.Config, loader.DType, string, error) {
 	}
 	cfg.RopeDim = cfg.HeadDim
 	if err := cfg.Validate(); err != nil {
-		return loader.Config{}, 0, "", fmt.Errorf("--synthetic: %w", err)
+		return loader.Config{}, synthQuant{}, "", fmt.Errorf("--synthetic: %w", err)
 	}
 	name := fmt.Sprintf("%s:%s", shape, strings.ToLower(quant))
-	return cfg, dt, name, nil
+	return cfg, q, name, nil
 }
 
 // syntheticFile writes the model once into the user cache and reuses it.
-func syntheticFile(cfg loader.Config, dt loader.DType, stderr io.Writer) (string, error) {
+// The file's name holds the shape and the type or mix.
+func syntheticFile(cfg loader.Config, q synthQuant, stderr io.Writer) (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		dir = os.TempDir()
 	}
 	dir = filepath.Join(dir, "vkrun", "synthetic")
 	name := fmt.Sprintf("d%d-l%d-h%d-kv%d-hd%d-f%d-v%d-w%d-%s.gguf", cfg.Dim, cfg.NumLayers, cfg.NumHeads, cfg.NumKVHeads,
-		cfg.HeadDim, cfg.FFNDim, cfg.VocabSize, cfg.Window, dt)
+		cfg.HeadDim, cfg.FFNDim, cfg.VocabSize, cfg.Window, q.fileTag())
 	path := filepath.Join(dir, name)
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
@@ -102,8 +164,21 @@ func syntheticFile(cfg loader.Config, dt loader.DType, stderr io.Writer) (string
 		return "", err
 	}
 	fmt.Fprintf(stderr, "writing synthetic model %s …\n", path)
-	if err := loader.WriteSynthetic(path, cfg, dt, 1, nil); err != nil {
-		return "", err
+	// Written under a temporary name and renamed, so that an interrupted
+	// write never leaves a broken file in the cache.
+	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
+	var werr error
+	if q.mix != "" {
+		werr = loader.WriteSyntheticMix(tmp, cfg, q.mix, 1, nil)
+	} else {
+		werr = loader.WriteSynthetic(tmp, cfg, q.dtype, 1, nil)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return "", werr
 	}
 	return path, nil
 }
@@ -149,7 +224,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	model := fs.String("m", "", "model file (or use --synthetic)")
-	synth := fs.String("synthetic", "", "synthetic model NAME:QUANT (mistral-7b, 0.5b, tiny; f32, f16, q8_0, q4_0) or dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…,window=…:QUANT")
+	synth := fs.String("synthetic", "", "synthetic model SHAPE:QUANT: SHAPE is mistral-7b, 0.5b, tiny or dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…,window=…; QUANT is "+strings.Join(quantNames(), ", "))
 	pp := fs.Int("p", 512, "prompt tokens per prompt-processing test (0: skip)")
 	tg := fs.Int("n", 128, "tokens per generation test (0: skip)")
 	reps := fs.Int("r", 3, "repetitions")
@@ -160,6 +235,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	chunk := fs.Int("chunk", 0, "prefill chunk size")
 	device := fs.String("device", os.Getenv("VKRUN_DEVICE"), "device index or name substring")
 	profile := fs.Bool("profile", false, "time every kernel on the GPU and print where each test's time goes")
+	layout := fs.String("layout", "auto", layoutUsage)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -176,6 +252,12 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if *reps < 1 || *pp < 0 || *tg < 0 || (*pp == 0 && *tg == 0) {
 		return fail(2, "-r must be ≥ 1, -p and -n ≥ 0 and not both 0")
 	}
+	if *kv != "f16" && *kv != "f32" {
+		return fail(2, "--kv must be f16 or f32, not %q", *kv)
+	}
+	if err := checkLayout(*layout); err != nil {
+		return fail(2, "%v", err)
+	}
 	var ds []int
 	for _, s := range strings.Split(*depths, ",") {
 		d, err := strconv.Atoi(strings.TrimSpace(s))
@@ -186,11 +268,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	}
 	path, label := *model, filepath.Base(*model)
 	if *synth != "" {
-		cfg, dt, name, err := parseSynthetic(*synth)
+		cfg, q, name, err := parseSynthetic(*synth)
 		if err != nil {
 			return fail(2, "%v", err)
 		}
-		if path, err = syntheticFile(cfg, dt, stderr); err != nil {
+		if path, err = syntheticFile(cfg, q, stderr); err != nil {
 			return fail(1, "%s", oneLine(err))
 		}
 		label = name
@@ -198,7 +280,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	opts := []vkrun.Option{vkrun.WithKV(*kv), vkrun.WithDevice(*device), vkrun.WithChunk(*chunk),
-		vkrun.WithProgress(progressPrinter(stderr, *asJSON))}
+		vkrun.WithLayout(*layout), vkrun.WithProgress(progressPrinter(stderr, *asJSON))}
 	if *window >= 0 {
 		opts = append(opts, vkrun.WithWindow(*window))
 	}
@@ -213,6 +295,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if m.Notice != "" && !*asJSON {
 		fmt.Fprintln(stderr, m.Notice)
 	}
+	printNotes(stderr, m)
 	vocab := m.Config.VocabSize
 	tokens := func(n, seed int) []int {
 		t := make([]int, n)
@@ -222,6 +305,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		return t
 	}
 	var results []benchResult
+	var kvBytes uint64 // every session's KV cache is the same size
 	run := func(test string, depth, n int, measure func(s *vkrun.Session) (float64, error)) error {
 		r := benchResult{Test: test, Depth: depth, Tokens: n}
 		kernels := map[string]*benchKernel{}
@@ -230,6 +314,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				return err
 			}
+			kvBytes = s.KVBytes()
 			if depth > 0 {
 				for _, err := range s.Generate(ctx, "", vkrun.WithPromptTokens(tokens(depth, rep)), vkrun.WithMaxTokens(0)) {
 					if err != nil {
@@ -293,15 +378,21 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(struct {
-			Model   string        `json:"model"`
-			Device  string        `json:"device"`
-			Window  int           `json:"window"`
-			KV      string        `json:"kv"`
+			Model       string `json:"model"`
+			Device      string `json:"device"`
+			Window      int    `json:"window"`
+			KV          string `json:"kv"`
+			WeightBytes uint64 `json:"weight_bytes"` // the weights' device memory
+			KVBytes     uint64 `json:"kv_bytes"`     // one session's KV cache
+			Layout      string `json:"layout"`       // "gpu" or "cpu"
+			// Kernels are the kernel choices the tests made.
+			Kernels []kernelJSON  `json:"kernels"`
 			Results []benchResult `json:"results"`
-		}{label, m.Device.Name, m.Window(), *kv, results})
+		}{label, m.Device.Name, m.Window(), *kv, m.WeightBytes(), kvBytes, m.Layout(), kernelsJSON(m.Kernels()), results})
 		return 0
 	}
-	fmt.Fprintf(stdout, "model %s on %s (%s), window %d, kv %s, %d reps\n\n", label, m.Device.Name, m.Device.Type, m.Window(), *kv, *reps)
+	fmt.Fprintf(stdout, "model %s on %s (%s), %s kernel layout, window %d, kv %s, %d reps\n", label, m.Device.Name, m.Device.Type, m.Layout(), m.Window(), *kv, *reps)
+	fmt.Fprintf(stdout, "weights %s, KV cache %s\n\n", fmtSize(m.WeightBytes()), fmtSize(kvBytes))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "test\t")
 	for _, d := range ds {

@@ -100,6 +100,7 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer m.Close()
+	printNotes(stderr, m)
 	if tmpl.turn == nil {
 		t, ok := detectTemplate(m.ChatTemplate())
 		if !ok {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/shaders"
 )
 
 func init() {
@@ -123,6 +125,78 @@ type inspectTensor struct {
 	Shape  []uint64 `json:"shape"` // innermost first
 	Bytes  uint64   `json:"bytes"`
 	Offset uint64   `json:"offset"`
+	// KernelGPU and KernelCPU name the decode (one-token) matmul kernel the
+	// kernel table gives a matrix of this type in the GPU and the CPU
+	// layout (at run time the library may take a variant of it for some
+	// shapes: see the kernels of vkrun run --json); empty
+	// for vectors (norm weights, converted to f32 at load), for a
+	// token_embd.weight that only serves the embedding lookup, and for
+	// types the loader cannot read.
+	KernelGPU string `json:"kernel_gpu,omitempty"`
+	KernelCPU string `json:"kernel_cpu,omitempty"`
+	// KernelEmbed is the embedding lookup's kernel (token_embd.weight).
+	KernelEmbed string `json:"kernel_embed,omitempty"`
+	// KernelNote is "no kernel (converted to F16 at load)" for a type the
+	// loader reads but no kernel serves (the kernels named are then F16's),
+	// "unsupported" for a type the loader cannot read, or empty.
+	KernelNote string `json:"kernel_note,omitempty"`
+}
+
+// Kernel notes (inspectTensor.KernelNote).
+const (
+	noteConverted   = "no kernel (converted to F16 at load)"
+	noteUnsupported = "unsupported"
+)
+
+// hasKernels is shaders.HasKernels; a test swaps it for a type without
+// kernels, which no readable type is today.
+var hasKernels = shaders.HasKernels
+
+// setKernels fills t's kernel fields for a tensor of type dt. tied says
+// that token_embd.weight is also the output matrix.
+func (t *inspectTensor) setKernels(dt loader.DType, tied bool) {
+	if !dt.Supported() {
+		t.KernelNote = noteUnsupported
+		return
+	}
+	if len(t.Shape) != 2 {
+		return // a vector: uploaded as f32, read by the norm kernels
+	}
+	if !hasKernels(dt) {
+		t.KernelNote, dt = noteConverted, loader.F16
+	}
+	embd := t.Name == "token_embd.weight"
+	if embd {
+		if k, ok := shaders.WeightKernel(shaders.OpEmbed, dt, shaders.GPULayout); ok {
+			t.KernelEmbed = k.Name
+		}
+		if !tied {
+			return
+		}
+	}
+	if k, ok := shaders.WeightKernel(shaders.OpMatMul1, dt, shaders.GPULayout); ok {
+		t.KernelGPU = k.Name
+	}
+	if k, ok := shaders.WeightKernel(shaders.OpMatMul1, dt, shaders.CPULayout); ok {
+		t.KernelCPU = k.Name
+	}
+}
+
+// kernelText is t's KERNEL column: "matmul_q4_k_1tok / matmul_blocks_q4_k_1tok"
+// (GPU / CPU layout), led by the embedding kernel for token_embd.weight, or
+// the note.
+func (t inspectTensor) kernelText() string {
+	if t.KernelNote != "" {
+		return t.KernelNote
+	}
+	var parts []string
+	if t.KernelEmbed != "" {
+		parts = append(parts, t.KernelEmbed)
+	}
+	if t.KernelGPU != "" || t.KernelCPU != "" {
+		parts = append(parts, t.KernelGPU+" / "+t.KernelCPU)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // inspectModel opens path as a model. When that fails but the file is
@@ -144,7 +218,7 @@ func inspectModel(path string) (*inspectReport, error) {
 		r.Error = oneLine(err)
 		r.Format = "gguf"
 		r.fillGGUF(f)
-		r.fillTensors(f.Tensors)
+		r.fillTensors(f.Tensors, false)
 		return r, err
 	}
 	defer m.Close()
@@ -171,7 +245,7 @@ func inspectModel(path string) (*inspectReport, error) {
 	if m.GGUF != nil {
 		r.fillGGUF(m.GGUF)
 	}
-	r.fillTensors(m.Tensors)
+	r.fillTensors(m.Tensors, r.Config.TiedOutput)
 	return r, nil
 }
 
@@ -211,10 +285,12 @@ func jsonScalar(v any) any {
 	return v
 }
 
-func (r *inspectReport) fillTensors(ts []*loader.Tensor) {
+func (r *inspectReport) fillTensors(ts []*loader.Tensor, tied bool) {
 	r.Tensors = make([]inspectTensor, 0, len(ts))
 	for _, t := range ts {
-		r.Tensors = append(r.Tensors, inspectTensor{Name: t.Name, Type: t.Type.String(), Shape: t.Shape, Bytes: t.Size(), Offset: t.Offset})
+		it := inspectTensor{Name: t.Name, Type: t.Type.String(), Shape: t.Shape, Bytes: t.Size(), Offset: t.Offset}
+		it.setKernels(t.Type, tied)
+		r.Tensors = append(r.Tensors, it)
 		r.TensorBytes += t.Size()
 	}
 }
@@ -281,11 +357,17 @@ func printReport(w io.Writer, r *inspectReport) {
 		tw.Flush()
 	}
 	fmt.Fprintf(w, "\ntensors (%d, %s):\n", len(r.Tensors), fmtSize(r.TensorBytes))
-	fmt.Fprintln(tw, "  NAME\tTYPE\tSHAPE\tSIZE\tOFFSET")
+	// Vectors have no kernel: their rows end in padding, trimmed here.
+	var table bytes.Buffer
+	tw = tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tTYPE\tSHAPE\tSIZE\tOFFSET\tKERNEL (GPU / CPU layout)")
 	for _, t := range r.Tensors {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\n", t.Name, t.Type, shapeString(t.Shape), fmtSize(t.Bytes), t.Offset)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\n", t.Name, t.Type, shapeString(t.Shape), fmtSize(t.Bytes), t.Offset, t.kernelText())
 	}
 	tw.Flush()
+	for line := range strings.Lines(table.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+	}
 }
 
 // shapeString writes a shape innermost first, as GGUF lists it: "64×512".

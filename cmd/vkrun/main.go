@@ -2,8 +2,10 @@
 //
 //	vkrun                       the demo: stream a story from stories260K, greedily, and report speeds
 //	vkrun run -m FILE -p TEXT   generate text (see vkrun run -h)
+//	vkrun bench --synthetic tiny:q4_k_m
+//	                            measure prefill and decode speed on a file or a synthetic model
 //	vkrun devices [--json]      list Vulkan devices and mark the one vkrun would use
-//	vkrun inspect [--json] FILE print a model file's architecture, config, tokenizer and tensors
+//	vkrun inspect [--json] FILE print a model file's architecture, config, tokenizer, tensors and their kernels
 package main
 
 import (

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vkrun/vkrun"
+	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/internal/modeldir"
 )
 
@@ -30,7 +31,7 @@ type runFlags struct {
 	topK                              int
 	seed                              uint64
 	window, chunk, context            int
-	kv, device                        string
+	kv, device, layout                string
 	json, validate                    bool
 }
 
@@ -55,12 +56,14 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.context, "c", 0, "positions held by a model without a sliding window (default: its context, ≤ 4096)")
 	fs.StringVar(&f.kv, "kv", "f16", "KV cache precision: f16 or f32")
 	fs.StringVar(&f.device, "device", os.Getenv("VKRUN_DEVICE"), "device index or name substring (see 'vkrun devices')")
+	fs.StringVar(&f.layout, "layout", "auto", layoutUsage)
 	fs.BoolVar(&f.json, "json", false, "print one JSON object: ids, text, logprobs, timings, device")
 	fs.BoolVar(&f.validate, "validate", false, "turn on the Vulkan validation layer")
 }
 
 func (f *runFlags) loadOptions() []vkrun.Option {
-	opts := []vkrun.Option{vkrun.WithKV(f.kv), vkrun.WithDevice(f.device), vkrun.WithChunk(f.chunk), vkrun.WithContext(f.context)}
+	opts := []vkrun.Option{vkrun.WithKV(f.kv), vkrun.WithDevice(f.device), vkrun.WithChunk(f.chunk), vkrun.WithContext(f.context),
+		vkrun.WithLayout(f.layout)}
 	if f.window >= 0 {
 		opts = append(opts, vkrun.WithWindow(f.window))
 	}
@@ -80,6 +83,8 @@ func (f *runFlags) check() error {
 	switch {
 	case f.kv != "f16" && f.kv != "f32":
 		return fmt.Errorf("--kv must be f16 or f32, not %q", f.kv)
+	case checkLayout(f.layout) != nil:
+		return checkLayout(f.layout)
 	case f.n < 0:
 		return fmt.Errorf("-n must not be negative")
 	case f.window < -1:
@@ -168,7 +173,15 @@ type runJSON struct {
 	IDs       []int     `json:"ids"`
 	Text      string    `json:"text"`
 	LogProbs  []float64 `json:"logprobs"`
-	Timings   struct {
+	// WeightBytes is the device memory of the weights, KVBytes that of the
+	// session's KV cache.
+	WeightBytes uint64 `json:"weight_bytes"`
+	KVBytes     uint64 `json:"kv_bytes"`
+	// Layout is the kernel layout, "gpu" or "cpu"; Kernels the kernel
+	// choices the run made.
+	Layout  string       `json:"layout"`
+	Kernels []kernelJSON `json:"kernels"`
+	Timings struct {
 		LoadMS       float64 `json:"load_ms"`
 		PromptTokens int     `json:"prompt_tokens"`
 		PrefillMS    float64 `json:"prefill_ms"`
@@ -200,14 +213,12 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 	}
 	defer m.Close()
 	if !f.json {
-		fmt.Fprintf(stderr, "device: %s (%s, %s)\n", m.Device.Name, m.Device.Type, m.Device.DriverName)
+		fmt.Fprintf(stderr, "device: %s (%s, %s), %s kernel layout\n", m.Device.Name, m.Device.Type, m.Device.DriverName, m.Layout())
 		if m.Notice != "" {
 			fmt.Fprintln(stderr, m.Notice)
 		}
-		for _, n := range m.Notes {
-			fmt.Fprintln(stderr, "note:", n)
-		}
 	}
+	printNotes(stderr, m)
 	s, err := m.NewSession()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", who, oneLine(err))
@@ -252,6 +263,7 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 		t.LoadMS = ms(m.LoadTime)
 		t.PromptTokens, t.PrefillMS, t.PrefillTokS = st.PromptTokens, ms(st.PrefillTime), st.PrefillRate()
 		t.Generated, t.DecodeMS, t.DecodeTokS = st.Generated, ms(st.DecodeTime), st.DecodeRate()
+		out.WeightBytes, out.KVBytes, out.Layout, out.Kernels = m.WeightBytes(), s.KVBytes(), m.Layout(), kernelsJSON(m.Kernels())
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
@@ -264,6 +276,46 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 	fmt.Fprintf(stderr, "load %.2f s | prefill %d tokens, %.1f tok/s | decode %d tokens, %.1f tok/s\n",
 		m.LoadTime.Seconds(), st.PromptTokens, st.PrefillRate(), st.Generated, st.DecodeRate())
 	return code
+}
+
+const layoutUsage = "kernel layout: auto (by device type), gpu or cpu (the layout for CPU devices such as lavapipe)"
+
+// checkLayout validates a --layout value.
+func checkLayout(s string) error {
+	if _, err := ops.ParseLayout(s); err != nil || s == "" {
+		return fmt.Errorf("--layout must be auto, gpu or cpu, not %q", s)
+	}
+	return nil
+}
+
+// kernelJSON is one kernel choice in --json output.
+type kernelJSON struct {
+	Op     string `json:"op"`
+	Type   string `json:"type"`
+	Kernel string `json:"kernel"`
+	// Table is the kernel the table names, when Kernel is a variant of it.
+	Table  string `json:"table,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func kernelsJSON(picks []vkrun.KernelPick) []kernelJSON {
+	out := make([]kernelJSON, 0, len(picks))
+	for _, p := range picks {
+		k := kernelJSON{Op: p.Op, Type: p.Type, Kernel: p.Kernel, Reason: p.Reason}
+		if p.Table != p.Kernel {
+			k.Table = p.Table
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// printNotes tells the user what the load changed or could not do (types
+// converted at load, a layout the device cannot run): never silently.
+func printNotes(w io.Writer, m *vkrun.Model) {
+	for _, n := range m.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

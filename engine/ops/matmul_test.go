@@ -86,7 +86,7 @@ func TestMatMulOffsets(t *testing.T) {
 
 func testMatMulOffsets(t *testing.T, e *env, typ loader.DType, xOff int) {
 	const rows, ntok = 37, 5
-	cols := 3 * max(32, blockSize(typ))
+	cols := 4 * max(32, blockSize(typ)) // an even number of blocks: the table's kernel at x@8
 	w, deq := e.uploadRand(t, typ, rows, cols, 3)
 	all := optest.Rand(4, xOff+ntok*cols+3+ntok*rows+9)
 	buf := e.upload(t, "packed", all)
@@ -267,55 +267,66 @@ func TestMatMulShapeErrors(t *testing.T) {
 // packed weight's size per MatMul; with ntok > matmulTokens a weight is read
 // once per 8 tokens) and tok/s, 16 back-to-back MatMuls per submit as in a
 // decode step.
+//
+// Every type runs the one-token product of 4096²; the types of the common
+// files (F16, Q4_0, and Q4_K and Q6_K, which make Q4_K_M) also the FFN's
+// 14336×4096 and 8 tokens.
 func BenchmarkMatMul(b *testing.B) {
-	for _, typ := range []loader.DType{loader.F16, loader.Q4_0} {
-		for _, s := range [][2]int{{4096, 4096}, {14336, 4096}} {
-			rows, cols := s[0], s[1]
-			for _, ntok := range []int{1, 8} {
-				b.Run(fmt.Sprintf("%s/%dx%d/ntok=%d", typ, rows, cols, ntok), func(b *testing.B) {
-					e := newBenchEnv(b)
-					size, err := ops.PackedSize(typ, rows, cols)
-					require.NoError(b, err)
-					wb, err := e.d.NewBuffer("W", size, vk.DeviceMemory)
-					require.NoError(b, err)
-					defer wb.Close()
-					packed, err := ops.Pack(typ, randGGUF(typ, rows, cols, 1), rows, cols)
-					require.NoError(b, err)
-					require.NoError(b, e.d.Upload(wb, 0, packed))
-					w := ops.Weight{Buf: wb, Type: typ, Rows: rows, Cols: cols}
-					x, err := e.d.NewBuffer("x", uint64(4*ntok*cols), vk.DeviceMemory)
-					require.NoError(b, err)
-					defer x.Close()
-					require.NoError(b, e.d.Upload(x, 0, optest.Bytes(optest.Rand(2, ntok*cols))))
-					const reps = 16
-					y, err := e.d.NewBuffer("y", uint64(4*ntok*rows*reps), vk.DeviceMemory)
-					require.NoError(b, err)
-					defer y.Close()
-					seq, err := e.d.NewSequence(vk.SequenceOptions{})
-					require.NoError(b, err)
-					defer seq.Close()
-					require.NoError(b, seq.Begin())
-					plan := e.lib.NewPlan(seq)
-					defer plan.Close()
-					for i := range reps {
-						ys := ops.F32(y).Sub(uint64(i*ntok*rows), uint64(ntok*rows))
-						plan.MatMul(w, ops.F32(x), ys, ntok, false)
-					}
-					require.NoError(b, plan.Err())
-					require.NoError(b, seq.End())
-					b.SetBytes(int64(size) * reps)
-					require.NoError(b, seq.Run(time.Minute)) // lavapipe compiles on first use
-					b.ResetTimer()
-					for b.Loop() {
-						if err := seq.Run(time.Minute); err != nil {
-							b.Fatal(err)
-						}
-					}
-					sec := b.Elapsed().Seconds()
-					b.ReportMetric(float64(size)*reps*float64(b.N)/sec/1e9, "GB/s")
-					b.ReportMetric(float64(ntok*reps*b.N)/sec, "tok/s")
-				})
-			}
+	type bench struct {
+		typ              loader.DType
+		rows, cols, ntok int
+	}
+	var cases []bench
+	for _, typ := range shaders.WeightTypes {
+		cases = append(cases, bench{typ, 4096, 4096, 1})
+		if typ == loader.F16 || typ == loader.Q4_0 || typ == loader.Q4_K || typ == loader.Q6_K {
+			cases = append(cases, bench{typ, 14336, 4096, 1}, bench{typ, 4096, 4096, 8})
 		}
+	}
+	for _, c := range cases {
+		typ, rows, cols, ntok := c.typ, c.rows, c.cols, c.ntok
+		b.Run(fmt.Sprintf("%s/%dx%d/ntok=%d", typ, rows, cols, ntok), func(b *testing.B) {
+			e := newBenchEnv(b)
+			size, err := ops.PackedSize(typ, rows, cols)
+			require.NoError(b, err)
+			wb, err := e.d.NewBuffer("W", size, vk.DeviceMemory)
+			require.NoError(b, err)
+			defer wb.Close()
+			packed, err := ops.Pack(typ, randGGUF(typ, rows, cols, 1), rows, cols)
+			require.NoError(b, err)
+			require.NoError(b, e.d.Upload(wb, 0, packed))
+			w := ops.Weight{Buf: wb, Type: typ, Rows: rows, Cols: cols}
+			x, err := e.d.NewBuffer("x", uint64(4*ntok*cols), vk.DeviceMemory)
+			require.NoError(b, err)
+			defer x.Close()
+			require.NoError(b, e.d.Upload(x, 0, optest.Bytes(optest.Rand(2, ntok*cols))))
+			const reps = 16
+			y, err := e.d.NewBuffer("y", uint64(4*ntok*rows*reps), vk.DeviceMemory)
+			require.NoError(b, err)
+			defer y.Close()
+			seq, err := e.d.NewSequence(vk.SequenceOptions{})
+			require.NoError(b, err)
+			defer seq.Close()
+			require.NoError(b, seq.Begin())
+			plan := e.lib.NewPlan(seq)
+			defer plan.Close()
+			for i := range reps {
+				ys := ops.F32(y).Sub(uint64(i*ntok*rows), uint64(ntok*rows))
+				plan.MatMul(w, ops.F32(x), ys, ntok, false)
+			}
+			require.NoError(b, plan.Err())
+			require.NoError(b, seq.End())
+			b.SetBytes(int64(size) * reps)
+			require.NoError(b, seq.Run(time.Minute)) // lavapipe compiles on first use
+			b.ResetTimer()
+			for b.Loop() {
+				if err := seq.Run(time.Minute); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sec := b.Elapsed().Seconds()
+			b.ReportMetric(float64(size)*reps*float64(b.N)/sec/1e9, "GB/s")
+			b.ReportMetric(float64(ntok*reps*b.N)/sec, "tok/s")
+		})
 	}
 }

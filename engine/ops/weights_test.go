@@ -210,6 +210,7 @@ func TestPackLayout(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, append(append([]byte(nil), src...), 0, 0), got)
 	// Wrong sizes are errors.
+	src = make([]byte, 12)
 	_, err = ops.Pack(loader.Q4_0, src, 1, 32)
 	require.ErrorContains(t, err, "12 bytes, want 18")
 	_, err = ops.Pack(loader.Q4_0, make([]byte, 27), 1, 48)
