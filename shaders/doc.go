@@ -1,23 +1,24 @@
-// Package shaders holds vkrun's GLSL compute kernels, their SPIR-V (compiled
-// by `make shaders` with glslc, committed, and embedded so `go build` needs no
-// glslc), a table of kernels with Go mirrors of their push constants, and a
-// thin op layer (Library, Plan) that records kernels into a vk.Sequence and
-// binds tensors larger than maxStorageBufferRange in parts.
+// Package shaders is vkrun's kernels as data: the GLSL compute shaders, their
+// SPIR-V (built by `make shaders`, committed, and embedded so `go build`
+// needs no glslc), the Go mirrors of their push constants, and the kernel
+// table. It runs nothing; engine/ops records the kernels.
 //
-// Each entry point is a thin <op>.comp; shared code lives in .glsl includes
-// (common.glsl: workgroup width as specialization constant 0 and the folded
-// 2-D grid; reduce.glsl: workgroup sums without optional features;
-// weights.glsl: reading weights in their device layouts (see Pack);
-// matmul.glsl, embed.glsl, attention.glsl, attention_keys.glsl,
-// attention_store.glsl: the op bodies, with attention_common.glsl holding
-// what the two attention bodies share). Variants of one entry point share
-// its SPIR-V and differ in specialization constants (Kernel.File,
-// Kernel.Spec), such as the one-token matmul used by decode, or in
-// defines, such as the block-layout matmuls.
+// Each entry point is a thin .comp over shared .glsl includes (common.glsl:
+// workgroup width as specialization constant 0 and the folded 2-D grid;
+// reduce.glsl: workgroup sums without optional features; weights.glsl and
+// quants.glsl: every weight type's device layout and dequantisation;
+// attention*.glsl: the attention bodies). Variants of an entry point come
+// from defines (Sources: matmul.comp and embed.comp are built once per
+// weight type, with WEIGHT_<TYPE>, and matmul.comp again with MATMUL_BLOCKS
+// for the CPU layout) and from specialization constants (Kernel.Spec: the
+// one-token matmul for decode, tile and head sizes).
 //
-// Two families of kernels exist for MatMul and Attention (Layout): one for
-// GPUs and one for CPU devices such as lavapipe, where every load costs a
-// loop over the SIMD lanes; Library.Layout picks one by device type. The CPU
-// family makes a workgroup one subgroup and sums with subgroup arithmetic
-// (Kernel.Subgroup); a device without it runs the GPU family.
+// The kernel table, WeightKernel, says which kernel serves each weight op
+// (OpMatMul, OpMatMul1, OpEmbed) for each type in WeightTypes and each
+// Layout: GPULayout, coalesced loads and shared-memory reductions, and
+// CPULayout, for devices such as lavapipe where every load costs scalar
+// work per lane (one subgroup per workgroup, many rows per invocation,
+// subgroupAdd). Block sizes come from loader's dtype table; BlockBody is the
+// split of each ggml block into its quants (the body) and the rest (the
+// side) that ops.Pack lays out and the shaders read.
 package shaders

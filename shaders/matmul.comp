@@ -12,11 +12,12 @@
 // workgroup adds the partial sums in one fixed order.
 //
 // Tiled types (W_TILED: the K-quants, IQ4 and the other legacy types) take
-// whole tiles instead (W_TILE consecutive columns, 16-byte loads), in both
-// layouts: invocation i takes tiles i, i+WG, … of NR rows; per tile, the x
-// values are loaded once for the NR rows, and each group of W_GROUP columns
-// is summed on raw values and scaled once (a·Σ r·x + b·Σ x, with the x sum
-// made once per token). Specialization constant 4 (XV) says whether x rows
+// whole blocks instead, in both layouts: invocation i takes blocks i, i+WG,
+// … of NR rows, loading each row's block side (its scales) once into
+// registers, then the block's tiles of W_TILE consecutive columns with
+// 16-byte loads. Per tile, the x values are loaded once for the NR rows, and
+// each group of W_GROUP columns is summed on raw values and scaled once
+// (a·Σ r·x + b·Σ x, with the x sum made once per token). Specialization constant 4 (XV) says whether x rows
 // start on 16 bytes (vec4 loads) or not (scalar loads).
 //
 // With MATMUL_BLOCKS defined (the matmul_blocks_* kernels) the workgroup
@@ -121,53 +122,73 @@ void main() {
 		acc[i] = 0.0;
 	}
 #if defined(W_TILED)
-	// Tiles: invocation i takes tiles i, i+WG, … of all NR rows.
-	const uint ntiles = p.cols / W_TILE;
-	for (uint u = tid; u < ntiles; u += WG) {
-		vec4 xv[NT][W_TILE / 4];
-#ifdef W_MIN
-		float xs[NT][W_GROUPS];
-#endif
-		[[unroll]] for (uint t = 0; t < NT; t++) {
-			if (t < nt) {
-				const uint xb = p.x_off + (t0 + t) * p.cols + u * W_TILE;
-				[[unroll]] for (uint i = 0; i < W_TILE / 4; i++) {
-					if (XV != 0) {
-						xv[t][i] = x4[xb / 4 + i];
-					} else {
-						xv[t][i] = vec4(x[xb + 4 * i], x[xb + 4 * i + 1], x[xb + 4 * i + 2], x[xb + 4 * i + 3]);
-					}
-				}
-#ifdef W_MIN
-				[[unroll]] for (uint g = 0; g < W_GROUPS; g++) {
-					precise float s = 0.0;
-					[[unroll]] for (uint i = 0; i < W_GROUP; i++) {
-						s += xv[t][(W_GROUP * g + i) / 4][i % 4];
-					}
-					xs[t][g] = s;
-				}
-#endif
+	// Tiles: invocation i takes blocks i, i+WG, … of all NR rows: it loads
+	// each row's side once, then the block's W_TPB tiles in turn.
+	const uint nblk = p.cols / W_BLOCK;
+	for (uint blk = tid; blk < nblk; blk += WG) {
+		// One token: every row's side stays in registers for the block's
+		// tiles. More tokens: x fills the registers, and each row's side is
+		// loaded again per tile, a small cost beside the x loads (both are
+		// the same words, so the sums are the same bits).
+		uint sw[NR][W_SIDE_WORDS];
+		if (NT == 1) {
+			[[unroll]] for (uint r = 0; r < NR; r++) {
+				w_side_load(srow[r] + blk * W_SIDE, sw[r]);
 			}
 		}
-		[[unroll]] for (uint r = 0; r < NR; r++) {
-			uvec4 q[W_TILE_VEC4];
-			w_tile_load(wrow[r], u, q);
-			float wv[W_TILE];
-			w_tile_values(q, srow[r], u, wv);
-			float a[W_GROUPS], b[W_GROUPS];
-			w_tile_coefs(srow[r], u, a, b);
+		for (uint k = 0; k < W_TPB; k++) {
+			vec4 xv[NT][W_TILE / 4];
+#ifdef W_MIN
+			float xs[NT][W_GROUPS];
+#endif
 			[[unroll]] for (uint t = 0; t < NT; t++) {
 				if (t < nt) {
+					const uint xb = p.x_off + (t0 + t) * p.cols + (blk * W_TPB + k) * W_TILE;
+					[[unroll]] for (uint i = 0; i < W_TILE / 4; i++) {
+						if (XV != 0) {
+							xv[t][i] = x4[xb / 4 + i];
+						} else {
+							xv[t][i] = vec4(x[xb + 4 * i], x[xb + 4 * i + 1], x[xb + 4 * i + 2], x[xb + 4 * i + 3]);
+						}
+					}
+#ifdef W_MIN
 					[[unroll]] for (uint g = 0; g < W_GROUPS; g++) {
 						precise float s = 0.0;
 						[[unroll]] for (uint i = 0; i < W_GROUP; i++) {
-							const uint c = W_GROUP * g + i;
-							s = fma(wv[c], xv[t][c / 4][c % 4], s);
+							s += xv[t][(W_GROUP * g + i) / 4][i % 4];
 						}
-						acc[r * NT + t] = fma(s, a[g], acc[r * NT + t]);
-#ifdef W_MIN
-						acc[r * NT + t] = fma(xs[t][g], b[g], acc[r * NT + t]);
+						xs[t][g] = s;
+					}
 #endif
+				}
+			}
+			[[unroll]] for (uint r = 0; r < NR; r++) {
+				const uint side = srow[r] + blk * W_SIDE, par = side & 1u;
+				uint swr[W_SIDE_WORDS];
+				if (NT == 1) {
+					swr = sw[r];
+				} else {
+					w_side_load(side, swr);
+				}
+				uvec4 q[W_TILE_VEC4];
+				w_tile_load(wrow[r], blk, k, q);
+				float wv[W_TILE];
+				w_tile_values(q, swr, par, k, wv);
+				float a[W_GROUPS], b[W_GROUPS];
+				w_tile_coefs(swr, par, k, a, b);
+				[[unroll]] for (uint t = 0; t < NT; t++) {
+					if (t < nt) {
+						[[unroll]] for (uint g = 0; g < W_GROUPS; g++) {
+							precise float s = 0.0;
+							[[unroll]] for (uint i = 0; i < W_GROUP; i++) {
+								const uint c = W_GROUP * g + i;
+								s = fma(wv[c], xv[t][c / 4][c % 4], s);
+							}
+							acc[r * NT + t] = fma(s, a[g], acc[r * NT + t]);
+#ifdef W_MIN
+							acc[r * NT + t] = fma(xs[t][g], b[g], acc[r * NT + t]);
+#endif
+						}
 					}
 				}
 			}

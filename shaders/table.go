@@ -79,28 +79,24 @@ type weightInfo struct {
 	// tiled types read rows in tiles (quants.glsl) in both layouts; the
 	// others in units (GPU) or 32-column blocks (CPU).
 	tiled bool
-	// cpuRows are the rows of W per workgroup in the CPU layout
-	// (constant 2): 8 where a tile is 128 columns, keeping the unrolled
-	// products per step at 16·64·8.
-	cpuRows uint32
 }
 
 var weightInfos = map[loader.DType]weightInfo{
-	loader.F32:    {cpuRows: 16},
-	loader.F16:    {cpuRows: 16},
-	loader.BF16:   {cpuRows: 16},
-	loader.Q8_0:   {body: [2]uint64{2, 34}, cpuRows: 16},
-	loader.Q4_0:   {body: [2]uint64{2, 18}, cpuRows: 16},
-	loader.Q4_1:   {body: [2]uint64{4, 20}, tiled: true, cpuRows: 16},
-	loader.Q5_0:   {body: [2]uint64{6, 22}, tiled: true, cpuRows: 16},
-	loader.Q5_1:   {body: [2]uint64{8, 24}, tiled: true, cpuRows: 16},
-	loader.IQ4_NL: {body: [2]uint64{2, 18}, tiled: true, cpuRows: 16},
-	loader.Q2_K:   {body: [2]uint64{16, 80}, tiled: true, cpuRows: 8},
-	loader.Q3_K:   {body: [2]uint64{0, 96}, tiled: true, cpuRows: 8},
-	loader.Q4_K:   {body: [2]uint64{16, 144}, tiled: true, cpuRows: 16},
-	loader.Q5_K:   {body: [2]uint64{16, 176}, tiled: true, cpuRows: 16},
-	loader.Q6_K:   {body: [2]uint64{0, 192}, tiled: true, cpuRows: 8},
-	loader.IQ4_XS: {body: [2]uint64{8, 136}, tiled: true, cpuRows: 16},
+	loader.F32:    {},
+	loader.F16:    {},
+	loader.BF16:   {},
+	loader.Q8_0:   {body: [2]uint64{2, 34}},
+	loader.Q4_0:   {body: [2]uint64{2, 18}},
+	loader.Q4_1:   {body: [2]uint64{4, 20}, tiled: true},
+	loader.Q5_0:   {body: [2]uint64{6, 22}, tiled: true},
+	loader.Q5_1:   {body: [2]uint64{8, 24}, tiled: true},
+	loader.IQ4_NL: {body: [2]uint64{2, 18}, tiled: true},
+	loader.Q2_K:   {body: [2]uint64{16, 80}, tiled: true},
+	loader.Q3_K:   {body: [2]uint64{0, 96}, tiled: true},
+	loader.Q4_K:   {body: [2]uint64{16, 144}, tiled: true},
+	loader.Q5_K:   {body: [2]uint64{16, 176}, tiled: true},
+	loader.Q6_K:   {body: [2]uint64{0, 192}, tiled: true},
+	loader.IQ4_XS: {body: [2]uint64{8, 136}, tiled: true},
 }
 
 // HasKernels reports whether t has kernels (is in WeightTypes).
@@ -129,12 +125,19 @@ func Tiled(t loader.DType) bool { return weightInfos[t].tiled }
 func typeName(t loader.DType) string { return strings.ToLower(t.String()) }
 
 // Matmul tile sizes, the kernels' specialization constants: a GPU-layout
-// workgroup computes matmulRows rows of W for up to MatMulTokens tokens; a
-// CPU-layout one weightInfo.cpuRows rows, taking matmulBlockPair adjacent
-// 32-column blocks per step (constant 3; the untiled types) and x in vec4
-// loads (constant 4; the tiled types).
+// workgroup computes matmulRows rows of W for up to MatMulTokens tokens
+// (constants 2 and 1); a CPU-layout one matmulBlockRows rows, taking
+// matmulBlockPair adjacent 32-column blocks per step (constant 3; the
+// untiled types). The tiled types take x in vec4 loads (constant 4).
+//
+// Sixteen rows in the CPU layout: on lavapipe every x load is a gather
+// lane by lane, and it serves that many rows. Q6_K's 128-column tiles at 8
+// rows ran its 4096² one-token product at 0.68× Q4_0's bandwidth; at 16 it
+// matches Q4_0 (BenchmarkMatMul), for twice the JIT time of its batched
+// kernel.
 const (
 	matmulRows      = 2
+	matmulBlockRows = 16
 	matmulBlockPair = 2
 )
 
@@ -147,7 +150,7 @@ func matmulKernel(t loader.DType, l Layout, tokens uint32) Kernel {
 	k := Kernel{Name: "matmul_" + typeName(t), Bindings: b, Params: reflect.TypeFor[MatMulParams]()}
 	rows := uint32(matmulRows)
 	if l == CPULayout {
-		k.Name, rows, k.Subgroup = "matmul_blocks_"+typeName(t), info.cpuRows, true
+		k.Name, rows, k.Subgroup = "matmul_blocks_"+typeName(t), matmulBlockRows, true
 	}
 	k.File = k.Name
 	k.Spec = []vk.SpecConstant{{ID: 1, Value: tokens}, {ID: 2, Value: rows}}

@@ -185,21 +185,23 @@ func testMatMulBitExactShape(t *testing.T, e *env, typ loader.DType, rows, cols 
 	}
 }
 
-// TestMatMulLargerThanOneBinding multiplies Q4_0 and F16 weights larger than
+// TestMatMulLargerThanOneBinding multiplies weights larger than
 // maxStorageBufferRange (128 MiB on lavapipe), which are bound in row
-// blocks, and embeds rows from every block of them.
+// blocks, and embeds rows from every block of them: F16, Q4_0, the two
+// types of Q4_K_M, and Q5_0, whose odd side (3 halves a block) makes a row
+// block's sides start in the middle of a word.
 func TestMatMulLargerThanOneBinding(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates >128 MiB weights")
 	}
 	e := newEnv(t, vk.DeviceOptions{}, 0)
 	limit := e.d.Info.MaxStorageBufferRange
-	for _, typ := range []loader.DType{loader.F16, loader.Q4_0} {
+	for _, typ := range []loader.DType{loader.F16, loader.Q4_0, loader.Q4_K, loader.Q6_K, loader.Q5_0} {
 		t.Run(typ.String(), func(t *testing.T) {
 			const cols, ntok = 4096, 3
-			rowBytes := uint64(cols * 2) // f16; Q4_0's quants are cols/2 bytes
-			if typ == loader.Q4_0 {
-				rowBytes = cols / 2
+			rowBytes := uint64(cols * 2) // f16
+			if from, to, ok := shaders.BlockBody(typ); ok {
+				rowBytes = cols / typ.BlockSize() * (to - from) // the main array's row
 			}
 			rows := int(limit/rowBytes) + 1001
 			size, err := ops.PackedSize(typ, rows, cols)

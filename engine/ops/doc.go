@@ -1,0 +1,22 @@
+// Package ops records vkrun's kernels into a vk.Sequence: the op layer
+// between the engine's forward pass and the shaders.
+//
+// A Library is one device's kernel set. Its layout (shaders.GPULayout or
+// shaders.CPULayout) is chosen once, from the device type and its probed
+// features or as forced (Options.Layout), and never changes. Which kernel
+// serves which op and weight type is shaders.WeightKernel's table; the
+// library only picks among a kernel's variants where the bound offsets do
+// not suit it (x rows off 16 bytes, an odd number of blocks), and records
+// every choice with its reason (Library.Picks), so no fallback is silent and
+// a test can assert which kernel ran. Pipelines are built on first use.
+//
+// A Plan records ops (MatMul, Embed, RMSNorm, RoPE, Attention, StoreKV,
+// SiluMul, Add, Argmax) and, like vk.Sequence, keeps its first error: an op
+// that fails records nothing more, and Err reports it. Ops bind tensors
+// larger than maxStorageBufferRange in parts, one dispatch each.
+//
+// Weights stay in their file's type on the device (Weight, Pack): F32, F16
+// and BF16 rows as they are, every block type split into bodies (the quants,
+// 16-byte units) and sides (scales and the other small fields), at the
+// file's size. Ring is one layer's rolling KV cache.
+package ops
