@@ -122,6 +122,7 @@ func cDeviceInfo(in unsafe.Pointer, pd uintptr) DeviceInfo {
 		SubgroupSize:                    uint32(c.subgroup_size),
 		MinSubgroupSize:                 uint32(c.min_subgroup_size),
 		MaxSubgroupSize:                 uint32(c.max_subgroup_size),
+		RequiredSubgroupSizeInCompute:   c.required_subgroup_size_stages&C.VK_SHADER_STAGE_COMPUTE_BIT != 0,
 		SubgroupOps:                     SubgroupFeatures(c.subgroup_ops),
 		SubgroupInCompute:               c.subgroup_stages&C.VK_SHADER_STAGE_COMPUTE_BIT != 0,
 		SubgroupSizeControl:             c.subgroup_size_control != 0,

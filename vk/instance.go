@@ -335,33 +335,36 @@ const (
 // DeviceInfo describes a physical device: what vkrun needs to choose it and to
 // pick kernel variants.
 type DeviceInfo struct {
-	Index                 int // position in the instance's enumeration
-	Name                  string
-	VendorID, DeviceID    uint32
-	Type                  DeviceType
-	DriverName            string
-	DriverInfo            string
-	APIVersion            Version
-	DriverVersion         uint32
-	DeviceUUID            [16]byte
-	PipelineCacheUUID     [16]byte
-	Heaps                 []MemoryHeap
-	MemoryTypes           []MemoryType
-	HasMemoryBudget       bool
-	SubgroupSize          uint32
-	MinSubgroupSize       uint32
-	MaxSubgroupSize       uint32
-	SubgroupOps           SubgroupFeatures
-	SubgroupInCompute     bool
-	SubgroupSizeControl   bool
-	ComputeFullSubgroups  bool
-	Float16, Int8         bool // shaderFloat16, shaderInt8
-	Int16, Int64          bool // shaderInt16, shaderInt64
-	Storage16             bool // storageBuffer16BitAccess
-	UniformStorage16      bool
-	Storage8              bool // storageBuffer8BitAccess
-	UniformStorage8       bool
-	MaxStorageBufferRange uint64
+	Index              int // position in the instance's enumeration
+	Name               string
+	VendorID, DeviceID uint32
+	Type               DeviceType
+	DriverName         string
+	DriverInfo         string
+	APIVersion         Version
+	DriverVersion      uint32
+	DeviceUUID         [16]byte
+	PipelineCacheUUID  [16]byte
+	Heaps              []MemoryHeap
+	MemoryTypes        []MemoryType
+	HasMemoryBudget    bool
+	SubgroupSize       uint32
+	MinSubgroupSize    uint32
+	MaxSubgroupSize    uint32
+	// RequiredSubgroupSizeInCompute: compute shaders can be given a
+	// required subgroup size (requiredSubgroupSizeStages).
+	RequiredSubgroupSizeInCompute bool
+	SubgroupOps                   SubgroupFeatures
+	SubgroupInCompute             bool
+	SubgroupSizeControl           bool
+	ComputeFullSubgroups          bool
+	Float16, Int8                 bool // shaderFloat16, shaderInt8
+	Int16, Int64                  bool // shaderInt16, shaderInt64
+	Storage16                     bool // storageBuffer16BitAccess
+	UniformStorage16              bool
+	Storage8                      bool // storageBuffer8BitAccess
+	UniformStorage8               bool
+	MaxStorageBufferRange         uint64
 	// MaxMemoryAllocationSize is maxMemoryAllocationSize (Vulkan 1.1).
 	MaxMemoryAllocationSize         uint64
 	MaxMemoryAllocationCount        uint32

@@ -383,6 +383,7 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	if (has_sgsc) {
 		info->min_subgroup_size = sgsc.minSubgroupSize;
 		info->max_subgroup_size = sgsc.maxSubgroupSize;
+		info->required_subgroup_size_stages = sgsc.requiredSubgroupSizeStages;
 	} else {
 		info->min_subgroup_size = info->max_subgroup_size = sg.subgroupSize;
 	}

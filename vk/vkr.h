@@ -85,7 +85,7 @@ typedef struct vkr_devinfo {
 	uint32_t type_heap[VKR_MAX_TYPES];
 
 	uint32_t subgroup_size, subgroup_stages, subgroup_ops;
-	uint32_t min_subgroup_size, max_subgroup_size;
+	uint32_t min_subgroup_size, max_subgroup_size, required_subgroup_size_stages;
 	int subgroup_size_control, compute_full_subgroups;
 	int shader_float16, shader_int8, shader_int16, shader_int64;
 	int storage16, uniform_storage16, push16;

@@ -201,7 +201,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 			// maxKeysRegs and maxKeysWindow); the library's layout implies
 			// subgroup arithmetic.
 			if group*headDim <= maxKeysRegs && ring.Window <= maxKeysWindow {
-				s, _ := p.lib.subgroupWidth()
+				s, _, _ := p.lib.subgroupWidth()
 				vec := uint32(0)
 				if keysAligned(ring.Type, uint64(s), uint64(headDim), kvDim, rko, rvo, ko, vo) {
 					vec = 1

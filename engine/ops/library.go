@@ -78,13 +78,13 @@ func NewLibrary(d *vk.Device, opts Options) (*Library, error) {
 		return nil, fmt.Errorf("ops: workgroup width %d is not a power of two within the device's limits", wg)
 	}
 	l := &Library{Device: d, WG: wg, pipes: map[string]*vk.Pipeline{}, picks: map[Pick]bool{}}
-	_, subgroups := l.subgroupWidth()
+	_, subgroups, _ := l.subgroupWidth()
 	switch opts.Layout {
 	case ForceGPU:
 		l.layout = shaders.GPULayout
 	case ForceCPU:
 		if !subgroups {
-			return nil, fmt.Errorf("ops: the CPU kernel layout needs subgroup arithmetic in compute shaders with a power-of-two subgroup size, which %s lacks", d.Info.Name)
+			return nil, fmt.Errorf("ops: the CPU kernel layout needs subgroup arithmetic in compute shaders with a workgroup of one whole subgroup (a power-of-two size, fixed or required through subgroup size control), which %s cannot give", d.Info.Name)
 		}
 		l.layout = shaders.CPULayout
 	default:
@@ -106,15 +106,33 @@ func (l *Library) Layout() shaders.Layout { return l.layout }
 // device could not run).
 func (l *Library) Notes() []string { return slices.Clone(l.notes) }
 
-// subgroupWidth is the device's subgroup size, and whether it can run
-// Subgroup kernels: subgroup arithmetic in compute shaders and a
-// power-of-two size within the workgroup limits.
-func (l *Library) subgroupWidth() (uint32, bool) {
+// subgroupWidth is the width of Subgroup kernels on this device, whether
+// it can run them, and whether their pipelines must request that size.
+// They need subgroup arithmetic in compute shaders, a power-of-two size
+// within the workgroup limits, and a workgroup that is one whole subgroup:
+// where the subgroup size can vary (Intel: 8 to 32; AMD: 32 or 64), that
+// takes VK_EXT_subgroup_size_control's required size for compute shaders.
+// Where the device offers it, the size is requested even when it cannot
+// vary, so the path is exercised everywhere (lavapipe included).
+func (l *Library) subgroupWidth() (width uint32, ok, require bool) {
 	info := l.Device.Info
 	s := info.SubgroupSize
-	ok := l.Device.Features.SubgroupArithmetic && s != 0 && s&(s-1) == 0 &&
+	ok = l.Device.Features.SubgroupArithmetic && s != 0 && s&(s-1) == 0 &&
 		s <= info.MaxWorkgroupSize[0] && s <= info.MaxWorkgroupInvocations
-	return s, ok
+	control := l.Device.Features.SubgroupSizeControl && info.RequiredSubgroupSizeInCompute &&
+		info.MinSubgroupSize <= s && s <= info.MaxSubgroupSize
+	if info.MinSubgroupSize != info.MaxSubgroupSize && !control {
+		ok = false
+	}
+	return s, ok, ok && control
+}
+
+// SubgroupSize is the workgroup width of the kernels that are one
+// subgroup (shaders.Kernel.Subgroup), and whether their pipelines request
+// it through subgroup size control.
+func (l *Library) SubgroupSize() (width uint32, required bool) {
+	w, _, req := l.subgroupWidth()
+	return w, req
 }
 
 // width is k's workgroup width on this device, or an error if the device
@@ -123,9 +141,9 @@ func (l *Library) width(k shaders.Kernel) (uint32, error) {
 	if !k.Subgroup {
 		return l.WG, nil
 	}
-	s, ok := l.subgroupWidth()
+	s, ok, _ := l.subgroupWidth()
 	if !ok {
-		return 0, fmt.Errorf("ops: %s needs subgroup arithmetic in compute shaders, which %s lacks", k.Name, l.Device.Info.Name)
+		return 0, fmt.Errorf("ops: %s needs subgroup arithmetic in compute shaders with a workgroup of one whole subgroup, which %s cannot give", k.Name, l.Device.Info.Name)
 	}
 	return s, nil
 }
@@ -144,6 +162,9 @@ func (l *Library) Pipeline(k shaders.Kernel) (*vk.Pipeline, error) {
 	desc, err := k.Desc(wg)
 	if err != nil {
 		return nil, err
+	}
+	if _, _, require := l.subgroupWidth(); k.Subgroup && require {
+		desc.RequiredSubgroupSize = wg
 	}
 	p, err := l.Device.NewPipeline(desc)
 	if err != nil {
