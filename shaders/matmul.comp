@@ -126,15 +126,10 @@ void main() {
 	// each row's side once, then the block's W_TPB tiles in turn.
 	const uint nblk = p.cols / W_BLOCK;
 	for (uint blk = tid; blk < nblk; blk += WG) {
-		// One token: every row's side stays in registers for the block's
-		// tiles. More tokens: x fills the registers, and each row's side is
-		// loaded again per tile, a small cost beside the x loads (both are
-		// the same words, so the sums are the same bits).
+		// Every row's side stays in registers for the block's tiles.
 		uint sw[NR][W_SIDE_WORDS];
-		if (NT == 1) {
-			[[unroll]] for (uint r = 0; r < NR; r++) {
-				w_side_load(srow[r] + blk * W_SIDE, sw[r]);
-			}
+		[[unroll]] for (uint r = 0; r < NR; r++) {
+			w_side_load(srow[r] + blk * W_SIDE, sw[r]);
 		}
 		for (uint k = 0; k < W_TPB; k++) {
 			vec4 xv[NT][W_TILE / 4];
@@ -153,29 +148,24 @@ void main() {
 					}
 #ifdef W_MIN
 					[[unroll]] for (uint g = 0; g < W_GROUPS; g++) {
-						precise float s = 0.0;
-						[[unroll]] for (uint i = 0; i < W_GROUP; i++) {
-							s += xv[t][(W_GROUP * g + i) / 4][i % 4];
+						precise vec4 s4 = xv[t][W_GROUP / 4 * g];
+						[[unroll]] for (uint i = 1; i < W_GROUP / 4; i++) {
+							s4 += xv[t][W_GROUP / 4 * g + i];
 						}
+						precise float s = (s4.x + s4.y) + (s4.z + s4.w);
 						xs[t][g] = s;
 					}
 #endif
 				}
 			}
 			[[unroll]] for (uint r = 0; r < NR; r++) {
-				const uint side = srow[r] + blk * W_SIDE, par = side & 1u;
-				uint swr[W_SIDE_WORDS];
-				if (NT == 1) {
-					swr = sw[r];
-				} else {
-					w_side_load(side, swr);
-				}
+				const uint par = (srow[r] + blk * W_SIDE) & 1u;
 				uvec4 q[W_TILE_VEC4];
 				w_tile_load(wrow[r], blk, k, q);
 				float wv[W_TILE];
-				w_tile_values(q, swr, par, k, wv);
+				w_tile_values(q, sw[r], par, k, wv);
 				float a[W_GROUPS], b[W_GROUPS];
-				w_tile_coefs(swr, par, k, a, b);
+				w_tile_coefs(sw[r], par, k, a, b);
 				[[unroll]] for (uint t = 0; t < NT; t++) {
 					if (t < nt) {
 						[[unroll]] for (uint g = 0; g < W_GROUPS; g++) {
