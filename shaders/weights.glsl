@@ -106,8 +106,14 @@ void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
 
 float w_block_scale(uint row_scale, uint b) { return 1.0; }
 
-#elif defined(WEIGHT_F16)
-// Rows are padded to a whole word (an odd row ends with a zero half).
+#elif defined(WEIGHT_F16) || defined(WEIGHT_BF16)
+// Rows are padded to a whole word (an odd row ends with a zero half). BF16
+// is the same layout with bfloat16 halves (the top 16 bits of an f32).
+#if defined(WEIGHT_BF16)
+#define unpack2 unpack_bf16
+#else
+#define unpack2 unpackHalf2x16
+#endif
 #define W_UNIT 4
 uint w_row_words(uint cols) { return (cols + 1) / 2; }
 uint w_row_scales(uint cols) { return 0; }
@@ -116,7 +122,7 @@ uint w_col(uint u, uint k) { return 4 * u + k; }
 
 void w_unit(uint row_word, uint row_scale, uint u, out float v[W_UNIT], out float d) {
 	const uint b = row_word + 2 * u;
-	const vec2 h0 = unpackHalf2x16(wq[b]), h1 = unpackHalf2x16(wq[b + 1]);
+	const vec2 h0 = unpack2(wq[b]), h1 = unpack2(wq[b + 1]);
 	v[0] = h0.x;
 	v[1] = h0.y;
 	v[2] = h1.x;
@@ -125,49 +131,14 @@ void w_unit(uint row_word, uint row_scale, uint u, out float v[W_UNIT], out floa
 }
 
 float w_elem(uint row_word, uint row_scale, uint i) {
-	return unpackHalf2x16(wq[row_word + i / 2] >> ((i & 1u) * 16u)).x;
+	return unpack2(wq[row_word + i / 2] >> ((i & 1u) * 16u)).x;
 }
 
 #define W_BLOCK_VEC4 4
 void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
 	[[unroll]] for (uint i = 0; i < 4; i++) {
 		[[unroll]] for (uint k = 0; k < 4; k++) {
-			const vec2 h = unpackHalf2x16(q[i][k]);
-			v[8 * i + 2 * k] = h.x;
-			v[8 * i + 2 * k + 1] = h.y;
-		}
-	}
-}
-
-float w_block_scale(uint row_scale, uint b) { return 1.0; }
-
-#elif defined(WEIGHT_BF16)
-// As F16, with bfloat16 halves (the top 16 bits of an f32).
-#define W_UNIT 4
-uint w_row_words(uint cols) { return (cols + 1) / 2; }
-uint w_row_scales(uint cols) { return 0; }
-uint w_units(uint cols) { return cols / 4; }
-uint w_col(uint u, uint k) { return 4 * u + k; }
-
-void w_unit(uint row_word, uint row_scale, uint u, out float v[W_UNIT], out float d) {
-	const uint b = row_word + 2 * u;
-	const vec2 h0 = unpack_bf16(wq[b]), h1 = unpack_bf16(wq[b + 1]);
-	v[0] = h0.x;
-	v[1] = h0.y;
-	v[2] = h1.x;
-	v[3] = h1.y;
-	d = 1.0;
-}
-
-float w_elem(uint row_word, uint row_scale, uint i) {
-	return unpack_bf16(wq[row_word + i / 2] >> ((i & 1u) * 16u)).x;
-}
-
-#define W_BLOCK_VEC4 4
-void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
-	[[unroll]] for (uint i = 0; i < 4; i++) {
-		[[unroll]] for (uint k = 0; k < 4; k++) {
-			const vec2 h = unpack_bf16(q[i][k]);
+			const vec2 h = unpack2(q[i][k]);
 			v[8 * i + 2 * k] = h.x;
 			v[8 * i + 2 * k + 1] = h.y;
 		}
