@@ -77,7 +77,8 @@ func testMatMul(t *testing.T, e *env) {
 // scalar-x variant (and the pick says so); one at element 8 can.
 func TestMatMulOffsets(t *testing.T) {
 	e := newEnv(t, vk.DeviceOptions{}, 0)
-	for _, typ := range fewTypes {
+	// The tiled types share their scalar-x path: Q4_K stands for them.
+	for _, typ := range []loader.DType{loader.F32, loader.F16, loader.Q8_0, loader.Q4_0, loader.Q4_K} {
 		for _, xOff := range []int{5, 8} {
 			t.Run(fmt.Sprintf("%s/x@%d", typ, xOff), func(t *testing.T) { testMatMulOffsets(t, e, typ, xOff) })
 		}
@@ -130,7 +131,7 @@ func TestMatMulBitExact(t *testing.T) {
 	// A workgroup wider than the reduction folds its partial sums first.
 	t.Run("full/wg512", func(t *testing.T) {
 		e := newEnv(t, vk.DeviceOptions{}, 512)
-		e.types = fewTypes
+		e.types = []loader.DType{loader.F32, loader.F16, loader.Q8_0, loader.Q4_0, loader.Q4_K}
 		layouts(t, e, func(t *testing.T, e *env) { testMatMulBitExact(t, e) })
 	})
 }
