@@ -122,16 +122,26 @@ void main() {
 		acc[i] = 0.0;
 	}
 #if defined(W_TILED)
-	// Tiles: invocation i takes blocks i, i+WG, … of all NR rows: it loads
-	// each row's side once, then the block's W_TPB tiles in turn.
+	// Tiles. In the block layout (MATMUL_BLOCKS) invocation i takes blocks
+	// i, i+WG, … of all NR rows: it loads each row's side once, then the
+	// block's W_TPB tiles in turn. In the GPU layout it takes tiles i, i+WG,
+	// … with their block's sides, so that a row of few blocks still spreads
+	// over the workgroup.
 	const uint nblk = p.cols / W_BLOCK;
-	for (uint blk = tid; blk < nblk; blk += WG) {
-		// Every row's side stays in registers for the block's tiles.
+#ifdef MATMUL_BLOCKS
+	const uint steps = nblk, step_tiles = W_TPB;
+#else
+	const uint steps = nblk * W_TPB, step_tiles = 1;
+#endif
+	for (uint it = tid; it < steps; it += WG) {
+		const uint blk = it / (W_TPB / step_tiles);
+		// Every row's side stays in registers for the step's tiles.
 		uint sw[NR][W_SIDE_WORDS];
 		[[unroll]] for (uint r = 0; r < NR; r++) {
 			w_side_load(srow[r] + blk * W_SIDE, sw[r]);
 		}
-		for (uint k = 0; k < W_TPB; k++) {
+		for (uint kk = 0; kk < step_tiles; kk++) {
+			const uint k = step_tiles == 1 ? it % W_TPB : kk;
 			vec4 xv[NT][W_TILE / 4];
 #ifdef W_MIN
 			float xs[NT][W_GROUPS];

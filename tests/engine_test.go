@@ -359,23 +359,30 @@ func quantSynthetic(t *testing.T, dt loader.DType, mix loader.QuantMix, window i
 func TestQuantModels(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
 	type tc struct {
-		dt  loader.DType
-		mix loader.QuantMix
+		dt     loader.DType
+		mix    loader.QuantMix
+		layout ops.LayoutChoice
 	}
 	var cases []tc
 	for _, dt := range shaders.WeightTypes {
 		cases = append(cases, tc{dt: dt})
 	}
-	cases = append(cases, tc{mix: "Q4_K_M"}, tc{mix: "Q3_K_M"})
+	// The mixes in the device's own layout, and Q4_K_M in the GPU layout too
+	// (on lavapipe the op tests cover every type's GPU kernels; this is the
+	// whole forward pass on them).
+	cases = append(cases, tc{mix: "Q4_K_M"}, tc{mix: "Q3_K_M"}, tc{mix: "Q4_K_M", layout: ops.ForceGPU})
 	const w = 8
 	for _, c := range cases {
 		name := c.dt.String()
 		if c.mix != "" {
 			name = string(c.mix)
 		}
+		if c.layout == ops.ForceGPU {
+			name += "/gpu-layout"
+		}
 		t.Run(name, func(t *testing.T) {
 			path := quantSynthetic(t, c.dt, c.mix, w)
-			m, lm := loadGPU(t, d, path, engine.Options{KV: ops.KVF32})
+			m, lm := loadGPU(t, d, path, engine.Options{KV: ops.KVF32, Layout: c.layout})
 			assert.Empty(t, m.Notes, "no tensor is converted")
 			var fileBytes uint64
 			fileTypes := map[string]bool{}
