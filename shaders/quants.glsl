@@ -5,10 +5,10 @@
 //
 // The matmul takes a row's blocks one at a time: it loads the block's side
 // into registers once (w_side_load: W_SIDE_WORDS words), then its W_TPB
-// tiles in turn (w_tile_load, w_tile_values, w_tile_coefs with k, the tile
+// tiles in turn (w_tile_load, w_tile_coefs, w_tile_raw with k, the tile
 // within the block). Byte i of a block's body is body_byte(row_word +
 // blk·W_BODY, i), or tile_byte(q, i) of the uvec4s a tile loaded; byte i of
-// its side is side_byte(s, i) from memory, or sw_byte(sw, par, i) from the
+// its side is side_byte(s, i) from memory, or sw_byte(sw, i) from the
 // loaded words.
 #define W_TILED
 
@@ -50,25 +50,32 @@
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
 #define W_BLOCK 256u
 #define W_SIDE 8u
-#define W_TILE 64
-#define W_GROUP 32
+#define W_TILE 32
+#define W_GROUP 16
 #define W_MIN
+// Tile k (pair g = k/2 of sub-blocks, m = k%2) is bytes 16m … 16m+15 of
+// the pair's qs: 16 columns of each sub-block.
+#define w_tile_col(k, c) (64u * ((k) / 2u) + 32u * ((c) / 16u) + 16u * ((k) % 2u) + (c) % 16u)
 #if defined(WEIGHT_Q4_K)
 #define W_BODY 32u
-#define W_TILE_VEC4 2
+#define W_TILE_VEC4 1
 #define W_QS 0u // body byte of qs
 #else
 #define W_BODY 40u
-#define W_TILE_VEC4 4
+#define W_TILE_VEC4 2
 #define W_QS 32u
 #endif
 #elif defined(WEIGHT_Q6_K)
 #define W_BLOCK 256u
 #define W_BODY 48u
 #define W_SIDE 9u
-#define W_TILE 128
-#define W_TILE_VEC4 6
+#define W_TILE 64
+#define W_TILE_VEC4 3
 #define W_GROUP 16
+// Tile k's column c is column w_tile_col(k, c) of its block: four runs of
+// 16, one from each quarter of a half, that share their bytes of ql and qh.
+#define w_tile_col(k, c) (128u * ((k) / 2u) + 32u * ((c) / 16u) + 16u * ((k) % 2u) + (c) % 16u)
+#define W_MIN // the −32 of every quant
 #elif defined(WEIGHT_IQ4_XS)
 #define W_BLOCK 256u
 #define W_BODY 32u
@@ -80,6 +87,9 @@
 #error "define one WEIGHT_<TYPE> of shaders.WeightTypes"
 #endif
 
+#ifndef w_tile_col
+#define w_tile_col(k, c) ((k) * uint(W_TILE) + (c)) // tiles of consecutive columns
+#endif
 #define W_GROUPS (W_TILE / W_GROUP)
 #define W_TPB (W_BLOCK / uint(W_TILE)) // tiles per block
 
@@ -87,15 +97,23 @@ uint w_row_words(uint cols) { return cols / W_BLOCK * W_BODY; }
 uint w_row_scales(uint cols) { return cols / W_BLOCK * W_SIDE; }
 
 // ---- Side words. A block's side is loaded as W_SIDE_WORDS words from word
-// s/2 (s: its first half); par is s & 1, whether it starts in the high half
-// of the first word (always 0 for an even W_SIDE). sw_pick selects a word by
-// a run-time index with selects, not by indexing the array (which lavapipe
-// would move to scratch memory).
+// s/2 (s: its first half). A side that starts in the high half of a word (s
+// odd, only for an odd W_SIDE) is shifted down by a half once, at the load,
+// so that half h of every side is half h % 2 of word h / 2 and the unpacking
+// takes constant shifts. sw_pick selects a word by a run-time index with
+// selects, not by indexing the array (which lavapipe would move to scratch
+// memory).
 #define W_SIDE_WORDS ((W_SIDE + 1u + (W_SIDE & 1u)) / 2u)
 
 void w_side_load(uint s, out uint sw[W_SIDE_WORDS]) {
 	[[unroll]] for (uint i = 0; i < W_SIDE_WORDS; i++) {
 		sw[i] = ws[s / 2u + i];
+	}
+	if ((W_SIDE & 1u) != 0u && (s & 1u) != 0u) {
+		[[unroll]] for (uint i = 0; i + 1u < W_SIDE_WORDS; i++) {
+			sw[i] = (sw[i] >> 16) | (sw[i + 1u] << 16);
+		}
+		sw[W_SIDE_WORDS - 1u] >>= 16;
 	}
 }
 
@@ -109,18 +127,16 @@ uint sw_pick(uint sw[W_SIDE_WORDS], uint w) {
 
 // sw_byte is byte i of the loaded side, sw_u16 its 16-bit field at half h,
 // sw_half that field as an f16.
-uint sw_byte(uint sw[W_SIDE_WORDS], uint par, uint i) {
-	const uint b = 2u * ((W_SIDE & 1u) != 0u ? par : 0u) + i;
-	return (sw_pick(sw, b >> 2) >> ((b & 3u) * 8u)) & 0xffu;
+uint sw_byte(uint sw[W_SIDE_WORDS], uint i) {
+	return (sw_pick(sw, i >> 2) >> ((i & 3u) * 8u)) & 0xffu;
 }
 
-uint sw_u16(uint sw[W_SIDE_WORDS], uint par, uint h) {
-	const uint b = ((W_SIDE & 1u) != 0u ? par : 0u) + h;
-	return (sw_pick(sw, b >> 1) >> ((b & 1u) * 16u)) & 0xffffu;
+uint sw_u16(uint sw[W_SIDE_WORDS], uint h) {
+	return (sw_pick(sw, h >> 1) >> ((h & 1u) * 16u)) & 0xffffu;
 }
 
-float sw_half(uint sw[W_SIDE_WORDS], uint par, uint h) {
-	return unpackHalf2x16(sw_u16(sw, par, h)).x;
+float sw_half(uint sw[W_SIDE_WORDS], uint h) {
+	return unpackHalf2x16(sw_u16(sw, h)).x;
 }
 
 // iq4_value is IQ4_NL's and IQ4_XS's codebook, kvalues[q] for q < 16:
@@ -159,23 +175,20 @@ void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	q[0] = wq4[row_word / 4u + blk];
 }
 
-void w_tile_values(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint par, uint k, out float r[W_TILE]) {
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
 #ifdef W_QH_HALF
-	const uint qh = sw_u16(sw, par, W_QH_HALF) | (sw_u16(sw, par, W_QH_HALF + 1u) << 16);
+	const uint qh = sw_u16(sw, W_QH_HALF) | (sw_u16(sw, W_QH_HALF + 1u) << 16);
 #else
 	const uint qh = 0u;
 #endif
-	[[unroll]] for (uint j = 0; j < 16; j++) {
-		const uint b = tile_byte(q, j);
-		r[j] = block_raw(b & 15u, j, qh);
-		r[j + 16] = block_raw(b >> 4, j + 16, qh);
-	}
+	const uint b = tile_byte(q, c % 16u);
+	return block_raw(c < 16u ? b & 15u : b >> 4, c, qh);
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint par, uint k, out float a[1], out float b[1]) {
-	a[0] = sw_half(sw, par, 0u);
+void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[1], out float b[1]) {
+	a[0] = sw_half(sw, 0u);
 #ifdef W_MIN
-	b[0] = sw_half(sw, par, 1u);
+	b[0] = sw_half(sw, 1u);
 #else
 	b[0] = 0.0;
 #endif
@@ -213,16 +226,12 @@ void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	q[1] = wq4[v + 1u];
 }
 
-void w_tile_values(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint par, uint k, out float r[W_TILE]) {
-	[[unroll]] for (uint j = 0; j < 4; j++) {
-		[[unroll]] for (uint l = 0; l < 32; l++) {
-			r[32 * j + l] = float((tile_byte(q, l) >> (2u * j)) & 3u);
-		}
-	}
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+	return float((tile_byte(q, c % 32u) >> (2u * (c / 32u))) & 3u);
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint par, uint k, out float a[8], out float b[8]) {
-	const float d = sw_half(sw, par, 8u), dmin = sw_half(sw, par, 9u);
+void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[8], out float b[8]) {
+	const float d = sw_half(sw, 8u), dmin = sw_half(sw, 9u);
 	const uint lo = k == 0u ? sw[0] : sw[2], hi = k == 0u ? sw[1] : sw[3]; // scales 8k … 8k+7
 	[[unroll]] for (uint g = 0; g < 8; g++) {
 		const uint sc = ((g < 4 ? lo : hi) >> (8u * (g % 4u))) & 0xffu;
@@ -266,21 +275,18 @@ void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	q[3] = wq4[v + 3u + 2u * k];
 }
 
-void w_tile_values(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint par, uint k, out float r[W_TILE]) {
-	[[unroll]] for (uint j = 0; j < 4; j++) {
-		[[unroll]] for (uint l = 0; l < 32; l++) {
-			const uint lo = (tile_byte(q, 32u + l) >> (2u * j)) & 3u;
-			const uint h = (tile_byte(q, l) >> (4u * k + j)) & 1u;
-			r[32 * j + l] = float(int(lo) - (h != 0u ? 0 : 4));
-		}
-	}
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+	const uint j = c / 32u, l = c % 32u;
+	const uint lo = (tile_byte(q, 32u + l) >> (2u * j)) & 3u;
+	const uint h = (tile_byte(q, l) >> (4u * k + j)) & 1u;
+	return float(int(lo) - (h != 0u ? 0 : 4));
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint par, uint k, out float a[8], out float b[8]) {
-	const float d = sw_half(sw, par, 6u);
+void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[8], out float b[8]) {
+	const float d = sw_half(sw, 6u);
 	[[unroll]] for (uint g = 0; g < 8; g++) {
 		const uint i = 8u * k + g;
-		a[g] = d * q3k_scale(sw_byte(sw, par, g), sw_byte(sw, par, 8u + g % 4u), i);
+		a[g] = d * q3k_scale(sw_byte(sw, g), sw_byte(sw, 8u + g % 4u), i);
 		b[g] = 0.0;
 	}
 }
@@ -301,8 +307,8 @@ float w_elem(uint row_word, uint row_side, uint i) {
 // scales[12] (eight 6-bit scales and mins, see k4_scale_min); Q4_K's body is
 // qs[128], Q5_K's qh[32] then qs[128]. Sub-blocks 2g and 2g+1 are the low
 // and high nibbles of qs[32g … 32g+31]; Q5_K's 5th bit of element l of
-// sub-block s is bit s of qh[l]. Value = d·sc·q − dmin·m. A tile is a pair
-// of sub-blocks (g).
+// sub-block s is bit s of qh[l]. Value = d·sc·q − dmin·m. A tile is one
+// 16-byte run of a pair's qs (w_tile_col): 16 columns of each sub-block.
 
 // k4_scale_min is sub-block j's 6-bit scale and min from the side's
 // scales bytes: for j < 4 the low 6 bits of scales[j] and scales[j+4]; for
@@ -317,33 +323,27 @@ uvec2 k4_scale_min(uint j, uint a, uint b, uint c) {
 
 void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	const uint v = (row_word + blk * W_BODY) / 4u;
+	q[0] = wq4[v + W_QS / 16u + 2u * (k / 2u) + k % 2u]; // qs[32g + 16m …]
 #if defined(WEIGHT_Q5_K)
-	q[2] = wq4[v]; // qh, after the tile's qs
-	q[3] = wq4[v + 1u];
+	q[1] = wq4[v + k % 2u]; // qh[16m …]
 #endif
-	q[0] = wq4[v + W_QS / 16u + 2u * k];
-	q[1] = wq4[v + W_QS / 16u + 2u * k + 1u];
 }
 
-void w_tile_values(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint par, uint k, out float r[W_TILE]) {
-	[[unroll]] for (uint l = 0; l < 32; l++) {
-		const uint b = tile_byte(q, l);
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+	const uint l = c % 16u, hi = c / 16u;
+	const uint v = (tile_byte(q, l) >> (4u * hi)) & 15u;
 #if defined(WEIGHT_Q5_K)
-		const uint h = tile_byte(q, 32u + l) >> (2u * k);
-		r[l] = float((b & 15u) | ((h & 1u) << 4));
-		r[l + 32] = float((b >> 4) | ((h & 2u) << 3));
+	return float(v | (((tile_byte(q, 16u + l) >> (2u * (k / 2u) + hi)) & 1u) << 4));
 #else
-		r[l] = float(b & 15u);
-		r[l + 32] = float(b >> 4);
+	return float(v);
 #endif
-	}
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint par, uint k, out float a[2], out float b[2]) {
+void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[2], out float b[2]) {
 	// sw[0] holds d and dmin; sw[1], sw[2], sw[3] scales bytes 0–3, 4–7, 8–11.
 	const vec2 dm = unpackHalf2x16(sw[0]);
 	[[unroll]] for (uint t = 0; t < 2; t++) {
-		const uint j = 2u * k + t, sh = 8u * (j % 4u);
+		const uint j = 2u * (k / 2u) + t, sh = 8u * (j % 4u);
 		const uvec2 sm = k4_scale_min(j, (sw[1] >> sh) & 0xffu, (sw[2] >> sh) & 0xffu, (sw[3] >> sh) & 0xffu);
 		a[t] = dm.x * float(sm.x);
 		b[t] = -(dm.y * float(sm.y));
@@ -372,32 +372,33 @@ float w_elem(uint row_word, uint row_side, uint i) {
 // In half h, for l < 32: element l is ql[64h+l] low | qh[32h+l] bits 0–1,
 // l+32 is ql[64h+l+32] low | bits 2–3, l+64 is ql[64h+l] high | bits 4–5,
 // l+96 is ql[64h+l+32] high | bits 6–7; group e/16 of the half (scale
-// 8h + e/16); value = d·sc·(q−32). A tile is a half.
+// 8h + e/16); value = d·sc·(q−32). A tile is one 16-byte run of each of
+// ql's two runs and of qh in a half (w_tile_col): 16 columns of each quarter.
 
 void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
-	const uint v = (row_word + blk * W_BODY) / 4u;
-	[[unroll]] for (uint i = 0; i < 4; i++) {
-		q[i] = wq4[v + 4u * k + i]; // ql of half k
-	}
-	q[4] = wq4[v + 8u + 2u * k]; // qh of half k
-	q[5] = wq4[v + 9u + 2u * k];
+	const uint v = (row_word + blk * W_BODY) / 4u, h = k / 2u, m = k % 2u;
+	q[0] = wq4[v + 4u * h + m];      // ql[64h + 16m …], the low runs
+	q[1] = wq4[v + 4u * h + 2u + m]; // ql[64h + 32 + 16m …]
+	q[2] = wq4[v + 8u + 2u * h + m]; // qh[32h + 16m …]
 }
 
-void w_tile_values(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint par, uint k, out float r[W_TILE]) {
-	[[unroll]] for (uint l = 0; l < 32; l++) {
-		const uint a = tile_byte(q, l), b = tile_byte(q, l + 32u), h = tile_byte(q, 64u + l);
-		r[l] = float(int((a & 15u) | ((h & 3u) << 4)) - 32);
-		r[l + 32] = float(int((b & 15u) | (((h >> 2) & 3u) << 4)) - 32);
-		r[l + 64] = float(int((a >> 4) | (((h >> 4) & 3u) << 4)) - 32);
-		r[l + 96] = float(int((b >> 4) | ((h >> 6) << 4)) - 32);
-	}
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+	// Column c = 16j + 4w + i is byte i of a word of four quants made from
+	// word w of ql's first (j even) or second run and of qh by masks and
+	// shifts that serve all four (the compiler merges them); q − 32 is left
+	// to the group's offset b.
+	const uint j = c / 16u, w = (c % 16u) / 4u, i = c % 4u;
+	const uint l = q[j % 2u][w], h = q[2][w];
+	const uint hs = j < 2u ? h << (4u - 2u * j) : h >> (2u * j - 4u); // qh's bits 2j, 2j+1 at 4, 5
+	const uint v = ((l >> (4u * (j / 2u))) & 0x0f0f0f0fu) | (hs & 0x30303030u);
+	return float((v >> (8u * i)) & 0xffu);
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint par, uint k, out float a[8], out float b[8]) {
-	const float d = sw_half(sw, par, 8u);
-	[[unroll]] for (uint g = 0; g < 8; g++) {
-		a[g] = d * float(bitfieldExtract(int(sw_byte(sw, par, 8u * k + g)), 0, 8));
-		b[g] = 0.0;
+void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[4], out float b[4]) {
+	const float d = sw_half(sw, 8u);
+	[[unroll]] for (uint g = 0; g < 4; g++) {
+		a[g] = d * float(bitfieldExtract(int(sw_byte(sw, 8u * (k / 2u) + 2u * g + k % 2u)), 0, 8));
+		b[g] = -32.0 * a[g];
 	}
 }
 
@@ -434,17 +435,12 @@ void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	q[1] = wq4[v + 1u];
 }
 
-void w_tile_values(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint par, uint k, out float r[W_TILE]) {
-	[[unroll]] for (uint t = 0; t < 2; t++) {
-		[[unroll]] for (uint j = 0; j < 16; j++) {
-			const uint b = tile_byte(q, 16u * t + j);
-			r[32 * t + j] = iq4_value(b & 15u);
-			r[32 * t + j + 16] = iq4_value(b >> 4);
-		}
-	}
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+	const uint b = tile_byte(q, 16u * (c / 32u) + c % 16u);
+	return iq4_value(c % 32u < 16u ? b & 15u : b >> 4);
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint par, uint k, out float a[2], out float b[2]) {
+void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[2], out float b[2]) {
 	// sw[0] holds d and scales_h, sw[1] scales_l.
 	const float d = unpackHalf2x16(sw[0]).x;
 	[[unroll]] for (uint t = 0; t < 2; t++) {

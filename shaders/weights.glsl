@@ -30,12 +30,14 @@
 // (w_block_load, w_block_values, w_block_scale: the CPU layout).
 //
 // Tiles (every other block type, both layouts; W_TILED): a row is read in
-// tiles of W_TILE consecutive columns (a whole number per block).
-// w_tile_load fetches tile t's quants as W_TILE_VEC4 uvec4s; w_tile_values
-// unpacks them to the tile's raw values r, in column order; w_tile_coefs
-// gives each group of W_GROUP columns its scale a and, with W_MIN, its
-// offset b, so that element c of group g is a[g]·r[c] + b[g]. A dot product
-// over a group is then a[g]·Σ r·x + b[g]·Σ x.
+// tiles of W_TILE columns (a whole number per block; tile k's column c is
+// column w_tile_col(k, c) of its block, in runs of at least 4 consecutive
+// columns). w_tile_load fetches tile k's quants as W_TILE_VEC4 uvec4s;
+// w_tile_raw(q, …, c) is the raw value r of its column c (a constant after
+// unrolling, so that one unpacking serves every column that shares it);
+// w_tile_coefs gives each group of W_GROUP columns its scale a and, with
+// W_MIN, its offset b, so that element c of group g is a[g]·r[c] + b[g]. A
+// dot product over a group is then a[g]·Σ r·x + b[g]·Σ x.
 
 layout(binding = 0) readonly buffer WQBuf { uint wq[]; };
 layout(binding = 0) readonly buffer WQBuf4 { uvec4 wq4[]; };
