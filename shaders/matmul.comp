@@ -140,7 +140,7 @@ void main() {
 	for (uint it = tid; it < steps; it += WG) {
 		const uint blk = it / (W_TPB / step_tiles);
 		// Every row's side stays in registers for the step's tiles.
-		uint sw[NR][W_SIDE_WORDS];
+		uint sw[NR][W_SIDE_REGS];
 		[[unroll]] for (uint r = 0; r < NR; r++) {
 			w_side_load(srow[r] + blk * W_SIDE, sw[r]);
 		}

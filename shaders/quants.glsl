@@ -50,6 +50,8 @@
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
 #define W_BLOCK 256u
 #define W_SIDE 8u
+#define W_SIDE_PREP
+#define W_SIDE_REGS 5u
 #define W_TILE 32
 #define W_GROUP 16
 #define W_MIN
@@ -104,8 +106,16 @@ uint w_row_scales(uint cols) { return cols / W_BLOCK * W_SIDE; }
 // selects, not by indexing the array (which lavapipe would move to scratch
 // memory).
 #define W_SIDE_WORDS ((W_SIDE + 1u + (W_SIDE & 1u)) / 2u)
+// W_SIDE_REGS words hold a loaded side. A type that defines W_SIDE_PREP
+// (and W_SIDE_REGS ≥ W_SIDE_WORDS) rewrites its side once per block
+// (w_side_prep) into fields that its tiles unpack with fewer operations.
+#ifndef W_SIDE_PREP
+#define W_SIDE_REGS W_SIDE_WORDS
+#else
+void w_side_prep(inout uint sw[W_SIDE_REGS]);
+#endif
 
-void w_side_load(uint s, out uint sw[W_SIDE_WORDS]) {
+void w_side_load(uint s, out uint sw[W_SIDE_REGS]) {
 	[[unroll]] for (uint i = 0; i < W_SIDE_WORDS; i++) {
 		sw[i] = ws[s / 2u + i];
 	}
@@ -115,11 +125,14 @@ void w_side_load(uint s, out uint sw[W_SIDE_WORDS]) {
 		}
 		sw[W_SIDE_WORDS - 1u] >>= 16;
 	}
+#ifdef W_SIDE_PREP
+	w_side_prep(sw);
+#endif
 }
 
-uint sw_pick(uint sw[W_SIDE_WORDS], uint w) {
+uint sw_pick(uint sw[W_SIDE_REGS], uint w) {
 	uint v = sw[0];
-	[[unroll]] for (uint i = 1; i < W_SIDE_WORDS; i++) {
+	[[unroll]] for (uint i = 1; i < W_SIDE_REGS; i++) {
 		v = w == i ? sw[i] : v;
 	}
 	return v;
@@ -127,15 +140,15 @@ uint sw_pick(uint sw[W_SIDE_WORDS], uint w) {
 
 // sw_byte is byte i of the loaded side, sw_u16 its 16-bit field at half h,
 // sw_half that field as an f16.
-uint sw_byte(uint sw[W_SIDE_WORDS], uint i) {
+uint sw_byte(uint sw[W_SIDE_REGS], uint i) {
 	return (sw_pick(sw, i >> 2) >> ((i & 3u) * 8u)) & 0xffu;
 }
 
-uint sw_u16(uint sw[W_SIDE_WORDS], uint h) {
+uint sw_u16(uint sw[W_SIDE_REGS], uint h) {
 	return (sw_pick(sw, h >> 1) >> ((h & 1u) * 16u)) & 0xffffu;
 }
 
-float sw_half(uint sw[W_SIDE_WORDS], uint h) {
+float sw_half(uint sw[W_SIDE_REGS], uint h) {
 	return unpackHalf2x16(sw_u16(sw, h)).x;
 }
 
@@ -175,7 +188,7 @@ void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	q[0] = wq4[row_word / 4u + blk];
 }
 
-float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_REGS], uint k, uint c) {
 #ifdef W_QH_HALF
 	const uint qh = sw_u16(sw, W_QH_HALF) | (sw_u16(sw, W_QH_HALF + 1u) << 16);
 #else
@@ -185,7 +198,7 @@ float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
 	return block_raw(c < 16u ? b & 15u : b >> 4, c, qh);
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[1], out float b[1]) {
+void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[1], out float b[1]) {
 	a[0] = sw_half(sw, 0u);
 #ifdef W_MIN
 	b[0] = sw_half(sw, 1u);
@@ -226,11 +239,11 @@ void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	q[1] = wq4[v + 1u];
 }
 
-float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_REGS], uint k, uint c) {
 	return float((tile_byte(q, c % 32u) >> (2u * (c / 32u))) & 3u);
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[8], out float b[8]) {
+void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[8], out float b[8]) {
 	const float d = sw_half(sw, 8u), dmin = sw_half(sw, 9u);
 	const uint lo = k == 0u ? sw[0] : sw[2], hi = k == 0u ? sw[1] : sw[3]; // scales 8k … 8k+7
 	[[unroll]] for (uint g = 0; g < 8; g++) {
@@ -275,14 +288,14 @@ void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	q[3] = wq4[v + 3u + 2u * k];
 }
 
-float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_REGS], uint k, uint c) {
 	const uint j = c / 32u, l = c % 32u;
 	const uint lo = (tile_byte(q, 32u + l) >> (2u * j)) & 3u;
 	const uint h = (tile_byte(q, l) >> (4u * k + j)) & 1u;
 	return float(int(lo) - (h != 0u ? 0 : 4));
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[8], out float b[8]) {
+void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[8], out float b[8]) {
 	const float d = sw_half(sw, 6u);
 	[[unroll]] for (uint g = 0; g < 8; g++) {
 		const uint i = 8u * k + g;
@@ -329,7 +342,7 @@ void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 #endif
 }
 
-float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_REGS], uint k, uint c) {
 	const uint l = c % 16u, hi = c / 16u;
 	const uint v = (tile_byte(q, l) >> (4u * hi)) & 15u;
 #if defined(WEIGHT_Q5_K)
@@ -339,14 +352,25 @@ float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
 #endif
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[2], out float b[2]) {
-	// sw[0] holds d and dmin; sw[1], sw[2], sw[3] scales bytes 0–3, 4–7, 8–11.
+// w_side_prep unpacks the eight 6-bit scales and mins (k4_scale_min) into
+// bytes: sw[1] scales 0–3, sw[2] mins 0–3, sw[3] scales 4–7, sw[4] mins 4–7
+// (sw[0] keeps d and dmin).
+void w_side_prep(inout uint sw[W_SIDE_REGS]) {
+	const uint s0 = sw[1], s1 = sw[2], s2 = sw[3];
+	sw[1] = s0 & 0x3f3f3f3fu;
+	sw[2] = s1 & 0x3f3f3f3fu;
+	sw[3] = (s2 & 0x0f0f0f0fu) | ((s0 >> 2) & 0x30303030u);
+	sw[4] = ((s2 >> 4) & 0x0f0f0f0fu) | ((s1 >> 2) & 0x30303030u);
+}
+
+void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[2], out float b[2]) {
 	const vec2 dm = unpackHalf2x16(sw[0]);
+	const uint g = k / 2u; // sub-blocks 2g and 2g+1
+	const uint sc = g < 2u ? sw[1] : sw[3], mn = g < 2u ? sw[2] : sw[4];
 	[[unroll]] for (uint t = 0; t < 2; t++) {
-		const uint j = 2u * (k / 2u) + t, sh = 8u * (j % 4u);
-		const uvec2 sm = k4_scale_min(j, (sw[1] >> sh) & 0xffu, (sw[2] >> sh) & 0xffu, (sw[3] >> sh) & 0xffu);
-		a[t] = dm.x * float(sm.x);
-		b[t] = -(dm.y * float(sm.y));
+		const uint sh = 8u * (2u * (g % 2u) + t);
+		a[t] = dm.x * float((sc >> sh) & 0xffu);
+		b[t] = -(dm.y * float((mn >> sh) & 0xffu));
 	}
 }
 
@@ -382,7 +406,7 @@ void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	q[2] = wq4[v + 8u + 2u * h + m]; // qh[32h + 16m …]
 }
 
-float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_REGS], uint k, uint c) {
 	// Column c = 16j + 4w + i is byte i of a word of four quants made from
 	// word w of ql's first (j even) or second run and of qh by masks and
 	// shifts that serve all four (the compiler merges them); q − 32 is left
@@ -394,10 +418,14 @@ float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
 	return float((v >> (8u * i)) & 0xffu);
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[4], out float b[4]) {
+void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[4], out float b[4]) {
+	// Group g's scale is scales[8h + 2g + m]: byte m or m+2 of word 2h or
+	// 2h+1.
 	const float d = sw_half(sw, 8u);
+	const uint h = k / 2u, m = k % 2u;
+	const uint lo = (h == 0u ? sw[0] : sw[2]) >> (8u * m), hi = (h == 0u ? sw[1] : sw[3]) >> (8u * m);
 	[[unroll]] for (uint g = 0; g < 4; g++) {
-		a[g] = d * float(bitfieldExtract(int(sw_byte(sw, 8u * (k / 2u) + 2u * g + k % 2u)), 0, 8));
+		a[g] = d * float(bitfieldExtract(int(g < 2u ? lo : hi), int(16u * (g % 2u)), 8));
 		b[g] = -32.0 * a[g];
 	}
 }
@@ -435,12 +463,12 @@ void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	q[1] = wq4[v + 1u];
 }
 
-float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_WORDS], uint k, uint c) {
+float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_REGS], uint k, uint c) {
 	const uint b = tile_byte(q, 16u * (c / 32u) + c % 16u);
 	return iq4_value(c % 32u < 16u ? b & 15u : b >> 4);
 }
 
-void w_tile_coefs(uint sw[W_SIDE_WORDS], uint k, out float a[2], out float b[2]) {
+void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[2], out float b[2]) {
 	// sw[0] holds d and scales_h, sw[1] scales_l.
 	const float d = unpackHalf2x16(sw[0]).x;
 	[[unroll]] for (uint t = 0; t < 2; t++) {
