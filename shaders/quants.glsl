@@ -36,17 +36,19 @@
 #define W_BLOCK 256u
 #define W_BODY 16u
 #define W_SIDE 10u
-#define W_TILE 128
-#define W_TILE_VEC4 2
+#define W_TILE 64
+#define W_TILE_VEC4 1
 #define W_GROUP 16
 #define W_MIN
+#define W_QUARTER_TILES // see w_tile_col
 #elif defined(WEIGHT_Q3_K)
 #define W_BLOCK 256u
 #define W_BODY 24u
 #define W_SIDE 7u
-#define W_TILE 128
-#define W_TILE_VEC4 4
+#define W_TILE 64
+#define W_TILE_VEC4 2
 #define W_GROUP 16
+#define W_QUARTER_TILES
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
 #define W_BLOCK 256u
 #define W_SIDE 8u
@@ -74,22 +76,25 @@
 #define W_TILE 64
 #define W_TILE_VEC4 3
 #define W_GROUP 16
-// Tile k's column c is column w_tile_col(k, c) of its block: four runs of
-// 16, one from each quarter of a half, that share their bytes of ql and qh.
-#define w_tile_col(k, c) (128u * ((k) / 2u) + 32u * ((c) / 16u) + 16u * ((k) % 2u) + (c) % 16u)
+#define W_QUARTER_TILES
 #define W_MIN // the −32 of every quant
 #elif defined(WEIGHT_IQ4_XS)
 #define W_BLOCK 256u
 #define W_BODY 32u
 #define W_SIDE 4u
-#define W_TILE 64
-#define W_TILE_VEC4 2
+#define W_TILE 32
+#define W_TILE_VEC4 1
 #define W_GROUP 32
 #else
 #error "define one WEIGHT_<TYPE> of shaders.WeightTypes"
 #endif
 
-#ifndef w_tile_col
+#if defined(W_QUARTER_TILES)
+// Q2_K, Q3_K, Q6_K: tile k's column c is column w_tile_col(k, c) of its
+// block, four runs of 16, one from each 32-column quarter of half k/2, that
+// share their bytes of the quants.
+#define w_tile_col(k, c) (128u * ((k) / 2u) + 32u * ((c) / 16u) + 16u * ((k) % 2u) + (c) % 16u)
+#elif !defined(w_tile_col)
 #define w_tile_col(k, c) ((k) * uint(W_TILE) + (c)) // tiles of consecutive columns
 #endif
 #define W_GROUPS (W_TILE / W_GROUP)
@@ -231,23 +236,25 @@ float w_elem(uint row_word, uint row_side, uint i) {
 // Q2_K, 256 elements: body qs[64] (2-bit quants); side scales[16] (low
 // nibble: scale, high nibble: min, one per 16 elements), d f16, dmin f16.
 // Element 128n + 32j + l (l < 32) is bits 2j of qs[32n + l], in group
-// 8n + 2j + l/16; value = d·sc·q − dmin·m. A tile is a half block (n).
+// 8n + 2j + l/16; value = d·sc·q − dmin·m. Tile k is qs[32n + 16m …
+// +15] (n = k/2, m = k%2): 16 columns of each quarter j of half n.
 
 void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
-	const uint v = (row_word + blk * W_BODY) / 4u + 2u * k;
-	q[0] = wq4[v];
-	q[1] = wq4[v + 1u];
+	q[0] = wq4[(row_word + blk * W_BODY) / 4u + k];
 }
 
 float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_REGS], uint k, uint c) {
-	return float((tile_byte(q, c % 32u) >> (2u * (c / 32u))) & 3u);
+	return float((tile_byte(q, c % 16u) >> (2u * (c / 16u))) & 3u);
 }
 
-void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[8], out float b[8]) {
+void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[4], out float b[4]) {
+	// Group g's scale is scales[8n + 2g + m]: byte m or m+2 of word 2n or
+	// 2n+1.
 	const float d = sw_half(sw, 8u), dmin = sw_half(sw, 9u);
-	const uint lo = k == 0u ? sw[0] : sw[2], hi = k == 0u ? sw[1] : sw[3]; // scales 8k … 8k+7
-	[[unroll]] for (uint g = 0; g < 8; g++) {
-		const uint sc = ((g < 4 ? lo : hi) >> (8u * (g % 4u))) & 0xffu;
+	const uint n = k / 2u, m = k % 2u;
+	const uint lo = (n == 0u ? sw[0] : sw[2]) >> (8u * m), hi = (n == 0u ? sw[1] : sw[3]) >> (8u * m);
+	[[unroll]] for (uint g = 0; g < 4; g++) {
+		const uint sc = ((g < 2u ? lo : hi) >> (16u * (g % 2u))) & 0xffu;
 		a[g] = d * float(sc & 15u);
 		b[g] = -(dmin * float(sc >> 4));
 	}
@@ -268,8 +275,9 @@ float w_elem(uint row_word, uint row_side, uint i) {
 // Q3_K, 256 elements: body hmask[32], qs[64]; side scales[12] (sixteen
 // 6-bit scales, see q3k_scale), d f16. Element 128n + 32j + l (l < 32) has
 // low bits 2j of qs[32n + l] and high bit 4n + j of hmask[l] (a clear bit
-// subtracts 4), in group 8n + 2j + l/16; value = d·(sc−32)·q. A tile is a
-// half block (n).
+// subtracts 4), in group 8n + 2j + l/16; value = d·(sc−32)·q. Tile k is
+// hmask[16m … +15] and qs[32n + 16m … +15] (n = k/2, m = k%2): 16 columns
+// of each quarter j of half n.
 
 // q3k_scale is 6-bit scale i (0..15) minus 32, from the side's scales
 // bytes b (the low nibble is nibble i/8 of byte i%8, the high two bits are
@@ -282,24 +290,22 @@ float q3k_scale(uint lo_byte, uint hi_byte, uint i) {
 
 void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
 	const uint v = (row_word + blk * W_BODY) / 4u;
-	q[0] = wq4[v]; // hmask
-	q[1] = wq4[v + 1u];
-	q[2] = wq4[v + 2u + 2u * k]; // qs of half k
-	q[3] = wq4[v + 3u + 2u * k];
+	q[0] = wq4[v + k % 2u]; // hmask
+	q[1] = wq4[v + 2u + k]; // qs
 }
 
 float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_REGS], uint k, uint c) {
-	const uint j = c / 32u, l = c % 32u;
-	const uint lo = (tile_byte(q, 32u + l) >> (2u * j)) & 3u;
-	const uint h = (tile_byte(q, l) >> (4u * k + j)) & 1u;
+	const uint j = c / 16u, l = c % 16u;
+	const uint lo = (tile_byte(q, 16u + l) >> (2u * j)) & 3u;
+	const uint h = (tile_byte(q, l) >> (4u * (k / 2u) + j)) & 1u;
 	return float(int(lo) - (h != 0u ? 0 : 4));
 }
 
-void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[8], out float b[8]) {
+void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[4], out float b[4]) {
 	const float d = sw_half(sw, 6u);
-	[[unroll]] for (uint g = 0; g < 8; g++) {
-		const uint i = 8u * k + g;
-		a[g] = d * q3k_scale(sw_byte(sw, g), sw_byte(sw, 8u + g % 4u), i);
+	[[unroll]] for (uint g = 0; g < 4; g++) {
+		const uint i = 8u * (k / 2u) + 2u * g + k % 2u;
+		a[g] = d * q3k_scale(sw_byte(sw, i % 8u), sw_byte(sw, 8u + i % 4u), i);
 		b[g] = 0.0;
 	}
 }
@@ -447,7 +453,7 @@ float w_elem(uint row_word, uint row_side, uint i) {
 // qs[16ib … 16ib+15], element j low nibble, j+16 high); side d f16,
 // scales_h u16 (bits 2ib: the top two bits of sub-block ib's scale),
 // scales_l[4] (nibble ib%2 of byte ib/2: its low four); value =
-// d·(ls−32)·kvalues[q]. A tile is a pair of sub-blocks.
+// d·(ls−32)·kvalues[q]. A tile is a sub-block.
 
 // iq4xs_scale is sub-block ib's scale minus 32, from scales_h and the
 // scales_l word.
@@ -458,23 +464,18 @@ float iq4xs_scale(uint sh, uint sl, uint ib) {
 }
 
 void w_tile_load(uint row_word, uint blk, uint k, out uvec4 q[W_TILE_VEC4]) {
-	const uint v = (row_word + blk * W_BODY) / 4u + 2u * k;
-	q[0] = wq4[v];
-	q[1] = wq4[v + 1u];
+	q[0] = wq4[(row_word + blk * W_BODY) / 4u + k];
 }
 
 float w_tile_raw(uvec4 q[W_TILE_VEC4], uint sw[W_SIDE_REGS], uint k, uint c) {
-	const uint b = tile_byte(q, 16u * (c / 32u) + c % 16u);
-	return iq4_value(c % 32u < 16u ? b & 15u : b >> 4);
+	const uint b = tile_byte(q, c % 16u);
+	return iq4_value(c < 16u ? b & 15u : b >> 4);
 }
 
-void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[2], out float b[2]) {
+void w_tile_coefs(uint sw[W_SIDE_REGS], uint k, out float a[1], out float b[1]) {
 	// sw[0] holds d and scales_h, sw[1] scales_l.
-	const float d = unpackHalf2x16(sw[0]).x;
-	[[unroll]] for (uint t = 0; t < 2; t++) {
-		a[t] = d * iq4xs_scale(sw[0] >> 16, sw[1], 2u * k + t);
-		b[t] = 0.0;
-	}
+	a[0] = unpackHalf2x16(sw[0]).x * iq4xs_scale(sw[0] >> 16, sw[1], k);
+	b[0] = 0.0;
 }
 
 float w_elem(uint row_word, uint row_side, uint i) {
