@@ -2,14 +2,15 @@ package loader
 
 import "unicode/utf8"
 
-// This file holds the merge engine that both tokenizer front ends share.
+// This file holds the merge engine that all tokenizer front ends share.
 //
 // A word starts as one symbol per character (or per byte, for characters the
-// vocabulary lacks). Adjacent symbols are merged pair by pair: always the
+// vocabulary lacks; byte-level BPE always starts from bytes). Adjacent symbols are merged pair by pair: always the
 // candidate pair with the best priority, and among equal priorities the
 // leftmost. SentencePiece BPE ranks a pair by the score of the piece it makes
 // (higher first); a Hugging Face merge list ranks it by its line number (lower
-// first), stored here as −rank so that "higher is better" holds for both.
+// first), as does a GGUF merge list (tokenizer.ggml.merges), stored here as
+// −rank so that "higher is better" holds for all.
 //
 // The symbols form a doubly linked list inside one slice, and the candidates
 // sit in a binary heap. A candidate is checked when it is popped: if either of
@@ -139,12 +140,19 @@ func (t *Tokenizer) bpeWord(word string, out []int32) []int32 {
 		}
 		i += n
 	}
+	var heap candidateHeap
+	return t.mergeSymbols(syms, &heap, out)
+}
+
+// mergeSymbols merges a word's symbols (linked in order; the last one's next
+// is set here) pair by pair and appends the resulting ids to out. heap is
+// scratch space, reused across words.
+func (t *Tokenizer) mergeSymbols(syms []symbol, heap *candidateHeap, out []int32) []int32 {
 	if len(syms) == 0 {
 		return out
 	}
 	syms[len(syms)-1].next = -1
-
-	var heap candidateHeap
+	*heap = (*heap)[:0]
 	try := func(l int32) {
 		if l < 0 {
 			return
@@ -162,7 +170,7 @@ func (t *Tokenizer) bpeWord(word string, out []int32) []int32 {
 	for i := range syms {
 		try(int32(i))
 	}
-	for len(heap) > 0 {
+	for len(*heap) > 0 {
 		c := heap.pop()
 		l, r := &syms[c.left], &syms[c.right]
 		if l.id != c.leftID || r.id != c.rightID || l.next != c.right {

@@ -26,7 +26,8 @@ const (
 // Tokenizer model names, as Model returns them.
 const (
 	ModelSentencePiece = "llama"  // SentencePiece BPE: merges by piece score
-	ModelHFBPE         = "hf-bpe" // Hugging Face tokenizer.json BPE: merges by rank
+	ModelHFBPE         = "hf-bpe" // Hugging Face tokenizer.json BPE with "▁" for spaces: merges by rank
+	ModelByteLevel     = "gpt2"   // byte-level BPE (GGUF "gpt2", tokenizer.json ByteLevel): merges by rank over bytes
 )
 
 // Limits on what a vocabulary may declare, so that a hostile file is an error
@@ -52,6 +53,7 @@ type Vocab struct {
 	Types         []int32
 	BOS, EOS, UNK int // -1 when absent
 	AddBOS        bool
+	AddEOS        bool // Encode ends with EOS
 }
 
 // Tokenizer turns text into token ids and back. It is immutable after
@@ -74,8 +76,12 @@ type Tokenizer struct {
 
 	bos, eos, unk int
 	addBOS        bool
+	addEOS        bool
 	fuseUnk       bool
-	ignoreMerges  bool // HF: a word that is itself a token skips merging
+	ignoreMerges  bool // a word that is itself a token skips merging
+	// stripBOSSpace: the piece right after BOS loses one leading space when
+	// decoded (SentencePiece's dummy prefix); not for byte-level BPE.
+	stripBOSSpace bool
 
 	// frozen matches user-defined pieces inside normalized text
 	// (SentencePiece); nil when there are none.
@@ -86,6 +92,7 @@ type Tokenizer struct {
 	split, splitSpecial *pieceMatcher
 
 	norm hfNormalizer // HF only
+	bl   *byteLevel   // byte-level BPE only
 }
 
 // NewSentencePiece builds a SentencePiece BPE tokenizer (GGUF's "llama"
@@ -130,6 +137,7 @@ func NewSentencePiece(v Vocab) (*Tokenizer, error) {
 		}
 	}
 	t := newTokenizer(ModelSentencePiece, v.Tokens, types, v.BOS, v.EOS, v.UNK, v.AddBOS)
+	t.addEOS = v.AddEOS && v.EOS >= 0
 	t.fuseUnk = true
 	if err := t.indexBytes(true); err != nil {
 		return nil, err
@@ -203,6 +211,8 @@ func newTokenizer(model string, pieces []string, types []TokenType, bos, eos, un
 		eos:      eos,
 		unk:      unk,
 		addBOS:   addBOS && bos >= 0,
+
+		stripBOSSpace: true,
 	}
 	for i, s := range pieces {
 		if _, ok := t.pieceID[s]; !ok {
@@ -293,15 +303,43 @@ func hexDigit(c byte) (byte, bool) {
 	return 0, false
 }
 
-// Encode tokenizes text, starting with BOS when the vocabulary asks for it.
-// Control tokens written in the text ("<s>") are not recognised: they are
-// tokenized as the characters they are made of (see EncodeSpecial).
-func (t *Tokenizer) Encode(text string) []int { return t.encode(text, t.addBOS, false) }
+// EncodeOption changes what Encode does.
+type EncodeOption func(*encodeOptions)
+
+type encodeOptions struct {
+	bos, eos, special bool
+}
+
+// WithBOS overrides whether Encode starts with BOS (when the vocabulary has
+// one); by default it does as the vocabulary says (AddBOS).
+func WithBOS(add bool) EncodeOption { return func(o *encodeOptions) { o.bos = add } }
+
+// WithEOS overrides whether Encode ends with EOS (when the vocabulary has
+// one); by default it does as the vocabulary says (AddEOS).
+func WithEOS(add bool) EncodeOption { return func(o *encodeOptions) { o.eos = add } }
+
+// ParseSpecial(true) makes control tokens written in the text ("[INST]",
+// "<|eot_id|>", "</s>") those tokens, as chat templates need. By default
+// they are plain text, tokenized as the characters they are made of, so
+// that user text cannot smuggle them in. User-defined tokens (Qwen3's
+// "<think>") are matched in both modes.
+func ParseSpecial(parse bool) EncodeOption { return func(o *encodeOptions) { o.special = parse } }
+
+// Encode tokenizes text, starting with BOS and ending with EOS when the
+// vocabulary asks for them, with control tokens in the text taken as plain
+// text; opts change that.
+func (t *Tokenizer) Encode(text string, opts ...EncodeOption) []int {
+	o := encodeOptions{bos: t.addBOS, eos: t.addEOS}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return t.encode(text, o)
+}
 
 // EncodeWith tokenizes text, starting with BOS when addBOS is true (and the
-// vocabulary has one).
+// vocabulary has one), and never ending with EOS.
 func (t *Tokenizer) EncodeWith(text string, addBOS bool) []int {
-	return t.encode(text, addBOS, false)
+	return t.encode(text, encodeOptions{bos: addBOS})
 }
 
 // EncodeSpecial is EncodeWith, but control tokens written in the text
@@ -309,41 +347,41 @@ func (t *Tokenizer) EncodeWith(text string, addBOS bool) []int {
 // them is normalized on its own, so it gets its own leading "▁", as
 // llama.cpp's parse_special and Hugging Face's added tokens do.
 func (t *Tokenizer) EncodeSpecial(text string, addBOS bool) []int {
-	return t.encode(text, addBOS, true)
+	return t.encode(text, encodeOptions{bos: addBOS, special: true})
 }
 
-func (t *Tokenizer) encode(text string, addBOS, special bool) []int {
+func (t *Tokenizer) encode(text string, o encodeOptions) []int {
 	out := make([]int32, 0, len(text)/3+2)
-	if addBOS && t.bos >= 0 {
+	if o.bos && t.bos >= 0 {
 		out = append(out, int32(t.bos))
 	}
 	matchers := [2]*pieceMatcher{t.split, nil}
-	if special {
+	if o.special {
 		matchers[1] = t.splitSpecial
 	}
+	var sc bpeScratch
 	start := 0 // where the current stretch of plain text began
 	if matchers[0] != nil || matchers[1] != nil {
-		for i := 0; i < len(text); {
+		for i := 0; i < len(text); i++ {
 			id, n := int32(-1), 0
 			for _, m := range matchers {
-				if m == nil {
-					continue
-				}
 				if mid, mn := m.match(text[i:]); mn > n {
 					id, n = mid, mn
 				}
 			}
 			if n == 0 {
-				i++
 				continue
 			}
-			out = t.encodeText(text[start:i], start == 0, out)
+			out = t.encodeText(text[start:i], start == 0, &sc, out)
 			out = append(out, id)
-			i += n
-			start = i
+			i += n - 1
+			start = i + 1
 		}
 	}
-	out = t.encodeText(text[start:], start == 0, out)
+	out = t.encodeText(text[start:], start == 0, &sc, out)
+	if o.eos && t.eos >= 0 {
+		out = append(out, int32(t.eos))
+	}
 	ids := make([]int, len(out))
 	for i, id := range out {
 		ids[i] = int(id)
@@ -353,11 +391,14 @@ func (t *Tokenizer) encode(text string, addBOS, special bool) []int {
 
 // encodeText normalizes and tokenizes a stretch of plain text; first says
 // whether it begins at the start of the input.
-func (t *Tokenizer) encodeText(s string, first bool, out []int32) []int32 {
+func (t *Tokenizer) encodeText(s string, first bool, sc *bpeScratch, out []int32) []int32 {
 	if s == "" {
 		return out
 	}
-	if t.model == ModelSentencePiece {
+	switch {
+	case t.bl != nil:
+		return t.encodeByteLevel(t.norm.applySteps(s), sc, out)
+	case t.model == ModelSentencePiece:
 		return t.bpeWord(spaceMark+strings.ReplaceAll(s, " ", spaceMark), out)
 	}
 	for _, w := range t.norm.apply(s, first) {
@@ -373,6 +414,9 @@ func (t *Tokenizer) encodeText(s string, first bool, out []int32) []int32 {
 // one leading space: that space is the "▁" Encode put in front of the text.
 // So Decode(Encode(s)) == s for valid UTF-8 s that has no "▁" (U+2581) and
 // is tokenized without UNK.
+//
+// For byte-level BPE each token becomes the bytes it stands for, nothing is
+// stripped, and Decode(Encode(s)) == s for every valid UTF-8 s.
 func (t *Tokenizer) Decode(ids []int) string {
 	var b []byte
 	prev := -1
@@ -389,7 +433,7 @@ func (t *Tokenizer) piece(prev, id int) string {
 		return ""
 	}
 	s := t.text[id]
-	if prev == t.bos && t.bos >= 0 && t.types[id] != TokenByte && strings.HasPrefix(s, " ") {
+	if t.stripBOSSpace && prev == t.bos && t.bos >= 0 && t.types[id] != TokenByte && strings.HasPrefix(s, " ") {
 		s = s[1:]
 	}
 	return s
@@ -415,8 +459,23 @@ func sanitizeUTF8(b []byte) string {
 	return sb.String()
 }
 
-// Piece is the vocabulary text of id as stored ("▁the", "<0x0A>", "<s>"),
-// or "" outside the vocabulary.
+// TokenText is the text id stands for, as bytes in a string that need not
+// be valid UTF-8 (a byte-level token may hold part of a character): what
+// Decode makes of it alone, except that control and other tokens that
+// decode to nothing give their vocabulary text ("<|eot_id|>"). It is ""
+// outside the vocabulary.
+func (t *Tokenizer) TokenText(id int) string {
+	if id < 0 || id >= len(t.text) {
+		return ""
+	}
+	if s := t.text[id]; s != "" || t.types[id] == TokenNormal || t.types[id] == TokenUserDefined {
+		return s
+	}
+	return t.pieces[id]
+}
+
+// Piece is the vocabulary text of id as stored ("▁the", "<0x0A>", "<s>",
+// "Ġthe" in byte-level BPE), or "" outside the vocabulary.
 func (t *Tokenizer) Piece(id int) string {
 	if id < 0 || id >= len(t.pieces) {
 		return ""
@@ -453,10 +512,24 @@ func (t *Tokenizer) UNK() int { return t.unk }
 // AddBOS reports whether Encode starts with BOS.
 func (t *Tokenizer) AddBOS() bool { return t.addBOS }
 
+// AddEOS reports whether Encode ends with EOS.
+func (t *Tokenizer) AddEOS() bool { return t.addEOS }
+
+// PreTokenizer names a byte-level tokenizer's pre-tokenizer ("llama-bpe",
+// "qwen2", ..., or "tokenizer.json" for one read from a tokenizer.json); it
+// is "" for the other models.
+func (t *Tokenizer) PreTokenizer() string {
+	if t.bl == nil {
+		return ""
+	}
+	return t.bl.pre.name
+}
+
 // VocabSize is the number of ids.
 func (t *Tokenizer) VocabSize() int { return len(t.pieces) }
 
-// Model is ModelSentencePiece ("llama") or ModelHFBPE ("hf-bpe").
+// Model is ModelSentencePiece ("llama"), ModelHFBPE ("hf-bpe") or
+// ModelByteLevel ("gpt2").
 func (t *Tokenizer) Model() string { return t.model }
 
 // Decoder turns a stream of ids into text, one id at a time, and returns
@@ -507,7 +580,7 @@ func (d *Decoder) Flush() string {
 
 // pieceMatcher finds the longest of a set of pieces at the start of a string.
 type pieceMatcher struct {
-	byFirst map[byte][]int32 // candidates by first byte, longest first
+	byFirst [256][]int32 // candidates by first byte, longest first
 	pieces  []string
 }
 
@@ -515,7 +588,7 @@ func newPieceMatcher(pieces []string, ids []int32) *pieceMatcher {
 	if len(ids) == 0 {
 		return nil
 	}
-	m := &pieceMatcher{byFirst: make(map[byte][]int32), pieces: pieces}
+	m := &pieceMatcher{pieces: pieces}
 	for _, id := range ids {
 		if pieces[id] == "" {
 			continue
@@ -523,7 +596,7 @@ func newPieceMatcher(pieces []string, ids []int32) *pieceMatcher {
 		c := pieces[id][0]
 		m.byFirst[c] = append(m.byFirst[c], id)
 	}
-	for _, ids := range m.byFirst {
+	for _, ids := range &m.byFirst {
 		sort.SliceStable(ids, func(i, j int) bool { return len(pieces[ids[i]]) > len(pieces[ids[j]]) })
 	}
 	return m

@@ -178,3 +178,115 @@ func FuzzTokenizerVocab(f *testing.F) {
 		}
 	})
 }
+
+// bpeFuzzNames are the byte-level tokenizers the BPE fuzz targets run: one
+// per pre-tokenizer family, through GGUF and tokenizer.json.
+var bpeFuzzNames = []string{"llama3/gguf", "qwen3/hf-json", "tekken/gguf", "o200k/gguf", "gpt2/gguf", "gpt2/pre=default"}
+
+// FuzzBPERoundTrip checks, for any input and each byte-level tokenizer:
+//   - nothing panics, and every id is inside the vocabulary, with and
+//     without special-token parsing;
+//   - Decode(Encode(s)) == s for valid UTF-8 s (byte-level BPE is lossless;
+//     control tokens in the text stay text), and for invalid UTF-8 the same
+//     with each stray byte read as U+FFFD;
+//   - a Decoder never returns broken UTF-8, and its pieces add up to Decode;
+//   - reading the input as ids instead (three bytes each), Encode(Decode(ids))
+//     gives valid ids that decode to the same text.
+func FuzzBPERoundTrip(f *testing.F) {
+	for _, s := range seedTexts(f) {
+		f.Add(s)
+	}
+	raw, err := os.ReadFile(filepath.Join(tokDir, "bpe-texts.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var texts []string
+	if err := json.Unmarshal(raw, &texts); err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range texts {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 4096 {
+			return
+		}
+		for _, name := range bpeFuzzNames {
+			tok := goldenTokenizer(t, name)
+			ids := tok.Encode(s, WithBOS(false))
+			checkIDs(t, tok, s, ids)
+			checkIDs(t, tok, s, tok.Encode(s, ParseSpecial(true)))
+			if dec, want := tok.Decode(ids), sanitizeUTF8([]byte(s)); dec != want {
+				t.Fatalf("%s: Decode(Encode(%q)) = %q, want %q (ids %v)", name, s, dec, want, ids)
+			}
+			d := tok.NewDecoder()
+			var sb strings.Builder
+			for _, id := range ids {
+				piece := d.Next(id)
+				if !utf8.ValidString(piece) {
+					t.Fatalf("%s: the decoder returned %q", name, piece)
+				}
+				sb.WriteString(piece)
+			}
+			sb.WriteString(d.Flush())
+			if sb.String() != tok.Decode(ids) {
+				t.Fatalf("%s: streamed %q, Decode gave %q", name, sb.String(), tok.Decode(ids))
+			}
+
+			var asIDs []int
+			for i := 0; i+3 <= len(s); i += 3 {
+				asIDs = append(asIDs, (int(s[i])|int(s[i+1])<<8|int(s[i+2])<<16)%tok.VocabSize())
+			}
+			text := tok.Decode(asIDs)
+			again := tok.Encode(text, WithBOS(false))
+			checkIDs(t, tok, text, again)
+			if got := tok.Decode(again); got != text {
+				t.Fatalf("%s: Decode(Encode(Decode(%v))) = %q, want %q", name, asIDs, got, text)
+			}
+		}
+	})
+}
+
+// FuzzBPEVocab builds byte-level tokenizers from arbitrary vocabularies (the
+// 256 byte tokens, then one token per line of extra; a leading digit 1-6
+// sets its type) and merge lists, and encodes arbitrary text with them:
+// construction may fail, but nothing may panic, ids stay in range, and
+// valid UTF-8 comes back from Decode.
+func FuzzBPEVocab(f *testing.F) {
+	f.Add("ab\nĠab\n3<|x|>\n4<y>", "a b\nĠ ab", "llama-bpe", "ab ab<|x|><y>")
+	f.Add("aa\naaa", "a a\naa a\na aa", "qwen2", "aaaaaaa")
+	f.Add("5unused\n6byte", "a", "tekken", "x")
+	f.Add("", "", "nope", "")
+	f.Fuzz(func(t *testing.T, extra, merges, pre, text string) {
+		if len(extra) > 4096 || len(merges) > 4096 || len(text) > 4096 {
+			return
+		}
+		v := BPEVocab{Tokens: append([]string{}, byteSpelling[:]...), Pre: pre, BOS: -1, EOS: -1}
+		v.Types = make([]int32, 256)
+		for i := range v.Types {
+			v.Types[i] = int32(TokenNormal)
+		}
+		for _, l := range strings.Split(extra, "\n") {
+			ty := int32(TokenNormal)
+			if l != "" && l[0] >= '1' && l[0] <= '6' {
+				ty, l = int32(l[0]-'0'), l[1:]
+			}
+			v.Tokens = append(v.Tokens, l)
+			v.Types = append(v.Types, ty)
+		}
+		if merges != "" {
+			v.Merges = strings.Split(merges, "\n")
+		}
+		tok, err := NewByteLevelBPE(v)
+		if err != nil {
+			return
+		}
+		for _, special := range []bool{false, true} {
+			ids := tok.Encode(text, ParseSpecial(special))
+			checkIDs(t, tok, text, ids)
+			if dec := tok.Decode(ids); dec != streamDecode(tok, ids) || !utf8.ValidString(dec) {
+				t.Fatalf("decode mismatch or invalid UTF-8 for %v", ids)
+			}
+		}
+	})
+}

@@ -1,18 +1,31 @@
 package loader
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
 
 // tokenizerFromGGUF builds the tokenizer described by a GGUF file's
-// tokenizer.ggml.* metadata. Only the "llama" (SentencePiece BPE) model is
-// supported. Missing ids and flags take llama.cpp's defaults for that model:
-// BOS 1, EOS 2, UNK 0, add_bos_token true.
+// tokenizer.ggml.* metadata: the "llama" (SentencePiece BPE) model or the
+// "gpt2" (byte-level BPE) one. Missing ids and flags take llama.cpp's
+// defaults for "llama": BOS 1, EOS 2, UNK 0, add_bos_token true; see
+// bpeFromGGUF for "gpt2".
 func tokenizerFromGGUF(f *GGUFFile) (*Tokenizer, error) {
 	model, ok := f.String("tokenizer.ggml.model")
 	if !ok {
+		if f.Has("tokenizer.ggml.model") {
+			return nil, errors.New("tokenizer.ggml.model is not a string")
+		}
 		model = ModelSentencePiece
 	}
-	if model != ModelSentencePiece {
-		return nil, fmt.Errorf("tokenizer.ggml.model %q is not supported (want %q)", model, ModelSentencePiece)
+	switch model {
+	case ModelSentencePiece:
+	case ModelByteLevel:
+		return bpeFromGGUF(f)
+	default:
+		return nil, fmt.Errorf("tokenizer.ggml.model %q is not supported (want %q or %q)", model, ModelSentencePiece, ModelByteLevel)
 	}
 	v := Vocab{BOS: 1, EOS: 2, UNK: 0, AddBOS: true}
 	if v.Tokens, ok = f.Strings("tokenizer.ggml.tokens"); !ok {
@@ -23,32 +36,147 @@ func tokenizerFromGGUF(f *GGUFFile) (*Tokenizer, error) {
 			return nil, fmt.Errorf("tokenizer.ggml.scores is not an array of float32")
 		}
 	}
-	if f.Has("tokenizer.ggml.token_type") {
-		if v.Types, ok = f.Int32s("tokenizer.ggml.token_type"); !ok {
-			return nil, fmt.Errorf("tokenizer.ggml.token_type is not an array of int32")
-		}
+	var err error
+	if v.Types, err = ggufTokenTypes(f); err != nil {
+		return nil, err
 	}
-	for _, k := range []struct {
-		key string
-		dst *int
-	}{
-		{"tokenizer.ggml.bos_token_id", &v.BOS},
-		{"tokenizer.ggml.eos_token_id", &v.EOS},
-		{"tokenizer.ggml.unknown_token_id", &v.UNK},
-	} {
-		if !f.Has(k.key) {
-			continue
-		}
-		id, ok := f.Int(k.key)
-		if !ok || id < -1 || id > maxVocab {
-			return nil, fmt.Errorf("%s is not a token id", k.key)
-		}
-		*k.dst = int(id)
+	if err := ggufIDs(f, map[string]*int{
+		"tokenizer.ggml.bos_token_id":     &v.BOS,
+		"tokenizer.ggml.eos_token_id":     &v.EOS,
+		"tokenizer.ggml.unknown_token_id": &v.UNK,
+	}); err != nil {
+		return nil, err
 	}
-	if f.Has("tokenizer.ggml.add_bos_token") {
-		if v.AddBOS, ok = f.Bool("tokenizer.ggml.add_bos_token"); !ok {
-			return nil, fmt.Errorf("tokenizer.ggml.add_bos_token is not a bool")
-		}
+	if b, err := ggufBool(f, "tokenizer.ggml.add_bos_token"); err != nil {
+		return nil, err
+	} else if b != nil {
+		v.AddBOS = *b
+	}
+	if b, err := ggufBool(f, "tokenizer.ggml.add_eos_token"); err != nil {
+		return nil, err
+	} else if b != nil {
+		v.AddEOS = *b
 	}
 	return NewSentencePiece(v)
+}
+
+// bpeFromGGUF reads a "gpt2" vocabulary: tokens, token_type, merges (all
+// required but the types), pre (absent means "default"), the BOS and EOS ids
+// (absent means none; llama.cpp would use id 11), and add_bos_token and
+// add_eos_token, which override the pre-tokenizer's defaults.
+func bpeFromGGUF(f *GGUFFile) (*Tokenizer, error) {
+	v := BPEVocab{BOS: -1, EOS: -1}
+	var ok bool
+	if v.Tokens, ok = f.Strings("tokenizer.ggml.tokens"); !ok {
+		return nil, errors.New("tokenizer.ggml.tokens is missing or not an array of strings")
+	}
+	if v.Merges, ok = f.Strings("tokenizer.ggml.merges"); !ok {
+		return nil, errors.New("tokenizer.ggml.merges is missing or not an array of strings")
+	}
+	if f.Has("tokenizer.ggml.pre") {
+		if v.Pre, ok = f.String("tokenizer.ggml.pre"); !ok {
+			return nil, errors.New("tokenizer.ggml.pre is not a string")
+		}
+	}
+	var err error
+	if v.Types, err = ggufTokenTypes(f); err != nil {
+		return nil, err
+	}
+	if err := ggufIDs(f, map[string]*int{
+		"tokenizer.ggml.bos_token_id": &v.BOS,
+		"tokenizer.ggml.eos_token_id": &v.EOS,
+	}); err != nil {
+		return nil, err
+	}
+	if v.AddBOS, err = ggufBool(f, "tokenizer.ggml.add_bos_token"); err != nil {
+		return nil, err
+	}
+	if v.AddEOS, err = ggufBool(f, "tokenizer.ggml.add_eos_token"); err != nil {
+		return nil, err
+	}
+	return NewByteLevelBPE(v)
+}
+
+func ggufTokenTypes(f *GGUFFile) ([]int32, error) {
+	if !f.Has("tokenizer.ggml.token_type") {
+		return nil, nil
+	}
+	types, ok := f.Int32s("tokenizer.ggml.token_type")
+	if !ok {
+		return nil, errors.New("tokenizer.ggml.token_type is not an array of int32")
+	}
+	return types, nil
+}
+
+// ggufIDs reads the token-id keys that are present.
+func ggufIDs(f *GGUFFile, keys map[string]*int) error {
+	for key, dst := range keys {
+		if !f.Has(key) {
+			continue
+		}
+		id, ok := f.Int(key)
+		if !ok || id < -1 || id > maxVocab {
+			return fmt.Errorf("%s is not a token id", key)
+		}
+		*dst = int(id)
+	}
+	return nil
+}
+
+// ggufBool reads an optional bool key: nil when absent.
+func ggufBool(f *GGUFFile, key string) (*bool, error) {
+	if !f.Has(key) {
+		return nil, nil
+	}
+	b, ok := f.Bool(key)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a bool", key)
+	}
+	return &b, nil
+}
+
+// LoadTokenizer reads only a model's tokenizer: from a GGUF file's metadata
+// (tensors are not needed, so the vocab-only files of llama.cpp's tokenizer
+// tests work), from a tokenizer.json, or from a directory holding one (a
+// Hugging Face checkpoint).
+func LoadTokenizer(path string) (*Tokenizer, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("loader: %w", err)
+	}
+	if st.IsDir() {
+		return LoadHFTokenizer(filepath.Join(path, "tokenizer.json"))
+	}
+	isGGUF, err := hasGGUFMagic(path)
+	if err != nil {
+		return nil, fmt.Errorf("loader: %w", err)
+	}
+	if !isGGUF {
+		return LoadHFTokenizer(path)
+	}
+	f, err := OpenGGUF(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if !f.Has("tokenizer.ggml.tokens") {
+		return nil, fmt.Errorf("loader: %s: no tokenizer (tokenizer.ggml.tokens is missing)", path)
+	}
+	tok, err := tokenizerFromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("loader: %s: %w: %w", path, ErrTokenizer, err)
+	}
+	return tok, nil
+}
+
+// hasGGUFMagic reports whether the file starts with "GGUF".
+func hasGGUFMagic(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var magic [4]byte
+	n, _ := f.Read(magic[:])
+	return n == 4 && string(magic[:]) == "GGUF", nil
 }

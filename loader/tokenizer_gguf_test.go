@@ -28,7 +28,7 @@ func ggufWithTokenizer(t *testing.T, edit map[string]any) *GGUFFile {
 	for _, k := range []string{
 		"tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
 		"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
-		"tokenizer.ggml.add_bos_token",
+		"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token",
 	} {
 		if v, ok := kv[k]; ok {
 			require.NoError(t, w.SetValue(k, v))
@@ -73,7 +73,9 @@ func TestTokenizerFromGGUFErrors(t *testing.T) {
 		edit map[string]any
 		want string
 	}{
-		{"other model", map[string]any{"tokenizer.ggml.model": "gpt2"}, `tokenizer.ggml.model "gpt2" is not supported`},
+		{"other model", map[string]any{"tokenizer.ggml.model": "bert"}, `tokenizer.ggml.model "bert" is not supported (want "llama" or "gpt2")`},
+		{"model not a string", map[string]any{"tokenizer.ggml.model": uint32(1)}, "tokenizer.ggml.model is not a string"},
+		{"add_eos as int", map[string]any{"tokenizer.ggml.add_eos_token": uint8(1)}, "add_eos_token is not a bool"},
 		{"no tokens", map[string]any{"tokenizer.ggml.tokens": nil}, "tokenizer.ggml.tokens is missing"},
 		{"tokens of another type", map[string]any{"tokenizer.ggml.tokens": []int32{1, 2}}, "tokenizer.ggml.tokens is missing or not an array of strings"},
 		{"scores as float64", map[string]any{"tokenizer.ggml.scores": []float64{0, 0, 0, 0, 0, 0}}, "scores is not an array of float32"},

@@ -12,12 +12,16 @@ import (
 	"strings"
 )
 
-// This file reads Hugging Face tokenizer.json files of the kind Llama and
-// Mistral checkpoints ship: model.type "BPE" with a vocab and a ranked merge
-// list, byte_fallback, and "▁" for spaces, put there either by normalizers
-// (Prepend "▁" + Replace " "→"▁") or by a Metaspace pre-tokenizer. Other
-// pipelines (ByteLevel, NFKC, regex splits) are refused with an error rather
-// than tokenized wrongly.
+// This file reads Hugging Face tokenizer.json files of two kinds, both
+// model.type "BPE" with a vocab and a ranked merge list:
+//   - SentencePiece-style, as Llama 2 and Mistral 7B checkpoints ship:
+//     byte_fallback, and "▁" for spaces, put there either by normalizers
+//     (Prepend "▁" + Replace " "→"▁") or by a Metaspace pre-tokenizer;
+//   - byte-level, as Llama 3, Qwen and Mistral Nemo ship: a ByteLevel
+//     pre-tokenizer, after Split regexes that vkrun knows (pretok.go). An NFC
+//     normalizer (Qwen's) is accepted and not applied, as llama.cpp does.
+// Other pipelines (NFKC, unknown regexes, other Split behaviors) are refused
+// with an error rather than tokenized wrongly.
 
 // maxHFJSONBytes bounds a tokenizer.json (Llama-3's is about 9 MB).
 const maxHFJSONBytes = 256 << 20
@@ -26,13 +30,15 @@ const maxHFJSONBytes = 256 << 20
 // fine too). A tokenizer_config.json beside it, when present, supplies
 // bos_token, eos_token and add_bos_token; otherwise BOS is the special token
 // a TemplateProcessing post-processor puts first (and then Encode adds it),
-// or "<s>", and EOS is "</s>".
+// or "<s>", and EOS is "</s>" (when they are special tokens). A null
+// bos_token or eos_token in the config means there is none (Qwen).
 //
 // Added tokens cut the text before normalization: non-special ones always,
-// special ones only in EncodeSpecial. Their lstrip, rstrip, single_word and
-// normalized flags are not applied, a BPE dropout is ignored (encoding stays
-// deterministic), and the "decoder" section is not read: Decode works as for
-// SentencePiece.
+// special ones only when special parsing is asked for (ParseSpecial,
+// EncodeSpecial). Their lstrip, rstrip, single_word and normalized flags are
+// not applied, a BPE dropout is ignored (encoding stays deterministic), and
+// the "decoder" section is not read: Decode works as for SentencePiece, or,
+// with a ByteLevel pre-tokenizer, maps the byte-level spelling back to bytes.
 func LoadHFTokenizer(path string) (*Tokenizer, error) {
 	data, err := readLimited(path, maxHFJSONBytes)
 	if err != nil {
@@ -132,11 +138,16 @@ type hfNode struct {
 		Regex  *string `json:"Regex"`
 	} `json:"pattern"`
 	Content *string `json:"content"`
-	// Metaspace
+	// Metaspace (and ByteLevel's add_prefix_space)
 	Replacement    *string `json:"replacement"`
 	PrependScheme  *string `json:"prepend_scheme"`
 	AddPrefixSpace *bool   `json:"add_prefix_space"`
 	Split          *bool   `json:"split"`
+	// ByteLevel
+	UseRegex *bool `json:"use_regex"`
+	// Split
+	Behavior *string `json:"behavior"`
+	Invert   *bool   `json:"invert"`
 	// TemplateProcessing
 	Single []struct {
 		SpecialToken *struct {
@@ -153,6 +164,13 @@ type hfNode struct {
 type hfNormalizer struct {
 	steps []hfStep
 	meta  *hfMetaspace
+
+	// A byte-level pipeline: the pre-tokenizer's stages, whether ByteLevel
+	// adds a prefix space, and whether an NFC normalizer was skipped.
+	byteLevel   bool
+	stages      []preStage
+	prefixSpace bool
+	nfc         bool
 }
 
 // hfStep is Prepend(a) when prepend is set, else Replace(a → b).
@@ -167,9 +185,8 @@ type hfMetaspace struct {
 	split  bool
 }
 
-// apply normalizes s and splits it into the words BPE runs on. first says
-// whether s starts at the beginning of the input (Metaspace "first").
-func (n *hfNormalizer) apply(s string, first bool) []string {
+// applySteps applies the Prepend and Replace normalizers to s.
+func (n *hfNormalizer) applySteps(s string) string {
 	for _, st := range n.steps {
 		if st.prepend {
 			if s != "" {
@@ -179,6 +196,13 @@ func (n *hfNormalizer) apply(s string, first bool) []string {
 			s = strings.ReplaceAll(s, st.a, st.b)
 		}
 	}
+	return s
+}
+
+// apply normalizes s and splits it into the words BPE runs on. first says
+// whether s starts at the beginning of the input (Metaspace "first").
+func (n *hfNormalizer) apply(s string, first bool) []string {
+	s = n.applySteps(s)
 	m := n.meta
 	if m == nil {
 		return []string{s}
@@ -232,6 +256,8 @@ func (n *hfNormalizer) addNormalizer(raw json.RawMessage, depth int) error {
 			return errors.New("normalizer Replace: empty pattern")
 		}
 		n.steps = append(n.steps, hfStep{a: *node.Pattern.String, b: *node.Content})
+	case "NFC":
+		n.nfc = true // checked, and skipped, in parseHF
 	default:
 		return fmt.Errorf("normalizer %q is not supported", node.Type)
 	}
@@ -274,6 +300,35 @@ func (n *hfNormalizer) addPreTokenizer(raw json.RawMessage, depth int) error {
 			m.split = *node.Split
 		}
 		n.meta = m
+	case "ByteLevel":
+		if n.byteLevel {
+			return errors.New("pre_tokenizer: more than one ByteLevel")
+		}
+		n.byteLevel = true
+		if node.AddPrefixSpace != nil && *node.AddPrefixSpace {
+			if len(n.stages) > 0 {
+				return errors.New("pre_tokenizer ByteLevel: add_prefix_space after a Split is not supported")
+			}
+			n.prefixSpace = true
+		}
+		if node.UseRegex == nil || *node.UseRegex {
+			n.stages = append(n.stages, stageGPT2)
+		}
+	case "Split":
+		if n.byteLevel {
+			return errors.New("pre_tokenizer: Split after ByteLevel is not supported")
+		}
+		if node.Pattern == nil || node.Pattern.Regex == nil {
+			return errors.New("pre_tokenizer Split: only a Regex pattern is supported")
+		}
+		if node.Behavior == nil || *node.Behavior != "Isolated" || node.Invert != nil && *node.Invert {
+			return errors.New(`pre_tokenizer Split: only behavior "Isolated" without invert is supported`)
+		}
+		st, ok := hfSplitRegexes[*node.Pattern.Regex]
+		if !ok {
+			return fmt.Errorf("pre_tokenizer Split: regex %q is not one vkrun knows", *node.Pattern.Regex)
+		}
+		n.stages = append(n.stages, st)
 	default:
 		return fmt.Errorf("pre_tokenizer %q is not supported", node.Type)
 	}
@@ -426,10 +481,19 @@ func parseHF(data, config []byte) (*Tokenizer, error) {
 			bos = lookup(post.name)
 		}
 	}
-	if bos < 0 {
-		bos = lookup("<s>")
+	// Without a template or a config, "<s>" and "</s>" are BOS and EOS when
+	// they are special tokens (a byte-level vocabulary may have "<s>" as
+	// ordinary text).
+	special := func(name string) int {
+		if id := lookup(name); id >= 0 && types[id] == TokenControl {
+			return id
+		}
+		return -1
 	}
-	eos = lookup("</s>")
+	if bos < 0 {
+		bos = special("<s>")
+	}
+	eos = special("</s>")
 	if len(config) > 0 {
 		var cfg struct {
 			AddBOS *bool           `json:"add_bos_token"`
@@ -439,11 +503,16 @@ func parseHF(data, config []byte) (*Tokenizer, error) {
 		if err := json.Unmarshal(config, &cfg); err != nil {
 			return nil, fmt.Errorf("tokenizer_config.json: %w", err)
 		}
-		if name := tokenName(cfg.BOS); name != "" {
-			bos = lookup(name)
-		}
-		if name := tokenName(cfg.EOS); name != "" {
-			eos = lookup(name)
+		// A name sets the token; null (Qwen's bos_token) says there is none.
+		for _, k := range []struct {
+			raw json.RawMessage
+			dst *int
+		}{{cfg.BOS, &bos}, {cfg.EOS, &eos}} {
+			if string(bytes.TrimSpace(k.raw)) == "null" {
+				*k.dst = -1
+			} else if name := tokenName(k.raw); name != "" {
+				*k.dst = lookup(name)
+			}
 		}
 		if cfg.AddBOS != nil {
 			addBOS = *cfg.AddBOS
@@ -451,6 +520,14 @@ func parseHF(data, config []byte) (*Tokenizer, error) {
 	}
 	if err := checkVocab(n, bos, eos, unk); err != nil {
 		return nil, err
+	}
+	switch {
+	case norm.byteLevel:
+		return hfByteLevel(m, norm, pieces, types, bos, eos, unk, addBOS)
+	case len(norm.stages) > 0:
+		return nil, errors.New("pre_tokenizer Split is supported only before ByteLevel")
+	case norm.nfc:
+		return nil, errors.New(`normalizer "NFC" is supported only in byte-level pipelines`)
 	}
 
 	t := newTokenizer(ModelHFBPE, pieces, types, bos, eos, unk, addBOS)
@@ -465,6 +542,29 @@ func parseHF(data, config []byte) (*Tokenizer, error) {
 	}
 	t.split = newPieceMatcher(pieces, t.idsOfType(TokenUserDefined))
 	t.splitSpecial = newPieceMatcher(pieces, t.idsOfType(TokenControl))
+	return t, nil
+}
+
+// hfByteLevel finishes a byte-level tokenizer.json.
+func hfByteLevel(m *hfModel, norm hfNormalizer, pieces []string, types []TokenType, bos, eos, unk int, addBOS bool) (*Tokenizer, error) {
+	if norm.meta != nil {
+		return nil, errors.New("pre_tokenizer: ByteLevel together with Metaspace is not supported")
+	}
+	if m.ByteFallback {
+		return nil, errors.New("BPE byte_fallback with a ByteLevel pre-tokenizer is not supported")
+	}
+	pre := &preTokenizer{name: "tokenizer.json", stages: norm.stages}
+	t, err := newByteLevel(pieces, types, bos, eos, addBOS, false, pre)
+	if err != nil {
+		return nil, err
+	}
+	t.unk = unk
+	t.ignoreMerges = m.IgnoreMerges
+	t.norm = norm
+	t.bl.prefixSpace = norm.prefixSpace
+	if err := t.addHFMerges(m.Merges, m.Vocab); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 

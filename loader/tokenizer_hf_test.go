@@ -211,7 +211,42 @@ func TestHFTokenizerErrors(t *testing.T) {
 			d["normalizer"] = map[string]any{"type": "Replace", "pattern": map[string]any{"Regex": " +"}, "content": "▁"}
 		}), "only a String pattern"},
 		{"nested too deeply", doc(func(d map[string]any) { d["normalizer"] = nested }), "nested too deeply"},
-		{"ByteLevel", doc(func(d map[string]any) { d["pre_tokenizer"] = map[string]any{"type": "ByteLevel"} }), `pre_tokenizer "ByteLevel" is not supported`},
+		{"ByteLevel without byte tokens", doc(func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "ByteLevel"}
+			d["model"].(map[string]any)["byte_fallback"] = false
+		}), `byte-level vocabulary has no token for byte 0x00 ("Ā")`},
+		{"ByteLevel with byte_fallback", doc(func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "ByteLevel"}
+			d["model"].(map[string]any)["byte_fallback"] = true
+		}), "byte_fallback with a ByteLevel"},
+		{"ByteLevel and Metaspace", doc(func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{
+				map[string]any{"type": "Metaspace"}, map[string]any{"type": "ByteLevel"}}}
+		}), "ByteLevel together with Metaspace"},
+		{"two ByteLevels", doc(func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{
+				map[string]any{"type": "ByteLevel"}, map[string]any{"type": "ByteLevel"}}}
+		}), "more than one ByteLevel"},
+		{"unknown Split regex", doc(func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `\w+`}, "behavior": "Isolated"}
+		}), "is not one vkrun knows"},
+		{"Split behavior", doc(func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `\p{N}`}, "behavior": "Removed"}
+		}), `only behavior "Isolated"`},
+		{"Split inverted", doc(func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `\p{N}`}, "behavior": "Isolated", "invert": true}
+		}), `only behavior "Isolated"`},
+		{"Split string pattern", doc(func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "Split", "pattern": map[string]any{"String": " "}, "behavior": "Isolated"}
+		}), "only a Regex pattern"},
+		{"Split without ByteLevel", doc(func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `\p{N}`}, "behavior": "Isolated"}
+		}), "supported only before ByteLevel"},
+		{"Split after ByteLevel", doc(func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{map[string]any{"type": "ByteLevel"},
+				map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `\p{N}`}, "behavior": "Isolated"}}}
+		}), "Split after ByteLevel"},
+		{"NFC without ByteLevel", doc(func(d map[string]any) { d["normalizer"] = map[string]any{"type": "NFC"} }), `"NFC" is supported only in byte-level`},
 		{"bad prepend_scheme", doc(func(d map[string]any) {
 			d["pre_tokenizer"] = map[string]any{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "sometimes"}
 		}), `prepend_scheme "sometimes"`},

@@ -68,5 +68,8 @@ Every expected id here comes from an implementation we did not write.
 | tok512.vocab.json | tokenizer.ggml.* of stories260K.gguf | scripts/setup.sh's model |
 | cases.json | llama2, mistral, tok512: {text, ids, refs}; ids by SentencePiece; refs lists every reference that agrees, disagree any that does not | sentencepiece $("$py" -c 'import sentencepiece; print(sentencepiece.__version__)'), the npm packages' testCase vectors and encoders |
 | spm-bpe.vocab.json, spm-bpe.cases.json | a 1500-piece BPE model trained by spm_train on GOROOT/doc/go_spec.html, and its encoding of held-out lines of go_mem.html plus texts.json | sentencepiece (spm_train, spm_encode, python API) |
+
+The byte-level BPE data (bpe-*, ggml-vocab-gpt-2.gguf.gz, *.tokenizer-pipeline.json) come from
+scripts/gen-bpe-golden.sh; SOURCES-bpe.md lists them.
 MD
 echo "gen-tokenizer-golden: wrote $out" >&2

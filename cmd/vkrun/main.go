@@ -6,6 +6,7 @@
 //	                            measure prefill and decode speed on a file or a synthetic model
 //	vkrun devices [--json]      list Vulkan devices and mark the one vkrun would use
 //	vkrun inspect [--json] FILE print a model file's architecture, config, tokenizer, tensors and their kernels
+//	vkrun tokenize -m FILE -p TEXT print token ids and pieces (see vkrun tokenize -h)
 package main
 
 import (
