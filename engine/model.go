@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 
 	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/loader"
@@ -203,6 +204,10 @@ func (m *Model) upload(src *loader.Model) error {
 		matrix(p+"ffn_down.weight", cfg.Dim, cfg.FFNDim, &lw.wDown)
 	}
 
+	if err := checkUnused(src, jobs); err != nil {
+		return err
+	}
+
 	// Sizes first: fail before uploading anything if the model cannot fit.
 	var total uint64
 	type conversion struct {
@@ -338,4 +343,35 @@ func (m *Model) newBuffer(name string, size uint64) (*vk.Buffer, error) {
 	}
 	m.bufs = append(m.bufs, b)
 	return b, nil
+}
+
+// checkUnused refuses a model with tensors the forward pass would not read
+// (rope_freqs.weight, Q/K/V biases, Q/K norms, …): ignoring one silently
+// would give other tokens than the file's own runtime. GGUF's old per-layer
+// attn_rot_embd (inverse RoPE frequencies that the config already gives) is
+// the one exception.
+func checkUnused(src *loader.Model, jobs []uploadJob) error {
+	used := map[string]bool{}
+	for _, j := range jobs {
+		used[j.name] = true
+	}
+	unused := slices.Clone(src.Unmapped)
+	for _, t := range src.Tensors {
+		if !used[t.Name] && !strings.HasSuffix(t.Name, ".attn_rot_embd") {
+			unused = append(unused, t.Name)
+		}
+	}
+	if len(unused) == 0 {
+		return nil
+	}
+	list := unused
+	if len(list) > 8 {
+		list = list[:8]
+	}
+	more := ""
+	if len(unused) > len(list) {
+		more = fmt.Sprintf(" and %d more", len(unused)-len(list))
+	}
+	return fmt.Errorf("engine: %s: %d tensors that the %s forward pass does not use, and ignoring them would change the result: %s%s",
+		src.Path, len(unused), src.Config.Arch, strings.Join(list, ", "), more)
 }

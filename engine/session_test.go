@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -54,4 +55,33 @@ func TestRecordingsAreBoundedAndReplaceable(t *testing.T) {
 	got, err := s.Decode(context.Background(), 5)
 	require.NoError(t, err)
 	assert.Len(t, got, cfg.VocabSize)
+}
+
+// TestLoadRefusesUnusedTensors: a tensor that the forward pass would not
+// read (llama3's rope_freqs.weight, a checkpoint's Q bias) fails the load
+// with its name, since ignoring it would change the tokens.
+func TestLoadRefusesUnusedTensors(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{})
+	cfg := loader.Config{Arch: "llama", Dim: 64, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 96,
+		VocabSize: 64, Window: 16, RopeTheta: 10000, NormEps: 1e-5}
+	w, err := loader.SyntheticWriter(cfg, loader.F32, 5, nil)
+	require.NoError(t, err)
+	require.NoError(t, w.AddTensor("rope_freqs.weight", loader.F32, []uint64{8}, make([]float32, 8)))
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, w.WriteFile(path))
+	lm, err := loader.Open(path)
+	require.NoError(t, err)
+	defer lm.Close()
+	_, err = Load(d, lm, Options{})
+	require.ErrorContains(t, err, "rope_freqs.weight")
+
+	lm.Tensors = slices.DeleteFunc(slices.Clone(lm.Tensors), func(t *loader.Tensor) bool { return t.Name == "rope_freqs.weight" })
+	lm.Unmapped = []string{"model.layers.0.self_attn.q_proj.bias"}
+	_, err = Load(d, lm, Options{})
+	require.ErrorContains(t, err, "model.layers.0.self_attn.q_proj.bias")
+
+	lm.Unmapped = nil
+	m, err := Load(d, lm, Options{})
+	require.NoError(t, err)
+	m.Close()
 }

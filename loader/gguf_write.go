@@ -555,6 +555,12 @@ func WriteSyntheticMix(path string, cfg Config, mix QuantMix, seed int64, tokens
 	return w.WriteFile(path)
 }
 
+// SyntheticWriter prepares WriteSynthetic's file without writing it, for
+// a test to add tensors or keys first.
+func SyntheticWriter(cfg Config, t DType, seed int64, tokens []string) (*GGUFWriter, error) {
+	return newSyntheticWriter(cfg, t, seed, tokens)
+}
+
 // newSyntheticWriter prepares WriteSynthetic's file without writing it
 // (tests edit it first).
 func newSyntheticWriter(cfg Config, t DType, seed int64, tokens []string) (*GGUFWriter, error) {

@@ -55,10 +55,14 @@ type Tensor struct {
 // file, never copied into the Go heap) and its tokenizer. Close unmaps it;
 // tensor data must not be used after Close.
 type Model struct {
-	Path      string
-	Format    string // "gguf" or "safetensors"
-	Config    Config
-	Tensors   []*Tensor  // file order
+	Path    string
+	Format  string // "gguf" or "safetensors"
+	Config  Config
+	Tensors []*Tensor // file order
+	// Unmapped names a checkpoint's float tensors that have no engine name
+	// (a safetensors bias, say), which the engine refuses. Rotary inv_freq
+	// buffers, which change nothing, are not listed.
+	Unmapped  []string
 	Tokenizer *Tokenizer // nil when the file carries none
 	// GGUF is the parsed GGUF file when Format == "gguf" (metadata for inspect).
 	GGUF *GGUFFile

@@ -250,13 +250,18 @@ func loadShards(dir string, openFile func(string) (*stFile, error)) ([]stSource,
 // them against the config (checkTensors: presence, shapes, types). With
 // ropeHalf, Q and K get the RoPE row permutation; F16 and BF16 norm vectors
 // are widened to F32, the type the engine takes for norms (as in GGUF files).
-// Both happen lazily, in Bytes. Tensors the engine does not use (rotary
-// inv_freq buffers, say) are ignored, whatever their dtype.
+// Both happen lazily, in Bytes. A float tensor without an engine name (a
+// bias, say) is listed in m.Unmapped, except rotary inv_freq buffers, which
+// the engine derives from the config; tensors of other dtypes (position_ids)
+// are ignored.
 func (m *Model) addSafetensors(sources []stSource, mapName func(string) (string, int, bool), ropeHalf bool) error {
 	cfg := &m.Config
 	for _, s := range sources {
 		name, layer, ok := mapName(s.t.name)
 		if !ok {
+			if safetensorsDTypes[s.t.dtype].supported && !strings.HasSuffix(s.t.name, "rotary_emb.inv_freq") {
+				m.Unmapped = append(m.Unmapped, s.t.name)
+			}
 			continue
 		}
 		path := s.file.path

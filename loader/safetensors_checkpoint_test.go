@@ -329,6 +329,22 @@ func TestOpenSafetensorsIgnoresUnknown(t *testing.T) {
 	m, err := stOpen(t, dir)
 	require.NoError(t, err)
 	stRequireWeights(t, m, w)
+	require.Empty(t, m.Unmapped)
+}
+
+// TestOpenSafetensorsListsUnmapped: a float tensor without an engine name
+// (Qwen's Q bias) is listed, for the engine to refuse.
+func TestOpenSafetensorsListsUnmapped(t *testing.T) {
+	cfg := stTinyConfig("llama")
+	w := stRandomWeights(2, cfg, "F16", false)
+	ts := append(w.hfTensors(cfg),
+		SafetensorsTensor{Name: "model.layers.0.self_attn.q_proj.bias", DType: "F16", Shape: []uint64{uint64(cfg.NumHeads * cfg.HeadDim)},
+			Data: make([]byte, 2*cfg.NumHeads*cfg.HeadDim)})
+	dir := t.TempDir()
+	stWriteFiles(t, dir, map[string][]byte{hfConfigFile: stHFConfigJSON(cfg, nil), stSingleFile: stBytes(t, ts, nil)})
+	m, err := stOpen(t, dir)
+	require.NoError(t, err)
+	require.Equal(t, []string{"model.layers.0.self_attn.q_proj.bias"}, m.Unmapped)
 }
 
 func TestTensorNameMapping(t *testing.T) {
