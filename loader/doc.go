@@ -14,10 +14,16 @@
 // (out, in) matrix is {in, out}), tensors named token_embd.weight,
 // blk.N.attn_q.weight, …, RoPE over consecutive pairs.
 //
+// Tokenizers: SentencePiece vocabularies (GGUF "llama", HF Metaspace) and
+// byte-level BPE (GGUF "gpt2", HF ByteLevel) with the pre-tokenizers that
+// llama.cpp names (llama-bpe, tekken, qwen2, gpt-2, gpt-4o, default, …;
+// pretok.go), checked against golden data from llama.cpp, Hugging Face
+// tokenizers and tiktoken. LoadTokenizer reads a vocab-only file.
+//
 // Dequantize and Quantize are plain-Go references for the block formats
-// (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, F16, BF16); they match
-// ggml's reference code bit for bit and are what GPU kernels are tested
-// against. GGUFWriter and WriteSynthetic create GGUF files, from small test
+// (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K … Q6_K, IQ4_XS, F16, BF16);
+// dequantization matches ggml bit for bit and is what GPU kernels are
+// tested against. GGUFWriter and WriteSynthetic create GGUF files, from small test
 // fixtures to random models of Mistral-7B shape streamed to disk.
 //
 // Every size read from a file is checked against the file's length before
