@@ -156,6 +156,21 @@ func runOther(s string, i, end int) int {
 	return i
 }
 
+// punctuation matches ` ?[^\s\p{L}\p{N}]+` from i, then a run of the
+// classes in trail; ok is false when there is no such character.
+func punctuation(s string, i, end int, trail uint16) (int, bool) {
+	j := i
+	if s[i] == ' ' {
+		if g, _ := at(s, i+1, end); isOther(g) && i+1 < end {
+			j = i + 1
+		}
+	}
+	if g, _ := at(s, j, end); isOther(g) {
+		return runOf(s, runOther(s, j, end), end, trail), true
+	}
+	return 0, false
+}
+
 // numbers returns the end of up to max \p{N} characters from i.
 func numbers(s string, i, end, max int) int {
 	for k := 0; k < max && i < end; k++ {
@@ -277,14 +292,8 @@ func splitLlama3(s string, i, end, digits int) int {
 		return numbers(s, i, end, digits)
 	}
 	// ` ?[^\s\p{L}\p{N}]+[\r\n]*`
-	j := i
-	if s[i] == ' ' {
-		if g, _ := at(s, i+1, end); isOther(g) && i+1 < end {
-			j = i + 1
-		}
-	}
-	if g, _ := at(s, j, end); isOther(g) {
-		return runOf(s, runOther(s, j, end), end, cNewline)
+	if k, ok := punctuation(s, i, end, cNewline); ok {
+		return k
 	}
 	if f&cSpace != 0 {
 		return spaces(s, i, end, true)
@@ -332,14 +341,8 @@ func splitTekken(s string, i, end, digits int, contractions bool) int {
 		return numbers(s, i, end, digits)
 	}
 	// ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
-	j := i
-	if s[i] == ' ' {
-		if g, _ := at(s, i+1, end); isOther(g) && i+1 < end {
-			j = i + 1
-		}
-	}
-	if g, _ := at(s, j, end); isOther(g) {
-		return runOf(s, runOther(s, j, end), end, cNewline|cSlash)
+	if k, ok := punctuation(s, i, end, cNewline|cSlash); ok {
+		return k
 	}
 	if f&cSpace != 0 {
 		return spaces(s, i, end, true)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -374,7 +375,7 @@ func TestBPEGolden(t *testing.T) {
 				} else {
 					got = tok.Encode(c.Text, WithBOS(false), WithEOS(false), ParseSpecial(c.Special))
 				}
-				if !equalIDs(c.IDs, got) {
+				if !slices.Equal(c.IDs, got) {
 					t.Errorf("Encode(%q, special=%v) =\n  %v\nwant %v\n(%s; refs %v, disagree %v)", c.Text, c.Special, got, c.IDs, pieces(tok, got), c.Refs, c.Disagree)
 					continue
 				}
@@ -389,18 +390,6 @@ func TestBPEGolden(t *testing.T) {
 			t.Logf("%d/%d cases match %s", pass, len(cs.Cases), cs.Primary)
 		})
 	}
-}
-
-func equalIDs(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestPretokGolden compares each pre-tokenizer's words with those of
@@ -420,7 +409,7 @@ func TestPretokGolden(t *testing.T) {
 				if c.Words == nil {
 					c.Words = []string{}
 				}
-				if !equalStrings(c.Words, got) {
+				if !slices.Equal(c.Words, got) {
 					t.Errorf("split(%q) =\n  %q\nwant %q", c.Text, got, c.Words)
 					continue
 				}
@@ -430,18 +419,6 @@ func TestPretokGolden(t *testing.T) {
 			t.Logf("%d/%d texts split as %s does", n, len(cs.Cases), cs.Primary)
 		})
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestBPEGoldenProvenance checks that the golden data holds what
