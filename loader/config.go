@@ -46,6 +46,9 @@ func configFromGGUF(f *GGUFFile) (Config, error) {
 	if r.err != nil {
 		return c, r.err
 	}
+	if err := r.plainRope(); err != nil {
+		return c, err
+	}
 	hd := 0
 	if c.NumHeads > 0 && c.Dim%c.NumHeads == 0 {
 		hd = c.Dim / c.NumHeads
@@ -119,6 +122,28 @@ func (r *metaReader) int(key string, def int) int {
 		return 0
 	}
 	return int(u)
+}
+
+// plainRope refuses the RoPE scaling keys (linear, YaRN, llama3 …): the
+// engine implements plain RoPE, and ignoring a scaling would change every
+// logit without a word. "none" and a factor of 1 (or 0, unset) are plain.
+func (r *metaReader) plainRope() error {
+	if v, ok := r.m.Get(r.prefix + "rope.scaling.type"); ok {
+		if t, _ := v.Data.(string); t != "none" {
+			return fmt.Errorf("metadata %srope.scaling.type = %v is not supported (plain RoPE only)", r.prefix, v.Data)
+		}
+	}
+	for _, key := range []string{"rope.scaling.factor", "rope.freq_scale"} {
+		if _, ok := r.m.Get(r.prefix + key); !ok {
+			continue
+		}
+		if x := r.float(key, 1); r.err != nil {
+			return r.err
+		} else if x != 1 && x != 0 {
+			return fmt.Errorf("metadata %s%s = %g is not supported (plain RoPE only)", r.prefix, key, x)
+		}
+	}
+	return nil
 }
 
 // float reads a float key (integers are accepted too), or returns def.

@@ -175,6 +175,14 @@ func TestConfigRejects(t *testing.T) {
 		{"wrong output shape", smallConfig, func(w *GGUFWriter) { replaceTensor(w, "output.weight", F32, 64, 41) }, "output.weight has shape [64 41], want [64 40]"},
 		{"norm not F32", smallConfig, func(w *GGUFWriter) { replaceTensor(w, "blk.0.attn_norm.weight", F16, 64) },
 			"tensor blk.0.attn_norm.weight has type F16, want F32"},
+		{"yarn rope scaling", smallConfig, func(w *GGUFWriter) { set(w, "llama.rope.scaling.type", "yarn") },
+			"llama.rope.scaling.type = yarn is not supported (plain RoPE only)"},
+		{"linear rope factor", smallConfig, func(w *GGUFWriter) { set(w, "llama.rope.scaling.factor", float32(4)) },
+			"llama.rope.scaling.factor = 4 is not supported"},
+		{"freq_scale", smallConfig, func(w *GGUFWriter) { set(w, "llama.rope.freq_scale", float32(0.25)) },
+			"llama.rope.freq_scale = 0.25 is not supported"},
+		{"rope factor wrong type", smallConfig, func(w *GGUFWriter) { set(w, "llama.rope.scaling.factor", "4") },
+			"rope.scaling.factor has type string, want a number"},
 		{"extra layer count", smallConfig, func(w *GGUFWriter) { set(w, "llama.block_count", uint32(3)) }, "tensor blk.2.attn_norm.weight is missing"},
 	}
 	for _, c := range cases {
@@ -219,4 +227,14 @@ func TestConfigTooManyErrorsAreCut(t *testing.T) {
 		}
 	})
 	require.ErrorContains(t, err, "…")
+}
+
+// TestConfigPlainRopeKeys: scaling keys that say "no scaling" are accepted.
+func TestConfigPlainRopeKeys(t *testing.T) {
+	_, err := checkEdited(t, smallConfig, func(w *GGUFWriter) {
+		set(w, "llama.rope.scaling.type", "none")
+		set(w, "llama.rope.scaling.factor", float32(1))
+		set(w, "llama.rope.freq_scale", float32(1))
+	})
+	require.NoError(t, err)
 }
