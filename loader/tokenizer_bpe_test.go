@@ -403,7 +403,7 @@ func TestLoadTokenizer(t *testing.T) {
 	require.NoError(t, os.WriteFile(truncated, readGz(t, "ggml-vocab-gpt-2.gguf.gz")[:5000], 0o644))
 	for p, want := range map[string]string{
 		noTok:                         "no tokenizer",
-		junk:                          "tokenizer.json",
+		junk:                          "neither a GGUF file nor a tokenizer.json",
 		truncated:                     "truncated.gguf",
 		filepath.Join(dir, "missing"): "no such file",
 		dir:                           "tokenizer.json",

@@ -3,8 +3,10 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // tokenizerFromGGUF builds the tokenizer described by a GGUF file's
@@ -147,11 +149,14 @@ func LoadTokenizer(path string) (*Tokenizer, error) {
 	if st.IsDir() {
 		return LoadHFTokenizer(filepath.Join(path, "tokenizer.json"))
 	}
-	isGGUF, err := hasGGUFMagic(path)
+	head, err := fileHead(path, 512)
 	if err != nil {
 		return nil, fmt.Errorf("loader: %w", err)
 	}
-	if !isGGUF {
+	if !strings.HasPrefix(head, "GGUF") {
+		if !strings.HasPrefix(strings.TrimLeft(strings.TrimPrefix(head, "\ufeff"), " \t\r\n"), "{") {
+			return nil, fmt.Errorf("loader: %s is neither a GGUF file nor a tokenizer.json (nor a checkpoint directory)", path)
+		}
 		return LoadHFTokenizer(path)
 	}
 	f, err := OpenGGUF(path)
@@ -169,14 +174,17 @@ func LoadTokenizer(path string) (*Tokenizer, error) {
 	return tok, nil
 }
 
-// hasGGUFMagic reports whether the file starts with "GGUF".
-func hasGGUFMagic(path string) (bool, error) {
+// fileHead is the file's first n bytes (fewer for a shorter file).
+func fileHead(path string, n int) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	defer f.Close()
-	var magic [4]byte
-	n, _ := f.Read(magic[:])
-	return n == 4 && string(magic[:]) == "GGUF", nil
+	b := make([]byte, n)
+	k, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return string(b[:k]), nil
 }
