@@ -118,6 +118,20 @@ func (s *Session) KVBytes() uint64 { return s.es.KVBytes() }
 // Pos is the number of tokens the session's cache has seen.
 func (s *Session) Pos() int { return s.es.Pos() }
 
+// StepStats describes the work of one recorded step (see engine.StepStats).
+type StepStats = engine.StepStats
+
+// DecodeStats describes the session's one-token greedy decode step: its
+// dispatches, barriers and host traffic, the same at every position.
+func (s *Session) DecodeStats() (StepStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return StepStats{}, errors.New("vkrun: session is closed")
+	}
+	return s.es.DecodeStats()
+}
+
 // Stats reports the session's work so far.
 func (s *Session) Stats() Stats {
 	s.mu.Lock()

@@ -285,6 +285,11 @@ func (m *Model) Window() int { return m.em.Window }
 // caches (Session.KVBytes) and activations.
 func (m *Model) WeightBytes() uint64 { return m.em.WeightBytes }
 
+// AttentionWorkgroups is the workgroups that attend for one decode query
+// after depth tokens, per layer: how much of a GPU one decode step's
+// attention can fill.
+func (m *Model) AttentionWorkgroups(depth int) int { return m.em.AttentionWorkgroups(depth) }
+
 // Layout is the kernel layout the model runs: "gpu" or "cpu" (see
 // WithLayout).
 func (m *Model) Layout() string { return m.em.Library().Layout().String() }

@@ -15,7 +15,7 @@ import (
 //	    x += Wo · attention(q, ring ∪ {k, v})    // banded: the last W keys
 //	    ring ← k, v                              // slot = position mod W
 //	    h = rmsnorm(x) · ffn_norm
-//	    x += Wdown · (silu(Wgate·h) ⊙ Wup·h)
+//	    x += Wdown · (silu(Wgate·h) ⊙ Wup·h)      // gate and up: one product
 //	logits = Wout · (rmsnorm(x) · output_norm)
 //
 // Attention reads the chunk's own keys from k and v, and earlier ones from the
@@ -35,6 +35,7 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 	v := s.v.Sub(0, uint64(n*kvDim))
 	att := s.att.Sub(0, uint64(n*qDim))
 	gate := s.hg.Sub(0, uint64(n*c.FFNDim))
+	gateUp := s.hg.Sub(0, uint64(2*n*c.FFNDim)) // (n, 2·ffn): gate and up side by side
 	up := s.hu.Sub(0, uint64(n*c.FFNDim))
 	tokens := s.tokens.Sub(0, uint64(n))
 	rope := s.rope.Sub(0, uint64(n*c.RopeDim))
@@ -54,6 +55,12 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 
 		// Feed-forward (SwiGLU).
 		p.RMSNorm(x, lw.ffnNorm, h, n, c.Dim, eps)
+		if lw.wGateUp.Buf != nil { // gate and up in one product
+			p.MatMul(lw.wGateUp, h, gateUp, n, false)
+			p.SiluMulRows(gateUp, up, n, c.FFNDim)
+			p.MatMul(lw.wDown, up, x, n, true) // x += Wdown·h
+			continue
+		}
 		p.MatMul(lw.wGate, h, gate, n, false)
 		p.MatMul(lw.wUp, h, up, n, false)
 		p.SiluMul(gate, up, gate)

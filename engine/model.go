@@ -75,9 +75,13 @@ type layerWeights struct {
 	wk, wv   ops.Weight // (kvHeads*headDim, dim)
 	wo       ops.Weight // (dim, heads*headDim)
 	ffnNorm  ops.Tensor // (dim,) f32
-	wGate    ops.Weight // (ffn, dim)
-	wUp      ops.Weight // (ffn, dim)
-	wDown    ops.Weight // (dim, ffn)
+	// wGateUp is the gate rows then the up rows, (2·ffn, dim), one matrix
+	// packed at load when the file stores both in one type, so that one
+	// product makes both; otherwise wGate and wUp.
+	wGateUp ops.Weight
+	wGate   ops.Weight // (ffn, dim)
+	wUp     ops.Weight // (ffn, dim)
+	wDown   ops.Weight // (dim, ffn)
 }
 
 // Load uploads m's weights to d and builds the kernels. m may be closed
@@ -135,6 +139,13 @@ const maxChunk = 512
 // Library is the model's kernel set (its layout and the kernel picks).
 func (m *Model) Library() *ops.Library { return m.lib }
 
+// AttentionWorkgroups is the workgroups that attend for one decode query
+// after depth tokens (a band of min(depth+1, Window) keys) in each layer.
+func (m *Model) AttentionWorkgroups(depth int) int {
+	c := m.Config
+	return m.lib.AttentionWorkgroups(min(depth+1, m.Window), c.NumHeads, c.NumKVHeads, c.HeadDim, m.Window)
+}
+
 // Device is the device the model lives on.
 func (m *Model) Device() *vk.Device { return m.dev }
 
@@ -168,6 +179,7 @@ func weightType(t loader.DType) (dev loader.DType, native bool) {
 type uploadJob struct {
 	name       string
 	t          *loader.Tensor
+	also       *loader.Tensor // stacked under t's rows in one matrix (same type and columns)
 	rows, cols int
 	vector     bool // an f32 vector (norm weight), not a matrix
 	into       any  // *ops.Weight or *ops.Tensor
@@ -199,8 +211,13 @@ func (m *Model) upload(src *loader.Model) error {
 		matrix(p+"attn_v.weight", kvDim, cfg.Dim, &lw.wv)
 		matrix(p+"attn_output.weight", cfg.Dim, qDim, &lw.wo)
 		vector(p+"ffn_norm.weight", cfg.Dim, &lw.ffnNorm)
-		matrix(p+"ffn_gate.weight", cfg.FFNDim, cfg.Dim, &lw.wGate)
-		matrix(p+"ffn_up.weight", cfg.FFNDim, cfg.Dim, &lw.wUp)
+		gate, up := src.Tensor(p+"ffn_gate.weight"), src.Tensor(p+"ffn_up.weight")
+		if gate != nil && up != nil && gate.Type == up.Type && slices.Equal(gate.Shape, up.Shape) {
+			jobs = append(jobs, uploadJob{name: gate.Name, t: gate, also: up, rows: 2 * cfg.FFNDim, cols: cfg.Dim, into: &lw.wGateUp})
+		} else {
+			matrix(p+"ffn_gate.weight", cfg.FFNDim, cfg.Dim, &lw.wGate)
+			matrix(p+"ffn_up.weight", cfg.FFNDim, cfg.Dim, &lw.wUp)
+		}
 		matrix(p+"ffn_down.weight", cfg.Dim, cfg.FFNDim, &lw.wDown)
 	}
 
@@ -237,8 +254,13 @@ func (m *Model) upload(src *loader.Model) error {
 				converted[j.t.Type] = c
 			}
 			c.tensors++
-			c.file += j.t.Size()
-			c.extra += n - min(n, j.t.Size())
+			size := j.t.Size()
+			if j.also != nil {
+				c.tensors++
+				size += j.also.Size()
+			}
+			c.file += size
+			c.extra += n - min(n, size)
 		}
 	}
 	for _, t := range slices.Sorted(maps.Keys(converted)) {
@@ -282,6 +304,13 @@ func (m *Model) uploadOne(j *uploadJob) error {
 	raw, err := j.t.Bytes()
 	if err != nil {
 		return fmt.Errorf("engine: %s: %w", j.name, err)
+	}
+	if j.also != nil {
+		more, err := j.also.Bytes()
+		if err != nil {
+			return fmt.Errorf("engine: %s: %w", j.also.Name, err)
+		}
+		raw = append(slices.Clip(raw), more...)
 	}
 	if j.vector {
 		data := raw
@@ -354,6 +383,9 @@ func checkUnused(src *loader.Model, jobs []uploadJob) error {
 	used := map[string]bool{}
 	for _, j := range jobs {
 		used[j.name] = true
+		if j.also != nil {
+			used[j.also.Name] = true
+		}
 	}
 	unused := slices.Clone(src.Unmapped)
 	for _, t := range src.Tensors {

@@ -30,19 +30,26 @@ type Session struct {
 	rings []ops.Ring // per layer: K and V, (Window, kvHeads*headDim) each
 	bufs  []*vk.Buffer
 
-	// Activations for up to chunk tokens, f32.
-	x, xb  ops.Tensor // (chunk, dim): the residual stream and its normed copy
-	q, att ops.Tensor // (chunk, heads*headDim)
-	k, v   ops.Tensor // (chunk, kvHeads*headDim)
-	hg, hu ops.Tensor // (chunk, ffn): gate and up projections
-	logits ops.Tensor // (chunk, vocab), host-visible
+	// Activations for up to chunk tokens, f32, in device memory.
+	x, xb   ops.Tensor // (chunk, dim): the residual stream and its normed copy
+	q, att  ops.Tensor // (chunk, heads*headDim)
+	k, v    ops.Tensor // (chunk, kvHeads*headDim)
+	hg, hu  ops.Tensor // (chunk, 2·ffn) and (chunk, ffn): gate and up projections, or both in hg
+	logits  ops.Tensor // (chunk, vocab)
+	scratch ops.Tensor // the ops' scratch (split-K attention's partials), shared by the recordings
 
-	// Per-step values the host writes before each submit, host-visible.
+	// Per-step values, in device memory: a step's recording first copies
+	// them from the host's copy (stepHost), so that no kernel reads host
+	// memory, which a discrete GPU would reach over PCIe.
 	step   ops.Tensor // (1,) u32: pos0, the chunk's first position
 	tokens ops.Tensor // (chunk,) u32: the chunk's token ids; greedy steps write the next id to [0]
 	rope   ops.Tensor // (chunk, ropeDim/2, 2) f32: cos and sin of each position's angles
-	host   *vk.Buffer // holds step, tokens and rope
-	out    *vk.Buffer // holds logits
+
+	// Host memory: the step values the host writes before each submit
+	// (step, tokens, rope as above, then one word for the greedy id read
+	// back), and the logits read back.
+	stepHost *vk.Buffer
+	out      *vk.Buffer // (chunk, vocab) f32
 
 	steps   map[stepKey]*recording
 	clock   uint64                 // steps run, for recording eviction
@@ -100,8 +107,16 @@ func (m *Model) NewSession() (*Session, error) {
 	s.att = dev("att", chunk*qDim)
 	s.k = dev("k", chunk*kvDim)
 	s.v = dev("v", chunk*kvDim)
-	s.hg = dev("ffn gate", chunk*c.FFNDim)
+	s.hg = dev("ffn gate and up", 2*chunk*c.FFNDim)
 	s.hu = dev("ffn up", chunk*c.FFNDim)
+	s.logits = dev("logits", chunk*c.VocabSize)
+	if n := m.lib.AttentionScratch(chunk, c.NumHeads, c.NumKVHeads, c.HeadDim, m.Window); n > 0 {
+		s.scratch = dev("attention partials", int(n))
+	}
+	nRope := chunk * c.RopeDim // (chunk, ropeDim/2, 2)
+	stepWords := 1 + chunk + nRope
+	all := dev("step", stepWords)
+	s.step, s.tokens, s.rope = all.Sub(0, 1), all.Sub(1, uint64(chunk)), all.Sub(uint64(1+chunk), uint64(nRope))
 	for l := 0; l < c.NumLayers && err == nil; l++ {
 		n := ops.RingBytes(m.opts.KV, m.Window, kvDim)
 		var kb, vb *vk.Buffer
@@ -116,19 +131,13 @@ func (m *Model) NewSession() (*Session, error) {
 		s.rings = append(s.rings, ops.Ring{K: kb, V: vb, Window: m.Window, KVDim: kvDim, Type: m.opts.KV})
 	}
 	if err == nil {
-		nRope := chunk * c.RopeDim // (chunk, ropeDim/2, 2)
-		if s.host, err = m.dev.NewBuffer("step", uint64(4*(1+chunk+nRope)), vk.HostMemory); err == nil {
-			s.bufs = append(s.bufs, s.host)
-			all := ops.F32(s.host)
-			s.step = all.Sub(0, 1)
-			s.tokens = all.Sub(1, uint64(chunk))
-			s.rope = all.Sub(uint64(1+chunk), uint64(nRope))
+		if s.stepHost, err = m.dev.NewBuffer("step (host)", uint64(4*(stepWords+1)), vk.HostMemory); err == nil {
+			s.bufs = append(s.bufs, s.stepHost)
 		}
 	}
 	if err == nil {
-		if s.out, err = m.dev.NewBuffer("logits", uint64(4*chunk*c.VocabSize), vk.HostMemory); err == nil {
+		if s.out, err = m.dev.NewBuffer("logits (host)", uint64(4*chunk*c.VocabSize), vk.HostMemory); err == nil {
 			s.bufs = append(s.bufs, s.out)
-			s.logits = ops.F32(s.out)
 		}
 	}
 	if err != nil {
@@ -227,7 +236,7 @@ func (s *Session) DecodeGreedy(ctx context.Context, token int) (int, error) {
 	if err := s.run(ctx, []int{token}, greedy); err != nil {
 		return 0, err
 	}
-	return int(binary.LittleEndian.Uint32(s.host.Mapped()[4*s.tokens.Off:])), nil
+	return int(binary.LittleEndian.Uint32(s.stepHost.Mapped()[4*s.resultWord():])), nil
 }
 
 // readLogits copies position i's logits into dst (reallocated if too small).
@@ -326,7 +335,7 @@ func (s *Session) Profile() []KernelTime {
 // angles are computed in float64 on the host: GPU sin and cos lose accuracy
 // for the large angles of late positions.
 func (s *Session) writeStep(tokens []int) {
-	h := s.host.Mapped()
+	h := s.stepHost.Mapped()
 	put := func(elem uint64, v uint32) { binary.LittleEndian.PutUint32(h[4*elem:], v) }
 	put(s.step.Off, uint32(s.pos))
 	for i, t := range tokens {
@@ -341,6 +350,38 @@ func (s *Session) writeStep(tokens []int) {
 			put(e, math.Float32bits(float32(cos)))
 			put(e+1, math.Float32bits(float32(sin)))
 		}
+	}
+}
+
+// resultWord is the word of stepHost that a greedy step's id is copied to.
+func (s *Session) resultWord() uint64 { return s.step.Len + s.tokens.Len + s.rope.Len }
+
+// hostRange is the bytes of stepHost that mirror elements [off, off+n) of
+// the device step buffer.
+func (s *Session) hostRange(off, n uint64) vk.Range { return s.stepHost.Slice(4*off, 4*n) }
+
+// copyStepIn records the copy of an n-token step's values from host to
+// device memory: pos0 and the token ids, then the RoPE rows.
+func (s *Session) copyStepIn(seq *vk.Sequence, n int) {
+	ids := s.step.Len + uint64(n)
+	seq.Copy(s.hostRange(0, ids), s.step.Buf.Slice(4*s.step.Off, 4*ids))
+	if r := uint64(n * s.m.Config.RopeDim); r > 0 {
+		seq.Copy(s.hostRange(s.rope.Off-s.step.Off, r), s.rope.Buf.Slice(4*s.rope.Off, 4*r))
+	}
+}
+
+// copyResultOut records the copy back to the host of what the step
+// produced: the greedy id (4 bytes), or the logits of the last token or of
+// every token.
+func (s *Session) copyResultOut(seq *vk.Sequence, n int, out output) {
+	vocab := uint64(s.m.Config.VocabSize)
+	switch out {
+	case greedy:
+		seq.Copy(s.tokens.Buf.Slice(4*s.tokens.Off, 4), s.hostRange(s.resultWord(), 1))
+	case allLogits:
+		seq.Copy(s.logits.Buf.Slice(4*s.logits.Off, 4*uint64(n)*vocab), s.out.Slice(0, 4*uint64(n)*vocab))
+	default:
+		seq.Copy(s.logits.Buf.Slice(4*s.logits.Off, 4*vocab), s.out.Slice(0, 4*vocab))
 	}
 }
 
@@ -376,8 +417,11 @@ func (s *Session) recording(n int, out output) (*recording, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	plan := s.m.lib.NewPlan(seq)
+	plan.SetScratch(s.scratch)
+	s.copyStepIn(seq, n)
 	err = s.forward(plan, n, out)
 	if err == nil {
+		s.copyResultOut(seq, n, out)
 		err = seq.End()
 	}
 	if err != nil {
@@ -388,4 +432,37 @@ func (s *Session) recording(n int, out output) (*recording, error) {
 	r := &recording{seq: seq, plan: plan, used: s.clock}
 	s.steps[key] = r
 	return r, nil
+}
+
+// StepStats describes the work of one recorded step: what its command
+// buffer holds, and so what every submit of it costs in phases and bus
+// traffic.
+type StepStats struct {
+	Tokens     int
+	Dispatches int
+	// Barriers are the pipeline barriers between its commands: the serial
+	// phases, less one.
+	Barriers int
+	// HostBytes are the bytes that cross between host and device memory
+	// per submit: the step values copied in, the result copied out, and any
+	// host-memory range a kernel binds.
+	HostBytes uint64
+	// HostBound names the host-memory buffers that kernels bind: none,
+	// when the step is device-resident.
+	HostBound []string
+}
+
+// DecodeStats describes the session's one-token greedy decode step,
+// recording it if it has not run yet. The step is the same at every
+// position.
+func (s *Session) DecodeStats() (StepStats, error) {
+	if s.steps == nil {
+		return StepStats{}, fmt.Errorf("engine: session is closed")
+	}
+	r, err := s.recording(1, greedy)
+	if err != nil {
+		return StepStats{}, err
+	}
+	return StepStats{Tokens: 1, Dispatches: r.seq.Dispatches(), Barriers: r.seq.Barriers(),
+		HostBytes: r.seq.HostBytes(), HostBound: r.seq.HostBound()}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/vk"
@@ -84,4 +85,64 @@ func TestLoadRefusesUnusedTensors(t *testing.T) {
 	m, err := Load(d, lm, Options{})
 	require.NoError(t, err)
 	m.Close()
+}
+
+// TestDecodeStepIsDeviceResident records a decode step on a device that
+// routes every transfer through staging (as where device-local memory is
+// not host-visible) in both layouts: no kernel may bind a host-memory
+// buffer, and only the step's values (pos0, one token id, one RoPE row)
+// and the 4-byte greedy id cross the bus. The greedy ids must equal the
+// argmax of the logits read back.
+func TestDecodeStepIsDeviceResident(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{ForceStaging: true})
+	cfg := loader.Config{Arch: "llama", Dim: 64, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 96,
+		VocabSize: 64, Window: 16, RopeTheta: 10000, NormEps: 1e-5}
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, loader.WriteSynthetic(path, cfg, loader.Q8_0, 5, nil))
+	lm, err := loader.Open(path)
+	require.NoError(t, err)
+	defer lm.Close()
+	for _, layout := range []ops.LayoutChoice{ops.ForceGPU, ops.ForceCPU} {
+		if layout == ops.ForceCPU && !d.Features.SubgroupArithmetic {
+			continue
+		}
+		m, err := Load(d, lm, Options{Layout: layout})
+		require.NoError(t, err)
+		defer m.Close()
+		t.Run(m.Library().Layout().String(), func(t *testing.T) {
+			s, err := m.NewSession()
+			require.NoError(t, err)
+			defer s.Close()
+			st, err := s.DecodeStats()
+			require.NoError(t, err)
+			assert.Empty(t, st.HostBound, "kernels of the decode step bind host memory")
+			stepIn := uint64(4 * (1 + 1 + cfg.Dim/cfg.NumHeads)) // pos0, the token, cos and sin of head_dim/2 angles
+			assert.Equal(t, stepIn+4, st.HostBytes, "host bytes of a decode step")
+			assert.Positive(t, st.Dispatches)
+
+			ref, err := m.NewSession()
+			require.NoError(t, err)
+			defer ref.Close()
+			next := 3
+			for range 20 { // past the window: the ring wraps
+				logits, err := ref.Decode(context.Background(), next)
+				require.NoError(t, err)
+				want := argmax(logits)
+				got, err := s.DecodeGreedy(context.Background(), next)
+				require.NoError(t, err)
+				require.Equal(t, want, got, "greedy id at position %d", s.Pos()-1)
+				next = got
+			}
+		})
+	}
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
 }

@@ -1,7 +1,9 @@
 // attention.glsl: sliding-window attention of a chunk of queries over a
-// rolling KV cache plus the chunk's own keys. It is the body of swa.comp (f32
-// ring) and swa_f16.comp (f16 ring, RING_F16 defined: pairs of halves packed
-// in uint words with packHalf2x16, so no 16-bit storage feature is needed).
+// rolling KV cache plus the chunk's own keys, in the GPU layout: split-K
+// (flash-decoding), with the query heads of a KV head sharing every key and
+// value load. It is the body of swa.comp (f32 ring) and swa_f16.comp (f16
+// ring, RING_F16 defined: pairs of halves packed in uint words with
+// packHalf2x16, so no 16-bit storage feature is needed).
 //
 // Semantics (design §3). The query at absolute position pos = pos0 + i, with
 // pos0 = step[step_off], attends the W keys j in [lo, pos], lo =
@@ -12,53 +14,71 @@
 // chunk's keys and values are rounded to f16 first, exactly as the store will
 // round them, so a chunk sees the values it would read back from the ring.
 //
-// Work. One workgroup per (query, head). The band is cut into tiles of WG
-// keys counted from lo. Per tile: thread t scores key lo + tile + t (a dot
-// product over head_dim, in order); the workgroup takes the tile's maximum;
-// each thread exponentiates its own score against the running maximum; then
-// the value pass runs in S = WG / (head_dim/2) lanes: thread t of lane
-// s = t / (head_dim/2) owns the output pair c = t mod (head_dim/2) and adds
-// the tile's keys u ≡ s (mod S) in position order. When head_dim/2 > WG there
-// is one lane and each thread owns several pairs. After the last tile the
-// lanes are added in lane order. Keys outside the band are never read and no
-// mask is built.
+// Work. One workgroup per (query, HG query heads of one KV head, split).
+// The band's n keys are cut into S = p.splits splits of split_len(n) keys
+// (whole tiles of WG keys, counted from lo), so that a single decode query
+// fills the GPU with (heads / HG)·S workgroups; splits past the band's end
+// return at once. Within a split, tiles of WG keys: thread t scores key t of
+// the tile for the HG heads (one load of the key serves them all); the
+// workgroup takes each head's tile maximum; each thread exponentiates its
+// own scores against the running maxima; then the value pass runs in
+// L = WG / (head_dim/2) lanes: thread t of lane s = t / (head_dim/2) owns the
+// output pair c = t mod (head_dim/2) of all HG heads (one load of the value
+// pair serves them all) and adds the tile's keys u ≡ s (mod L) in position
+// order. When head_dim/2 > WG there is one lane and each thread owns several
+// pairs. After the split's last tile the lanes are added in lane order. With
+// S = 1 the workgroup writes the normalised output; otherwise it writes its
+// split's partial result (numerator, base-2 maximum, denominator) and
+// swa_merge.comp combines the splits in split order.
 //
 // Bit-exactness. Every floating-point operation of a query depends only on
-// pos, W, head_dim and WG, never on the chunk size nor on whether a key came
-// from the ring or the chunk: the tiles start at lo, keys go in position
-// order, the sums have a fixed order, and the accumulators are precise with
-// explicit fma so that no compiler contracts two code paths differently. A
-// token decoded alone and the same token inside a prefill chunk of any size
-// give the same bits.
+// pos, W, head_dim, S and WG, never on the chunk size nor on whether a key
+// came from the ring or the chunk: the splits and tiles start at lo, keys
+// go in position order, the sums have a fixed order, and the accumulators
+// are precise with explicit fma so that no compiler contracts two code paths
+// differently. A token decoded alone and the same token inside a prefill
+// chunk of any size give the same bits.
 #include "attention_common.glsl"
+
+layout(constant_id = 1) const uint HG = 1; // query heads per workgroup: a divisor of p.group
+
+// Partial results, (rows, n_heads, S, head_dim + 2) f32: a split's
+// numerator, then its maximum and denominator.
+layout(binding = 7) writeonly buffer PartBuf { float part[]; };
 
 const uint MAX_HEAD_DIM = 256;
 const uint MAX_PAIRS = MAX_HEAD_DIM / 2;
-const uint NR = (MAX_PAIRS + WG - 1) / WG; // output pairs per thread, at most
-const uint NG = WG < 16 ? WG : 16;         // threads of the tile max's first level
+const uint NR = (MAX_PAIRS + WG - 1) / WG; // output pairs per thread and head, at most
+const uint NG = WG < 16 ? WG : 16;         // threads of a tile max's first level, per head
 const float NEG_BIG = -3.0e38;             // below any score; exp2(NEG_BIG − m) = 0
 
-shared float q_sh[MAX_HEAD_DIM]; // the query
-shared float s_sh[WG];           // the tile's scores; at the end, lane sums (x)
-shared float e_sh[WG];           // exp2(score − max); at the end, lane sums (y)
-shared float m_sh[WG];           // partial maxima; at the end, lane denominators
+shared float q_sh[HG * MAX_HEAD_DIM]; // the HG queries
+shared float s_sh[HG * WG];           // the tile's scores; at the end, lane sums (x)
+shared float e_sh[HG * WG];           // exp2(score − max); at the end, lane sums (y)
+shared float m_sh[HG * WG];           // partial maxima; at the end, lane denominators
 
-// acc += q[2c]·k.x, then += q[2c+1]·k.y.
-#define DOT2(acc, c, k) acc = fma(q_sh[2 * (c) + 1], (k).y, fma(q_sh[2 * (c)], (k).x, acc))
+// acc[h] += q_h[2c]·k.x, then += q_h[2c+1]·k.y, for each of the HG heads.
+#define DOT2(acc, c, k)                                                                        \
+	[[unroll]] for (uint hh = 0; hh < HG; hh++) {                                              \
+		acc[hh] = fma(q_sh[hh * MAX_HEAD_DIM + 2 * (c) + 1], (k).y,                             \
+			fma(q_sh[hh * MAX_HEAD_DIM + 2 * (c)], (k).x, acc[hh]));                            \
+	}
 
-// score is key j's q·k times scale, summed over d = 0 … head_dim−1 in order
-// whichever buffer holds the key and however it is loaded. col is the KV
-// head's first column.
+// scores sets s[h] to key j's q_h·k times scale, summed over d = 0 …
+// head_dim−1 in order whichever buffer holds the key and however it is
+// loaded. col is the KV head's first column.
 //
 // The sources and load widths are loops of which exactly one runs (the others
 // run zero times) rather than if/else: lavapipe runs both sides of a branch
 // under a mask, and a loop that no invocation enters costs one masked pass
-// of its body (loops measured 1.6× faster than if/else on the decode
-// benchmark). On a GPU either form is a uniform branch.
-float score(uint j, uint pos0, uint col) {
+// of its body. On a GPU either form is a uniform branch.
+void scores(uint j, uint pos0, uint col, out float s[HG]) {
 	const uint np = p.head_dim / 2;
 	const bool ring = j < pos0;
-	precise float acc = 0.0;
+	precise float acc[HG];
+	[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+		acc[hh] = 0.0;
+	}
 #ifdef RING_F16
 	const uint rb = p.rk_off + (slot_of(j) * p.kv_dim + col) / 2;
 	const bool rvec = rb % 4 == 0 && p.head_dim % RING_VEC == 0;
@@ -88,7 +108,7 @@ float score(uint j, uint pos0, uint col) {
 		DOT2(acc, c, vec2(rk[rb + 2 * c], rk[rb + 2 * c + 1]));
 	}
 #endif
-	const uint kb = p.k_off + (j - pos0) * p.kv_dim + col; // meaningless for ring keys, and unused
+	const uint kb = p.k_off + (j - pos0) * p.kv_stride + col; // meaningless for ring keys, and unused
 	const bool kvec = kb % 4 == 0 && p.head_dim % 4 == 0;
 	const uint n_kv = !ring && kvec ? np : 0;
 	for (uint c = 0; c < n_kv; c += 2) {
@@ -100,8 +120,10 @@ float score(uint j, uint pos0, uint col) {
 	for (uint c = 0; c < n_ks; c++) {
 		DOT2(acc, c, as_ring(vec2(kc[kb + 2 * c], kc[kb + 2 * c + 1])));
 	}
-	precise float s = acc * p.scale;
-	return s;
+	[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+		precise float sc = acc[hh] * p.scale;
+		s[hh] = sc;
+	}
 }
 
 // ring_value returns elements 2c, 2c+1 of ring key j's value (KV head at col).
@@ -116,30 +138,37 @@ vec2 ring_value(uint j, uint col, uint c) {
 
 // chunk_value is the same for chunk row i, rounded like the ring.
 vec2 chunk_value(uint i, uint col, uint c) {
-	const uint b = p.v_off + i * p.kv_dim + col + 2 * c;
+	const uint b = p.v_off + i * p.kv_stride + col + 2 * c;
 	return as_ring(vec2(vc[b], vc[b + 1]));
 }
 
 void main() {
+	const uint hgs = p.n_heads / HG; // head groups per query
 	const uint g = group_index();
-	if (g >= p.rows * p.n_heads) {
+	if (g >= p.rows * hgs * p.splits) {
 		return; // uniform across the workgroup
 	}
 	const uint t = gl_LocalInvocationID.x;
-	const uint r = g / p.n_heads;
-	const uint h = g % p.n_heads;
+	const uint sp = g % p.splits;
+	const uint r = g / p.splits / hgs;
+	const uint h0 = (g / p.splits % hgs) * HG; // the first of the HG heads
 	const uint hd = p.head_dim;
 	const uint np = hd / 2;
-	const uint col = (h / p.group) * hd;
+	const uint col = (h0 / p.group) * hd;
 
 	const uint pos0 = step[p.step_off];
 	const uint pos = pos0 + p.q0 + r;
 	const uint n = begin_band(pos); // keys in the band, at most W
-	const uint lo = band_lo;
+	const uint ks = split_len(n, p.splits, WG);
+	if (sp * ks >= n) {
+		return; // an empty split: uniform
+	}
+	const uint lo = band_lo + sp * ks; // the split's first key
+	const uint cnt = min(ks, n - sp * ks);
 
-	const uint qb = p.q_off + (r * p.n_heads + h) * hd;
-	for (uint d = t; d < hd; d += WG) {
-		q_sh[d] = q[qb + d];
+	const uint qb = p.q_off + r * p.q_stride + h0 * hd;
+	for (uint i = t; i < HG * hd; i += WG) {
+		q_sh[i / hd * MAX_HEAD_DIM + i % hd] = q[qb + i];
 	}
 
 	// Value-pass roles: lane and first pair of this thread, and lane count.
@@ -148,101 +177,154 @@ void main() {
 	const uint c0 = np <= WG ? t % np : t;
 	const bool in_lane = lane < nlanes;
 
-	float m = NEG_BIG;      // running maximum, the same in every thread
-	precise float l = 0.0;  // this lane's running denominator
-	precise vec2 acc[NR];   // this thread's running numerators
-	[[unroll]] for (uint i = 0; i < NR; i++) {
+	float m[HG];            // running maxima, the same in every thread
+	precise float l[HG];    // this lane's running denominators
+	precise vec2 acc[NR * HG]; // this thread's running numerators, pair-major
+	[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+		m[hh] = NEG_BIG;
+		l[hh] = 0.0;
+	}
+	[[unroll]] for (uint i = 0; i < NR * HG; i++) {
 		acc[i] = vec2(0.0);
 	}
 	barrier(); // q_sh
 
-	for (uint base = 0; base < n; base += WG) {
-		const uint len = min(WG, n - base);
-		float s = NEG_BIG;
+	for (uint base = 0; base < cnt; base += WG) {
+		const uint len = min(WG, cnt - base);
+		float s[HG];
+		[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+			s[hh] = NEG_BIG;
+		}
 		if (t < len) {
-			s = score(lo + base + t, pos0, col);
+			scores(lo + base + t, pos0, col, s);
 		}
-		s_sh[t] = s;
+		[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+			s_sh[hh * WG + t] = s[hh];
+		}
 		barrier();
-		if (t < NG) {
-			float mx = s_sh[t];
-			for (uint i = t + NG; i < WG; i += NG) {
-				mx = max(mx, s_sh[i]);
+		for (uint i = t; i < HG * NG; i += WG) {
+			const uint hh = i / NG, k = i % NG;
+			float mx = s_sh[hh * WG + k];
+			for (uint u = k + NG; u < WG; u += NG) {
+				mx = max(mx, s_sh[hh * WG + u]);
 			}
-			m_sh[t] = mx;
+			m_sh[i] = mx;
 		}
 		barrier();
-		float mt = m_sh[0];
-		for (uint i = 1; i < NG; i++) {
-			mt = max(mt, m_sh[i]);
+		float alpha[HG];
+		[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+			float mt = m_sh[hh * NG];
+			for (uint i = 1; i < NG; i++) {
+				mt = max(mt, m_sh[hh * NG + i]);
+			}
+			const float mn = max(m[hh], mt);
+			alpha[hh] = exp2(m[hh] - mn);
+			m[hh] = mn;
+			e_sh[hh * WG + t] = t < len ? exp2(s[hh] - mn) : 0.0;
 		}
-		const float mn = max(m, mt);
-		const float alpha = exp2(m - mn);
-		m = mn;
-		e_sh[t] = t < len ? exp2(s - mn) : 0.0;
 		barrier();
 		if (in_lane) {
-			l *= alpha;
-			[[unroll]] for (uint i = 0; i < NR; i++) {
-				acc[i] *= alpha;
+			[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+				l[hh] *= alpha[hh];
+				[[unroll]] for (uint i = 0; i < NR; i++) {
+					acc[i * HG + hh] *= alpha[hh];
+				}
 			}
 			// The lane's keys in position order: ring keys, then chunk keys.
 			const uint first = lo + base;
 			const uint nring = pos0 > first ? min(len, pos0 - first) : 0;
 			uint u = lane;
 			for (; u < nring; u += nlanes) {
-				const float w = e_sh[u];
-				l += w;
+				[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+					l[hh] += e_sh[hh * WG + u];
+				}
 				[[unroll]] for (uint i = 0; i < NR; i++) {
 					const uint c = c0 + i * WG;
 					if (c < np) {
-						acc[i] = fma(vec2(w), ring_value(first + u, col, c), acc[i]);
+						const vec2 v = ring_value(first + u, col, c);
+						[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+							acc[i * HG + hh] = fma(vec2(e_sh[hh * WG + u]), v, acc[i * HG + hh]);
+						}
 					}
 				}
 			}
 			for (; u < len; u += nlanes) {
-				const float w = e_sh[u];
-				l += w;
+				[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+					l[hh] += e_sh[hh * WG + u];
+				}
 				[[unroll]] for (uint i = 0; i < NR; i++) {
 					const uint c = c0 + i * WG;
 					if (c < np) {
-						acc[i] = fma(vec2(w), chunk_value(first + u - pos0, col, c), acc[i]);
+						const vec2 v = chunk_value(first + u - pos0, col, c);
+						[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+							acc[i * HG + hh] = fma(vec2(e_sh[hh * WG + u]), v, acc[i * HG + hh]);
+						}
 					}
 				}
 			}
 		}
 	}
 
-	const uint ob = p.out_off + (r * p.n_heads + h) * hd;
+	// The split's result for head h0 + hh, pair c: numerator a over
+	// denominator d with maximum m[hh].
+	const uint qdim = p.n_heads * hd;
 	if (nlanes == 1) {
-		[[unroll]] for (uint i = 0; i < NR; i++) {
-			const uint c = c0 + i * WG;
-			if (c < np) {
-				precise vec2 y = acc[i] / l;
-				o[ob + 2 * c] = y.x;
-				o[ob + 2 * c + 1] = y.y;
+		[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+			const uint h = h0 + hh;
+			const uint ob = p.out_off + r * qdim + h * hd;
+			const uint pb = p.part_off + ((r * p.n_heads + h) * p.splits + sp) * (hd + 2);
+			[[unroll]] for (uint i = 0; i < NR; i++) {
+				const uint c = c0 + i * WG;
+				if (c < np) {
+					if (p.splits == 1) {
+						precise vec2 y = acc[i * HG + hh] / l[hh];
+						o[ob + 2 * c] = y.x;
+						o[ob + 2 * c + 1] = y.y;
+					} else {
+						part[pb + 2 * c] = acc[i * HG + hh].x;
+						part[pb + 2 * c + 1] = acc[i * HG + hh].y;
+					}
+				}
+			}
+			if (p.splits > 1 && t == 0) {
+				part[pb + hd] = m[hh];
+				part[pb + hd + 1] = l[hh];
 			}
 		}
 		return;
 	}
-	barrier(); // the last tile's e_sh reads
+	barrier(); // the last tile's e_sh and m_sh reads
 	if (in_lane) {
-		s_sh[t] = acc[0].x;
-		e_sh[t] = acc[0].y;
-		if (c0 == 0) {
-			m_sh[lane] = l;
+		[[unroll]] for (uint hh = 0; hh < HG; hh++) {
+			s_sh[hh * WG + t] = acc[hh].x;
+			e_sh[hh * WG + t] = acc[hh].y;
+			if (c0 == 0) {
+				m_sh[hh * WG + lane] = l[hh];
+			}
 		}
 	}
 	barrier();
-	if (t < np) {
-		precise vec2 a = vec2(s_sh[t], e_sh[t]);
-		precise float d = m_sh[0];
+	for (uint i = t; i < HG * np; i += WG) {
+		const uint hh = i / np, c = i % np, h = h0 + hh;
+		precise vec2 a = vec2(s_sh[hh * WG + c], e_sh[hh * WG + c]);
+		precise float d = m_sh[hh * WG];
 		for (uint s = 1; s < nlanes; s++) {
-			a += vec2(s_sh[s * np + t], e_sh[s * np + t]);
-			d += m_sh[s];
+			a += vec2(s_sh[hh * WG + s * np + c], e_sh[hh * WG + s * np + c]);
+			d += m_sh[hh * WG + s];
 		}
-		precise vec2 y = a / d;
-		o[ob + 2 * t] = y.x;
-		o[ob + 2 * t + 1] = y.y;
+		if (p.splits == 1) {
+			precise vec2 y = a / d;
+			const uint ob = p.out_off + r * qdim + h * hd;
+			o[ob + 2 * c] = y.x;
+			o[ob + 2 * c + 1] = y.y;
+		} else {
+			const uint pb = p.part_off + ((r * p.n_heads + h) * p.splits + sp) * (hd + 2);
+			part[pb + 2 * c] = a.x;
+			part[pb + 2 * c + 1] = a.y;
+			if (c == 0) {
+				part[pb + hd] = m[hh];
+				part[pb + hd + 1] = d;
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@
 // the push constants, the bindings, the ring's element type and the band's
 // slot arithmetic (semantics in attention.glsl).
 #include "common.glsl"
+#include "attention_split.glsl"
 
 layout(push_constant) uniform Params {
 	uint n_heads;  // query heads
@@ -19,6 +20,10 @@ layout(push_constant) uniform Params {
 	uint rv_off;
 	uint step_off;
 	uint out_off;
+	uint q_stride;  // elements from one query row to the next (≥ n_heads·head_dim)
+	uint kv_stride; // elements from one chunk k or v row to the next (≥ kv_dim)
+	uint splits;    // S: the band is cut into S splits (GPU layout; 1 in the CPU layout)
+	uint part_off;  // element offset into the partials binding (GPU layout, S > 1)
 } p;
 
 #ifdef RING_F16
@@ -34,10 +39,10 @@ layout(push_constant) uniform Params {
 // Keys are also read through 16-byte views of the same bindings when the
 // rows and offsets allow (a thread scores a whole key, so wide loads cut the
 // load count 4×); the arithmetic is the same either way.
-layout(binding = 0) readonly buffer QBuf { float q[]; };          // (rows, n_heads*head_dim) f32
-layout(binding = 1) readonly buffer KBuf { float kc[]; };         // (q0+rows, kv_dim) f32, from chunk row 0
+layout(binding = 0) readonly buffer QBuf { float q[]; };          // (rows, q_stride) f32
+layout(binding = 1) readonly buffer KBuf { float kc[]; };         // (q0+rows, kv_stride) f32, from chunk row 0
 layout(binding = 1) readonly buffer KBuf4 { vec4 kc4[]; };
-layout(binding = 2) readonly buffer VBuf { float vc[]; };         // (q0+rows, kv_dim) f32
+layout(binding = 2) readonly buffer VBuf { float vc[]; };         // (q0+rows, kv_stride) f32
 layout(binding = 2) readonly buffer VBuf4 { vec4 vc4[]; };
 layout(binding = 3) readonly buffer RKBuf { RING_T rk[]; };       // (W, kv_dim) ring keys
 layout(binding = 3) readonly buffer RKBuf4 { RING4_T rk4[]; };

@@ -103,7 +103,7 @@ void ring_row(uint kind, uint slot, uint col, out float x[DL]) {
 // chunk_row is ring_row for the chunk's row row, rounded to the ring's type.
 void chunk_row(uint kind, uint row, uint col, out float x[DL]) {
 	const uint d0 = gl_LocalInvocationID.x * DL;
-	const uint e = row * p.kv_dim + col + d0;
+	const uint e = row * p.kv_stride + col + d0;
 	[[unroll]] for (uint d = 0; d < DL; d++) {
 		x[d] = 0.0;
 	}
@@ -206,7 +206,7 @@ void main() {
 	const uint n = begin_band(pos); // keys in the band, at most W
 	const uint lo = band_lo;
 
-	const uint qb = p.q_off + (r * p.n_heads + kh * G) * HD + d0;
+	const uint qb = p.q_off + r * p.q_stride + kh * G * HD + d0;
 	float qv[G][DL];
 	float m[G];
 	float l[G];

@@ -107,6 +107,7 @@ func Push[T any](p *T) []byte {
 var (
 	rrw         = []vk.Access{vk.Read, vk.Read, vk.Write}
 	attnAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Write}
+	splitAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.Write) // and the partials
 	storeAccess = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Write, vk.Write}
 )
 
@@ -129,10 +130,17 @@ var (
 
 	// SWAF32: out (rows, heads*headDim) f32 = sliding-window attention of q
 	// (rows, heads*headDim) f32 over an f32 ring and the chunk's k, v
-	// (rows, kvDim) f32. The entry point is shaders/swa.comp.
-	SWAF32 = Kernel{Name: "swa", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams]()}
+	// (rows, kvDim) f32, split-K: with Splits > 1 it writes each split's
+	// partial result (binding 7) for SWAMerge. Specialization constant 1 is
+	// the query heads per workgroup. The entry point is shaders/swa.comp.
+	SWAF32 = Kernel{Name: "swa", Bindings: splitAccess, Params: reflect.TypeFor[AttentionParams](),
+		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
 	// SWAF16: as SWAF32 over an f16 ring; chunk k, v are rounded to f16.
-	SWAF16 = Kernel{Name: "swa_f16", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams]()}
+	SWAF16 = Kernel{Name: "swa_f16", Bindings: splitAccess, Params: reflect.TypeFor[AttentionParams](),
+		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
+	// SWAMerge: out (rows, heads*headDim) f32 = the splits' partial results
+	// (rows, heads, splits, headDim+2) f32 combined (shaders/swa_merge.comp).
+	SWAMerge = Kernel{Name: "swa_merge", Bindings: []vk.Access{vk.Read, vk.Read, vk.Write}, Params: reflect.TypeFor[MergeParams]()}
 	// KVStoreF32: ring slot (pos0+i) mod W ← k, v row i, f32.
 	KVStoreF32 = Kernel{Name: "kv_store_f32", Bindings: storeAccess, Params: reflect.TypeFor[KVStoreParams]()}
 	// KVStoreF16: ring slot (pos0+i) mod W ← k, v row i rounded to f16.
@@ -154,7 +162,7 @@ var (
 // Kernels lists every kernel: those above, then the weight kernels of the
 // table (WeightKernel) in WeightTypes order.
 var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, RoPE, SiluMul, Argmax,
-	SWAF32, SWAF16, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16}, weightKernels()...)
+	SWAF32, SWAF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16}, weightKernels()...)
 
 // MatVecParams mirrors matvec.glsl's push constants.
 type MatVecParams struct {
@@ -184,6 +192,7 @@ type RoPEParams struct {
 // SiluMulParams mirrors silu_mul.comp's push constants.
 type SiluMulParams struct {
 	N                uint32
+	Cols, Stride     uint32 // h's row length; g's (and u's) row stride
 	GOff, UOff, HOff uint32
 }
 
@@ -194,21 +203,33 @@ type ArgmaxParams struct {
 
 // AttentionParams mirrors attention_common.glsl's push constants.
 type AttentionParams struct {
-	NHeads  uint32  // query heads
-	Group   uint32  // query heads per KV head
-	HeadDim uint32  // even, ≤ 256
-	KVDim   uint32  // KV heads × head dim
-	Window  uint32  // W
-	Q0      uint32  // chunk row of the dispatch's first query
-	Rows    uint32  // queries in the dispatch
-	Scale   float32 // log2(e)/sqrt(headDim)
-	QOff    uint32  // element offsets within each binding
-	KOff    uint32
-	VOff    uint32
-	RKOff   uint32
-	RVOff   uint32
-	StepOff uint32
-	OutOff  uint32
+	NHeads   uint32  // query heads
+	Group    uint32  // query heads per KV head
+	HeadDim  uint32  // even, ≤ 256
+	KVDim    uint32  // KV heads × head dim
+	Window   uint32  // W
+	Q0       uint32  // chunk row of the dispatch's first query
+	Rows     uint32  // queries in the dispatch
+	Scale    float32 // log2(e)/sqrt(headDim)
+	QOff     uint32  // element offsets within each binding
+	KOff     uint32
+	VOff     uint32
+	RKOff    uint32
+	RVOff    uint32
+	StepOff  uint32
+	OutOff   uint32
+	QStride  uint32 // elements from one query row to the next
+	KVStride uint32 // elements from one chunk k or v row to the next
+	Splits   uint32 // S, the band's splits (1 in the CPU layout)
+	PartOff  uint32 // element offset of the partial results (Splits > 1)
+}
+
+// MergeParams mirrors swa_merge.comp's push constants.
+type MergeParams struct {
+	NHeads, HeadDim, Window  uint32
+	Q0, Rows                 uint32
+	Splits, Tile             uint32 // S and the first pass's keys per tile
+	PartOff, StepOff, OutOff uint32
 }
 
 // KVStoreParams mirrors attention_store.glsl's push constants.

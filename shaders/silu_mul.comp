@@ -1,11 +1,16 @@
 #version 450
 // silu_mul: h (n,) = silu(g)·u = g·sigmoid(g)·u elementwise, f32 (SwiGLU's
-// gate). h may alias g. The sigmoid never overflows: exp is only taken of
-// −|g|, so 1 + e stays in [1, 2].
+// gate), over rows of cols elements: element i of h is row i / cols, column
+// i mod cols, and g and u rows are stride elements apart (g and u side by
+// side in one (rows, 2·cols) product: stride 2·cols). h may alias g. The
+// sigmoid never overflows: exp is only taken of −|g|, so 1 + e stays in
+// [1, 2].
 #include "common.glsl"
 
 layout(push_constant) uniform Params {
 	uint n;
+	uint cols;   // elements per row of h
+	uint stride; // elements from one row of g (and of u) to the next
 	uint g_off;
 	uint u_off;
 	uint h_off;
@@ -24,7 +29,8 @@ float sigmoid(float v) {
 void main() {
 	const uint i = group_index() * WG + gl_LocalInvocationID.x;
 	if (i < p.n) {
-		const float v = g[p.g_off + i];
-		h[p.h_off + i] = v * sigmoid(v) * u[p.u_off + i];
+		const uint j = i / p.cols * p.stride + i % p.cols;
+		const float v = g[p.g_off + j];
+		h[p.h_off + i] = v * sigmoid(v) * u[p.u_off + j];
 	}
 }

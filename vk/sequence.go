@@ -2,6 +2,7 @@ package vk
 
 import (
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 )
@@ -40,6 +41,9 @@ type Sequence struct {
 	timedRun  bool // the last submitted recording had timestamps
 	err       error
 	ndispatch int
+	nbarrier  int      // barriers between ops (not Begin's nor End's)
+	hostBytes uint64   // bytes copied to or from host memory, or bound from it
+	hostBound []string // host-memory buffers that dispatches bind, each once
 
 	// Hazard tracking since the last barrier.
 	reads, writes []Range
@@ -90,6 +94,9 @@ func (s *Sequence) Begin() error {
 	s.writes = s.writes[:0]
 	s.err = nil
 	s.ndispatch = 0
+	s.nbarrier = 0
+	s.hostBytes = 0
+	s.hostBound = s.hostBound[:0]
 	s.recording = true
 	s.recorded = false
 	s.nqueries = 0
@@ -131,6 +138,7 @@ func (s *Sequence) Barrier() {
 		return
 	}
 	s.barrier()
+	s.nbarrier++
 }
 
 // hazard reports whether reading r (or writing, if write) conflicts with
@@ -191,8 +199,15 @@ func (s *Sequence) Dispatch(p *Pipeline, set *DescriptorSet, groups [3]uint32, p
 	}
 	if need {
 		s.barrier()
+		s.nbarrier++
 	}
 	for i, r := range set.Ranges {
+		if r.Buffer.Kind == HostMemory {
+			s.hostBytes += r.Size
+			if !slices.Contains(s.hostBound, r.Buffer.Name) {
+				s.hostBound = append(s.hostBound, r.Buffer.Name)
+			}
+		}
 		if p.Bindings[i]&Write != 0 {
 			s.writes = append(s.writes, r)
 		} else {
@@ -236,6 +251,10 @@ func (s *Sequence) Copy(src, dst Range) {
 	}
 	if s.hazard(src, false) || s.hazard(dst, true) {
 		s.barrier()
+		s.nbarrier++
+	}
+	if src.Buffer.Kind == HostMemory || dst.Buffer.Kind == HostMemory {
+		s.hostBytes += n
 	}
 	s.reads = append(s.reads, src)
 	s.writes = append(s.writes, dst)
@@ -258,6 +277,7 @@ func (s *Sequence) Fill(dst Range, value uint32) {
 	}
 	if s.hazard(dst, true) {
 		s.barrier()
+		s.nbarrier++
 	}
 	s.writes = append(s.writes, dst)
 	s.ops = append(s.ops, cOpFill, dst.Buffer.handle, dst.Offset, dst.Size, uint64(value))
@@ -363,6 +383,22 @@ func (s *Sequence) Pending() bool { return s.pending }
 
 // Dispatches is the number of dispatches in the current recording.
 func (s *Sequence) Dispatches() int { return s.ndispatch }
+
+// Barriers is the number of barriers between the current recording's
+// commands (those its hazards needed and Barrier's), not counting the one
+// that orders it after earlier work nor the one that makes its writes
+// visible to the host.
+func (s *Sequence) Barriers() int { return s.nbarrier }
+
+// HostBytes is the bytes the current recording moves across to or from
+// HostMemory each time it runs: its copies with a host-memory end, and the
+// host-memory ranges its dispatches bind (which a discrete GPU reads or
+// writes over the bus).
+func (s *Sequence) HostBytes() uint64 { return s.hostBytes }
+
+// HostBound names the HostMemory buffers that the current recording's
+// dispatches bind, each once, in order.
+func (s *Sequence) HostBound() []string { return slices.Clone(s.hostBound) }
 
 // Timing is the GPU time of one dispatch, from the end of the previous
 // command to the end of this one.

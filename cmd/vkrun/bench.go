@@ -193,6 +193,13 @@ type benchResult struct {
 	// Kernels is GPU time per kernel over the measured steps of every
 	// repetition (--profile only), most expensive first.
 	Kernels []benchKernel `json:"kernels,omitempty"`
+	// The decode step's structure (generation tests): what each token's
+	// command buffer holds, and the workgroups one layer's attention gives
+	// a query at this depth.
+	DispatchesPerToken  int    `json:"dispatches_per_token,omitempty"`
+	BarriersPerToken    int    `json:"barriers_per_token,omitempty"`
+	HostBytesPerToken   uint64 `json:"host_bytes_per_token,omitempty"`
+	AttentionWorkgroups int    `json:"attention_workgroups,omitempty"`
 }
 
 // benchKernel is one kernel's share of a test's GPU time.
@@ -358,6 +365,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if *tg > 0 {
+			var step vkrun.StepStats
 			err := run(fmt.Sprintf("tg%d", *tg), d, *tg, func(s *vkrun.Session) (float64, error) {
 				before := s.Stats()
 				for _, err := range s.Generate(ctx, "", vkrun.WithPromptTokens(tokens(1, 7)), vkrun.WithMaxTokens(*tg), vkrun.WithIgnoreEOS()) {
@@ -366,12 +374,19 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 					}
 				}
 				after := s.Stats()
+				var err error
+				if step, err = s.DecodeStats(); err != nil {
+					return 0, err
+				}
 				// The first token comes from the prompt's logits: n−1 decode steps.
 				return float64(after.Generated-before.Generated-1) / (after.DecodeTime - before.DecodeTime).Seconds(), nil
 			})
 			if err != nil {
 				return fail(1, "%s", oneLine(err))
 			}
+			r := &results[len(results)-1]
+			r.DispatchesPerToken, r.BarriersPerToken, r.HostBytesPerToken = step.Dispatches, step.Barriers, step.HostBytes
+			r.AttentionWorkgroups = m.AttentionWorkgroups(d)
 		}
 	}
 	if *asJSON {
@@ -417,6 +432,13 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	tw.Flush()
+	for _, r := range results {
+		if r.DispatchesPerToken > 0 {
+			layers := max(m.Config.NumLayers, 1)
+			fmt.Fprintf(stdout, "%s @ d%d: decode step of %d dispatches (%.1f per layer), %d barriers, %d host bytes; %d attention workgroups per query and layer\n",
+				r.Test, r.Depth, r.DispatchesPerToken, float64(r.DispatchesPerToken)/float64(layers), r.BarriersPerToken, r.HostBytesPerToken, r.AttentionWorkgroups)
+		}
+	}
 	for _, r := range results {
 		if len(r.Kernels) == 0 {
 			continue

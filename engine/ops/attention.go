@@ -169,9 +169,23 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 	if err != nil {
 		return fmt.Errorf("ops: Attention step: %w", err)
 	}
-	// Queries are split into blocks that fit one binding; each block binds
-	// the chunk's k, v from row 0 (its queries may attend every earlier row).
+	cpu := p.lib.layout == shaders.CPULayout && group*headDim <= maxKeysRegs && ring.Window <= maxKeysWindow
+	hg, splits := p.lib.attentionSplit(nHeads, nKVHeads, headDim, ring.Window)
+	if cpu {
+		hg, splits = uint32(group), 1
+	}
+	// Queries are split into blocks that fit one binding (and the split
+	// kernel's scratch); each block binds the chunk's k, v from row 0 (its
+	// queries may attend every earlier row).
 	block := p.maxRows(qDim, 4)
+	var part Tensor
+	perRow := uint64(nHeads) * uint64(splits) * uint64(headDim+2) // partials per query
+	if splits > 1 {
+		if part, err = p.scratchFor(p.lib.AttentionScratch(ntok, nHeads, nKVHeads, headDim, ring.Window)); err != nil {
+			return fmt.Errorf("ops: Attention: %w", err)
+		}
+		block = min(block, part.Len/perRow, p.maxRows(perRow, 4))
+	}
 	for i0 := uint64(0); i0 < n; i0 += block {
 		m := min(block, n-i0)
 		qr, qo, err := p.binding(q, i0*qDim, m*qDim, 4)
@@ -195,34 +209,128 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 			Window: uint32(ring.Window), Q0: uint32(i0), Rows: uint32(m),
 			Scale: float32(math.Log2E / math.Sqrt(float64(headDim))),
 			QOff:  qo, KOff: ko, VOff: vo, RKOff: rko, RVOff: rvo, StepOff: so, OutOff: oo,
+			QStride: uint32(qDim), KVStride: uint32(kvDim), Splits: splits,
 		}
-		if p.lib.layout == shaders.CPULayout {
+		if cpu {
 			// The CPU layout has its own kernel for the shapes it suits (see
 			// maxKeysRegs and maxKeysWindow); the library's layout implies
 			// subgroup arithmetic.
-			if group*headDim <= maxKeysRegs && ring.Window <= maxKeysWindow {
-				s, _, _ := p.lib.subgroupWidth()
-				vec := uint32(0)
-				if keysAligned(ring.Type, uint64(s), uint64(headDim), kvDim, rko, rvo, ko, vo) {
-					vec = 1
-				}
-				kk := keys.WithSpec(1, uint32(headDim)).WithSpec(2, uint32(group)).WithSpec(3, vec)
-				p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: keys.Name, Kernel: kk.Name})
-				if err := p.dispatch(kk, m*uint64(nKVHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
-					return err
-				}
-				continue
+			s, _, _ := p.lib.subgroupWidth()
+			vec := uint32(0)
+			if keysAligned(ring.Type, uint64(s), uint64(headDim), kvDim, rko, rvo, ko, vo) {
+				vec = 1
 			}
-			p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: keys.Name, Kernel: kern.Name,
-				Reason: fmt.Sprintf("group × head dim %d or window %d beyond the CPU kernel's %d and %d", group*headDim, ring.Window, maxKeysRegs, maxKeysWindow)})
-		} else {
-			p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: kern.Name, Kernel: kern.Name})
+			kk := keys.WithSpec(1, uint32(headDim)).WithSpec(2, uint32(group)).WithSpec(3, vec)
+			p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: keys.Name, Kernel: kk.Name})
+			if err := p.dispatch(kk, m*uint64(nKVHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := p.dispatch(kern, m*uint64(nHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
+		kk := kern.WithSpec(1, hg)
+		table, reason := kern.Name, fmt.Sprintf("%d query heads per workgroup, %d splits", hg, splits)
+		if p.lib.layout == shaders.CPULayout {
+			table = keys.Name
+			reason = fmt.Sprintf("group × head dim %d or window %d beyond the CPU kernel's %d and %d; ", group*headDim, ring.Window, maxKeysRegs, maxKeysWindow) + reason
+		}
+		p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: table, Kernel: kk.Name, Reason: reason})
+		// The partials binding: the scratch when there are splits, else a
+		// stand-in that the kernel does not write (out itself).
+		pr, po := or, uint32(0)
+		if splits > 1 {
+			if pr, po, err = p.binding(part, 0, m*perRow, 4); err != nil {
+				return fmt.Errorf("ops: Attention partials: %w", err)
+			}
+			pc.PartOff = po
+		}
+		if err := p.dispatch(kk, m*uint64(nHeads/int(hg))*uint64(splits), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or, pr); err != nil {
+			return err
+		}
+		if splits == 1 {
+			continue
+		}
+		mc := shaders.MergeParams{NHeads: uint32(nHeads), HeadDim: uint32(headDim), Window: uint32(ring.Window),
+			Q0: uint32(i0), Rows: uint32(m), Splits: splits, Tile: p.lib.WG, PartOff: po, StepOff: so, OutOff: oo}
+		if err := p.dispatch(shaders.SWAMerge, m*uint64(nHeads), shaders.Push(&mc), pr, sr, or); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Split-K attention (the GPU layout's kernel, shaders/attention.glsl).
+const (
+	// maxHeadsPerGroup bounds the query heads a workgroup serves: each
+	// thread keeps numerators for every one of them.
+	maxHeadsPerGroup = 8
+	// attentionWorkgroups is the workgroups one decode query should fill:
+	// twice the SMs of a large GPU.
+	attentionWorkgroups = 256
+	// maxSplits bounds S; swa_merge.comp reads S partials per output.
+	maxSplits = 64
+	// attentionScratchBytes bounds the partial results of one block of
+	// queries; longer chunks run in blocks.
+	attentionScratchBytes = 16 << 20
+)
+
+// attentionSplit is the GPU layout's split of attention work for a model's
+// shape: hg query heads per workgroup (the largest divisor of the GQA group
+// within maxHeadsPerGroup whose shared memory fits the device) and S splits
+// of the band (enough that one decode query fills attentionWorkgroups
+// workgroups, at most one per tile of WG keys of the window and at most
+// maxSplits). Both depend on the shape, the window and the library only,
+// never on the chunk, so that a query gets the same bits in every chunk;
+// Options.AttentionSplits overrides S.
+func (l *Library) attentionSplit(nHeads, nKVHeads, headDim, window int) (hg, splits uint32) {
+	group := nHeads / max(nKVHeads, 1)
+	shared := func(h int) uint32 { return uint32(4 * h * (MaxAttentionHeadDim + 3*int(l.WG))) }
+	hg = 1
+	for h := min(group, maxHeadsPerGroup); h > 1; h-- {
+		if group%h == 0 && shared(h) <= l.Device.Info.MaxComputeSharedMemorySize {
+			hg = uint32(h)
+			break
+		}
+	}
+	if l.splits > 0 {
+		return hg, uint32(l.splits)
+	}
+	tiles := (window + int(l.WG) - 1) / int(l.WG)
+	per := nHeads / int(hg) // workgroups per split
+	s := min(tiles, maxSplits, (attentionWorkgroups+per-1)/per)
+	return hg, uint32(max(s, 1))
+}
+
+// AttentionScratch is the f32 elements of scratch memory that Attention
+// uses for a chunk of ntok queries of this shape in this library's layout
+// (0 when it needs none); give Plan.SetScratch at least that much to share
+// one buffer between plans, or the plan allocates its own.
+func (l *Library) AttentionScratch(ntok, nHeads, nKVHeads, headDim, window int) uint64 {
+	if l.layout == shaders.CPULayout && (nHeads/max(nKVHeads, 1))*headDim <= maxKeysRegs && window <= maxKeysWindow {
+		return 0
+	}
+	_, s := l.attentionSplit(nHeads, nKVHeads, headDim, window)
+	if s <= 1 {
+		return 0
+	}
+	per := uint64(nHeads) * uint64(s) * uint64(headDim+2)
+	rows := min(uint64(max(ntok, 1)), max(attentionScratchBytes/4/per, 1))
+	return rows * per
+}
+
+// AttentionWorkgroups is the workgroups that do work for one query whose
+// band holds n keys (n ≥ 1): the splits that hold keys times the
+// workgroups per split, in the GPU layout, or one per KV head in the CPU
+// layout's kernel.
+func (l *Library) AttentionWorkgroups(n, nHeads, nKVHeads, headDim, window int) int {
+	if l.layout == shaders.CPULayout && (nHeads/max(nKVHeads, 1))*headDim <= maxKeysRegs && window <= maxKeysWindow {
+		return nKVHeads
+	}
+	hg, s := l.attentionSplit(nHeads, nKVHeads, headDim, window)
+	n = min(max(n, 1), window)
+	k := (n + int(s) - 1) / int(s)
+	wg := int(l.WG)
+	k = (k + wg - 1) / wg * wg
+	return (n + k - 1) / k * (nHeads / int(hg))
 }
 
 // StoreKV records writing the chunk's k, v (ntok, KVDim) f32 into ring slots

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/internal/optest"
+	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/vk"
 )
 
@@ -432,6 +433,62 @@ func TestAttentionLongWindow(t *testing.T) {
 			optest.Check(t, "decode", decode, want, nmseAttention)
 			chunked := a.run(t, e, kv, []int{w, 17, 1, 22}, w)
 			requireBitEqual(t, "chunks 17, 1, 22 vs decode", chunked, decode, s.QDim())
+		})
+	}
+}
+
+// TestAttentionSplitK compares the GPU layout's split-K attention with the
+// same kernel in one pass (AttentionSplits: 1, no merge) on bands of 1,
+// W−1 and W keys, and on full bands of 65536 keys, decoded and chunked. The
+// two sum in different orders, so they agree to f32 rounding, not bit for
+// bit; each must match the float64 reference and be bit-exact across
+// chunkings on its own.
+func TestAttentionSplitK(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{})
+	cases := []struct {
+		s        optest.AttnShape
+		splits   int // forced on the split side; 0: the library's choice
+		npos     int
+		from     int
+		prefill  int   // positions stored before the compared ones, in one chunk
+		chunks   []int // the chunked run's chunk sizes after the prefill (cycled)
+		wantMore bool // the split side must use more than one split
+	}{
+		// Bands of 1 (position 0), W−1 (position W−2) and W (from W−1 on).
+		{s: optest.AttnShape{Heads: 8, KVHeads: 2, HeadDim: 64, Window: 520}, npos: 523, chunks: []int{1}, wantMore: true},
+		{s: optest.AttnShape{Heads: 8, KVHeads: 2, HeadDim: 64, Window: 520}, splits: 2, npos: 523, chunks: []int{333}, wantMore: true},
+		{s: optest.AttnShape{Heads: 4, KVHeads: 4, HeadDim: 128, Window: 300}, splits: 3, npos: 310, chunks: []int{7}, wantMore: true},
+		// Full bands of 65536 keys.
+		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 1 << 16}, npos: 1<<16 + 6, from: 1 << 16, prefill: 1 << 16, chunks: []int{4, 2}, wantMore: true},
+	}
+	for _, c := range cases {
+		name := fmt.Sprintf("hd=%d/heads=%dx%d/W=%d/splits=%d", c.s.HeadDim, c.s.Heads, c.s.KVHeads, c.s.Window, c.splits)
+		t.Run(name, func(t *testing.T) {
+			one := newEnvOn(t, d, ops.Options{Layout: ops.ForceGPU, AttentionSplits: 1})
+			split := newEnvOn(t, d, ops.Options{Layout: ops.ForceGPU, AttentionSplits: c.splits})
+			if c.wantMore {
+				require.Greater(t, split.lib.AttentionWorkgroups(c.s.Window, c.s.Heads, c.s.KVHeads, c.s.HeadDim, c.s.Window),
+					one.lib.AttentionWorkgroups(c.s.Window, c.s.Heads, c.s.KVHeads, c.s.HeadDim, c.s.Window), "the split side has no more workgroups")
+			}
+			for _, kv := range kvTypes {
+				a := newAttnSeq(t, split, c.s, c.npos, uint64(c.s.Window+c.splits))
+				var round func([]float32) []float32
+				if kv == ops.KVF16 {
+					round = optest.RoundF16
+				}
+				want := reference(a, round, c.from)
+				sizes, decode := c.chunks, []int{1}
+				if c.prefill > 0 { // explicit lists: the prefill, then the rest
+					sizes = append([]int{c.prefill}, c.chunks...)
+					decode = append([]int{c.prefill}, slices.Repeat([]int{1}, c.npos-c.prefill)...)
+				}
+				gotOne := a.run(t, one, kv, sizes, c.from)
+				gotSplit := a.run(t, split, kv, sizes, c.from)
+				optest.Check(t, kv.String()+" one pass vs reference", gotOne, want, nmseAttention)
+				optest.Check(t, kv.String()+" split-K vs reference", gotSplit, want, nmseAttention)
+				optest.Check(t, kv.String()+" split-K vs one pass", gotSplit, gotOne, 1e-12)
+				requireBitEqual(t, kv.String()+" split-K, chunks vs decode", gotSplit, a.run(t, split, kv, decode, c.from), c.s.QDim())
+			}
 		})
 	}
 }

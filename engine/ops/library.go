@@ -26,6 +26,7 @@ type Library struct {
 
 	layout shaders.Layout
 	notes  []string
+	splits int // Options.AttentionSplits
 
 	mu    sync.Mutex // guards pipes and picks
 	pipes map[string]*vk.Pipeline
@@ -39,6 +40,10 @@ type Options struct {
 	// Layout forces a kernel layout; AutoLayout picks CPULayout on CPU
 	// devices with subgroup arithmetic and GPULayout elsewhere.
 	Layout LayoutChoice
+	// AttentionSplits forces the GPU layout's attention to cut every band
+	// into this many splits (0: chosen from the shape; 1: one pass, no
+	// merge), to compare the split-K kernel with the single pass.
+	AttentionSplits int
 }
 
 // LayoutChoice is Options.Layout.
@@ -77,7 +82,10 @@ func NewLibrary(d *vk.Device, opts Options) (*Library, error) {
 	if wg&(wg-1) != 0 || wg > d.Info.MaxWorkgroupSize[0] || wg > d.Info.MaxWorkgroupInvocations {
 		return nil, fmt.Errorf("ops: workgroup width %d is not a power of two within the device's limits", wg)
 	}
-	l := &Library{Device: d, WG: wg, pipes: map[string]*vk.Pipeline{}, picks: map[Pick]bool{}}
+	if opts.AttentionSplits < 0 || opts.AttentionSplits > maxSplits {
+		return nil, fmt.Errorf("ops: %d attention splits (0 to %d)", opts.AttentionSplits, maxSplits)
+	}
+	l := &Library{Device: d, WG: wg, pipes: map[string]*vk.Pipeline{}, picks: map[Pick]bool{}, splits: opts.AttentionSplits}
 	_, subgroups, _ := l.subgroupWidth()
 	switch opts.Layout {
 	case ForceGPU:
@@ -232,10 +240,33 @@ func (l *Library) Close() {
 // its error and every later op records nothing, so a forward pass reads as
 // the math does and checks Err once.
 type Plan struct {
-	lib  *Library
-	Seq  *vk.Sequence
-	sets []*vk.DescriptorSet
-	err  error
+	lib     *Library
+	Seq     *vk.Sequence
+	sets    []*vk.DescriptorSet
+	scratch Tensor       // SetScratch's, or the largest of own
+	own     []*vk.Buffer // scratch the plan allocated itself
+	err     error
+}
+
+// SetScratch gives the plan device memory for the scratch its ops need
+// (Library.AttentionScratch), so that plans that never run at once can
+// share one buffer; without it a plan allocates its own.
+func (p *Plan) SetScratch(t Tensor) { p.scratch = t }
+
+// scratchFor returns at least n elements of scratch: SetScratch's tensor
+// when it is large enough, else a buffer of the plan's own (kept until
+// Close, since recorded dispatches refer to it).
+func (p *Plan) scratchFor(n uint64) (Tensor, error) {
+	if p.scratch.Buf != nil && p.scratch.Len >= n {
+		return p.scratch, nil
+	}
+	b, err := p.lib.Device.NewBuffer("attention partials", 4*n, vk.DeviceMemory)
+	if err != nil {
+		return Tensor{}, err
+	}
+	p.own = append(p.own, b)
+	p.scratch = F32(b)
+	return p.scratch, nil
 }
 
 // NewPlan records into seq, which must be between Begin and End.
@@ -251,12 +282,17 @@ func (p *Plan) fail(err error) {
 	}
 }
 
-// Close frees the plan's descriptor sets.
+// Close frees the plan's descriptor sets and its own scratch.
 func (p *Plan) Close() {
 	for _, s := range p.sets {
 		s.Close()
 	}
 	p.sets = nil
+	for _, b := range p.own {
+		b.Close()
+	}
+	p.own = nil
+	p.scratch = Tensor{}
 }
 
 // Tensor names f32 elements [Off, Off+Len) of a buffer.

@@ -20,19 +20,29 @@ import (
 // token blocks that fit one binding, one dispatch each.
 func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) {
 	if p.err == nil {
-		p.fail(p.matMul(w, x, y, ntok, accumulate))
+		p.fail(p.matMul(w, x, y, ntok, w.Rows, accumulate))
 	}
 }
 
-// matMul is MatMul, returning its error.
-func (p *Plan) matMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
+// MatMulInto is MatMul into rows of a wider y: token t's w.Rows outputs
+// are y's elements [t·stride, t·stride + w.Rows), so that several
+// products fill the column ranges of one activation (q, k and v side by
+// side). y.Len must be (ntok−1)·stride + w.Rows.
+func (p *Plan) MatMulInto(w Weight, x, y Tensor, ntok, stride int, accumulate bool) {
+	if p.err == nil {
+		p.fail(p.matMul(w, x, y, ntok, stride, accumulate))
+	}
+}
+
+// matMul is MatMulInto, returning its error.
+func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) error {
 	wt, l, err := w.words()
 	if err != nil {
 		return fmt.Errorf("ops: MatMul: %w", err)
 	}
-	rows, cols, nt := uint64(w.Rows), uint64(w.Cols), uint64(ntok)
-	if ntok <= 0 || x.Len != nt*cols || y.Len != nt*rows {
-		return fmt.Errorf("ops: MatMul: x %d, y %d elements for %d tokens and a %d×%d W: %w", x.Len, y.Len, ntok, rows, cols, errShape)
+	rows, cols, nt, ys := uint64(w.Rows), uint64(w.Cols), uint64(ntok), uint64(stride)
+	if ntok <= 0 || stride < w.Rows || x.Len != nt*cols || y.Len != (nt-1)*ys+rows {
+		return fmt.Errorf("ops: MatMul: x %d, y %d elements (stride %d) for %d tokens and a %d×%d W: %w", x.Len, y.Len, stride, ntok, rows, cols, errShape)
 	}
 	acc := uint32(0)
 	if accumulate {
@@ -45,19 +55,19 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok int, accumulate bool) error {
 		if err != nil {
 			return fmt.Errorf("ops: MatMul W rows [%d, %d): %w", r0, r0+n, err)
 		}
-		tokStep := tokenStep(p.maxRows(1, 4), rows, cols, n)
+		tokStep := tokenStep(p.maxRows(1, 4), ys, cols, n)
 		for t0 := uint64(0); t0 < nt; t0 += tokStep {
 			m := min(tokStep, nt-t0)
 			xr, xo, err := p.binding(x, t0*cols, m*cols, 4)
 			if err != nil {
 				return fmt.Errorf("ops: MatMul x: %w", err)
 			}
-			yr, yo, err := p.binding(y, t0*rows+r0, (m-1)*rows+n, 4)
+			yr, yo, err := p.binding(y, t0*ys+r0, (m-1)*ys+n, 4)
 			if err != nil {
 				return fmt.Errorf("ops: MatMul y: %w", err)
 			}
 			pc := shaders.MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
-				XOff: xo, YOff: yo, YStride: uint32(rows), Accumulate: acc}
+				XOff: xo, YOff: yo, YStride: uint32(ys), Accumulate: acc}
 			kern, err := p.matmulKernel(w.Type, cols, m == 1, wo, so, xo)
 			if err != nil {
 				return fmt.Errorf("ops: MatMul: %w", err)

@@ -37,8 +37,43 @@ func (p *Plan) siluMul(g, u, h Tensor) error {
 		if err != nil {
 			return fmt.Errorf("ops: SiluMul h: %w", err)
 		}
-		pc := shaders.SiluMulParams{N: uint32(m), GOff: gOff, UOff: uOff, HOff: hOff}
+		pc := shaders.SiluMulParams{N: uint32(m), Cols: uint32(m), Stride: uint32(m), GOff: gOff, UOff: uOff, HOff: hOff}
 		if err := p.dispatch(shaders.SiluMul, (m+wg-1)/wg, shaders.Push(&pc), gr, ur, hr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SiluMulRows records h (ntok, ffn) = silu(g)·u for the gate and up
+// projections side by side in gu (ntok, 2·ffn): each row's first ffn
+// elements are g, the next ffn u (one product of the gate and up rows
+// stacked, Weight concatenated at load).
+func (p *Plan) SiluMulRows(gu, h Tensor, ntok, ffn int) {
+	if p.err == nil {
+		p.fail(p.siluMulRows(gu, h, ntok, ffn))
+	}
+}
+
+func (p *Plan) siluMulRows(gu, h Tensor, ntok, ffn int) error {
+	nt, f := uint64(ntok), uint64(ffn)
+	if ntok <= 0 || ffn <= 0 || gu.Len != nt*2*f || h.Len != nt*f {
+		return fmt.Errorf("ops: SiluMulRows: gu %d, h %d elements for %d tokens of %d: %w", gu.Len, h.Len, ntok, ffn, errShape)
+	}
+	wg := uint64(p.lib.WG)
+	step := p.maxRows(2*f, 4)
+	for t0 := uint64(0); t0 < nt; t0 += step {
+		m := min(step, nt-t0)
+		gr, gOff, err := p.binding(gu, t0*2*f, m*2*f, 4)
+		if err != nil {
+			return fmt.Errorf("ops: SiluMulRows gu: %w", err)
+		}
+		hr, hOff, err := p.binding(h, t0*f, m*f, 4)
+		if err != nil {
+			return fmt.Errorf("ops: SiluMulRows h: %w", err)
+		}
+		pc := shaders.SiluMulParams{N: uint32(m * f), Cols: uint32(f), Stride: uint32(2 * f), GOff: gOff, UOff: gOff + uint32(f), HOff: hOff}
+		if err := p.dispatch(shaders.SiluMul, (m*f+wg-1)/wg, shaders.Push(&pc), gr, gr, hr); err != nil {
 			return err
 		}
 	}

@@ -51,3 +51,27 @@ func TestSiluMul(t *testing.T) {
 		})
 	})
 }
+
+// TestSiluMulRows: the fused FFN gate, silu(g)·u with g and u side by side
+// in one (ntok, 2·ffn) product, equals SiluMul on separate g and u bit for
+// bit, on rows of an odd length.
+func TestSiluMulRows(t *testing.T) {
+	variants(t, func(t *testing.T, e *env) {
+		const ntok, ffn = 3, 37
+		g, u := optest.Rand(61, ntok*ffn), optest.Rand(62, ntok*ffn)
+		gu := make([]float32, 0, 2*ntok*ffn)
+		for r := range ntok {
+			gu = append(append(gu, g[r*ffn:(r+1)*ffn]...), u[r*ffn:(r+1)*ffn]...)
+		}
+		gb, ub, gub := e.upload(t, "g", g), e.upload(t, "u", u), e.upload(t, "gu", gu)
+		want, got := e.zeros(t, "want", ntok*ffn), e.zeros(t, "got", ntok*ffn)
+		e.run(t, func(p *ops.Plan) {
+			p.SiluMul(ops.F32(gb), ops.F32(ub), ops.F32(want))
+			p.SiluMulRows(ops.F32(gub), ops.F32(got), ntok, ffn)
+		})
+		w := e.download(t, want)
+		require.Equal(t, w, e.download(t, got))
+		check(t, "silu_mul rows", w, optest.SiluMul(g, u), nmseSiluMul)
+		require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.SiluMulRows(ops.F32(gub), ops.F32(got), ntok, ffn+1) }), "shape mismatch")
+	})
+}
