@@ -11,7 +11,7 @@ import (
 //	x = embed(tokens)
 //	for each layer:
 //	    h = rmsnorm(x) · attn_norm
-//	    q, k, v = Wq·h, Wk·h, Wv·h;  rope(q, k)
+//	    q, k, v = Wq·h, Wk·h, Wv·h;  rope(q, k)   // one product, q|k|v per row
 //	    x += Wo · attention(q, ring ∪ {k, v})    // banded: the last W keys
 //	    ring ← k, v                              // slot = position mod W
 //	    h = rmsnorm(x) · ffn_norm
@@ -30,9 +30,8 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 
 	x := s.x.Sub(0, uint64(n*c.Dim))
 	h := s.xb.Sub(0, uint64(n*c.Dim))
-	q := s.q.Sub(0, uint64(n*qDim))
-	k := s.k.Sub(0, uint64(n*kvDim))
-	v := s.v.Sub(0, uint64(n*kvDim))
+	qkvDim := qDim + 2*kvDim
+	qkv := s.qkv.Sub(0, uint64(n*qkvDim)) // each row q|k|v
 	att := s.att.Sub(0, uint64(n*qDim))
 	gate := s.hg.Sub(0, uint64(n*c.FFNDim))
 	gateUp := s.hg.Sub(0, uint64(2*n*c.FFNDim)) // (n, 2·ffn): gate and up side by side
@@ -44,13 +43,17 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 	for l, lw := range w.layers {
 		// Attention.
 		p.RMSNorm(x, lw.attnNorm, h, n, c.Dim, eps)
-		p.MatMul(lw.wq, h, q, n, false)
-		p.MatMul(lw.wk, h, k, n, false)
-		p.MatMul(lw.wv, h, v, n, false)
-		p.RoPE(q, rope, n, c.NumHeads, c.HeadDim, c.RopeDim)
-		p.RoPE(k, rope, n, c.NumKVHeads, c.HeadDim, c.RopeDim)
-		p.Attention(q, k, v, s.rings[l], s.step, att, n, c.NumHeads, c.NumKVHeads, c.HeadDim)
-		p.StoreKV(k, v, s.rings[l], s.step, n)
+		if lw.wQKV.Buf != nil { // Q, K and V in one product
+			p.MatMul(lw.wQKV, h, qkv, n, false)
+		} else {
+			span := uint64((n - 1) * qkvDim)
+			p.MatMulInto(lw.wq, h, qkv.Sub(0, span+uint64(qDim)), n, qkvDim, false)
+			p.MatMulInto(lw.wk, h, qkv.Sub(uint64(qDim), span+uint64(kvDim)), n, qkvDim, false)
+			p.MatMulInto(lw.wv, h, qkv.Sub(uint64(qDim+kvDim), span+uint64(kvDim)), n, qkvDim, false)
+		}
+		p.RoPEQK(qkv, rope, n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim)
+		p.AttentionQKV(qkv, s.rings[l], s.step, att, n, c.NumHeads, c.NumKVHeads, c.HeadDim)
+		p.StoreKVQKV(qkv, s.rings[l], s.step, n, c.NumHeads, c.NumKVHeads, c.HeadDim)
 		p.MatMul(lw.wo, att, x, n, true) // x += Wo·att
 
 		// Feed-forward (SwiGLU).

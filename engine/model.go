@@ -71,10 +71,14 @@ type weights struct {
 
 type layerWeights struct {
 	attnNorm ops.Tensor // (dim,) f32
-	wq       ops.Weight // (heads*headDim, dim)
-	wk, wv   ops.Weight // (kvHeads*headDim, dim)
-	wo       ops.Weight // (dim, heads*headDim)
-	ffnNorm  ops.Tensor // (dim,) f32
+	// wQKV is the Q, K and V rows stacked, (heads·headDim + 2·kvHeads·headDim,
+	// dim), packed at load when the file stores the three in one type, so
+	// that one product makes q|k|v; otherwise wq, wk and wv.
+	wQKV    ops.Weight
+	wq      ops.Weight // (heads*headDim, dim)
+	wk, wv  ops.Weight // (kvHeads*headDim, dim)
+	wo      ops.Weight // (dim, heads*headDim)
+	ffnNorm ops.Tensor // (dim,) f32
 	// wGateUp is the gate rows then the up rows, (2·ffn, dim), one matrix
 	// packed at load when the file stores both in one type, so that one
 	// product makes both; otherwise wGate and wUp.
@@ -179,7 +183,7 @@ func weightType(t loader.DType) (dev loader.DType, native bool) {
 type uploadJob struct {
 	name       string
 	t          *loader.Tensor
-	also       *loader.Tensor // stacked under t's rows in one matrix (same type and columns)
+	also       []*loader.Tensor // stacked under t's rows in one matrix (same type and columns)
 	rows, cols int
 	vector     bool // an f32 vector (norm weight), not a matrix
 	into       any  // *ops.Weight or *ops.Tensor
@@ -206,14 +210,20 @@ func (m *Model) upload(src *loader.Model) error {
 		lw := &m.w.layers[l]
 		p := fmt.Sprintf("blk.%d.", l)
 		vector(p+"attn_norm.weight", cfg.Dim, &lw.attnNorm)
-		matrix(p+"attn_q.weight", qDim, cfg.Dim, &lw.wq)
-		matrix(p+"attn_k.weight", kvDim, cfg.Dim, &lw.wk)
-		matrix(p+"attn_v.weight", kvDim, cfg.Dim, &lw.wv)
+		wq, wk, wv := src.Tensor(p+"attn_q.weight"), src.Tensor(p+"attn_k.weight"), src.Tensor(p+"attn_v.weight")
+		if wq != nil && wk != nil && wv != nil && wq.Type == wk.Type && wq.Type == wv.Type &&
+			len(wq.Shape) == 2 && len(wk.Shape) == 2 && len(wv.Shape) == 2 && wq.Shape[0] == wk.Shape[0] && wq.Shape[0] == wv.Shape[0] {
+			jobs = append(jobs, uploadJob{name: wq.Name, t: wq, also: []*loader.Tensor{wk, wv}, rows: qDim + 2*kvDim, cols: cfg.Dim, into: &lw.wQKV})
+		} else {
+			matrix(p+"attn_q.weight", qDim, cfg.Dim, &lw.wq)
+			matrix(p+"attn_k.weight", kvDim, cfg.Dim, &lw.wk)
+			matrix(p+"attn_v.weight", kvDim, cfg.Dim, &lw.wv)
+		}
 		matrix(p+"attn_output.weight", cfg.Dim, qDim, &lw.wo)
 		vector(p+"ffn_norm.weight", cfg.Dim, &lw.ffnNorm)
 		gate, up := src.Tensor(p+"ffn_gate.weight"), src.Tensor(p+"ffn_up.weight")
 		if gate != nil && up != nil && gate.Type == up.Type && slices.Equal(gate.Shape, up.Shape) {
-			jobs = append(jobs, uploadJob{name: gate.Name, t: gate, also: up, rows: 2 * cfg.FFNDim, cols: cfg.Dim, into: &lw.wGateUp})
+			jobs = append(jobs, uploadJob{name: gate.Name, t: gate, also: []*loader.Tensor{up}, rows: 2 * cfg.FFNDim, cols: cfg.Dim, into: &lw.wGateUp})
 		} else {
 			matrix(p+"ffn_gate.weight", cfg.FFNDim, cfg.Dim, &lw.wGate)
 			matrix(p+"ffn_up.weight", cfg.FFNDim, cfg.Dim, &lw.wUp)
@@ -255,9 +265,9 @@ func (m *Model) upload(src *loader.Model) error {
 			}
 			c.tensors++
 			size := j.t.Size()
-			if j.also != nil {
+			for _, a := range j.also {
 				c.tensors++
-				size += j.also.Size()
+				size += a.Size()
 			}
 			c.file += size
 			c.extra += n - min(n, size)
@@ -305,10 +315,10 @@ func (m *Model) uploadOne(j *uploadJob) error {
 	if err != nil {
 		return fmt.Errorf("engine: %s: %w", j.name, err)
 	}
-	if j.also != nil {
-		more, err := j.also.Bytes()
+	for _, a := range j.also {
+		more, err := a.Bytes()
 		if err != nil {
-			return fmt.Errorf("engine: %s: %w", j.also.Name, err)
+			return fmt.Errorf("engine: %s: %w", a.Name, err)
 		}
 		raw = append(slices.Clip(raw), more...)
 	}
@@ -383,8 +393,8 @@ func checkUnused(src *loader.Model, jobs []uploadJob) error {
 	used := map[string]bool{}
 	for _, j := range jobs {
 		used[j.name] = true
-		if j.also != nil {
-			used[j.also.Name] = true
+		for _, a := range j.also {
+			used[a.Name] = true
 		}
 	}
 	unused := slices.Clone(src.Unmapped)

@@ -32,8 +32,8 @@ type Session struct {
 
 	// Activations for up to chunk tokens, f32, in device memory.
 	x, xb   ops.Tensor // (chunk, dim): the residual stream and its normed copy
-	q, att  ops.Tensor // (chunk, heads*headDim)
-	k, v    ops.Tensor // (chunk, kvHeads*headDim)
+	qkv     ops.Tensor // (chunk, (heads + 2·kvHeads)·headDim): each row q|k|v
+	att     ops.Tensor // (chunk, heads*headDim)
 	hg, hu  ops.Tensor // (chunk, 2·ffn) and (chunk, ffn): gate and up projections, or both in hg
 	logits  ops.Tensor // (chunk, vocab)
 	scratch ops.Tensor // the ops' scratch (split-K attention's partials), shared by the recordings
@@ -103,10 +103,8 @@ func (m *Model) NewSession() (*Session, error) {
 	}
 	s.x = dev("x", chunk*c.Dim)
 	s.xb = dev("xb", chunk*c.Dim)
-	s.q = dev("q", chunk*qDim)
+	s.qkv = dev("qkv", chunk*(qDim+2*kvDim))
 	s.att = dev("att", chunk*qDim)
-	s.k = dev("k", chunk*kvDim)
-	s.v = dev("v", chunk*kvDim)
 	s.hg = dev("ffn gate and up", 2*chunk*c.FFNDim)
 	s.hu = dev("ffn up", chunk*c.FFNDim)
 	s.logits = dev("logits", chunk*c.VocabSize)

@@ -15,6 +15,7 @@ layout(push_constant) uniform Params {
 	uint step_off;
 	uint rk_off;
 	uint rv_off;
+	uint kv_stride; // elements from one chunk k or v row to the next (≥ kv_dim)
 } p;
 
 #ifdef RING_F16
@@ -23,8 +24,8 @@ layout(push_constant) uniform Params {
 #define RING_T float
 #endif
 
-layout(binding = 0) readonly buffer KBuf { float kc[]; };      // (rows, kv_dim) f32
-layout(binding = 1) readonly buffer VBuf { float vc[]; };      // (rows, kv_dim) f32
+layout(binding = 0) readonly buffer KBuf { float kc[]; };      // (rows, kv_stride) f32
+layout(binding = 1) readonly buffer VBuf { float vc[]; };      // (rows, kv_stride) f32
 layout(binding = 2) readonly buffer StepBuf { uint step[]; };  // step[step_off] = pos0
 layout(binding = 3) writeonly buffer RKBuf { RING_T rk[]; };   // (W, kv_dim) ring keys
 layout(binding = 4) writeonly buffer RVBuf { RING_T rv[]; };   // (W, kv_dim) ring values
@@ -38,7 +39,7 @@ void main() {
 	const uint row = i / np;
 	const uint c = i % np;
 	const uint slot = (step[p.step_off] + row) % p.window;
-	const uint src = row * p.kv_dim + 2 * c;
+	const uint src = row * p.kv_stride + 2 * c;
 	const vec2 k = vec2(kc[p.k_off + src], kc[p.k_off + src + 1]);
 	const vec2 v = vec2(vc[p.v_off + src], vc[p.v_off + src + 1]);
 #ifdef RING_F16

@@ -187,6 +187,7 @@ type RMSNormParams struct {
 type RoPEParams struct {
 	Ntok, NHeads, HeadDim, RopeDim uint32
 	XOff, ROff                     uint32
+	XStride                        uint32 // elements from one token's row to the next
 }
 
 // SiluMulParams mirrors silu_mul.comp's push constants.
@@ -234,14 +235,15 @@ type MergeParams struct {
 
 // KVStoreParams mirrors attention_store.glsl's push constants.
 type KVStoreParams struct {
-	Rows    uint32 // chunk rows
-	KVDim   uint32
-	Window  uint32
-	KOff    uint32 // element offsets within each binding
-	VOff    uint32
-	StepOff uint32
-	RKOff   uint32
-	RVOff   uint32
+	Rows     uint32 // chunk rows
+	KVDim    uint32
+	Window   uint32
+	KOff     uint32 // element offsets within each binding
+	VOff     uint32
+	StepOff  uint32
+	RKOff    uint32
+	RVOff    uint32
+	KVStride uint32 // elements from one chunk k or v row to the next
 }
 
 // MatMulParams mirrors matmul.comp's push constants.

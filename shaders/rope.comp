@@ -1,5 +1,6 @@
 #version 450
-// rope: rotates x (ntok, nheads·head_dim) f32 in place. For every token and
+// rope: rotates x (ntok, nheads·head_dim) f32 in place, rows x_stride
+// elements apart (the q and k heads at the start of each q|k|v row). For every token and
 // head, each pair (x[2i], x[2i+1]) with i < rope_dim/2 is rotated by the
 // angle whose cosine and sine are rope[tok, i] = (cos, sin), from a (ntok,
 // rope_dim/2, 2) f32 table; dims ≥ rope_dim are untouched. The host
@@ -15,6 +16,7 @@ layout(push_constant) uniform Params {
 	uint rope_dim; // leading elements of each head that are rotated (even)
 	uint x_off;    // element offset of x
 	uint r_off;    // element offset of the cos/sin table
+	uint x_stride; // elements from one token's row of x to the next (≥ nheads·head_dim)
 } p;
 
 layout(binding = 0) buffer XBuf { float x[]; };
@@ -29,7 +31,7 @@ void main() {
 	const uint pair = i % half_dim;
 	const uint head = (i / half_dim) % p.nheads;
 	const uint tok = i / (half_dim * p.nheads);
-	const uint xi = p.x_off + (tok * p.nheads + head) * p.head_dim + 2 * pair;
+	const uint xi = p.x_off + tok * p.x_stride + head * p.head_dim + 2 * pair;
 	const uint ri = p.r_off + (tok * half_dim + pair) * 2;
 	const float c = rope[ri], s = rope[ri + 1];
 	const float x0 = x[xi], x1 = x[xi + 1];

@@ -137,12 +137,40 @@ func (p *Plan) ringBindings(r Ring) (k, v vk.Range, ko, vo uint32, err error) {
 // fit one binding (maxStorageBufferRange); q and out are split as needed.
 func (p *Plan) Attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int) {
 	if p.err == nil {
-		p.fail(p.attention(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim))
+		p.fail(p.attention(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim, nHeads*headDim, nKVHeads*headDim))
 	}
 }
 
-// attention is Attention, returning its error.
-func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int) error {
+// qkvViews are the q, k and v of a q|k|v activation (ntok, stride =
+// (nHeads + 2·nKVHeads)·headDim), as views whose rows are stride apart.
+func qkvViews(qkv Tensor, ntok, nHeads, nKVHeads, headDim int) (q, k, v Tensor, stride uint64, err error) {
+	qd, kd := uint64(nHeads*headDim), uint64(nKVHeads*headDim)
+	stride = qd + 2*kd
+	if ntok <= 0 || nHeads <= 0 || nKVHeads <= 0 || headDim <= 0 || qkv.Len != uint64(ntok)*stride {
+		return q, k, v, 0, fmt.Errorf("qkv %d elements for %d tokens of %d heads and 2×%d KV heads of %d: %w", qkv.Len, ntok, nHeads, nKVHeads, headDim, errShape)
+	}
+	span := uint64(ntok-1) * stride
+	return qkv.Sub(0, span+qd), qkv.Sub(qd, span+kd), qkv.Sub(qd+kd, span+kd), stride, nil
+}
+
+// AttentionQKV is Attention of the q, k and v side by side in each row of
+// qkv (ntok, (nHeads + 2·nKVHeads)·headDim), as one product of the
+// stacked Q, K and V rows makes them.
+func (p *Plan) AttentionQKV(qkv Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int) {
+	if p.err != nil {
+		return
+	}
+	q, k, v, stride, err := qkvViews(qkv, ntok, nHeads, nKVHeads, headDim)
+	if err != nil {
+		p.fail(fmt.Errorf("ops: AttentionQKV: %w", err))
+		return
+	}
+	p.fail(p.attention(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim, int(stride), int(stride)))
+}
+
+// attention is Attention over q rows qStride and k, v rows kvStride
+// elements apart, returning its error.
+func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim, qStride, kvStride int) error {
 	if err := ring.check(ntok); err != nil {
 		return fmt.Errorf("ops: Attention: %w", err)
 	}
@@ -152,7 +180,8 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 			ntok, nHeads, nKVHeads, headDim, ring.KVDim, errShape)
 	}
 	n, qDim, kvDim := uint64(ntok), uint64(nHeads*headDim), uint64(ring.KVDim)
-	if q.Len != n*qDim || out.Len != n*qDim || k.Len != n*kvDim || v.Len != n*kvDim || step.Len != 1 {
+	qs, kvs := uint64(qStride), uint64(kvStride)
+	if qs < qDim || kvs < kvDim || q.Len != (n-1)*qs+qDim || out.Len != n*qDim || k.Len != (n-1)*kvs+kvDim || v.Len != (n-1)*kvs+kvDim || step.Len != 1 {
 		return fmt.Errorf("ops: Attention: q %d, k %d, v %d, out %d, step %d elements for %d tokens of (%d, %d): %w",
 			q.Len, k.Len, v.Len, out.Len, step.Len, ntok, qDim, kvDim, errShape)
 	}
@@ -177,7 +206,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 	// Queries are split into blocks that fit one binding (and the split
 	// kernel's scratch); each block binds the chunk's k, v from row 0 (its
 	// queries may attend every earlier row).
-	block := p.maxRows(qDim, 4)
+	block := p.maxRows(qs, 4)
 	var part Tensor
 	perRow := uint64(nHeads) * uint64(splits) * uint64(headDim+2) // partials per query
 	if splits > 1 {
@@ -188,7 +217,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 	}
 	for i0 := uint64(0); i0 < n; i0 += block {
 		m := min(block, n-i0)
-		qr, qo, err := p.binding(q, i0*qDim, m*qDim, 4)
+		qr, qo, err := p.binding(q, i0*qs, (m-1)*qs+qDim, 4)
 		if err != nil {
 			return fmt.Errorf("ops: Attention q: %w", err)
 		}
@@ -196,11 +225,11 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 		if err != nil {
 			return fmt.Errorf("ops: Attention out: %w", err)
 		}
-		kr, ko, err := p.binding(k, 0, (i0+m)*kvDim, 4)
+		kr, ko, err := p.binding(k, 0, (i0+m-1)*kvs+kvDim, 4)
 		if err != nil {
 			return fmt.Errorf("ops: Attention k: %w", err)
 		}
-		vr, vo, err := p.binding(v, 0, (i0+m)*kvDim, 4)
+		vr, vo, err := p.binding(v, 0, (i0+m-1)*kvs+kvDim, 4)
 		if err != nil {
 			return fmt.Errorf("ops: Attention v: %w", err)
 		}
@@ -209,7 +238,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 			Window: uint32(ring.Window), Q0: uint32(i0), Rows: uint32(m),
 			Scale: float32(math.Log2E / math.Sqrt(float64(headDim))),
 			QOff:  qo, KOff: ko, VOff: vo, RKOff: rko, RVOff: rvo, StepOff: so, OutOff: oo,
-			QStride: uint32(qDim), KVStride: uint32(kvDim), Splits: splits,
+			QStride: uint32(qs), KVStride: uint32(kvs), Splits: splits,
 		}
 		if cpu {
 			// The CPU layout has its own kernel for the shapes it suits (see
@@ -217,7 +246,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 			// subgroup arithmetic.
 			s, _, _ := p.lib.subgroupWidth()
 			vec := uint32(0)
-			if keysAligned(ring.Type, uint64(s), uint64(headDim), kvDim, rko, rvo, ko, vo) {
+			if keysAligned(ring.Type, uint64(s), uint64(headDim), kvDim, rko, rvo, ko, vo) && kvs%4 == 0 {
 				vec = 1
 			}
 			kk := keys.WithSpec(1, uint32(headDim)).WithSpec(2, uint32(group)).WithSpec(3, vec)
@@ -339,17 +368,31 @@ func (l *Library) AttentionWorkgroups(n, nHeads, nKVHeads, headDim, window int) 
 // declared accesses to the ring.
 func (p *Plan) StoreKV(k, v Tensor, ring Ring, step Tensor, ntok int) {
 	if p.err == nil {
-		p.fail(p.storeKV(k, v, ring, step, ntok))
+		p.fail(p.storeKV(k, v, ring, step, ntok, ring.KVDim))
 	}
 }
 
-// storeKV is StoreKV, returning its error.
-func (p *Plan) storeKV(k, v Tensor, ring Ring, step Tensor, ntok int) error {
+// StoreKVQKV is StoreKV of the k and v in each row of a q|k|v activation
+// qkv (ntok, (nHeads + 2·nKVHeads)·headDim) (see AttentionQKV).
+func (p *Plan) StoreKVQKV(qkv Tensor, ring Ring, step Tensor, ntok, nHeads, nKVHeads, headDim int) {
+	if p.err != nil {
+		return
+	}
+	_, k, v, stride, err := qkvViews(qkv, ntok, nHeads, nKVHeads, headDim)
+	if err != nil {
+		p.fail(fmt.Errorf("ops: StoreKVQKV: %w", err))
+		return
+	}
+	p.fail(p.storeKV(k, v, ring, step, ntok, int(stride)))
+}
+
+// storeKV is StoreKV of k, v rows stride elements apart, returning its error.
+func (p *Plan) storeKV(k, v Tensor, ring Ring, step Tensor, ntok, stride int) error {
 	if err := ring.check(ntok); err != nil {
 		return fmt.Errorf("ops: StoreKV: %w", err)
 	}
-	n, kvDim := uint64(ntok), uint64(ring.KVDim)
-	if ntok <= 0 || k.Len != n*kvDim || v.Len != n*kvDim || step.Len != 1 {
+	n, kvDim, kvs := uint64(ntok), uint64(ring.KVDim), uint64(stride)
+	if ntok <= 0 || kvs < kvDim || k.Len != (n-1)*kvs+kvDim || v.Len != (n-1)*kvs+kvDim || step.Len != 1 {
 		return fmt.Errorf("ops: StoreKV: k %d, v %d, step %d elements for %d tokens of %d: %w",
 			k.Len, v.Len, step.Len, ntok, kvDim, errShape)
 	}
@@ -365,16 +408,16 @@ func (p *Plan) storeKV(k, v Tensor, ring Ring, step Tensor, ntok int) error {
 	if err != nil {
 		return fmt.Errorf("ops: StoreKV step: %w", err)
 	}
-	kr, ko, err := p.binding(k, 0, n*kvDim, 4)
+	kr, ko, err := p.binding(k, 0, k.Len, 4)
 	if err != nil {
 		return fmt.Errorf("ops: StoreKV k: %w", err)
 	}
-	vr, vo, err := p.binding(v, 0, n*kvDim, 4)
+	vr, vo, err := p.binding(v, 0, v.Len, 4)
 	if err != nil {
 		return fmt.Errorf("ops: StoreKV v: %w", err)
 	}
 	pc := shaders.KVStoreParams{Rows: uint32(n), KVDim: uint32(kvDim), Window: uint32(ring.Window),
-		KOff: ko, VOff: vo, StepOff: so, RKOff: rko, RVOff: rvo}
+		KOff: ko, VOff: vo, StepOff: so, RKOff: rko, RVOff: rvo, KVStride: uint32(kvs)}
 	wg := uint64(p.lib.WG)
 	pairs := n * kvDim / 2
 	return p.dispatch(pipe, (pairs+wg-1)/wg, shaders.Push(&pc), kr, vr, sr, rk, rv)

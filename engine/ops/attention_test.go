@@ -452,7 +452,7 @@ func TestAttentionSplitK(t *testing.T) {
 		from     int
 		prefill  int   // positions stored before the compared ones, in one chunk
 		chunks   []int // the chunked run's chunk sizes after the prefill (cycled)
-		wantMore bool // the split side must use more than one split
+		wantMore bool  // the split side must use more than one split
 	}{
 		// Bands of 1 (position 0), W−1 (position W−2) and W (from W−1 on).
 		{s: optest.AttnShape{Heads: 8, KVHeads: 2, HeadDim: 64, Window: 520}, npos: 523, chunks: []int{1}, wantMore: true},
@@ -704,4 +704,84 @@ func BenchmarkAttention(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestQKVViews: RoPEQK, AttentionQKV and StoreKVQKV on q|k|v rows (one
+// product of the stacked Q, K and V weights) equal RoPE, Attention and
+// StoreKV on separate q, k and v bit for bit, in both layouts, for a
+// chunk and then a decode step over the ring it wrote.
+func TestQKVViews(t *testing.T) {
+	s := optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 8, Window: 8}
+	const n, ropeDim = 5, 6
+	qd, kd := s.QDim(), s.KVDim()
+	variants(t, func(t *testing.T, e *env) {
+		layouts(t, e, func(t *testing.T, e *env) {
+			for _, kv := range kvTypes {
+				t.Run(kv.String(), func(t *testing.T) {
+					q, k, v := optest.Rand(1, (n+1)*qd), optest.Rand(2, (n+1)*kd), optest.Rand(3, (n+1)*kd)
+					var qkv []float32
+					for r := range n + 1 {
+						qkv = append(append(append(qkv, q[r*qd:(r+1)*qd]...), k[r*kd:(r+1)*kd]...), v[r*kd:(r+1)*kd]...)
+					}
+					rope := optest.Rand(4, (n+1)*ropeDim)
+					type side struct {
+						rk, rv, out *vk.Buffer
+					}
+					newSide := func() side {
+						rb := ops.RingBytes(kv, s.Window, kd)
+						rk, err := e.d.NewBuffer("rk", rb, vk.DeviceMemory)
+						require.NoError(t, err)
+						t.Cleanup(func() { rk.Close() })
+						rv, err := e.d.NewBuffer("rv", rb, vk.DeviceMemory)
+						require.NoError(t, err)
+						t.Cleanup(func() { rv.Close() })
+						return side{rk, rv, e.alloc(t, "out", (n+1)*qd)}
+					}
+					steps := e.put(t, "steps", []float32{0, math.Float32frombits(n)})
+					rb := e.put(t, "rope", rope)
+					sep, fused := newSide(), newSide()
+					qb, kb, vb, qkvb := e.put(t, "q", q), e.put(t, "k", k), e.put(t, "v", v), e.put(t, "qkv", qkv)
+					e.run(t, func(p *ops.Plan) {
+						for i, c := range []struct{ r0, m int }{{0, n}, {n, 1}} {
+							step := ops.F32(steps).Sub(uint64(i), 1)
+							rs := ops.F32(rb).Sub(uint64(c.r0*ropeDim), uint64(c.m*ropeDim))
+							ring := ops.Ring{K: sep.rk, V: sep.rv, Window: s.Window, KVDim: kd, Type: kv}
+							qv := ops.F32(qb).Sub(uint64(c.r0*qd), uint64(c.m*qd))
+							kv2 := ops.F32(kb).Sub(uint64(c.r0*kd), uint64(c.m*kd))
+							vv := ops.F32(vb).Sub(uint64(c.r0*kd), uint64(c.m*kd))
+							p.RoPE(qv, rs, c.m, s.Heads, s.HeadDim, ropeDim)
+							p.RoPE(kv2, rs, c.m, s.KVHeads, s.HeadDim, ropeDim)
+							p.Attention(qv, kv2, vv, ring, step, ops.F32(sep.out).Sub(uint64(c.r0*qd), uint64(c.m*qd)), c.m, s.Heads, s.KVHeads, s.HeadDim)
+							p.StoreKV(kv2, vv, ring, step, c.m)
+
+							ring.K, ring.V = fused.rk, fused.rv
+							row := qd + 2*kd
+							x := ops.F32(qkvb).Sub(uint64(c.r0*row), uint64(c.m*row))
+							p.RoPEQK(x, rs, c.m, s.Heads, s.KVHeads, s.HeadDim, ropeDim)
+							p.AttentionQKV(x, ring, step, ops.F32(fused.out).Sub(uint64(c.r0*qd), uint64(c.m*qd)), c.m, s.Heads, s.KVHeads, s.HeadDim)
+							p.StoreKVQKV(x, ring, step, c.m, s.Heads, s.KVHeads, s.HeadDim)
+						}
+					})
+					requireBitEqual(t, "attention", e.get(t, fused.out), e.get(t, sep.out), qd)
+					requireBitEqual(t, "ring K", e.get(t, fused.rk), e.get(t, sep.rk), kd)
+					requireBitEqual(t, "ring V", e.get(t, fused.rv), e.get(t, sep.rv), kd)
+					require.ErrorContains(t, e.try(t, func(p *ops.Plan) {
+						p.AttentionQKV(ops.F32(qkvb).Sub(0, 7), ops.Ring{K: sep.rk, V: sep.rv, Window: s.Window, KVDim: kd, Type: kv}, ops.F32(steps).Sub(0, 1), ops.F32(sep.out), 1, s.Heads, s.KVHeads, s.HeadDim)
+					}), "shape mismatch")
+				})
+			}
+		})
+	})
+}
+
+// TestAttentionFillsTheDevice: in the GPU layout one decode query of the
+// 0.49B bench shape (32 query heads, 8 KV heads, head dim 64, W = 4096)
+// at depth 4096 spreads over at least 128 workgroups per layer (issue
+// target), and a query at depth 0 over one split.
+func TestAttentionFillsTheDevice(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{})
+	e := newEnvOn(t, d, ops.Options{Layout: ops.ForceGPU, WG: 128})
+	assert.GreaterOrEqual(t, e.lib.AttentionWorkgroups(4096, 32, 8, 64, 4096), 128)
+	assert.Equal(t, 8, e.lib.AttentionWorkgroups(1, 32, 8, 64, 4096), "one split of 8 head groups")
+	assert.Zero(t, newEnvOn(t, d, ops.Options{Layout: ops.ForceGPU, AttentionSplits: 1}).lib.AttentionScratch(512, 32, 8, 64, 4096))
 }

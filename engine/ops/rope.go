@@ -18,27 +18,42 @@ import (
 // ropeDim = 0 records nothing.
 func (p *Plan) RoPE(x Tensor, rope Tensor, ntok, nHeads, headDim, ropeDim int) {
 	if p.err == nil {
-		p.fail(p.rope(x, rope, ntok, nHeads, headDim, ropeDim))
+		p.fail(p.rope(x, rope, ntok, nHeads, headDim, ropeDim, nHeads*headDim))
 	}
 }
 
-// rope is RoPE, returning its error.
-func (p *Plan) rope(x Tensor, rope Tensor, ntok, nHeads, headDim, ropeDim int) error {
-	if ntok <= 0 || nHeads <= 0 || headDim <= 0 || ropeDim < 0 || ropeDim%2 != 0 || ropeDim > headDim {
+// RoPEQK is RoPE on the q and k heads of a q|k|v activation qkv (ntok,
+// (nHeads + 2·nKVHeads)·headDim): the first nHeads + nKVHeads heads of
+// each row, in one dispatch.
+func (p *Plan) RoPEQK(qkv Tensor, rope Tensor, ntok, nHeads, nKVHeads, headDim, ropeDim int) {
+	if p.err == nil {
+		stride := (nHeads + 2*nKVHeads) * headDim
+		heads := nHeads + nKVHeads
+		if ntok <= 0 || qkv.Len != uint64(ntok)*uint64(stride) {
+			p.fail(fmt.Errorf("ops: RoPEQK: qkv %d elements for %d tokens of %d: %w", qkv.Len, ntok, stride, errShape))
+			return
+		}
+		p.fail(p.rope(qkv.Sub(0, uint64(ntok-1)*uint64(stride)+uint64(heads*headDim)), rope, ntok, heads, headDim, ropeDim, stride))
+	}
+}
+
+// rope is RoPE over rows stride elements apart, returning its error.
+func (p *Plan) rope(x Tensor, rope Tensor, ntok, nHeads, headDim, ropeDim, stride int) error {
+	if ntok <= 0 || nHeads <= 0 || headDim <= 0 || ropeDim < 0 || ropeDim%2 != 0 || ropeDim > headDim || stride < nHeads*headDim {
 		return fmt.Errorf("ops: RoPE: %d tokens, %d heads of %d, rope dim %d: %w", ntok, nHeads, headDim, ropeDim, errShape)
 	}
-	nt, row := uint64(ntok), uint64(nHeads)*uint64(headDim)
-	if x.Len != nt*row || rope.Len != nt*uint64(ropeDim) {
+	nt, row, xs := uint64(ntok), uint64(nHeads)*uint64(headDim), uint64(stride)
+	if x.Len != (nt-1)*xs+row || rope.Len != nt*uint64(ropeDim) {
 		return fmt.Errorf("ops: RoPE: x %d, rope %d elements for %d tokens, %d heads of %d, rope dim %d: %w", x.Len, rope.Len, ntok, nHeads, headDim, ropeDim, errShape)
 	}
 	if ropeDim == 0 {
 		return nil
 	}
 	wg := uint64(p.lib.WG)
-	step := min(p.maxRows(row, 4), p.maxRows(uint64(ropeDim), 4))
+	step := min(p.maxRows(xs, 4), p.maxRows(uint64(ropeDim), 4))
 	for t0 := uint64(0); t0 < nt; t0 += step {
 		m := min(step, nt-t0)
-		xr, xo, err := p.binding(x, t0*row, m*row, 4)
+		xr, xo, err := p.binding(x, t0*xs, (m-1)*xs+row, 4)
 		if err != nil {
 			return fmt.Errorf("ops: RoPE x: %w", err)
 		}
@@ -46,7 +61,7 @@ func (p *Plan) rope(x Tensor, rope Tensor, ntok, nHeads, headDim, ropeDim int) e
 		if err != nil {
 			return fmt.Errorf("ops: RoPE table: %w", err)
 		}
-		pc := shaders.RoPEParams{Ntok: uint32(m), NHeads: uint32(nHeads), HeadDim: uint32(headDim), RopeDim: uint32(ropeDim), XOff: xo, ROff: ro}
+		pc := shaders.RoPEParams{Ntok: uint32(m), NHeads: uint32(nHeads), HeadDim: uint32(headDim), RopeDim: uint32(ropeDim), XOff: xo, ROff: ro, XStride: uint32(xs)}
 		pairs := m * uint64(nHeads) * uint64(ropeDim/2)
 		if err := p.dispatch(shaders.RoPE, (pairs+wg-1)/wg, shaders.Push(&pc), xr, rr); err != nil {
 			return err
