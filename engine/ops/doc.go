@@ -13,7 +13,12 @@
 // A Plan records ops (MatMul, Embed, RMSNorm, RoPE, Attention, StoreKV,
 // SiluMul, Add, Argmax) and, like vk.Sequence, keeps its first error: an op
 // that fails records nothing more, and Err reports it. Ops bind tensors
-// larger than maxStorageBufferRange in parts, one dispatch each.
+// larger than maxStorageBufferRange in parts, one dispatch each. The
+// ...Into, ...QKV and ...Rows forms work on strided rows: q|k|v side by
+// side from one product of stacked Q, K and V weights, gate|up likewise.
+// Split-K attention (GPU layout) needs scratch for its partial results
+// (Library.AttentionScratch): give a plan a shared buffer with SetScratch,
+// or it allocates its own.
 //
 // Weights stay in their file's type on the device (Weight, Pack): F32, F16
 // and BF16 rows as they are, every block type split into bodies (the quants,
