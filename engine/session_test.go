@@ -15,18 +15,28 @@ import (
 	"github.com/vkrun/vkrun/vk"
 )
 
+// tinyConfig is a two-layer model small enough to load in every test.
+var tinyConfig = loader.Config{Arch: "llama", Dim: 64, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 96,
+	VocabSize: 64, Window: 16, RopeTheta: 10000, NormEps: 1e-5}
+
+// openSynthetic writes a synthetic model of cfg with every matrix in dt and
+// opens it; it is closed at cleanup.
+func openSynthetic(t *testing.T, cfg loader.Config, dt loader.DType) *loader.Model {
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, loader.WriteSynthetic(path, cfg, dt, 5, nil))
+	lm, err := loader.Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { lm.Close() })
+	return lm
+}
+
 // TestRecordingsAreBoundedAndReplaceable feeds prompts of many lengths into
 // one session: it keeps at most maxRecordings step shapes, and evicting and
 // re-recording them changes no result.
 func TestRecordingsAreBoundedAndReplaceable(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
-	cfg := loader.Config{Arch: "llama", Dim: 64, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 96,
-		VocabSize: 64, Window: 16, RopeTheta: 10000, NormEps: 1e-5}
-	path := filepath.Join(t.TempDir(), "m.gguf")
-	require.NoError(t, loader.WriteSynthetic(path, cfg, loader.F32, 5, nil))
-	lm, err := loader.Open(path)
-	require.NoError(t, err)
-	defer lm.Close()
+	cfg := tinyConfig
+	lm := openSynthetic(t, cfg, loader.F32)
 	m, err := Load(d, lm, Options{})
 	require.NoError(t, err)
 	defer m.Close()
@@ -63,9 +73,7 @@ func TestRecordingsAreBoundedAndReplaceable(t *testing.T) {
 // with its name, since ignoring it would change the tokens.
 func TestLoadRefusesUnusedTensors(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
-	cfg := loader.Config{Arch: "llama", Dim: 64, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 96,
-		VocabSize: 64, Window: 16, RopeTheta: 10000, NormEps: 1e-5}
-	w, err := loader.SyntheticWriter(cfg, loader.F32, 5, nil)
+	w, err := loader.SyntheticWriter(tinyConfig, loader.F32, 5, nil)
 	require.NoError(t, err)
 	require.NoError(t, w.AddTensor("rope_freqs.weight", loader.F32, []uint64{8}, make([]float32, 8)))
 	path := filepath.Join(t.TempDir(), "m.gguf")
@@ -95,13 +103,8 @@ func TestLoadRefusesUnusedTensors(t *testing.T) {
 // argmax of the logits read back.
 func TestDecodeStepIsDeviceResident(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{ForceStaging: true})
-	cfg := loader.Config{Arch: "llama", Dim: 64, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 96,
-		VocabSize: 64, Window: 16, RopeTheta: 10000, NormEps: 1e-5}
-	path := filepath.Join(t.TempDir(), "m.gguf")
-	require.NoError(t, loader.WriteSynthetic(path, cfg, loader.Q8_0, 5, nil))
-	lm, err := loader.Open(path)
-	require.NoError(t, err)
-	defer lm.Close()
+	cfg := tinyConfig
+	lm := openSynthetic(t, cfg, loader.Q8_0)
 	for _, layout := range []ops.LayoutChoice{ops.ForceGPU, ops.ForceCPU} {
 		if layout == ops.ForceCPU && !d.Features.SubgroupArithmetic {
 			continue

@@ -198,7 +198,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 	if err != nil {
 		return fmt.Errorf("ops: Attention step: %w", err)
 	}
-	cpu := p.lib.layout == shaders.CPULayout && group*headDim <= maxKeysRegs && ring.Window <= maxKeysWindow
+	cpu := p.lib.keysKernel(nHeads, nKVHeads, headDim, ring.Window)
 	hg, splits := p.lib.attentionSplit(nHeads, nKVHeads, headDim, ring.Window)
 	if cpu {
 		hg, splits = uint32(group), 1
@@ -329,12 +329,19 @@ func (l *Library) attentionSplit(nHeads, nKVHeads, headDim, window int) (hg, spl
 	return hg, uint32(max(s, 1))
 }
 
+// keysKernel reports whether attention of this shape runs the CPU layout's
+// kernel (attention_keys.glsl), which neither splits nor needs scratch:
+// in the CPU layout, for the shapes within maxKeysRegs and maxKeysWindow.
+func (l *Library) keysKernel(nHeads, nKVHeads, headDim, window int) bool {
+	return l.layout == shaders.CPULayout && nHeads/max(nKVHeads, 1)*headDim <= maxKeysRegs && window <= maxKeysWindow
+}
+
 // AttentionScratch is the f32 elements of scratch memory that Attention
 // uses for a chunk of ntok queries of this shape in this library's layout
 // (0 when it needs none); give Plan.SetScratch at least that much to share
 // one buffer between plans, or the plan allocates its own.
 func (l *Library) AttentionScratch(ntok, nHeads, nKVHeads, headDim, window int) uint64 {
-	if l.layout == shaders.CPULayout && (nHeads/max(nKVHeads, 1))*headDim <= maxKeysRegs && window <= maxKeysWindow {
+	if l.keysKernel(nHeads, nKVHeads, headDim, window) {
 		return 0
 	}
 	_, s := l.attentionSplit(nHeads, nKVHeads, headDim, window)
@@ -351,7 +358,7 @@ func (l *Library) AttentionScratch(ntok, nHeads, nKVHeads, headDim, window int) 
 // workgroups per split, in the GPU layout, or one per KV head in the CPU
 // layout's kernel.
 func (l *Library) AttentionWorkgroups(n, nHeads, nKVHeads, headDim, window int) int {
-	if l.layout == shaders.CPULayout && (nHeads/max(nKVHeads, 1))*headDim <= maxKeysRegs && window <= maxKeysWindow {
+	if l.keysKernel(nHeads, nKVHeads, headDim, window) {
 		return nKVHeads
 	}
 	hg, s := l.attentionSplit(nHeads, nKVHeads, headDim, window)
