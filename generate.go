@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +72,7 @@ type genOptions struct {
 	haveIDs  bool
 	logprobs bool
 	noEOS    bool
+	stopIDs  []int
 }
 
 // WithTemperature sets the sampling temperature (0, the default, is greedy).
@@ -104,6 +106,14 @@ func WithPromptTokens(ids []int) GenerateOption {
 	return func(o *genOptions) { o.ids, o.haveIDs = append([]int(nil), ids...), true }
 }
 
+// WithStopTokens ends generation at any of these token ids, as at the
+// end-of-sequence token: the id is not yielded, and it is fed at the start
+// of the next Generate on the session, as chat templates expect (Gemma ends
+// a turn with <end_of_turn>, not with its EOS).
+func WithStopTokens(ids ...int) GenerateOption {
+	return func(o *genOptions) { o.stopIDs = append(o.stopIDs, ids...) }
+}
+
 // WithIgnoreEOS keeps generating past the end-of-sequence token (benchmarks).
 func WithIgnoreEOS() GenerateOption { return func(o *genOptions) { o.noEOS = true } }
 
@@ -111,8 +121,8 @@ func WithIgnoreEOS() GenerateOption { return func(o *genOptions) { o.noEOS = tru
 // back instead of taking the argmax on the GPU.
 func WithLogProbs() GenerateOption { return func(o *genOptions) { o.logprobs = true } }
 
-// KVBytes is the device memory of the session's KV ring cache, in bytes:
-// 2·layers·Window·kvHeads·headDim·(2 for f16, 4 for f32).
+// KVBytes is the device memory of the session's KV cache, in bytes (see
+// Model.KVBytes).
 func (s *Session) KVBytes() uint64 { return s.es.KVBytes() }
 
 // Pos is the number of tokens the session's cache has seen.
@@ -248,7 +258,7 @@ func (s *Session) generate(ctx context.Context, prompt string, o genOptions, yie
 
 	next := sampler.Sample(logits)
 	for n := 0; n < o.max; n++ {
-		if tok != nil && next == tok.EOS() && !o.noEOS {
+		if (tok != nil && next == tok.EOS() && !o.noEOS) || slices.Contains(o.stopIDs, next) {
 			s.pending = next // fed with the next turn, as chat templates expect
 			break
 		}

@@ -87,7 +87,8 @@ type loadOptions struct {
 // VKRUN_DEVICE does; the option wins over the variable).
 func WithDevice(selector string) Option { return func(o *loadOptions) { o.device = selector } }
 
-// WithWindow overrides the model's sliding window W (0: full attention).
+// WithWindow overrides the sliding window W of every local layer (of every
+// layer, for a file that declares no window); 0 makes every layer global.
 // Mistral v0.1 GGUF files often lack the key; its window is 4096.
 func WithWindow(w int) Option { return func(o *loadOptions) { o.window = w } }
 
@@ -109,7 +110,9 @@ func WithKV(precision string) Option {
 // and maximum: the window).
 func WithChunk(n int) Option { return func(o *loadOptions) { o.chunk = n } }
 
-// WithContext sets the positions held by a model without a sliding window.
+// WithContext sets the positions held by the global layers of a model that
+// has some (every layer of a model without a sliding window): the longest
+// sequence. Default: the model's context length, at most 4096.
 func WithContext(n int) Option { return func(o *loadOptions) { o.context = n } }
 
 // WithProgress reports weight upload progress in bytes.
@@ -276,9 +279,30 @@ func (m *Model) ChatTemplate() string {
 // Tokenizer is the model's tokenizer (nil if the file has none).
 func (m *Model) Tokenizer() *Tokenizer { return m.file.Tokenizer }
 
-// Window is the ring size: the sliding window, or the context of a model
-// without one.
-func (m *Model) Window() int { return m.em.Window }
+// LayerCache is one layer's KV cache: the keys a query attends to (Window;
+// 0 for a global layer, which attends to every key) and the positions the
+// layer retains (Slots: W for a ring, the context for a global layer).
+type LayerCache struct {
+	Window, Slots int
+}
+
+// Cache is each layer's KV cache layout, as every session allocates it.
+func (m *Model) Cache() []LayerCache {
+	out := make([]LayerCache, len(m.em.Cache))
+	for i, c := range m.em.Cache {
+		out[i] = LayerCache{Window: c.Window, Slots: c.Slots}
+	}
+	return out
+}
+
+// Context is the longest sequence a session can hold: the slots of the
+// global layers' caches, or 0 when every layer slides a window, so that
+// sequences run on without end.
+func (m *Model) Context() int { return m.em.Context }
+
+// KVBytes is the device memory of one session's KV cache, in bytes:
+// Σ_l slots_l·kvHeads·headDim·2·(2 for f16, 4 for f32).
+func (m *Model) KVBytes() uint64 { return m.em.KVBytes() }
 
 // WeightBytes is the device memory the model's weights take (matrices in
 // their device layout and norm vectors), in bytes. Sessions add their KV

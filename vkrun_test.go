@@ -184,7 +184,8 @@ func TestMemoryLayoutAndKernels(t *testing.T) {
 
 			s, err := m.NewSession()
 			require.NoError(t, err)
-			assert.Equal(t, uint64(2*c.NumLayers*m.Window()*kvDim*4), s.KVBytes())
+			assert.Equal(t, uint64(2*c.NumLayers*m.Context()*kvDim*4), s.KVBytes(), "full attention: a linear cache of the context in every layer")
+			assert.Equal(t, m.KVBytes(), s.KVBytes())
 			text(t, s, "Once", vkrun.WithMaxTokens(2))
 			ops := map[string]bool{}
 			for _, k := range m.Kernels() {

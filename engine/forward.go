@@ -2,26 +2,31 @@ package engine
 
 import (
 	"github.com/vkrun/vkrun/engine/ops"
+	"github.com/vkrun/vkrun/loader"
 )
 
 // forward records the transformer over a chunk of n tokens at positions
 // pos0…pos0+n−1 (pos0, the token ids and the RoPE angles are read from the
 // step buffer when the recording runs):
 //
-//	x = embed(tokens)
-//	for each layer:
-//	    h = rmsnorm(x) · attn_norm
-//	    q, k, v = Wq·h, Wk·h, Wv·h;  rope(q, k)   // one product, q|k|v per row
-//	    x += Wo · attention(q, ring ∪ {k, v})    // banded: the last W keys
-//	    ring ← k, v                              // slot = position mod W
-//	    h = rmsnorm(x) · ffn_norm
-//	    x += Wdown · (silu(Wgate·h) ⊙ Wup·h)      // gate and up: one product
-//	logits = Wout · (rmsnorm(x) · output_norm)
+//	x = embed(tokens) · embedScale
+//	for each layer l, with cache[l] its ring or linear cache:
+//	    h = norm(x) · attn_norm                  // RMSNorm, or LayerNorm (Cohere2)
+//	    q, k, v = Wq·h, Wk·h, Wv·h               // one product, q|k|v per row
+//	    q, k = headnorm(q, k)                    // Gemma 3: per-head RMSNorm
+//	    q, k = rope_l(q, k)                      // the layer's base and scale; none in Cohere2's global layers
+//	    a = Wo · attention(q, cache[l] ∪ {k, v}) // the layer's band; scores scaled, soft-capped (Gemma 2)
+//	    cache[l] ← k, v                          // slot = position mod slots
+//	    x += a, or x += post_attention_norm(a)   // Gemma
+//	    h = norm(x) · ffn_norm, or h as above    // Cohere2: the same h feeds both
+//	    f = Wdown · (act(Wgate·h) ⊙ Wup·h)        // SiLU or GELU-tanh; gate and up in one product
+//	    x += f, or x += post_ffw_norm(f)         // Gemma
+//	logits = cap(scale · Wout · (norm(x) · output_norm))
 //
 // Attention reads the chunk's own keys from k and v, and earlier ones from the
-// ring; only then is the chunk written into the ring, so a chunk of up to W
-// tokens never overwrites a key that one of its own queries still needs.
-// Decode is a chunk of one.
+// cache; only then is the chunk written into it, so a chunk no longer than
+// the smallest cache never overwrites a key that one of its own queries
+// still needs. Decode is a chunk of one.
 func (s *Session) forward(p *ops.Plan, n int, out output) error {
 	c := s.m.Config
 	w := &s.m.w
@@ -37,12 +42,25 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 	gateUp := s.hg.Sub(0, uint64(2*n*c.FFNDim)) // (n, 2·ffn): gate and up side by side
 	up := s.hu.Sub(0, uint64(n*c.FFNDim))
 	tokens := s.tokens.Sub(0, uint64(n))
-	rope := s.rope.Sub(0, uint64(n*c.RopeDim))
+	norm := func(x, w, y ops.Tensor, rows int) {
+		if c.Norm == loader.NormLayer {
+			p.LayerNorm(x, w, y, rows, c.Dim, eps)
+		} else {
+			p.RMSNorm(x, w, y, rows, c.Dim, eps)
+		}
+	}
+	attn := ops.AttentionOpts{Scale: float32(c.AttnScale), Softcap: float32(c.AttnSoftcap)}
 
-	p.Embed(w.tokenEmbd, tokens, x, n)
+	if c.EmbedScale != 0 && c.EmbedScale != 1 {
+		p.EmbedScaled(w.tokenEmbd, tokens, x, n, float32(c.EmbedScale))
+	} else {
+		p.Embed(w.tokenEmbd, tokens, x, n)
+	}
 	for l, lw := range w.layers {
+		cache := s.cache.Layer(l)
+
 		// Attention.
-		p.RMSNorm(x, lw.attnNorm, h, n, c.Dim, eps)
+		norm(x, lw.attnNorm, h, n)
 		if lw.wQKV.Buf != nil { // Q, K and V in one product
 			p.MatMul(lw.wQKV, h, qkv, n, false)
 		} else {
@@ -51,23 +69,43 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 			p.MatMulInto(lw.wk, h, qkv.Sub(uint64(qDim), span+uint64(kvDim)), n, qkvDim, false)
 			p.MatMulInto(lw.wv, h, qkv.Sub(uint64(qDim+kvDim), span+uint64(kvDim)), n, qkvDim, false)
 		}
-		p.RoPEQK(qkv, rope, n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim)
-		p.AttentionQKV(qkv, s.rings[l], s.step, att, n, c.NumHeads, c.NumKVHeads, c.HeadDim)
-		p.StoreKVQKV(qkv, s.rings[l], s.step, n, c.NumHeads, c.NumKVHeads, c.HeadDim)
-		p.MatMul(lw.wo, att, x, n, true) // x += Wo·att
-
-		// Feed-forward (SwiGLU).
-		p.RMSNorm(x, lw.ffnNorm, h, n, c.Dim, eps)
-		if lw.wGateUp.Buf != nil { // gate and up in one product
-			p.MatMul(lw.wGateUp, h, gateUp, n, false)
-			p.SiluMulRows(gateUp, up, n, c.FFNDim)
-			p.MatMul(lw.wDown, up, x, n, true) // x += Wdown·h
-			continue
+		if c.QKNorm {
+			p.HeadNormQK(qkv, lw.qNorm, lw.kNorm, n, c.NumHeads, c.NumKVHeads, c.HeadDim, eps)
 		}
-		p.MatMul(lw.wGate, h, gate, n, false)
-		p.MatMul(lw.wUp, h, up, n, false)
-		p.SiluMul(gate, up, gate)
-		p.MatMul(lw.wDown, gate, x, n, true) // x += Wdown·h
+		if t := s.m.layerRope[l]; t >= 0 {
+			p.RoPEQK(qkv, s.ropes[t].Sub(0, uint64(n*c.RopeDim)), n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim, c.Rope)
+		}
+		p.AttentionQKV(qkv, cache, s.step, att, n, c.NumHeads, c.NumKVHeads, c.HeadDim, attn)
+		p.StoreKVQKV(qkv, cache, s.step, n, c.NumHeads, c.NumKVHeads, c.HeadDim)
+		if c.PostNorms { // h is free once q|k|v are made
+			p.MatMul(lw.wo, att, h, n, false)
+			p.RMSNormAdd(h, lw.postAttnNorm, x, n, c.Dim, eps) // x += post_attention_norm(Wo·att)
+		} else {
+			p.MatMul(lw.wo, att, x, n, true) // x += Wo·att
+		}
+
+		// Feed-forward: down(act(gate·h) ⊙ up·h). Parallel blocks keep
+		// the attention's h, the norm of x before attention added to it.
+		if !c.Parallel {
+			norm(x, lw.ffnNorm, h, n)
+		}
+		ffnIn := h
+		hidden := up
+		if lw.wGateUp.Buf != nil { // gate and up in one product
+			p.MatMul(lw.wGateUp, ffnIn, gateUp, n, false)
+			p.ActMulRows(c.Act, gateUp, up, n, c.FFNDim)
+		} else {
+			p.MatMul(lw.wGate, ffnIn, gate, n, false)
+			p.MatMul(lw.wUp, ffnIn, up, n, false)
+			p.ActMul(c.Act, gate, up, gate)
+			hidden = gate
+		}
+		if c.PostNorms { // h is free once gate and up are made
+			p.MatMul(lw.wDown, hidden, h, n, false)
+			p.RMSNormAdd(h, lw.postFFNNorm, x, n, c.Dim, eps) // x += post_ffw_norm(Wdown·hidden)
+		} else {
+			p.MatMul(lw.wDown, hidden, x, n, true) // x += Wdown·hidden
+		}
 	}
 
 	// Final norm and logits: for every token, or only the last.
@@ -78,8 +116,14 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 		rows = 1
 	}
 	logits := s.logits.Sub(0, uint64(rows*c.VocabSize))
-	p.RMSNorm(x, w.outputNorm, h, rows, c.Dim, eps)
+	norm(x, w.outputNorm, h, rows)
 	p.MatMul(w.output, h, logits, rows, false)
+	if scale := c.LogitScale; (scale != 0 && scale != 1) || c.FinalSoftcap != 0 {
+		if scale == 0 {
+			scale = 1
+		}
+		p.ScaleCap(logits, float32(scale), float32(c.FinalSoftcap))
+	}
 	if out == greedy {
 		p.Argmax(logits, s.tokens.Sub(0, 1))
 	}

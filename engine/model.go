@@ -20,11 +20,12 @@ type Options struct {
 	// KV is the element type of the ring cache (default f16).
 	KV ops.KVType
 	// Chunk is the most prompt tokens one prefill step takes (default and
-	// maximum: the window).
+	// maximum: the smallest layer cache, so the smallest window).
 	Chunk int
-	// Context is the ring size, and so the longest sequence, of a model
-	// without a sliding window (Config.Window == 0). Default: the model's
-	// context length, at most 4096.
+	// Context is the slots of each global layer's linear cache, and so the
+	// longest sequence, of a model with global layers. Default: the model's
+	// context length, at most 4096. A model whose layers all slide a
+	// window has no such limit and ignores it.
 	Context int
 	// Progress, when set, is called as weights are uploaded.
 	Progress func(done, total uint64)
@@ -40,12 +41,12 @@ type Options struct {
 // and the kernels. Sessions share it. Its methods are safe for concurrent use.
 type Model struct {
 	Config loader.Config
-	// Window is the ring size W: the sliding window, or Options.Context for a
-	// model with full attention (which then cannot run past W positions).
-	Window int
-	// SlidingWindow reports whether the model itself has a window, so that
-	// sequences may run past Window positions.
-	SlidingWindow bool
+	// Cache is the KV cache layout of every session: each layer's window
+	// and slots.
+	Cache []LayerCache
+	// Context is the longest sequence: the slots of the global layers, or 0
+	// when every layer slides a window, so that sequences run on for ever.
+	Context int
 	// Notes lists what the user should know about the load: conversions
 	// of types without kernels, a kernel layout the device cannot run.
 	Notes []string
@@ -58,7 +59,15 @@ type Model struct {
 	opts      Options
 	w         weights
 	bufs      []*vk.Buffer
-	ropeFreqs []float64 // θ^(−2i/ropeDim) for i < ropeDim/2
+	ropes     []ropeTable // the distinct RoPEs of the layers
+	layerRope []int       // per layer: its index in ropes, or −1 for none
+}
+
+// ropeTable is one RoPE of a model's layers: each step writes the cos and
+// sin of its angles, (pos/scale)·freqs[i], for the step's positions.
+type ropeTable struct {
+	theta, scale float64
+	freqs        []float64 // θ^(−2i/ropeDim) for i < ropeDim/2
 }
 
 // weights are the model's tensors on the device.
@@ -71,14 +80,20 @@ type weights struct {
 
 type layerWeights struct {
 	attnNorm ops.Tensor // (dim,) f32
+	// qNorm and kNorm are the per-head norms of queries and keys, (headDim,)
+	// f32 each, with Config.QKNorm.
+	qNorm, kNorm ops.Tensor
 	// wQKV is the Q, K and V rows stacked, (heads·headDim + 2·kvHeads·headDim,
 	// dim), packed at load when the file stores the three in one type, so
 	// that one product makes q|k|v; otherwise wq, wk and wv.
-	wQKV    ops.Weight
-	wq      ops.Weight // (heads*headDim, dim)
-	wk, wv  ops.Weight // (kvHeads*headDim, dim)
-	wo      ops.Weight // (dim, heads*headDim)
-	ffnNorm ops.Tensor // (dim,) f32
+	wQKV   ops.Weight
+	wq     ops.Weight // (heads*headDim, dim)
+	wk, wv ops.Weight // (kvHeads*headDim, dim)
+	wo     ops.Weight // (dim, heads*headDim)
+	// postAttnNorm and postFFNNorm normalise the attention and FFN outputs
+	// before the residual add, (dim,) f32 each, with Config.PostNorms.
+	postAttnNorm, postFFNNorm ops.Tensor
+	ffnNorm                   ops.Tensor // (dim,) f32; none with Config.Parallel
 	// wGateUp is the gate rows then the up rows, (2·ffn, dim), one matrix
 	// packed at load when the file stores both in one type, so that one
 	// product makes both; otherwise wGate and wUp.
@@ -100,28 +115,31 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 	if cfg.RopeDim%2 != 0 || cfg.RopeDim > cfg.HeadDim || cfg.HeadDim%2 != 0 {
 		return nil, fmt.Errorf("engine: head dim %d with RoPE dim %d is not supported (both must be even, rope ≤ head)", cfg.HeadDim, cfg.RopeDim)
 	}
+	if cfg.Parallel && cfg.PostNorms {
+		return nil, fmt.Errorf("engine: a parallel block with post norms is not supported")
+	}
 	if cfg.HeadDim > 256 {
 		return nil, fmt.Errorf("engine: head dim %d exceeds the attention kernel's 256", cfg.HeadDim)
 	}
 	mod := &Model{Config: cfg, dev: d, opts: opts}
-	for i := range cfg.RopeDim / 2 {
-		mod.ropeFreqs = append(mod.ropeFreqs, math.Pow(cfg.RopeTheta, -2*float64(i)/float64(cfg.RopeDim)))
+	if opts.Context < 0 {
+		return nil, fmt.Errorf("engine: context %d", opts.Context)
 	}
-	switch {
-	case cfg.Window > 0:
-		mod.Window, mod.SlidingWindow = cfg.Window, true
-	case opts.Context > 0:
-		mod.Window = opts.Context
-	default:
-		mod.Window = min(max(cfg.ContextLength, 1), 4096)
-	}
+	mod.Cache, mod.Context, mod.Notes = CacheLayout(cfg, opts.Context)
+	mod.ropes, mod.layerRope = ropeTables(cfg)
 	if opts.Chunk < 0 {
 		return nil, fmt.Errorf("engine: chunk size %d", opts.Chunk)
 	}
-	if opts.Chunk == 0 || opts.Chunk > mod.Window {
-		mod.opts.Chunk = mod.Window
+	// Attention runs before a chunk is stored, so a chunk may be as long
+	// as the smallest cache (see RATIONALE.md, "Chunks bounded by the
+	// smallest window").
+	smallest := maxChunk
+	for _, c := range mod.Cache {
+		smallest = min(smallest, c.Slots)
 	}
-	mod.opts.Chunk = min(mod.opts.Chunk, maxChunk)
+	if opts.Chunk == 0 || opts.Chunk > smallest {
+		mod.opts.Chunk = smallest
+	}
 
 	lib, err := ops.NewLibrary(d, ops.Options{WG: opts.WG, Layout: opts.Layout})
 	if err != nil {
@@ -136,6 +154,70 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 	return mod, nil
 }
 
+// CacheLayout is each layer's cache for cfg: a ring of W slots for a local
+// layer, a linear cache of the context for a global one. With global
+// layers the context bounds the sequence, so a window beyond it is clamped
+// (with a note); with none the context is 0, unbounded.
+func CacheLayout(cfg loader.Config, context int) ([]LayerCache, int, []string) {
+	if !cfg.Global() {
+		layout := make([]LayerCache, cfg.NumLayers)
+		for l := range layout {
+			w := cfg.Layer(l).Window
+			layout[l] = LayerCache{Window: w, Slots: w}
+		}
+		return layout, 0, nil
+	}
+	if context == 0 {
+		context = min(max(cfg.ContextLength, 1), 4096)
+	}
+	var notes []string
+	clamped := 0
+	layout := make([]LayerCache, cfg.NumLayers)
+	for l := range layout {
+		switch w := cfg.Layer(l).Window; {
+		case w == 0:
+			layout[l] = LayerCache{Window: 0, Slots: context}
+		case w > context:
+			// Every position the sequence can reach is in the window.
+			layout[l] = LayerCache{Window: context, Slots: context}
+			clamped = w
+		default:
+			layout[l] = LayerCache{Window: w, Slots: w}
+		}
+	}
+	if clamped > 0 {
+		notes = append(notes, fmt.Sprintf("the sliding window %d is larger than the context %d: clamped to %d (raise the context to run longer sequences)", clamped, context, context))
+	}
+	return layout, context, notes
+}
+
+// ropeTables finds the distinct RoPEs (base and scale) of cfg's layers.
+func ropeTables(cfg loader.Config) (tables []ropeTable, layerRope []int) {
+	layerRope = make([]int, cfg.NumLayers)
+	for l := range layerRope {
+		spec := cfg.Layer(l)
+		layerRope[l] = -1
+		if spec.RopeTheta == 0 {
+			continue
+		}
+		scale := spec.RopeScale
+		if scale == 0 {
+			scale = 1
+		}
+		i := slices.IndexFunc(tables, func(t ropeTable) bool { return t.theta == spec.RopeTheta && t.scale == scale })
+		if i < 0 {
+			t := ropeTable{theta: spec.RopeTheta, scale: scale}
+			for j := range cfg.RopeDim / 2 {
+				t.freqs = append(t.freqs, math.Pow(spec.RopeTheta, -2*float64(j)/float64(cfg.RopeDim)))
+			}
+			i = len(tables)
+			tables = append(tables, t)
+		}
+		layerRope[l] = i
+	}
+	return tables, layerRope
+}
+
 // maxChunk caps one prefill step, bounding activation memory (a chunk of C
 // tokens needs C·(3·dim + 2·ffn + …) floats).
 const maxChunk = 512
@@ -144,10 +226,25 @@ const maxChunk = 512
 func (m *Model) Library() *ops.Library { return m.lib }
 
 // AttentionWorkgroups is the workgroups that attend for one decode query
-// after depth tokens (a band of min(depth+1, Window) keys) in each layer.
+// after depth tokens in the layer that has the fewest: its band holds
+// min(depth+1, its window) keys.
 func (m *Model) AttentionWorkgroups(depth int) int {
 	c := m.Config
-	return m.lib.AttentionWorkgroups(min(depth+1, m.Window), c.NumHeads, c.NumKVHeads, c.HeadDim, m.Window)
+	least := 0
+	for i, lc := range m.Cache {
+		band := lc.band()
+		n := m.lib.AttentionWorkgroups(min(depth+1, band), c.NumHeads, c.NumKVHeads, c.HeadDim, band)
+		if i == 0 || n < least {
+			least = n
+		}
+	}
+	return least
+}
+
+// KVBytes is the device memory of one session's KV cache (KVBytes of
+// Cache in the model's KV type).
+func (m *Model) KVBytes() uint64 {
+	return KVBytes(m.Cache, m.Config.NumKVHeads*m.Config.HeadDim, m.opts.KV)
 }
 
 // Device is the device the model lives on.
@@ -210,6 +307,14 @@ func (m *Model) upload(src *loader.Model) error {
 		lw := &m.w.layers[l]
 		p := fmt.Sprintf("blk.%d.", l)
 		vector(p+"attn_norm.weight", cfg.Dim, &lw.attnNorm)
+		if cfg.QKNorm {
+			vector(p+"attn_q_norm.weight", cfg.HeadDim, &lw.qNorm)
+			vector(p+"attn_k_norm.weight", cfg.HeadDim, &lw.kNorm)
+		}
+		if cfg.PostNorms {
+			vector(p+"post_attention_norm.weight", cfg.Dim, &lw.postAttnNorm)
+			vector(p+"post_ffw_norm.weight", cfg.Dim, &lw.postFFNNorm)
+		}
 		wq, wk, wv := src.Tensor(p+"attn_q.weight"), src.Tensor(p+"attn_k.weight"), src.Tensor(p+"attn_v.weight")
 		if wq != nil && wk != nil && wv != nil && wq.Type == wk.Type && wq.Type == wv.Type &&
 			len(wq.Shape) == 2 && len(wk.Shape) == 2 && len(wv.Shape) == 2 && wq.Shape[0] == wk.Shape[0] && wq.Shape[0] == wv.Shape[0] {
@@ -220,7 +325,9 @@ func (m *Model) upload(src *loader.Model) error {
 			matrix(p+"attn_v.weight", kvDim, cfg.Dim, &lw.wv)
 		}
 		matrix(p+"attn_output.weight", cfg.Dim, qDim, &lw.wo)
-		vector(p+"ffn_norm.weight", cfg.Dim, &lw.ffnNorm)
+		if !cfg.Parallel {
+			vector(p+"ffn_norm.weight", cfg.Dim, &lw.ffnNorm)
+		}
 		gate, up := src.Tensor(p+"ffn_gate.weight"), src.Tensor(p+"ffn_up.weight")
 		if gate != nil && up != nil && gate.Type == up.Type && slices.Equal(gate.Shape, up.Shape) {
 			jobs = append(jobs, uploadJob{name: gate.Name, t: gate, also: []*loader.Tensor{up}, rows: 2 * cfg.FFNDim, cols: cfg.Dim, into: &lw.wGateUp})

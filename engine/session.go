@@ -13,21 +13,22 @@ import (
 	"github.com/vkrun/vkrun/vk"
 )
 
-// ErrContextFull is returned when a model without a sliding window would run
-// past its ring (Model.Window positions).
+// ErrContextFull is returned when a model with global layers would run past
+// their linear caches (Model.Context positions).
 var ErrContextFull = errors.New("engine: context full")
 
 // stepTimeout bounds one GPU step; a healthy device needs far less.
 const stepTimeout = 5 * time.Minute
 
-// Session is one sequence: its own rolling KV cache (a ring of Window slots
-// per layer) and activations, on a shared Model. A Session is not safe for
+// Session is one sequence: its own KV cache (a ring of W slots per local
+// layer, a linear cache of the context per global layer) and activations,
+// on a shared Model. A Session is not safe for
 // concurrent use; different sessions of one model are.
 type Session struct {
 	m   *Model
 	pos int // the next position
 
-	rings []ops.Ring // per layer: K and V, (Window, kvHeads*headDim) each
+	cache *KVCache
 	bufs  []*vk.Buffer
 
 	// Activations for up to chunk tokens, f32, in device memory.
@@ -41,9 +42,9 @@ type Session struct {
 	// Per-step values, in device memory: a step's recording first copies
 	// them from the host's copy (stepHost), so that no kernel reads host
 	// memory, which a discrete GPU would reach over PCIe.
-	step   ops.Tensor // (1,) u32: pos0, the chunk's first position
-	tokens ops.Tensor // (chunk,) u32: the chunk's token ids; greedy steps write the next id to [0]
-	rope   ops.Tensor // (chunk, ropeDim/2, 2) f32: cos and sin of each position's angles
+	step   ops.Tensor   // (1,) u32: pos0, the chunk's first position
+	tokens ops.Tensor   // (chunk,) u32: the chunk's token ids; greedy steps write the next id to [0]
+	ropes  []ops.Tensor // per RoPE of the model: (chunk, ropeDim/2, 2) f32, cos and sin of each position's angles
 
 	// Host memory: the step values the host writes before each submit
 	// (step, tokens, rope as above, then one word for the greedy id read
@@ -82,7 +83,7 @@ type recording struct {
 // many lengths would otherwise each leave a recording and its descriptor sets.
 const maxRecordings = 8
 
-// NewSession allocates a session's ring cache and buffers. Its device memory
+// NewSession allocates a session's KV cache and buffers. Its device memory
 // is fixed here and never grows, however long the sequence.
 func (m *Model) NewSession() (*Session, error) {
 	c := m.Config
@@ -108,25 +109,22 @@ func (m *Model) NewSession() (*Session, error) {
 	s.hg = dev("ffn gate and up", 2*chunk*c.FFNDim)
 	s.hu = dev("ffn up", chunk*c.FFNDim)
 	s.logits = dev("logits", chunk*c.VocabSize)
-	if n := m.lib.AttentionScratch(chunk, c.NumHeads, c.NumKVHeads, c.HeadDim, m.Window); n > 0 {
-		s.scratch = dev("attention partials", int(n))
+	var partials uint64 // the most any layer's attention needs
+	for _, lc := range m.Cache {
+		partials = max(partials, m.lib.AttentionScratch(chunk, c.NumHeads, c.NumKVHeads, c.HeadDim, lc.band()))
 	}
-	nRope := chunk * c.RopeDim // (chunk, ropeDim/2, 2)
-	stepWords := 1 + chunk + nRope
+	if partials > 0 {
+		s.scratch = dev("attention partials", int(partials))
+	}
+	nRope := chunk * c.RopeDim // (chunk, ropeDim/2, 2) per table
+	stepWords := 1 + chunk + len(m.ropes)*nRope
 	all := dev("step", stepWords)
-	s.step, s.tokens, s.rope = all.Sub(0, 1), all.Sub(1, uint64(chunk)), all.Sub(uint64(1+chunk), uint64(nRope))
-	for l := 0; l < c.NumLayers && err == nil; l++ {
-		n := ops.RingBytes(m.opts.KV, m.Window, kvDim)
-		var kb, vb *vk.Buffer
-		if kb, err = m.dev.NewBuffer(fmt.Sprintf("blk.%d.k ring", l), n, vk.DeviceMemory); err != nil {
-			break
-		}
-		s.bufs = append(s.bufs, kb)
-		if vb, err = m.dev.NewBuffer(fmt.Sprintf("blk.%d.v ring", l), n, vk.DeviceMemory); err != nil {
-			break
-		}
-		s.bufs = append(s.bufs, vb)
-		s.rings = append(s.rings, ops.Ring{K: kb, V: vb, Window: m.Window, KVDim: kvDim, Type: m.opts.KV})
+	s.step, s.tokens = all.Sub(0, 1), all.Sub(1, uint64(chunk))
+	for t := range m.ropes {
+		s.ropes = append(s.ropes, all.Sub(uint64(1+chunk+t*nRope), uint64(nRope)))
+	}
+	if err == nil {
+		s.cache, err = newKVCache(m.dev, m.Cache, kvDim, m.opts.KV)
 	}
 	if err == nil {
 		if s.stepHost, err = m.dev.NewBuffer("step (host)", uint64(4*(stepWords+1)), vk.HostMemory); err == nil {
@@ -148,17 +146,19 @@ func (m *Model) NewSession() (*Session, error) {
 // Pos is the number of tokens the session has processed: the next position.
 func (s *Session) Pos() int { return s.pos }
 
-// Reset starts a new sequence at position 0. The ring needs no clearing: a
+// Reset starts a new sequence at position 0. The cache needs no clearing: a
 // query only reads slots of positions already written in this sequence.
 func (s *Session) Reset() { s.pos = 0 }
 
-// KVBytes is the size of the session's ring cache: 2·layers·W·kvHeads·headDim·sizeof(elem).
+// Cache is the session's KV cache.
+func (s *Session) Cache() *KVCache { return s.cache }
+
+// KVBytes is the size of the session's KV cache: Σ_l slots_l·kvHeads·headDim·2·sizeof(elem).
 func (s *Session) KVBytes() uint64 {
-	var n uint64
-	for _, r := range s.rings {
-		n += 2 * ops.RingBytes(r.Type, r.Window, r.KVDim)
+	if s.cache == nil {
+		return 0
 	}
-	return n
+	return s.cache.Bytes()
 }
 
 // Close frees the session's device memory. Idempotent.
@@ -172,6 +172,9 @@ func (s *Session) Close() error {
 		b.Close()
 	}
 	s.bufs = nil
+	if s.cache != nil {
+		s.cache.Close()
+	}
 	return nil
 }
 
@@ -266,8 +269,8 @@ func (s *Session) run(ctx context.Context, tokens []int, out output) error {
 	if n == 0 || n > s.m.opts.Chunk {
 		return fmt.Errorf("engine: step of %d tokens (chunk size %d)", n, s.m.opts.Chunk)
 	}
-	if !s.m.SlidingWindow && s.pos+n > s.m.Window {
-		return fmt.Errorf("%w: %d + %d tokens exceed the %d positions of a model without a sliding window (raise the context)", ErrContextFull, s.pos, n, s.m.Window)
+	if ctx := s.m.Context; ctx > 0 && s.pos+n > ctx {
+		return fmt.Errorf("%w: %d + %d tokens exceed the %d positions of the global layers' caches (raise the context)", ErrContextFull, s.pos, n, ctx)
 	}
 	if s.pos+n > math.MaxUint32 {
 		return fmt.Errorf("%w: position %d", ErrContextFull, s.pos+n)
@@ -339,32 +342,45 @@ func (s *Session) writeStep(tokens []int) {
 	for i, t := range tokens {
 		put(s.tokens.Off+uint64(i), uint32(t))
 	}
-	half := len(s.m.ropeFreqs)
-	for i := range tokens {
-		pos := float64(s.pos + i)
-		for j, freq := range s.m.ropeFreqs {
-			sin, cos := math.Sincos(pos * freq)
-			e := s.rope.Off + uint64(2*(i*half+j))
-			put(e, math.Float32bits(float32(cos)))
-			put(e+1, math.Float32bits(float32(sin)))
+	for t, table := range s.m.ropes {
+		half := len(table.freqs)
+		for i := range tokens {
+			pos := float64(s.pos + i)
+			if table.scale != 1 {
+				pos /= table.scale
+			}
+			for j, freq := range table.freqs {
+				sin, cos := math.Sincos(pos * freq)
+				e := s.ropes[t].Off + uint64(2*(i*half+j))
+				put(e, math.Float32bits(float32(cos)))
+				put(e+1, math.Float32bits(float32(sin)))
+			}
 		}
 	}
 }
 
 // resultWord is the word of stepHost that a greedy step's id is copied to.
-func (s *Session) resultWord() uint64 { return s.step.Len + s.tokens.Len + s.rope.Len }
+func (s *Session) resultWord() uint64 {
+	n := s.step.Len + s.tokens.Len
+	for _, r := range s.ropes {
+		n += r.Len
+	}
+	return n
+}
 
 // hostRange is the bytes of stepHost that mirror elements [off, off+n) of
 // the device step buffer.
 func (s *Session) hostRange(off, n uint64) vk.Range { return s.stepHost.Slice(4*off, 4*n) }
 
 // copyStepIn records the copy of an n-token step's values from host to
-// device memory: pos0 and the token ids, then the RoPE rows.
+// device memory: pos0 and the token ids, then each RoPE table's rows.
 func (s *Session) copyStepIn(seq *vk.Sequence, n int) {
 	ids := s.step.Len + uint64(n)
 	seq.Copy(s.hostRange(0, ids), s.step.Buf.Slice(4*s.step.Off, 4*ids))
-	if r := uint64(n * s.m.Config.RopeDim); r > 0 {
-		seq.Copy(s.hostRange(s.rope.Off-s.step.Off, r), s.rope.Buf.Slice(4*s.rope.Off, 4*r))
+	for _, rope := range s.ropes {
+		if r := uint64(n * s.m.Config.RopeDim); r > 0 {
+			seq.Copy(s.hostRange(rope.Off-s.step.Off, r), rope.Buf.Slice(4*rope.Off, 4*r))
+		}
 	}
 }
 

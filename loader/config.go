@@ -9,45 +9,80 @@ import (
 	"strings"
 )
 
-// supportedArchs are the general.architecture values Open accepts. Both use
-// the same tensor names and metadata keys (prefixed with the arch).
-var supportedArchs = map[string]bool{"llama": true, "mistral": true}
-
 // maxConfigInt bounds every integer hyperparameter, so that products such as
 // NumHeads*HeadDim cannot overflow an int on any platform we build for.
 const maxConfigInt = 1<<31 - 1
 
-// configFromGGUF reads a llama/mistral Config from GGUF metadata, applying
-// the defaults llama.cpp applies. VocabSize comes from token_embd's shape.
-// It does not validate; call Validate and checkTensors after any override.
+// configFromGGUF reads a Config from GGUF metadata, applying the defaults
+// llama.cpp applies. VocabSize comes from token_embd's shape. It does not
+// validate; call Validate and checkTensors after any override.
 func configFromGGUF(f *GGUFFile) (Config, error) {
+	c, err := configFromMetadata(f.Metadata)
+	if err != nil {
+		return c, err
+	}
+	switch t := f.tensor("token_embd.weight"); {
+	case t == nil:
+		return c, fmt.Errorf("tensor token_embd.weight is missing")
+	case len(t.Shape) != 2 || t.Shape[1] > maxConfigInt:
+		return c, fmt.Errorf("tensor token_embd.weight has shape %v, want {dim, vocab}", t.Shape)
+	default:
+		c.VocabSize = int(t.Shape[1])
+	}
+	return c, nil
+}
+
+// configFromMetadata reads every field but VocabSize from the keys of
+// general.architecture (prefixed "<arch>."), with llama.cpp's names and
+// defaults for that arch, and fills Layers.
+func configFromMetadata(m Metadata) (Config, error) {
 	var c Config
-	arch, ok := f.String("general.architecture")
+	arch, ok := m.String("general.architecture")
 	if !ok {
-		if f.Has("general.architecture") {
+		if m.Has("general.architecture") {
 			return c, fmt.Errorf("metadata general.architecture is not a string")
 		}
 		return c, fmt.Errorf("metadata general.architecture is missing")
 	}
-	if !supportedArchs[arch] {
-		return c, fmt.Errorf("unsupported architecture %q (want llama or mistral)", arch)
+	def, ok := archs[arch]
+	if !ok {
+		return c, fmt.Errorf("unsupported architecture %q (want %s)", arch, archList)
 	}
 	c.Arch = arch
-	r := metaReader{m: f.Metadata, prefix: arch + "."}
+	r := metaReader{m: m, prefix: arch + "."}
 	c.NumLayers = r.int("block_count", -1)
 	c.Dim = r.int("embedding_length", -1)
 	c.NumHeads = r.int("attention.head_count", -1)
 	c.NumKVHeads = r.int("attention.head_count_kv", c.NumHeads)
 	c.FFNDim = r.int("feed_forward_length", -1)
 	c.ContextLength = r.int("context_length", 0)
-	c.Window = r.int("attention.sliding_window", 0)
+	c.Window = r.int("attention.sliding_window", def.window)
 	c.RopeTheta = r.float("rope.freq_base", 10000)
-	c.NormEps = r.float("attention.layer_norm_rms_epsilon", 1e-5)
+	switch arch {
+	case "llama", "mistral":
+		c.NormEps = r.float("attention.layer_norm_rms_epsilon", 1e-5)
+	case "gemma2", "gemma3":
+		r.need("attention.layer_norm_rms_epsilon")
+		c.NormEps = r.float("attention.layer_norm_rms_epsilon", 0)
+	case "cohere2":
+		r.need("attention.layer_norm_epsilon")
+		c.NormEps = r.float("attention.layer_norm_epsilon", 0)
+	}
 	if r.err != nil {
 		return c, r.err
 	}
-	if err := r.plainRope(); err != nil {
-		return c, err
+	if c.NumLayers > maxLayers {
+		return c, fmt.Errorf("metadata %sblock_count = %d is implausibly large (more than %d layers)", r.prefix, c.NumLayers, maxLayers)
+	}
+	ropeScale := 1.0
+	if arch == "gemma3" {
+		// llama.cpp applies linear scaling to gemma3's global layers.
+		ropeScale = r.linearRope()
+	} else {
+		r.plainRope()
+	}
+	if r.err != nil {
+		return c, r.err
 	}
 	hd := 0
 	if c.NumHeads > 0 && c.Dim%c.NumHeads == 0 {
@@ -70,13 +105,29 @@ func configFromGGUF(f *GGUFFile) (Config, error) {
 		return c, r.err
 	}
 	c.Rope = RopePairwise
-	switch t := f.tensor("token_embd.weight"); {
-	case t == nil:
-		return c, fmt.Errorf("tensor token_embd.weight is missing")
-	case len(t.Shape) != 2 || t.Shape[1] > maxConfigInt:
-		return c, fmt.Errorf("tensor token_embd.weight has shape %v, want {dim, vocab}", t.Shape)
-	default:
-		c.VocabSize = int(t.Shape[1])
+	switch arch {
+	case "gemma2", "gemma3":
+		c.Rope = RopeHalf // llama.cpp's NEOX RoPE: Gemma's Q/K rows are not permuted
+		c.Act = ActGELUTanh
+		c.EmbedScale = math.Sqrt(float64(c.Dim))
+		c.PostNorms = true
+		c.AttnScale = gemmaQueryScale(c)
+		if arch == "gemma2" {
+			c.AttnSoftcap = r.float("attn_logit_softcapping", 50)
+			c.FinalSoftcap = r.float("final_logit_softcapping", 30)
+		} else {
+			c.QKNorm = true
+			c.FinalSoftcap = r.float("final_logit_softcapping", 0)
+		}
+	case "cohere2":
+		c.Norm = NormLayer
+		c.Parallel = true
+		r.need("logit_scale")
+		c.LogitScale = r.float("logit_scale", 0)
+	}
+	r.readLayers(&c, ropeScale)
+	if r.err != nil {
+		return c, r.err
 	}
 	return c, nil
 }
@@ -124,26 +175,91 @@ func (r *metaReader) int(key string, def int) int {
 	return int(u)
 }
 
+// need makes a key required: a missing one is the reader's error.
+func (r *metaReader) need(key string) {
+	if r.err == nil && !r.m.Has(r.prefix+key) {
+		r.err = fmt.Errorf("metadata %s%s is missing", r.prefix, key)
+	}
+}
+
+// ropeScaleKeys are the keys that give a linear RoPE scaling factor F:
+// rope.scaling.factor and its old name rope.scale_linear hold F,
+// rope.freq_scale holds 1/F. 0 (and a missing key) means unset.
+var ropeScaleKeys = []struct {
+	key     string
+	inverse bool
+}{{"rope.scaling.factor", false}, {"rope.scale_linear", false}, {"rope.freq_scale", true}}
+
 // plainRope refuses the RoPE scaling keys (linear, YaRN, llama3 …): the
-// engine implements plain RoPE, and ignoring a scaling would change every
-// logit without a word. "none" and a factor of 1 (or 0, unset) are plain.
-func (r *metaReader) plainRope() error {
+// engine implements plain RoPE for these archs, and ignoring a scaling would
+// change every logit without a word. "none" and a factor of 1 (or 0, unset)
+// are plain.
+func (r *metaReader) plainRope() {
+	if r.err != nil {
+		return
+	}
 	if v, ok := r.m.Get(r.prefix + "rope.scaling.type"); ok {
 		if t, _ := v.Data.(string); t != "none" {
-			return fmt.Errorf("metadata %srope.scaling.type = %v is not supported (plain RoPE only)", r.prefix, v.Data)
+			r.err = fmt.Errorf("metadata %srope.scaling.type = %v is not supported (plain RoPE only)", r.prefix, v.Data)
+			return
 		}
 	}
-	for _, key := range []string{"rope.scaling.factor", "rope.freq_scale"} {
-		if _, ok := r.m.Get(r.prefix + key); !ok {
+	for _, k := range ropeScaleKeys {
+		if _, ok := r.m.Get(r.prefix + k.key); !ok {
 			continue
 		}
-		if x := r.float(key, 1); r.err != nil {
-			return r.err
+		if x := r.float(k.key, 1); r.err != nil {
+			return
 		} else if x != 1 && x != 0 {
-			return fmt.Errorf("metadata %s%s = %g is not supported (plain RoPE only)", r.prefix, key, x)
+			r.err = fmt.Errorf("metadata %s%s = %g is not supported (plain RoPE only)", r.prefix, k.key, x)
+			return
 		}
 	}
-	return nil
+}
+
+// linearRope reads a linear RoPE scaling factor F (gemma3's global layers):
+// rope.scaling.type absent, "none" or "linear", and F from the keys of
+// ropeScaleKeys, which must agree. It returns 1 when unscaled.
+func (r *metaReader) linearRope() float64 {
+	if r.err != nil {
+		return 0
+	}
+	typ := "linear"
+	if v, ok := r.m.Get(r.prefix + "rope.scaling.type"); ok {
+		typ, _ = v.Data.(string)
+		if typ != "none" && typ != "linear" {
+			r.err = fmt.Errorf("metadata %srope.scaling.type = %v is not supported (linear or none only)", r.prefix, v.Data)
+			return 0
+		}
+	}
+	f, from := 1.0, ""
+	for _, k := range ropeScaleKeys {
+		if _, ok := r.m.Get(r.prefix + k.key); !ok {
+			continue
+		}
+		x := r.float(k.key, 0)
+		switch {
+		case r.err != nil:
+			return 0
+		case x == 0:
+			continue
+		case !(x > 0) || math.IsInf(x, 0):
+			r.err = fmt.Errorf("metadata %s%s = %g, want a positive finite factor", r.prefix, k.key, x)
+			return 0
+		case k.inverse:
+			x = 1 / x
+		}
+		if from != "" && float32(x) != float32(f) {
+			r.err = fmt.Errorf("metadata %s%s and %s%s give different RoPE scaling factors (%g and %g)", r.prefix, from, r.prefix, k.key, f, x)
+			return 0
+		}
+		f, from = x, k.key
+	}
+	if typ == "none" && f != 1 {
+		r.err = fmt.Errorf("metadata %srope.scaling.type is none, but %s%s gives a factor of %g", r.prefix, r.prefix, from, f)
+		return 0
+	}
+	return f
 }
 
 // float reads a float key (integers are accepted too), or returns def.
@@ -177,8 +293,8 @@ func (r *metaReader) float(key string, def float64) float64 {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if !supportedArchs[c.Arch] {
-		bad("unsupported architecture %q (want llama or mistral)", c.Arch)
+	if _, ok := archs[c.Arch]; !ok {
+		bad("unsupported architecture %q (want %s)", c.Arch, archList)
 	}
 	for _, f := range []struct {
 		name string
@@ -218,6 +334,46 @@ func (c Config) Validate() error {
 	if c.Rope != RopePairwise && c.Rope != RopeHalf {
 		bad("unknown rope style %d", c.Rope)
 	}
+	if c.Norm != NormRMS && c.Norm != NormLayer {
+		bad("unknown norm kind %d", c.Norm)
+	}
+	if c.Act != ActSiLU && c.Act != ActGELUTanh {
+		bad("unknown activation %d", c.Act)
+	}
+	if c.NumLayers > maxLayers {
+		bad("%d layers, more than %d", c.NumLayers, maxLayers)
+	}
+	if c.Layers != nil && len(c.Layers) != c.NumLayers {
+		bad("%d layer specs for %d layers", len(c.Layers), c.NumLayers)
+	}
+	// One message per kind of fault, for the first layer that has it: a
+	// bad spec is usually repeated in every layer.
+	var badWindow, badTheta, badScale bool
+	for l, s := range c.Layers {
+		if s.Window < 0 && !badWindow {
+			badWindow = true
+			bad("layer %d: window %d, want >= 0 (0 = global)", l, s.Window)
+		}
+		if (!(s.RopeTheta >= 0) || math.IsInf(s.RopeTheta, 0)) && !badTheta {
+			badTheta = true
+			bad("layer %d: rope theta %v, want a finite number >= 0 (0 = no RoPE)", l, s.RopeTheta)
+		}
+		if (!(s.RopeScale > 0) || math.IsInf(s.RopeScale, 0)) && !badScale {
+			badScale = true
+			bad("layer %d: rope scale %v, want a positive finite number (1 = none)", l, s.RopeScale)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"embed scale", c.EmbedScale}, {"attention scale", c.AttnScale}, {"attention softcap", c.AttnSoftcap},
+		{"final softcap", c.FinalSoftcap}, {"logit scale", c.LogitScale},
+	} {
+		if !(f.v >= 0) || math.IsInf(f.v, 0) {
+			bad("%s %v, want a finite number >= 0 (0 = default)", f.name, f.v)
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %w", joinErrors(errs))
 	}
@@ -225,50 +381,77 @@ func (c Config) Validate() error {
 }
 
 // tensorSpec is one weight a model needs: its name, expected shape
-// (innermost first) and whether it must be F32.
+// (innermost first) and whether it must be F32. forbidden, when set, says
+// why the tensor must be absent.
 type tensorSpec struct {
-	name     string
-	shape    []uint64
-	f32      bool
-	optional bool
+	name      string
+	shape     []uint64
+	f32       bool
+	optional  bool
+	forbidden string
 }
 
-// tensorSpecs lists every weight of a llama/mistral model with its shape.
-// With x a row vector of width dim, attn_q is a (dim → heads·hd) matrix,
-// stored {dim, heads*hd}: each of its heads·hd rows has dim elements.
+// tensorSpecs lists every weight of the model with its shape. With x a row
+// vector of width dim, attn_q is a (dim → heads·hd) matrix, stored {dim,
+// heads*hd}: each of its heads·hd rows has dim elements. QKNorm adds the
+// per-head attn_q_norm and attn_k_norm ({hd} each), PostNorms the
+// post_attention_norm and post_ffw_norm vectors, and Parallel drops
+// ffn_norm (attention and FFN share attn_norm).
 func (c Config) tensorSpecs() []tensorSpec {
 	dim, q, kv, ffn := uint64(c.Dim), uint64(c.NumHeads*c.HeadDim), uint64(c.NumKVHeads*c.HeadDim), uint64(c.FFNDim)
-	vocab := uint64(c.VocabSize)
+	vocab, hd := uint64(c.VocabSize), uint64(c.HeadDim)
+	output := tensorSpec{name: "output.weight", shape: []uint64{dim, vocab}, optional: true}
+	if c.tiedOutput() {
+		output = tensorSpec{name: "output.weight", forbidden: c.Arch + " ties its output to token_embd.weight, and llama.cpp refuses a file that has one"}
+	}
 	specs := []tensorSpec{
 		{name: "token_embd.weight", shape: []uint64{dim, vocab}},
 		{name: "output_norm.weight", shape: []uint64{dim}, f32: true},
-		{name: "output.weight", shape: []uint64{dim, vocab}, optional: true},
+		output,
 	}
+	norm := func(name string, n uint64) tensorSpec { return tensorSpec{name: name, shape: []uint64{n}, f32: true} }
 	for l := 0; l < c.NumLayers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
 		specs = append(specs,
-			tensorSpec{name: p + "attn_norm.weight", shape: []uint64{dim}, f32: true},
+			norm(p+"attn_norm.weight", dim),
 			tensorSpec{name: p + "attn_q.weight", shape: []uint64{dim, q}},
 			tensorSpec{name: p + "attn_k.weight", shape: []uint64{dim, kv}},
 			tensorSpec{name: p + "attn_v.weight", shape: []uint64{dim, kv}},
-			tensorSpec{name: p + "attn_output.weight", shape: []uint64{q, dim}},
-			tensorSpec{name: p + "ffn_norm.weight", shape: []uint64{dim}, f32: true},
+		)
+		if c.QKNorm {
+			specs = append(specs, norm(p+"attn_q_norm.weight", hd), norm(p+"attn_k_norm.weight", hd))
+		}
+		specs = append(specs, tensorSpec{name: p + "attn_output.weight", shape: []uint64{q, dim}})
+		if c.PostNorms {
+			specs = append(specs, norm(p+"post_attention_norm.weight", dim))
+		}
+		if !c.Parallel {
+			specs = append(specs, norm(p+"ffn_norm.weight", dim))
+		}
+		specs = append(specs,
 			tensorSpec{name: p + "ffn_gate.weight", shape: []uint64{dim, ffn}},
 			tensorSpec{name: p + "ffn_up.weight", shape: []uint64{dim, ffn}},
 			tensorSpec{name: p + "ffn_down.weight", shape: []uint64{ffn, dim}},
 		)
+		if c.PostNorms {
+			specs = append(specs, norm(p+"post_ffw_norm.weight", dim))
+		}
 	}
 	return specs
 }
 
 // checkTensors verifies that every weight the config implies is present
-// with the right shape and a supported type. Extra tensors (e.g.
-// rope_freqs.weight) are allowed and ignored.
+// with the right shape and a supported type, and that no forbidden one is.
+// Extra tensors (e.g. rope_freqs.weight) are allowed and ignored.
 func checkTensors(c Config, lookup func(name string) *Tensor) error {
 	var errs []error
 	for _, s := range c.tensorSpecs() {
 		t := lookup(s.name)
 		switch {
+		case s.forbidden != "":
+			if t != nil {
+				errs = append(errs, fmt.Errorf("tensor %s is present, but %s", s.name, s.forbidden))
+			}
 		case t == nil && s.optional:
 		case t == nil:
 			errs = append(errs, fmt.Errorf("tensor %s is missing", s.name))

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -521,18 +522,35 @@ func checkValue(v Value, depth int) error {
 	return nil
 }
 
-// WriteSynthetic writes a complete llama/mistral-shaped model with random
-// weights to path: every tensor Open requires (plus an untied output.weight),
-// matrices in type t (F32, F16, BF16, Q8_0 or Q4_0; each matrix row length
-// must then be a whole number of blocks), norms in F32, and SentencePiece-
-// style tokenizer metadata. tokens is the vocabulary; nil gives a generated
-// one (see SyntheticVocab) of cfg.VocabSize entries. Zero fields of cfg take
-// defaults: Arch "llama", NumKVHeads = NumHeads, HeadDim = Dim/NumHeads,
-// RopeDim = HeadDim, RopeTheta 10000, NormEps 1e-5, ContextLength 2048.
+// WriteSynthetic writes a complete model of cfg.Arch (llama, mistral,
+// gemma2, gemma3 or cohere2) with random weights to path: every tensor Open
+// requires (plus an untied output.weight, except for gemma2 and cohere2,
+// whose output is always token_embd), matrices in type t (F32, F16, BF16,
+// Q8_0 or Q4_0; each matrix row length must then be a whole number of
+// blocks), norms in F32, and SentencePiece-style tokenizer metadata. The
+// metadata keys are the ones llama.cpp reads for the arch. tokens is the
+// vocabulary; nil gives a generated one (see SyntheticVocab) of
+// cfg.VocabSize entries.
+//
+// Zero fields of cfg take defaults: Arch "llama", NumKVHeads = NumHeads,
+// HeadDim = Dim/NumHeads, RopeDim = HeadDim, RopeTheta 10000, NormEps 1e-5,
+// ContextLength 2048; for gemma2 Window 4096, AttnSoftcap 50 and
+// FinalSoftcap 30; for cohere2 Window 4096 and LogitScale 1. Nil Layers
+// follow the arch's rule: llama/mistral give every layer Window; gemma2,
+// gemma3 and cohere2 make every 2nd, 6th and 4th layer global (gemma3 only
+// with Window > 0), with local RoPE base 10000 for gemma3 and no RoPE on
+// cohere2's global layers. What the arch fixes (Rope, Norm, Act,
+// EmbedScale, PostNorms, QKNorm, Parallel, AttnScale, and the soft-caps and
+// logit scale an arch lacks) is set to the arch's value. Layers that the
+// arch's default rule does not give are written as
+// <arch>.attention.sliding_window_pattern; layers the metadata cannot
+// express (two local windows, say) are an error. Open then reads back
+// exactly this Config.
 //
 // The weights depend only on (cfg, t, seed): the same arguments give the
 // same file byte for byte. Values are scaled so activations stay near unit
-// size: embeddings uniform in [−1, 1), a matrix with rows of n elements
+// size: embeddings uniform in [−1, 1) (divided by EmbedScale for Gemma,
+// which multiplies them by it), a matrix with rows of n elements
 // uniform in ±√(3/n), norm weights 1 ± 0.1. The file is streamed, so even a
 // Mistral-7B shape needs only a few MiB of memory.
 func WriteSynthetic(path string, cfg Config, t DType, seed int64, tokens []string) error {
@@ -576,7 +594,7 @@ func newSyntheticMixWriter(cfg Config, mix QuantMix, seed int64, tokens []string
 		return nil, fmt.Errorf("loader: synthetic model: unknown quant mix %q (known: %s)", mix, mixList())
 	}
 	c := syntheticDefaults(cfg)
-	shape := MixShape{Layers: c.NumLayers, Heads: c.NumHeads, KVHeads: c.NumKVHeads}
+	shape := MixShape{Layers: c.NumLayers, Heads: c.NumHeads, KVHeads: c.NumKVHeads, Tied: c.tiedOutput()}
 	typeOf := func(name string, cols uint64) (DType, error) {
 		t, err := mix.TensorType(name, cols, shape)
 		if err == nil && !canQuantize(t) {
@@ -620,9 +638,8 @@ func newSyntheticTypedWriter(cfg Config, typeOf func(name string, cols uint64) (
 	set(a+"attention.value_length", uint32(cfg.HeadDim))
 	set(a+"rope.dimension_count", uint32(cfg.RopeDim))
 	set(a+"rope.freq_base", float32(cfg.RopeTheta))
-	set(a+"attention.layer_norm_rms_epsilon", float32(cfg.NormEps))
-	if cfg.Window > 0 {
-		set(a+"attention.sliding_window", uint32(cfg.Window))
+	if err := setArchKeys(w, cfg); err != nil {
+		return nil, fmt.Errorf("loader: synthetic model: %w", err)
 	}
 	scores := make([]float32, len(tokens))
 	types := make([]int32, len(tokens))
@@ -643,6 +660,9 @@ func newSyntheticTypedWriter(cfg Config, typeOf func(name string, cols uint64) (
 	set("tokenizer.ggml.add_eos_token", false)
 
 	for i, s := range cfg.tensorSpecs() {
+		if s.forbidden != "" {
+			continue
+		}
 		kind := weightMatrix
 		switch {
 		case s.f32:
@@ -657,13 +677,28 @@ func newSyntheticTypedWriter(cfg Config, typeOf func(name string, cols uint64) (
 				return nil, fmt.Errorf("loader: synthetic model: %w", err)
 			}
 		}
-		if err := w.AddTensorRows(s.name, dt, s.shape, syntheticFill(seed, i, s.shape[0], kind)); err != nil {
+		fill := syntheticFill(seed, i, s.shape[0], kind)
+		if kind == weightEmbedding && cfg.EmbedScale != 0 {
+			// Gemma multiplies its embeddings by √dim: store them that much
+			// smaller, as real files do, so that the (tied) classifier's
+			// logits stay near unit size instead of echoing the input token.
+			fill = scaledFill(fill, float32(1/cfg.EmbedScale))
+		}
+		if err := w.AddTensorRows(s.name, dt, s.shape, fill); err != nil {
 			return nil, fmt.Errorf("loader: synthetic model: %w", err)
 		}
 	}
 	return w, nil
 }
 
+// SyntheticConfig is cfg with WriteSynthetic's defaults and the fields its
+// arch fixes filled in: the Config that Open reads back from the file
+// WriteSynthetic(path, cfg, …) writes (Layers included).
+func SyntheticConfig(cfg Config) Config { return syntheticDefaults(cfg) }
+
+// syntheticDefaults fills the zero fields of c as WriteSynthetic documents,
+// and sets the fields c.Arch fixes, so that the result is the Config Open
+// reads back from the file.
 func syntheticDefaults(c Config) Config {
 	if c.Arch == "" {
 		c.Arch = "llama"
@@ -686,8 +721,193 @@ func syntheticDefaults(c Config) Config {
 	if c.ContextLength == 0 {
 		c.ContextLength = 2048
 	}
-	c.Rope = RopePairwise
+	if c.Window == 0 {
+		for _, s := range c.Layers {
+			if s.Window > 0 {
+				c.Window = s.Window
+				break
+			}
+		}
+	}
+	// What the arch fixes: the file cannot say otherwise.
+	c.Rope, c.Norm, c.Act = RopePairwise, NormRMS, ActSiLU
+	c.EmbedScale, c.AttnScale = 0, 0
+	c.PostNorms, c.QKNorm, c.Parallel = false, false, false
+	switch c.Arch {
+	case "gemma2", "gemma3":
+		c.Rope, c.Act = RopeHalf, ActGELUTanh
+		c.EmbedScale = math.Sqrt(float64(c.Dim))
+		c.PostNorms = true
+		c.AttnScale = gemmaQueryScale(c)
+		c.LogitScale = 0
+		if c.Arch == "gemma2" {
+			if c.Window == 0 {
+				c.Window = 4096
+			}
+			if c.AttnSoftcap == 0 {
+				c.AttnSoftcap = 50
+			}
+			if c.FinalSoftcap == 0 {
+				c.FinalSoftcap = 30
+			}
+		} else {
+			c.QKNorm = true
+			c.AttnSoftcap = 0
+		}
+	case "cohere2":
+		c.Norm, c.Parallel = NormLayer, true
+		c.AttnSoftcap, c.FinalSoftcap = 0, 0
+		if c.Window == 0 {
+			c.Window = 4096
+		}
+		if c.LogitScale == 0 {
+			c.LogitScale = 1
+		}
+	default:
+		c.AttnSoftcap, c.FinalSoftcap, c.LogitScale = 0, 0, 0
+	}
+	if c.Layers != nil {
+		c.Layers = append([]LayerSpec(nil), c.Layers...)
+		return c
+	}
+	if c.NumLayers <= 0 || c.NumLayers > maxLayers {
+		return c // Validate reports it
+	}
+	// The layers the arch's default pattern gives (see readLayers).
+	def := archs[c.Arch]
+	local := swaPattern(0, c.NumLayers)
+	if def.period > 0 {
+		local = swaPattern(def.period, c.NumLayers)
+	}
+	localSpec := LayerSpec{Window: c.Window, RopeTheta: c.RopeTheta, RopeScale: 1}
+	globalSpec := LayerSpec{RopeTheta: c.RopeTheta, RopeScale: 1}
+	switch c.Arch {
+	case "gemma3":
+		localSpec.RopeTheta = 10000
+		if c.Window == 0 {
+			local = make([]bool, c.NumLayers)
+		}
+	case "cohere2":
+		globalSpec.RopeTheta = 0
+	}
+	c.Layers = make([]LayerSpec, c.NumLayers)
+	for l := range c.Layers {
+		if local[l] {
+			c.Layers[l] = localSpec
+		} else {
+			c.Layers[l] = globalSpec
+		}
+	}
 	return c
+}
+
+// setArchKeys writes the metadata keys llama.cpp reads for cfg.Arch beyond
+// the ones every arch shares, and, when the layers differ from what the
+// arch's default rule gives, <arch>.attention.sliding_window_pattern. It
+// checks that the file reads back as cfg.Layers.
+func setArchKeys(w *GGUFWriter, cfg Config) error {
+	a := cfg.Arch + "."
+	set := func(k string, x any) {
+		if err := w.SetValue(k, x); err != nil {
+			panic(err) // every value here has a valid Go type
+		}
+	}
+	// The RoPE of the first local and the first global layer: the file has
+	// one key for each.
+	local, global := LayerSpec{RopeTheta: cfg.RopeTheta, RopeScale: 1}, LayerSpec{RopeTheta: cfg.RopeTheta, RopeScale: 1}
+	hasLocal, hasGlobal := false, false
+	for _, s := range cfg.Layers {
+		if s.Window > 0 && !hasLocal {
+			local, hasLocal = s, true
+		}
+		if s.Window == 0 && !hasGlobal {
+			global, hasGlobal = s, true
+		}
+	}
+	switch cfg.Arch {
+	case "llama", "mistral":
+		set(a+"attention.layer_norm_rms_epsilon", float32(cfg.NormEps))
+		if cfg.Window > 0 {
+			set(a+"attention.sliding_window", uint32(cfg.Window))
+		}
+	case "gemma2":
+		set(a+"attention.layer_norm_rms_epsilon", float32(cfg.NormEps))
+		set(a+"attention.sliding_window", uint32(cfg.Window))
+		set(a+"attn_logit_softcapping", float32(cfg.AttnSoftcap))
+		set(a+"final_logit_softcapping", float32(cfg.FinalSoftcap))
+		if hasLocal && float32(local.RopeTheta) != float32(cfg.RopeTheta) {
+			set(a+"rope.freq_base_swa", float32(local.RopeTheta))
+		}
+	case "gemma3":
+		set(a+"attention.layer_norm_rms_epsilon", float32(cfg.NormEps))
+		if cfg.Window > 0 {
+			set(a+"attention.sliding_window", uint32(cfg.Window))
+			theta := 10000.0
+			if hasLocal {
+				theta = local.RopeTheta
+			}
+			set(a+"rope.freq_base_swa", float32(theta))
+		}
+		if cfg.FinalSoftcap > 0 {
+			set(a+"final_logit_softcapping", float32(cfg.FinalSoftcap))
+		}
+		if hasGlobal && global.RopeScale != 1 {
+			set(a+"rope.scaling.type", "linear")
+			set(a+"rope.scaling.factor", float32(global.RopeScale))
+		}
+	case "cohere2":
+		set(a+"attention.layer_norm_epsilon", float32(cfg.NormEps))
+		set(a+"attention.sliding_window", uint32(cfg.Window))
+		set(a+"logit_scale", float32(cfg.LogitScale))
+	}
+	if sameLayers(w.meta, cfg) {
+		return nil
+	}
+	flags := make([]bool, cfg.NumLayers)
+	for l, s := range cfg.Layers {
+		flags[l] = s.Window > 0
+	}
+	key := a + "attention.sliding_window_pattern"
+	if n, ok := patternPeriod(flags); ok && archs[cfg.Arch].period > 0 {
+		// llama.cpp reads these archs' pattern as a period.
+		set(key, uint32(n))
+	} else {
+		set(key, flags)
+	}
+	if !sameLayers(w.meta, cfg) {
+		back, err := configFromMetadata(w.meta)
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%s metadata cannot express the layers %v (the file would read back as %v)", cfg.Arch, cfg.Layers, back.Layers)
+	}
+	return nil
+}
+
+// sameLayers reports whether metadata m reads back as cfg's layers (RoPE
+// compared in float32, as the file stores it).
+func sameLayers(m Metadata, cfg Config) bool {
+	back, err := configFromMetadata(m)
+	if err != nil || len(back.Layers) != len(cfg.Layers) {
+		return false
+	}
+	for l, s := range cfg.Layers {
+		b := back.Layers[l]
+		if b.Window != s.Window || float32(b.RopeTheta) != float32(s.RopeTheta) || float32(b.RopeScale) != float32(s.RopeScale) {
+			return false
+		}
+	}
+	return true
+}
+
+// patternPeriod finds a period n ≥ 1 whose swaPattern is local.
+func patternPeriod(local []bool) (int, bool) {
+	for n := 1; n <= len(local)+1; n++ {
+		if slices.Equal(swaPattern(n, len(local)), local) {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 type weightKind int
@@ -715,6 +935,16 @@ func syntheticFill(seed int64, index int, rowLen uint64, kind weightKind) func(r
 			default:
 				dst[i] = scale * (2*u - 1)
 			}
+		}
+	}
+}
+
+// scaledFill is fill with every value multiplied by k.
+func scaledFill(fill func(row int, dst []float32), k float32) func(row int, dst []float32) {
+	return func(row int, dst []float32) {
+		fill(row, dst)
+		for i := range dst {
+			dst[i] *= k
 		}
 	}
 }

@@ -41,6 +41,8 @@ type hfConfigJSON struct {
 	RopeScaling           json.RawMessage `json:"rope_scaling"`
 	RopeParameters        json.RawMessage `json:"rope_parameters"`
 	SlidingWindow         json.RawMessage `json:"sliding_window"`
+	LayerTypes            json.RawMessage `json:"layer_types"`
+	SlidingWindowPattern  json.RawMessage `json:"sliding_window_pattern"`
 	MaxPositionEmbeddings *int            `json:"max_position_embeddings"`
 	HiddenAct             *string         `json:"hidden_act"`
 	AttentionBias         *bool           `json:"attention_bias"`
@@ -89,6 +91,9 @@ func parseHFConfig(path string, data []byte) (Config, error) {
 	}
 	if err := setRequired(required, bad); err != nil {
 		return Config{}, err
+	}
+	if cfg.NumLayers > maxLayers {
+		return Config{}, bad("num_hidden_layers %d is implausibly large (more than %d)", cfg.NumLayers, maxLayers)
 	}
 
 	// num_key_value_heads: transformers' MistralConfig defaults a missing key
@@ -150,6 +155,17 @@ func parseHFConfig(path string, data []byte) (Config, error) {
 		}
 	}
 
+	local, err := hfLayerPattern(&j, cfg.NumLayers)
+	if err != nil {
+		return Config{}, bad("%v", err)
+	}
+	cfg = cfg.filledLayers()
+	for l, isLocal := range local {
+		if !isLocal {
+			cfg.Layers[l].Window = 0
+		}
+	}
+
 	if j.HiddenAct != nil && *j.HiddenAct != "silu" {
 		return Config{}, bad("hidden_act %q is not supported (want silu)", *j.HiddenAct)
 	}
@@ -160,6 +176,55 @@ func parseHFConfig(path string, data []byte) (Config, error) {
 		return Config{}, bad("mlp_bias is true: biased MLP projections are not supported")
 	}
 	return cfg, nil
+}
+
+// hfLayerPattern reads which layers are local (sliding-window) from
+// layer_types (one "sliding_attention" or "full_attention" per layer) or
+// sliding_window_pattern (a period n: layer l is local when l % n < n−1, so
+// every n-th layer is global). Both may be given if they agree. nil means
+// neither is: every layer has the window.
+func hfLayerPattern(j *hfConfigJSON, layers int) ([]bool, error) {
+	var fromTypes, fromPeriod []bool
+	if !isJSONNull(j.LayerTypes) {
+		var types []string
+		if err := json.Unmarshal(j.LayerTypes, &types); err != nil {
+			return nil, fmt.Errorf("layer_types %s: want an array of strings", compactJSON(j.LayerTypes))
+		}
+		if len(types) != layers {
+			return nil, fmt.Errorf("layer_types has %d entries, want one per layer (num_hidden_layers %d)", len(types), layers)
+		}
+		fromTypes = make([]bool, layers)
+		for l, t := range types {
+			switch t {
+			case "sliding_attention":
+				fromTypes[l] = true
+			case "full_attention":
+			default:
+				return nil, fmt.Errorf("layer_types[%d] is %q, want \"sliding_attention\" or \"full_attention\"", l, t)
+			}
+		}
+	}
+	if !isJSONNull(j.SlidingWindowPattern) {
+		var n int
+		if err := json.Unmarshal(j.SlidingWindowPattern, &n); err != nil {
+			return nil, fmt.Errorf("sliding_window_pattern %s: want a positive integer period", compactJSON(j.SlidingWindowPattern))
+		}
+		if n <= 0 {
+			return nil, fmt.Errorf("sliding_window_pattern is %d, want a positive integer period", n)
+		}
+		fromPeriod = swaPattern(n, layers)
+	}
+	if fromTypes != nil && fromPeriod != nil {
+		for l := range fromTypes {
+			if fromTypes[l] != fromPeriod[l] {
+				return nil, fmt.Errorf("layer_types and sliding_window_pattern disagree about layer %d", l)
+			}
+		}
+	}
+	if fromTypes != nil {
+		return fromTypes, nil
+	}
+	return fromPeriod, nil
 }
 
 // hfRopeTheta finds θ in rope_theta (transformers 4.x) or rope_parameters
@@ -248,6 +313,9 @@ func parseMistralParams(path string, data []byte) (Config, error) {
 	if err := setRequired(required, bad); err != nil {
 		return Config{}, err
 	}
+	if cfg.NumLayers > maxLayers {
+		return Config{}, bad("n_layers %d is implausibly large (more than %d)", cfg.NumLayers, maxLayers)
+	}
 	if j.HeadDim != nil {
 		cfg.HeadDim = *j.HeadDim
 	} else {
@@ -279,7 +347,7 @@ func parseMistralParams(path string, data []byte) (Config, error) {
 			return Config{}, bad("sliding_window is %d, want >= 0 or null", cfg.Window)
 		}
 	}
-	return cfg, nil
+	return cfg.filledLayers(), nil
 }
 
 // decodeConfigJSON decodes one JSON object into v and refuses trailing data.

@@ -84,6 +84,13 @@ func TestParseHFConfig(t *testing.T) {
 		{"null rope_scaling", withKeys("rope_scaling", "null"), mistral7B, ""},
 		{"no max_position_embeddings", withKeys("max_position_embeddings", ""), mod(func(c *Config) { c.ContextLength = 0 }), ""},
 		{"biases false", withKeys("attention_bias", "false", "mlp_bias", "false"), mistral7B, ""},
+		{"layer_types", withKeys("layer_types", hfLayerTypes(32, 4)), mod(func(c *Config) { c.Layers = hfLayers(32, 4, 4096) }), ""},
+		{"sliding_window_pattern", withKeys("sliding_window_pattern", "4"), mod(func(c *Config) { c.Layers = hfLayers(32, 4, 4096) }), ""},
+		{"both, agreeing", withKeys("layer_types", hfLayerTypes(32, 2), "sliding_window_pattern", "2"),
+			mod(func(c *Config) { c.Layers = hfLayers(32, 2, 4096) }), ""},
+		{"null layer_types", withKeys("layer_types", "null", "sliding_window_pattern", "null"), mistral7B, ""},
+		{"layer_types without a window", withKeys("layer_types", hfLayerTypes(32, 2), "sliding_window", "null"),
+			mod(func(c *Config) { c.Window, c.Layers = 0, hfLayers(32, 2, 0) }), ""},
 
 		{"unsupported architecture", withKeys("architectures", `["Qwen2ForCausalLM"]`), Config{}, `unsupported architecture "Qwen2ForCausalLM"`},
 		{"mixed architectures", withKeys("architectures", `["MistralForCausalLM", "LlamaForCausalLM"]`), Config{}, "mix model families"},
@@ -108,6 +115,15 @@ func TestParseHFConfig(t *testing.T) {
 		{"gelu", withKeys("hidden_act", `"gelu"`), Config{}, `hidden_act "gelu"`},
 		{"attention bias", withKeys("attention_bias", "true"), Config{}, "attention_bias is true"},
 		{"mlp bias", withKeys("mlp_bias", "true"), Config{}, "mlp_bias is true"},
+		{"layer_types too short", withKeys("layer_types", `["full_attention"]`), Config{}, "layer_types has 1 entries, want one per layer (num_hidden_layers 32)"},
+		{"layer_types unknown kind", withKeys("layer_types", strings.Replace(hfLayerTypes(32, 2), `"full_attention"`, `"chunked_attention"`, 1)),
+			Config{}, `layer_types[1] is "chunked_attention", want "sliding_attention" or "full_attention"`},
+		{"layer_types not strings", withKeys("layer_types", "[1, 2]"), Config{}, "layer_types [1,2]: want an array of strings"},
+		{"pattern zero", withKeys("sliding_window_pattern", "0"), Config{}, "sliding_window_pattern is 0, want a positive integer period"},
+		{"pattern as string", withKeys("sliding_window_pattern", `"4"`), Config{}, `sliding_window_pattern "4": want a positive integer period`},
+		{"both, disagreeing", withKeys("layer_types", hfLayerTypes(32, 2), "sliding_window_pattern", "4"), Config{},
+			"layer_types and sliding_window_pattern disagree about layer 1"},
+		{"implausible layer count", withKeys("num_hidden_layers", "100000000"), Config{}, "num_hidden_layers 100000000 is implausibly large"},
 		{"not json", "{", Config{}, "not a valid JSON object"},
 		{"array", "[]", Config{}, "not a valid JSON object"},
 		{"trailing data", mistral7BConfig + " {}", Config{}, "data after the object"},
@@ -121,9 +137,38 @@ func TestParseHFConfig(t *testing.T) {
 				return
 			}
 			require.NoError(t, err, tc.json)
-			require.Equal(t, tc.want, got)
+			require.Equal(t, tc.want.filledLayers(), got)
 		})
 	}
+}
+
+// hfLayerTypes is a layer_types array of n layers where every period-th
+// layer is "full_attention".
+func hfLayerTypes(n, period int) string {
+	types := make([]string, n)
+	for l := range types {
+		types[l] = "sliding_attention"
+		if l%period == period-1 {
+			types[l] = "full_attention"
+		}
+	}
+	b, err := json.Marshal(types)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// hfLayers is what hfLayerTypes(n, period) means with window w and θ 10000.
+func hfLayers(n, period, w int) []LayerSpec {
+	out := make([]LayerSpec, n)
+	for l := range out {
+		out[l] = LayerSpec{Window: w, RopeTheta: 10000, RopeScale: 1}
+		if l%period == period-1 {
+			out[l].Window = 0
+		}
+	}
+	return out
 }
 
 func TestParseMistralParams(t *testing.T) {
@@ -158,7 +203,7 @@ func TestParseMistralParams(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, tc.want, got)
+			require.Equal(t, tc.want.filledLayers(), got)
 		})
 	}
 }

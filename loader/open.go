@@ -14,7 +14,11 @@ var ErrTokenizer = errors.New("tokenizer")
 // Open opens a model: a GGUF file, or a directory holding a Hugging Face
 // safetensors checkpoint (config.json, *.safetensors, tokenizer files). The
 // tensors are zero-copy views into the mapped files; Close the model when
-// done.
+// done. Config.Layers is always filled, one spec per layer.
+//
+// WithWindow(w) overrides the window of every local (sliding-window) layer;
+// in a model without local layers, w > 0 makes every layer local with w,
+// and w == 0 makes every layer global.
 func Open(path string, opts ...Option) (*Model, error) {
 	o := openOptions{window: -1}
 	for _, opt := range opts {
@@ -46,8 +50,8 @@ func Open(path string, opts ...Option) (*Model, error) {
 	return m, nil
 }
 
-// openGGUFModel maps a GGUF file and checks that it is a complete
-// llama/mistral model.
+// openGGUFModel maps a GGUF file and checks that it is a complete model of
+// a supported arch.
 func openGGUFModel(path string, o *openOptions) (_ *Model, err error) {
 	f, err := OpenGGUF(path)
 	if err != nil {
@@ -67,7 +71,7 @@ func openGGUFModel(path string, o *openOptions) (_ *Model, err error) {
 		return nil, fmt.Errorf("loader: %s: %w", path, err)
 	}
 	if o.window >= 0 {
-		m.Config.Window = o.window
+		applyWindow(&m.Config, o.window)
 	}
 	if err := m.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("loader: %s: %w", path, err)

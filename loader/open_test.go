@@ -22,7 +22,10 @@ func TestOpenStories260K(t *testing.T) {
 	assert.Equal(t, Config{
 		Arch: "llama", Dim: 64, NumLayers: 5, NumHeads: 8, NumKVHeads: 4, HeadDim: 8, FFNDim: 172,
 		VocabSize: 512, RopeTheta: 10000, RopeDim: 8, Rope: RopePairwise, NormEps: 1e-5, ContextLength: 2048,
-	}, m.Config)
+	}.filledLayers(), m.Config)
+	for l := range m.Config.NumLayers {
+		assert.Equal(t, LayerSpec{Window: 0, RopeTheta: 10000, RopeScale: 1}, m.Config.Layers[l], "layer %d: global, one RoPE", l)
+	}
 	assert.Len(t, m.Tensors, 48)
 	require.NotNil(t, m.Tokenizer)
 	assert.Equal(t, 512, m.Tokenizer.VocabSize())

@@ -118,8 +118,9 @@ func openSafetensors(dir string, o *openOptions) (_ *Model, err error) {
 		}
 		sources = allSources(f, 0)
 	}
+	cfg = cfg.filledLayers()
 	if o.window >= 0 {
-		cfg.Window = o.window
+		applyWindow(&cfg, o.window)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("loader: %s: %w", dir, err)

@@ -6,13 +6,16 @@
 // packHalf2x16, so no 16-bit storage feature is needed).
 //
 // Semantics (design §3). The query at absolute position pos = pos0 + i, with
-// pos0 = step[step_off], attends the W keys j in [lo, pos], lo =
-// max(0, pos − W + 1), itself included. Keys j < pos0 come from the ring (slot
-// j mod W), keys j ≥ pos0 from the chunk (row j − pos0). The chunk is attended
-// before kv_store_*.comp writes it into the ring, so no query can meet a slot
-// that a later key of its own chunk has overwritten. For an f16 ring the
-// chunk's keys and values are rounded to f16 first, exactly as the store will
-// round them, so a chunk sees the values it would read back from the ring.
+// pos0 = step[step_off], attends the keys j in [lo, pos], lo =
+// max(0, pos − W + 1), itself included, W = window; a global ring (window 0)
+// attends every key from 0 (lo = 0 while pos < slots). Keys j < pos0 come
+// from the ring (slot j mod slots, slots ≥ W), keys j ≥ pos0 from the chunk
+// (row j − pos0). The chunk is attended before kv_store_*.comp writes it into
+// the ring, so no query can meet a slot that a later key of its own chunk has
+// overwritten. For an f16 ring the chunk's keys and values are rounded to f16
+// first, exactly as the store will round them, so a chunk sees the values it
+// would read back from the ring. A score is q·k·scale in base 2, soft-capped
+// to softcap·tanh(q·k·scale) when softcap ≠ 0 (Gemma 2).
 //
 // Work. One workgroup per (query, HG query heads of one KV head, split).
 // The band's n keys are cut into S = p.splits splits of split_len(n) keys
@@ -32,7 +35,7 @@
 // swa_merge.comp combines the splits in split order.
 //
 // Bit-exactness. Every floating-point operation of a query depends only on
-// pos, W, head_dim, S and WG, never on the chunk size nor on whether a key
+// pos, the band (W or slots), head_dim, the scale and soft-cap, S and WG, never on the chunk size nor on whether a key
 // came from the ring or the chunk: the splits and tiles start at lo, keys
 // go in position order, the sums have a fixed order, and the accumulators
 // are precise with explicit fma so that no compiler contracts two code paths
@@ -66,7 +69,8 @@ shared float m_sh[HG * WG];           // partial maxima; at the end, lane denomi
 
 // scores sets s[h] to key j's q_h·k times scale, summed over d = 0 …
 // head_dim−1 in order whichever buffer holds the key and however it is
-// loaded. col is the KV head's first column.
+// loaded, and soft-capped when p.softcap ≠ 0 (a uniform branch). col is
+// the KV head's first column.
 //
 // The sources and load widths are loops of which exactly one runs (the others
 // run zero times) rather than if/else: lavapipe runs both sides of a branch
@@ -123,6 +127,9 @@ void scores(uint j, uint pos0, uint col, out float s[HG]) {
 	[[unroll]] for (uint hh = 0; hh < HG; hh++) {
 		precise float sc = acc[hh] * p.scale;
 		s[hh] = sc;
+		if (p.softcap != 0.0) {
+			s[hh] = capped(sc);
+		}
 	}
 }
 
@@ -158,7 +165,7 @@ void main() {
 
 	const uint pos0 = step[p.step_off];
 	const uint pos = pos0 + p.q0 + r;
-	const uint n = begin_band(pos); // keys in the band, at most W
+	const uint n = begin_band(pos); // keys in the band, at most W (or slots)
 	const uint ks = split_len(n, p.splits, WG);
 	if (sp * ks >= n) {
 		return; // an empty split: uniform

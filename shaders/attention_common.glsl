@@ -1,6 +1,6 @@
 // attention_common.glsl: what both sliding-window attention bodies share:
-// the push constants, the bindings, the ring's element type and the band's
-// slot arithmetic (semantics in attention.glsl).
+// the push constants, the bindings, the ring's element type, the band's
+// slot arithmetic and the score soft-cap (semantics in attention.glsl).
 #include "common.glsl"
 #include "attention_split.glsl"
 
@@ -9,10 +9,12 @@ layout(push_constant) uniform Params {
 	uint group;    // query heads per KV head: head h reads KV head h / group
 	uint head_dim; // even, at most MAX_HEAD_DIM
 	uint kv_dim;   // KV heads × head_dim: the row length of k, v and the ring
-	uint window;   // W, the ring's slots
+	uint window;   // W: the query at pos attends keys max(0, pos − W + 1) … pos; 0: a global ring
+	uint slots;    // the ring's slots: position j lives in slot j mod slots (slots ≥ W)
 	uint q0;       // chunk row of this dispatch's first query
 	uint rows;     // queries in this dispatch
-	float scale;   // log2(e) / sqrt(head_dim): scores are kept in base 2
+	float scale;   // scores are kept in base 2: log2(e)·Scale, or Scale/c when soft-capped
+	float softcap; // 0: none; else log2(e)·c, and a score is softcap·tanh(q·k·scale)
 	uint q_off;    // element offsets into each binding
 	uint k_off;
 	uint v_off;
@@ -44,9 +46,9 @@ layout(binding = 1) readonly buffer KBuf { float kc[]; };         // (q0+rows, k
 layout(binding = 1) readonly buffer KBuf4 { vec4 kc4[]; };
 layout(binding = 2) readonly buffer VBuf { float vc[]; };         // (q0+rows, kv_stride) f32
 layout(binding = 2) readonly buffer VBuf4 { vec4 vc4[]; };
-layout(binding = 3) readonly buffer RKBuf { RING_T rk[]; };       // (W, kv_dim) ring keys
+layout(binding = 3) readonly buffer RKBuf { RING_T rk[]; };       // (slots, kv_dim) ring keys
 layout(binding = 3) readonly buffer RKBuf4 { RING4_T rk4[]; };
-layout(binding = 4) readonly buffer RVBuf { RING_T rv[]; };       // (W, kv_dim) ring values
+layout(binding = 4) readonly buffer RVBuf { RING_T rv[]; };       // (slots, kv_dim) ring values
 layout(binding = 4) readonly buffer RVBuf4 { RING4_T rv4[]; };
 layout(binding = 5) readonly buffer StepBuf { uint step[]; };     // step[step_off] = pos0
 layout(binding = 6) writeonly buffer OutBuf { float o[]; };       // (rows, n_heads*head_dim) f32
@@ -61,22 +63,43 @@ vec2 as_ring(vec2 x) {
 }
 
 // Band state shared by the helpers: the band's first key lo, and its slot
-// lo mod W. Key j of the band (lo ≤ j ≤ lo + W − 1) lives in slot
-// slot_of(j), found without a division per key.
+// lo mod slots. Key j of the band (lo ≤ j < lo + band_keys ≤ lo + slots)
+// lives in slot slot_of(j), found without a division per key.
 uint band_lo;
 uint band_slot;
 
 uint slot_of(uint j) {
 	const uint s = band_slot + (j - band_lo);
-	return s >= p.window ? s - p.window : s;
+	return s >= p.slots ? s - p.slots : s;
 }
 
 // begin_band sets the band of the query at position pos: the keys j in
-// [lo, pos], lo = max(0, pos − W + 1), itself included. It returns their
-// count, at most W.
+// [lo, pos], lo = max(0, pos − W + 1) (0 for a global ring), itself
+// included. It returns their count, at most band_keys(window, slots).
 uint begin_band(uint pos) {
-	band_lo = pos >= p.window ? pos - p.window + 1 : 0;
-	band_slot = band_lo % p.window;
+	band_lo = band_first(pos, band_keys(p.window, p.slots));
+	band_slot = band_lo % p.slots;
 	return pos - band_lo + 1;
 }
 
+// softcap_tanh is tanh(x) by a formula that cannot overflow: tanh of a large
+// argument, as (e^x − e^−x)/(e^x + e^−x), is inf/inf = NaN on some drivers.
+// |x| is clamped to 10 (tanh(10) is 1 in f32). Below |x| = 0.25 the odd
+// Taylor series through x⁹ (truncation < 1e-8 relative) keeps the relative
+// accuracy that 1 − 2/(e^2|x| + 1), used above, loses to cancellation near 0.
+float softcap_tanh(float x) {
+	const float a = min(abs(x), 10.0);
+	const float z = a * a;
+	precise float small = a * (1.0 + z * (-1.0 / 3.0 + z * (2.0 / 15.0 + z * (-17.0 / 315.0 + z * (62.0 / 2835.0)))));
+	precise float large = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
+	const float t = a < 0.25 ? small : large;
+	return x < 0.0 ? -t : t;
+}
+
+// capped soft-caps s, a q·k times scale (Scale/c), to the base-2 score
+// softcap·tanh(s) = log2(e)·c·tanh(q·k·Scale/c); the caller applies it only
+// when p.softcap ≠ 0.
+float capped(float s) {
+	precise float c = p.softcap * softcap_tanh(s);
+	return c;
+}

@@ -11,7 +11,7 @@
 // batches of KB, with one rescale of the numerators per batch (an online
 // softmax over batches). The batch loop is the only loop that runs: lavapipe
 // ends a shader after 65535 loop passes in all (Attention sends bands longer
-// than maxKeysWindow to attention.glsl), and it runs every loop body and
+// than maxKeysBand to attention.glsl), and it runs every loop body and
 // both sides of every branch at least once, under a mask, whether or not an
 // invocation takes it. Every invocation sees the same scores, so the
 // running maximum and denominator agree across the subgroup and nothing is
@@ -34,8 +34,8 @@
 // Bit-exactness. The batches are counted from the band's first key, and
 // each invocation's operations run in a fixed order with precise arithmetic
 // and explicit fma (subgroupAdd's order is the device's, the same on every
-// call): a query's result depends on its position, W and the subgroup size
-// only, never on the chunk it is computed in nor on whether a key came from
+// call): a query's result depends on its position, the band (W or slots),
+// the scale and soft-cap and the subgroup size only, never on the chunk it is computed in nor on whether a key came from
 // the ring or the chunk (chunk keys and values are rounded to the ring's
 // type first).
 #include "attention_common.glsl"
@@ -47,6 +47,11 @@ layout(constant_id = 2) const uint G = 4;   // query heads per KV head; p.group 
 // 16-byte boundary (the host checks: keysAligned), so slices are read with
 // 16-byte loads; 0: with 4-byte loads. The values are the same either way.
 layout(constant_id = 3) const uint VEC = 1;
+// CAP = 1: scores are soft-capped (p.softcap ≠ 0, attention.glsl). A
+// specialization constant rather than a branch on p.softcap: every
+// invocation computes all KB·G scores of a batch, and lavapipe would run the
+// cap's exp and division under a mask even when no model asks for it.
+layout(constant_id = 4) const uint CAP = 0;
 
 const uint DL = (HD + WG - 1) / WG; // dims per invocation
 const uint KB = 8;                  // keys per batch
@@ -162,6 +167,9 @@ void batch(uint i0, uint n, uint lo, uint pos0, uint col, float qv[G][DL],
 		float mn = m[h];
 		[[unroll]] for (uint k = 0; k < KB; k++) {
 			precise float sc = pd[k][h] * p.scale;
+			if (CAP != 0) {
+				sc = capped(sc);
+			}
 			s[k] = i0 + k < n ? sc : NEG_BIG;
 			mn = max(mn, s[k]);
 		}
@@ -203,7 +211,7 @@ void main() {
 
 	const uint pos0 = step[p.step_off];
 	const uint pos = pos0 + p.q0 + r;
-	const uint n = begin_band(pos); // keys in the band, at most W
+	const uint n = begin_band(pos); // keys in the band, at most W (or slots)
 	const uint lo = band_lo;
 
 	const uint qb = p.q_off + r * p.q_stride + kh * G * HD + d0;

@@ -1,6 +1,8 @@
 #version 450
 // embed: x (ntok, cols) f32 = rows tokens[i] of a table (vocab, cols)
-// in its device layout (weights.glsl); one workgroup per token.
+// in its device layout (weights.glsl), times scale (Gemma's √dim); one
+// workgroup per token. A scale of 1 copies the dequantised values as they
+// are (no multiply, so no denormal a driver might flush).
 //
 // A table larger than one binding is bound in row blocks, one dispatch per
 // block: a dispatch writes the tokens whose ids fall in its block, and the
@@ -19,6 +21,7 @@ layout(push_constant) uniform Params {
 	uint s_off;   // f16 index of row row0's first scale in binding 1 (Q types)
 	uint tok_off; // element offset of the token ids
 	uint x_off;   // element offset of x
+	float scale;  // multiplies every value
 } p;
 
 #define TOK_BINDING W_BINDINGS
@@ -38,7 +41,8 @@ void main() {
 		const uint rw = p.w_off + r * w_row_words(p.cols);
 		const uint rs = p.s_off + r * w_row_scales(p.cols);
 		for (uint c = gl_LocalInvocationID.x; c < p.cols; c += WG) {
-			x[xb + c] = w_elem(rw, rs, c);
+			const float v = w_elem(rw, rs, c);
+			x[xb + c] = p.scale == 1.0 ? v : v * p.scale;
 		}
 	} else if (id >= p.vocab && p.row0 == 0) {
 		for (uint c = gl_LocalInvocationID.x; c < p.cols; c += WG) {

@@ -109,6 +109,7 @@ var (
 	attnAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Write}
 	splitAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.Write) // and the partials
 	storeAccess = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Write, vk.Write}
+	normAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite} // x, w, w2, y (y += with Accumulate)
 )
 
 // The kernels with one variant for all weight types. Each comment gives
@@ -118,13 +119,28 @@ var (
 	MatVecF32 = Kernel{Name: "matvec_f32", Bindings: rrw, Params: reflect.TypeFor[MatVecParams]()}
 	// Add: z (n,) = x (n,) + y (n,), f32.
 	Add = Kernel{Name: "add", Bindings: rrw, Params: reflect.TypeFor[AddParams]()}
-	// RMSNorm: y (rows, n) = x / sqrt(mean(x²) + eps) * w (n,), per row, f32.
-	RMSNorm = Kernel{Name: "rmsnorm", Bindings: rrw, Params: reflect.TypeFor[RMSNormParams]()}
+	// RMSNorm: y (rows, n) = x / sqrt(mean(x²) + eps) * w (n,), or y += that,
+	// per row, f32; rows grouped by token with a second weight for the
+	// later heads of each (the q and k heads of q|k|v rows, in place).
+	// Bindings: x, w, w2, y.
+	RMSNorm = Kernel{Name: "rmsnorm", Bindings: normAccess, Params: reflect.TypeFor[RMSNormParams]()}
+	// LayerNorm is RMSNorm of x − mean(x) (LayerNorm without bias):
+	// rmsnorm.comp with specialization constant 1 set.
+	LayerNorm = Kernel{Name: "layernorm", File: "rmsnorm", Bindings: normAccess, Params: reflect.TypeFor[RMSNormParams](),
+		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
 	// RoPE rotates pairs of x (ntok, nHeads·headDim) f32 in place by the
 	// angles of a (ntok, ropeDim/2, 2) f32 cos/sin table.
 	RoPE = Kernel{Name: "rope", Bindings: []vk.Access{vk.ReadWrite, vk.Read}, Params: reflect.TypeFor[RoPEParams]()}
 	// SiluMul: h (n,) = g·sigmoid(g)·u elementwise, f32.
 	SiluMul = Kernel{Name: "silu_mul", Bindings: rrw, Params: reflect.TypeFor[SiluMulParams]()}
+	// GELUTanhMul: h (n,) = gelu_tanh(g)·u elementwise, f32 (GeGLU):
+	// silu_mul.comp with specialization constant 1, the activation, set to
+	// loader.ActGELUTanh.
+	GELUTanhMul = Kernel{Name: "gelu_tanh_mul", File: "silu_mul", Bindings: rrw, Params: reflect.TypeFor[SiluMulParams](),
+		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
+	// ScaleCap: x (n,) f32 in place ← cap·tanh(x·scale/cap), or x·scale
+	// when cap ≤ 0 (logit scale and soft-cap).
+	ScaleCap = Kernel{Name: "scale_cap", Bindings: []vk.Access{vk.ReadWrite}, Params: reflect.TypeFor[ScaleCapParams]()}
 	// Argmax: out[0] (u32) = the first index of the maximum of x (n,) f32.
 	Argmax = Kernel{Name: "argmax", Bindings: []vk.Access{vk.Read, vk.Write}, Params: reflect.TypeFor[ArgmaxParams]()}
 
@@ -161,7 +177,7 @@ var (
 
 // Kernels lists every kernel: those above, then the weight kernels of the
 // table (WeightKernel) in WeightTypes order.
-var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, RoPE, SiluMul, Argmax,
+var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, LayerNorm, RoPE, SiluMul, GELUTanhMul, ScaleCap, Argmax,
 	SWAF32, SWAF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16}, weightKernels()...)
 
 // MatVecParams mirrors matvec.glsl's push constants.
@@ -180,7 +196,11 @@ type AddParams struct {
 type RMSNormParams struct {
 	N, Rows          uint32
 	Eps              float32
-	XOff, WOff, YOff uint32
+	XOff, WOff, YOff uint32 // element offsets within each binding
+	Heads            uint32 // rows per token (1: plain rows)
+	XStride, YStride uint32 // elements from one token's rows to the next
+	W2From, W2Off    uint32 // the first head of a token that takes w2, and w2's offset
+	Accumulate       uint32 // 1: y += the norm
 }
 
 // RoPEParams mirrors rope.comp's push constants.
@@ -188,6 +208,7 @@ type RoPEParams struct {
 	Ntok, NHeads, HeadDim, RopeDim uint32
 	XOff, ROff                     uint32
 	XStride                        uint32 // elements from one token's row to the next
+	RotateHalf                     uint32 // 1: pairs (x[i], x[i+RopeDim/2]) (NEOX); 0: (x[2i], x[2i+1])
 }
 
 // SiluMulParams mirrors silu_mul.comp's push constants.
@@ -195,6 +216,12 @@ type SiluMulParams struct {
 	N                uint32
 	Cols, Stride     uint32 // h's row length; g's (and u's) row stride
 	GOff, UOff, HOff uint32
+}
+
+// ScaleCapParams mirrors scale_cap.comp's push constants.
+type ScaleCapParams struct {
+	N, XOff    uint32
+	Scale, Cap float32 // Cap ≤ 0: no cap
 }
 
 // ArgmaxParams mirrors argmax.comp's push constants.
@@ -208,10 +235,12 @@ type AttentionParams struct {
 	Group    uint32  // query heads per KV head
 	HeadDim  uint32  // even, ≤ 256
 	KVDim    uint32  // KV heads × head dim
-	Window   uint32  // W
+	Window   uint32  // W; 0: a global ring (every key from 0)
+	Slots    uint32  // the ring's slots: position p lives in slot p mod Slots
 	Q0       uint32  // chunk row of the dispatch's first query
 	Rows     uint32  // queries in the dispatch
-	Scale    float32 // log2(e)/sqrt(headDim)
+	Scale    float32 // multiplies q·k: log2(e)·scale, or scale/c when soft-capped
+	Softcap  float32 // 0: none; else log2(e)·c (scores c·tanh(s/c))
 	QOff     uint32  // element offsets within each binding
 	KOff     uint32
 	VOff     uint32
@@ -227,7 +256,8 @@ type AttentionParams struct {
 
 // MergeParams mirrors swa_merge.comp's push constants.
 type MergeParams struct {
-	NHeads, HeadDim, Window  uint32
+	NHeads, HeadDim          uint32
+	Window, Slots            uint32 // as AttentionParams: they give the band
 	Q0, Rows                 uint32
 	Splits, Tile             uint32 // S and the first pass's keys per tile
 	PartOff, StepOff, OutOff uint32
@@ -237,7 +267,7 @@ type MergeParams struct {
 type KVStoreParams struct {
 	Rows     uint32 // chunk rows
 	KVDim    uint32
-	Window   uint32
+	Slots    uint32 // the ring's slots: row i goes to slot (pos0+i) mod Slots
 	KOff     uint32 // element offsets within each binding
 	VOff     uint32
 	StepOff  uint32
@@ -259,7 +289,8 @@ type MatMulParams struct {
 // EmbedParams mirrors embed.comp's push constants.
 type EmbedParams struct {
 	Ntok, Cols, Vocab uint32
-	Row0, Nrows       uint32 // the table rows in this dispatch's binding
-	WOff, SOff        uint32 // word offset of row Row0; half index of its first side half
-	TokOff, XOff      uint32 // element offsets
+	Row0, Nrows       uint32  // the table rows in this dispatch's binding
+	WOff, SOff        uint32  // word offset of row Row0; half index of its first side half
+	TokOff, XOff      uint32  // element offsets
+	Scale             float32 // multiplies every value (1: the rows as they are)
 }

@@ -1,11 +1,15 @@
 #version 450
-// silu_mul: h (n,) = silu(g)·u = g·sigmoid(g)·u elementwise, f32 (SwiGLU's
-// gate), over rows of cols elements: element i of h is row i / cols, column
-// i mod cols, and g and u rows are stride elements apart (g and u side by
-// side in one (rows, 2·cols) product: stride 2·cols). h may alias g. The
-// sigmoid never overflows: exp is only taken of −|g|, so 1 + e stays in
-// [1, 2].
+// silu_mul: h (n,) = act(g)·u elementwise, f32 (the gated FFN's gate), over
+// rows of cols elements: element i of h is row i / cols, column i mod cols,
+// and g and u rows are stride elements apart (g and u side by side in one
+// (rows, 2·cols) product: stride 2·cols). h may alias g. Specialization
+// constant 1 is the activation, loader.Activation's value: 0 SiLU (SwiGLU),
+// 1 GELU's tanh approximation (GeGLU). Neither overflows for any finite g
+// (act.glsl).
 #include "common.glsl"
+#include "act.glsl"
+
+layout(constant_id = 1) const uint ACT = 0;
 
 layout(push_constant) uniform Params {
 	uint n;
@@ -20,17 +24,12 @@ layout(binding = 0) readonly buffer GBuf { float g[]; };
 layout(binding = 1) readonly buffer UBuf { float u[]; };
 layout(binding = 2) writeonly buffer HBuf { float h[]; };
 
-float sigmoid(float v) {
-	const float e = exp(-abs(v));
-	const float s = 1.0 / (1.0 + e);
-	return v >= 0.0 ? s : e * s; // e/(1+e) for v < 0; NaN stays NaN
-}
-
 void main() {
 	const uint i = group_index() * WG + gl_LocalInvocationID.x;
 	if (i < p.n) {
 		const uint j = i / p.cols * p.stride + i % p.cols;
 		const float v = g[p.g_off + j];
-		h[p.h_off + i] = v * sigmoid(v) * u[p.u_off + j];
+		const float a = ACT == 1 ? gelu_tanh(v) : silu(v);
+		h[p.h_off + i] = a * u[p.u_off + j];
 	}
 }

@@ -7,14 +7,16 @@
 // the same weights (recomputed per dim rather than kept in an array that a
 // GPU would spill). The splits are found as the first pass found them
 // (split_len, with the first pass's tile), so empty splits, which wrote
-// nothing, are never read.
+// nothing, are never read. Soft-capping needs nothing here: the partial
+// maxima are of the capped scores.
 #include "common.glsl"
 #include "attention_split.glsl"
 
 layout(push_constant) uniform Params {
 	uint n_heads;  // query heads
 	uint head_dim; // elements per head
-	uint window;   // W
+	uint window;   // W (0: a global ring)
+	uint slots;    // the ring's slots (the band of a global ring)
 	uint q0;       // chunk row of this dispatch's first query
 	uint rows;     // queries in this dispatch
 	uint splits;   // S
@@ -36,8 +38,7 @@ void main() {
 	const uint r = g / p.n_heads;
 	const uint hd = p.head_dim;
 	const uint pos = step[p.step_off] + p.q0 + r;
-	const uint lo = pos >= p.window ? pos - p.window + 1 : 0;
-	const uint n = pos - lo + 1;
+	const uint n = pos - band_first(pos, band_keys(p.window, p.slots)) + 1;
 	const uint ks = split_len(n, p.splits, p.tile);
 	const uint nsplit = (n + ks - 1) / ks;
 	const uint pb = p.part_off + g * p.splits * (hd + 2);

@@ -201,6 +201,32 @@ func WeightKernel(op Op, t loader.DType, l Layout) (k Kernel, ok bool) {
 	return k, ok
 }
 
+// NormKernel is the kernel of a row norm of kind n (RMSNorm, or LayerNorm
+// without bias: the same module with specialization constant 1); ok is
+// false for a kind without one.
+func NormKernel(n loader.NormKind) (k Kernel, ok bool) {
+	switch n {
+	case loader.NormRMS:
+		return RMSNorm, true
+	case loader.NormLayer:
+		return LayerNorm, true
+	}
+	return Kernel{}, false
+}
+
+// ActMulKernel is the kernel of the gated activation h = act(g)·u with
+// activation a (silu_mul.comp, specialization constant 1 = a); ok is false
+// for an activation without one.
+func ActMulKernel(a loader.Activation) (k Kernel, ok bool) {
+	switch a {
+	case loader.ActSiLU:
+		return SiluMul, true
+	case loader.ActGELUTanh:
+		return GELUTanhMul, true
+	}
+	return Kernel{}, false
+}
+
 func weightKernels() []Kernel {
 	var ks []Kernel
 	for _, t := range WeightTypes {

@@ -29,6 +29,12 @@ var shapes = map[string]loader.Config{
 	"mistral-7b": {Dim: 4096, NumLayers: 32, NumHeads: 32, NumKVHeads: 8, FFNDim: 14336, VocabSize: 32000, Window: 4096, RopeTheta: 10000},
 	"0.5b":       {Dim: 2048, NumLayers: 8, NumHeads: 32, NumKVHeads: 8, FFNDim: 5632, VocabSize: 32000, Window: 4096, RopeTheta: 10000},
 	"tiny":       {Dim: 256, NumLayers: 4, NumHeads: 8, NumKVHeads: 2, FFNDim: 768, VocabSize: 4096, Window: 256, RopeTheta: 10000},
+	// Gemma 3 1B's layers (5 local of W = 512 : 1 global, 4 heads of 256,
+	// one KV head), with a 32000-token vocabulary instead of 262144.
+	"gemma3-1b": {Arch: "gemma3", Dim: 1152, NumLayers: 26, NumHeads: 4, NumKVHeads: 1, HeadDim: 256, FFNDim: 6912, VocabSize: 32000, Window: 512, RopeTheta: 1e6},
+	// A Gemma 3-shaped model with W = 1024 (Gemma 3 4B and larger) at a
+	// size lavapipe runs: 12 layers, pattern 6.
+	"gemma3-small": {Arch: "gemma3", Dim: 512, NumLayers: 12, NumHeads: 4, NumKVHeads: 1, HeadDim: 128, FFNDim: 1536, VocabSize: 4096, Window: 1024, RopeTheta: 1e6},
 }
 
 // synthQuant is the QUANT of --synthetic SHAPE:QUANT: one weight type for
@@ -99,7 +105,7 @@ func quantNames() []string {
 	return append(names, "mix:NAME (a llama.cpp mix named like a type)")
 }
 
-// parseSynthetic reads "NAME:QUANT" or "dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…,window=…:QUANT".
+// parseSynthetic reads "NAME:QUANT" or "dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…,window=…[,arch=gemma3]:QUANT".
 func parseSynthetic(spec string) (loader.Config, synthQuant, string, error) {
 	shape, quant, ok := strings.Cut(spec, ":")
 	if !ok {
@@ -116,6 +122,10 @@ func parseSynthetic(spec string) (loader.Config, synthQuant, string, error) {
 			"ffn": &cfg.FFNDim, "vocab": &cfg.VocabSize, "window": &cfg.Window, "headdim": &cfg.HeadDim}
 		for _, kv := range strings.Split(shape, ",") {
 			k, v, ok := strings.Cut(kv, "=")
+			if strings.TrimSpace(k) == "arch" && ok {
+				cfg.Arch = strings.TrimSpace(v)
+				continue
+			}
 			p, known := fields[strings.TrimSpace(k)]
 			n, err := strconv.Atoi(strings.TrimSpace(v))
 			if !ok || !known || err != nil || n < 0 {
@@ -124,14 +134,19 @@ func parseSynthetic(spec string) (loader.Config, synthQuant, string, error) {
 					names = append(names, s)
 				}
 				sort.Strings(names)
-				return loader.Config{}, synthQuant{}, "", fmt.Errorf("--synthetic: %q is neither a shape (%s) nor dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…[,window=…]", shape, strings.Join(names, ", "))
+				return loader.Config{}, synthQuant{}, "", fmt.Errorf("--synthetic: %q is neither a shape (%s) nor dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…[,window=…][,headdim=…][,arch=…]", shape, strings.Join(names, ", "))
 			}
 			*p = n
 		}
 	}
-	cfg.Arch = "llama"
+	if cfg.Arch == "" {
+		cfg.Arch = "llama"
+	}
 	cfg.NormEps = 1e-5
 	cfg.ContextLength = max(cfg.Window, 4096)
+	if cfg.Arch != "llama" { // the arch's own defaults (pattern, scales, norms)
+		cfg = loader.SyntheticConfig(cfg)
+	}
 	if cfg.NumKVHeads == 0 {
 		cfg.NumKVHeads = cfg.NumHeads
 	}
@@ -156,6 +171,9 @@ func syntheticFile(cfg loader.Config, q synthQuant, stderr io.Writer) (string, e
 	dir = filepath.Join(dir, "vkrun", "synthetic")
 	name := fmt.Sprintf("d%d-l%d-h%d-kv%d-hd%d-f%d-v%d-w%d-%s.gguf", cfg.Dim, cfg.NumLayers, cfg.NumHeads, cfg.NumKVHeads,
 		cfg.HeadDim, cfg.FFNDim, cfg.VocabSize, cfg.Window, q.fileTag())
+	if cfg.Arch != "llama" {
+		name = cfg.Arch + "-" + name
+	}
 	path := filepath.Join(dir, name)
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
@@ -395,7 +413,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(struct {
 			Model       string `json:"model"`
 			Device      string `json:"device"`
-			Window      int    `json:"window"`
+			Window      int    `json:"window"`  // of the local layers (0: none)
+			Context     int    `json:"context"` // the global layers' slots (0: every layer local, no limit)
 			KV          string `json:"kv"`
 			WeightBytes uint64 `json:"weight_bytes"` // the weights' device memory
 			KVBytes     uint64 `json:"kv_bytes"`     // one session's KV cache
@@ -403,10 +422,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			// Kernels are the kernel choices the tests made.
 			Kernels []kernelJSON  `json:"kernels"`
 			Results []benchResult `json:"results"`
-		}{label, m.Device.Name, m.Window(), *kv, m.WeightBytes(), kvBytes, m.Layout(), kernelsJSON(m.Kernels()), results})
+		}{label, m.Device.Name, m.Config.Window, m.Context(), *kv, m.WeightBytes(), kvBytes, m.Layout(), kernelsJSON(m.Kernels()), results})
 		return 0
 	}
-	fmt.Fprintf(stdout, "model %s on %s (%s), %s kernel layout, window %d, kv %s, %d reps\n", label, m.Device.Name, m.Device.Type, m.Layout(), m.Window(), *kv, *reps)
+	fmt.Fprintf(stdout, "model %s on %s (%s), %s kernel layout, window %d, context %d, kv %s, %d reps\n", label, m.Device.Name, m.Device.Type, m.Layout(), m.Config.Window, m.Context(), *kv, *reps)
 	fmt.Fprintf(stdout, "weights %s, KV cache %s\n\n", fmtSize(m.WeightBytes()), fmtSize(kvBytes))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "test\t")

@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register("chat", "an interactive chat (Mistral and Llama instruct formats)", cmdChat)
+	register("chat", "an interactive chat (Mistral, Llama 2 and Gemma instruct formats)", cmdChat)
 }
 
 // chatTemplate formats user turns for one instruct family.
@@ -27,6 +27,14 @@ type chatTemplate struct {
 	turn func(msg, system string, first bool) string
 	// bosEachTurn: the family starts every turn with BOS.
 	bosEachTurn bool
+	// prefix and suffix, when set, wrap the turn's text in control
+	// tokens: they are encoded with special tokens parsed, the text
+	// between them without, so a user cannot type a control token.
+	prefix func(first bool) string
+	suffix string
+	// endTurn is the control token that ends the model's answer (fed
+	// back at the next turn), besides EOS.
+	endTurn string
 }
 
 var chatTemplates = map[string]chatTemplate{
@@ -44,6 +52,22 @@ var chatTemplates = map[string]chatTemplate{
 		}
 		return "[INST] " + msg + " [/INST]"
 	}},
+	// Gemma: <bos><start_of_turn>user\nsystem\n\nuser<end_of_turn>\n<start_of_turn>model\n
+	// answer<end_of_turn>\n<start_of_turn>user\n … (no system role: the
+	// system prompt leads the first user turn).
+	"gemma": {name: "gemma", endTurn: "<end_of_turn>", suffix: "<end_of_turn>\n<start_of_turn>model\n",
+		prefix: func(first bool) string {
+			if first {
+				return "<start_of_turn>user\n"
+			}
+			return "\n<start_of_turn>user\n" // after the answer's <end_of_turn>
+		},
+		turn: func(msg, system string, first bool) string {
+			if first && system != "" {
+				msg = system + "\n\n" + msg
+			}
+			return msg
+		}},
 	// raw: each line is appended to the text as it is.
 	"raw": {name: "raw", turn: func(msg, _ string, _ bool) string { return msg }},
 }
@@ -51,6 +75,8 @@ var chatTemplates = map[string]chatTemplate{
 // detectTemplate recognises the family from a GGUF tokenizer.chat_template.
 func detectTemplate(jinja string) (chatTemplate, bool) {
 	switch {
+	case strings.Contains(jinja, "<start_of_turn>") && strings.Contains(jinja, "<end_of_turn>"):
+		return chatTemplates["gemma"], true
 	case strings.Contains(jinja, "<<SYS>>") && strings.Contains(jinja, "[INST]"):
 		return chatTemplates["llama2"], true
 	case strings.Contains(jinja, "[INST]"):
@@ -59,12 +85,24 @@ func detectTemplate(jinja string) (chatTemplate, bool) {
 	return chatTemplate{}, false
 }
 
+// encode renders and encodes one user turn: the template's control tokens
+// parsed as such, the user's text as plain text.
+func (tmpl chatTemplate) encode(tok *vkrun.Tokenizer, msg, system string, first, bos bool) []int {
+	text := tmpl.turn(msg, system, first)
+	if tmpl.prefix == nil {
+		return tok.EncodeWith(text, bos)
+	}
+	ids := tok.EncodeSpecial(tmpl.prefix(first), bos)
+	ids = append(ids, tok.EncodeWith(text, false)...)
+	return append(ids, tok.EncodeSpecial(tmpl.suffix, false)...)
+}
+
 func cmdChat(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f runFlags
 	f.register(fs)
-	tmplName := fs.String("template", "", "chat format: mistral, llama2 or raw (default: recognised from the file)")
+	tmplName := fs.String("template", "", "chat format: mistral, llama2, gemma or raw (default: recognised from the file)")
 	system := fs.String("system", "", "system prompt")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -88,7 +126,7 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 	if *tmplName != "" {
 		t, ok := chatTemplates[*tmplName]
 		if !ok {
-			fmt.Fprintf(stderr, "vkrun chat: --template %q is not one of mistral, llama2, raw\n", *tmplName)
+			fmt.Fprintf(stderr, "vkrun chat: --template %q is not one of mistral, llama2, gemma, raw\n", *tmplName)
 			return 2
 		}
 		tmpl = t
@@ -104,7 +142,7 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 	if tmpl.turn == nil {
 		t, ok := detectTemplate(m.ChatTemplate())
 		if !ok {
-			fmt.Fprintln(stderr, "vkrun chat: the model has no Mistral or Llama chat template; choose one with --template mistral|llama2|raw")
+			fmt.Fprintln(stderr, "vkrun chat: the model has no Mistral, Llama or Gemma chat template; choose one with --template mistral|llama2|gemma|raw")
 			return 2
 		}
 		tmpl = t
@@ -139,8 +177,7 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 		if msg == "" {
 			continue
 		}
-		text := tmpl.turn(msg, *system, first)
-		ids := tok.EncodeWith(text, s.Pos() == 0 && tok.AddBOS())
+		ids := tmpl.encode(tok, msg, *system, first, s.Pos() == 0 && tok.AddBOS())
 		if tmpl.bosEachTurn && s.Pos() > 0 {
 			ids = append([]int{tok.BOS()}, ids...)
 		}
@@ -153,7 +190,11 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 			case <-ctx.Done():
 			}
 		}()
-		for t, err := range s.Generate(ctx, "", append(f.generateOptions(), vkrun.WithPromptTokens(ids))...) {
+		gopts := append(f.generateOptions(), vkrun.WithPromptTokens(ids))
+		if id, ok := tok.Lookup(tmpl.endTurn); ok && tmpl.endTurn != "" {
+			gopts = append(gopts, vkrun.WithStopTokens(id))
+		}
+		for t, err := range s.Generate(ctx, "", gopts...) {
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					fmt.Fprint(stderr, " [stopped]")
@@ -168,7 +209,11 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout)
 	}
 	st := s.Stats()
-	fmt.Fprintf(stderr, "prefill %d tokens, %.1f tok/s | decode %d tokens, %.1f tok/s | %d positions in the cache (window %d)\n",
-		st.PromptTokens, st.PrefillRate(), st.Generated, st.DecodeRate(), s.Pos(), m.Window())
+	limit := "no limit: every layer slides a window"
+	if ctx := m.Context(); ctx > 0 {
+		limit = fmt.Sprintf("of %d", ctx)
+	}
+	fmt.Fprintf(stderr, "prefill %d tokens, %.1f tok/s | decode %d tokens, %.1f tok/s | %d positions in the cache (%s)\n",
+		st.PromptTokens, st.PrefillRate(), st.Generated, st.DecodeRate(), s.Pos(), limit)
 	return 0
 }

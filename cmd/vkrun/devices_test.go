@@ -87,6 +87,7 @@ func TestDetectChatTemplate(t *testing.T) {
 	}{
 		{"{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% endif %}{% endfor %}", "mistral"},
 		{"{% if messages[0]['role'] == 'system' %}{{ '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' }}{% endif %}{{ '[INST] ' }}", "llama2"},
+		{"{{ bos_token }}{% for message in loop_messages %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}", "gemma"},
 		{"{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}", ""},
 		{"", ""},
 	} {
@@ -99,4 +100,14 @@ func TestDetectChatTemplate(t *testing.T) {
 	turn = chatTemplates["llama2"].turn("Hi", "Be brief.", true)
 	assert.Equal(t, "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]", turn)
 	assert.Equal(t, "[INST] Again [/INST]", chatTemplates["llama2"].turn("Again", "Be brief.", false))
+
+	// Gemma's two turns, as its chat template renders them (the model's
+	// answer and its <end_of_turn> in between).
+	g := chatTemplates["gemma"]
+	render := func(msg string, first bool) string {
+		return g.prefix(first) + g.turn(msg, "Be brief.", first) + g.suffix
+	}
+	assert.Equal(t, "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n", render("Hi", true))
+	assert.Equal(t, "\n<start_of_turn>user\nAgain<end_of_turn>\n<start_of_turn>model\n", render("Again", false))
+	assert.Equal(t, "<end_of_turn>", g.endTurn)
 }

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/vkrun/vkrun/engine"
+	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/shaders"
 )
@@ -28,8 +31,11 @@ func cmdInspect(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	context := fs.Int("c", 0, "context for the KV cache size of models with global layers (0: the model's, at most 4096)")
+	window := fs.Int("window", -1, "override the sliding window of every local layer (0: every layer global; -1: the file's)")
+	kv := fs.String("kv", "f16", "KV cache precision for the KV cache size: f16 or f32")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vkrun inspect [--json] FILE")
+		fmt.Fprintln(stderr, "usage: vkrun inspect [--json] [-c N] [--window W] [--kv f16|f32] FILE")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -43,8 +49,16 @@ func cmdInspect(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	path := fs.Arg(0)
+	if *context < 0 || *window < -1 || (*kv != "f16" && *kv != "f32") {
+		fmt.Fprintf(stderr, "vkrun inspect: -c %d, --window %d, --kv %q: want -c ≥ 0, --window ≥ -1, --kv f16 or f32\n", *context, *window, *kv)
+		return 2
+	}
+	kvType := ops.KVF16
+	if *kv == "f32" {
+		kvType = ops.KVF32
+	}
 
-	r, err := inspectModel(path)
+	r, err := inspectModel(path, inspectOptions{context: *context, window: *window, kv: kvType})
 	if err != nil {
 		fmt.Fprintf(stderr, "vkrun inspect: %s\n", oneLine(err))
 		if r == nil {
@@ -97,8 +111,44 @@ type inspectConfig struct {
 	RopeDim       int     `json:"rope_dim"`
 	NormEps       float64 `json:"norm_eps"`
 	ContextLength int     `json:"context_length"`
-	Window        int     `json:"window"` // 0: full attention
+	Window        int     `json:"window"` // of the local layers; 0: full attention
 	TiedOutput    bool    `json:"tied_output"`
+
+	// The family's differences from llama (zero values: llama's).
+	Rope         string  `json:"rope"` // "pairwise" or "half" (NEOX)
+	Norm         string  `json:"norm"` // "rmsnorm" or "layernorm"
+	Act          string  `json:"act"`  // "silu" or "gelu-tanh"
+	EmbedScale   float64 `json:"embed_scale,omitempty"`
+	PostNorms    bool    `json:"post_norms,omitempty"`
+	QKNorm       bool    `json:"qk_norm,omitempty"`
+	Parallel     bool    `json:"parallel,omitempty"`
+	QueryScale   float64 `json:"query_scale"`
+	AttnSoftcap  float64 `json:"attn_softcap,omitempty"`
+	FinalSoftcap float64 `json:"final_softcap,omitempty"`
+	LogitScale   float64 `json:"logit_scale,omitempty"`
+
+	// LayerLayout is each layer's window, RoPE and KV cache: the cache
+	// every session allocates, at KVContext positions for the global
+	// layers (0: none, every layer slides a window).
+	LayerLayout []inspectLayer `json:"layer_layout"`
+	KVContext   int            `json:"kv_context"`
+	KVType      string         `json:"kv_type"`
+	KVBytes     uint64         `json:"kv_bytes"` // Σ_l slots_l·kvDim·2·elem
+	KVNotes     []string       `json:"kv_notes,omitempty"`
+}
+
+// inspectLayer is one layer's attention and cache.
+type inspectLayer struct {
+	Window    int     `json:"window"` // 0: global
+	Slots     int     `json:"slots"`
+	RopeTheta float64 `json:"rope_theta"` // 0: no RoPE
+	RopeScale float64 `json:"rope_scale"`
+}
+
+// inspectOptions are the flags that shape the reported KV cache.
+type inspectOptions struct {
+	context, window int
+	kv              ops.KVType
 }
 
 type inspectTokenizer struct {
@@ -202,12 +252,16 @@ func (t inspectTensor) kernelText() string {
 // inspectModel opens path as a model. When that fails but the file is
 // still a readable GGUF, it returns the partial report together with the
 // error; a nil report means nothing could be read.
-func inspectModel(path string) (*inspectReport, error) {
+func inspectModel(path string, o inspectOptions) (*inspectReport, error) {
 	r := &inspectReport{Path: path}
-	m, err := loader.Open(path)
+	var lopts []loader.Option
+	if o.window >= 0 {
+		lopts = append(lopts, loader.WithWindow(o.window))
+	}
+	m, err := loader.Open(path, lopts...)
 	if errors.Is(err, loader.ErrTokenizer) {
 		r.TokenizerError = oneLine(err)
-		m, err = loader.Open(path, loader.WithoutTokenizer())
+		m, err = loader.Open(path, append(lopts, loader.WithoutTokenizer())...)
 	}
 	if err != nil {
 		f, gerr := loader.OpenGGUF(path)
@@ -230,6 +284,17 @@ func inspectModel(path string) (*inspectReport, error) {
 		HeadDim: c.HeadDim, FFNDim: c.FFNDim, Vocab: c.VocabSize, RopeTheta: c.RopeTheta, RopeDim: c.RopeDim,
 		NormEps: c.NormEps, ContextLength: c.ContextLength, Window: c.Window,
 		TiedOutput: m.Tensor("output.weight") == nil,
+		Rope:       c.Rope.String(), Norm: c.Norm.String(), Act: c.Act.String(), EmbedScale: c.EmbedScale,
+		PostNorms: c.PostNorms, QKNorm: c.QKNorm, Parallel: c.Parallel, QueryScale: c.QueryScale(),
+		AttnSoftcap: c.AttnSoftcap, FinalSoftcap: c.FinalSoftcap, LogitScale: c.LogitScale,
+		KVType: o.kv.String(),
+	}
+	layout, kvContext, notes := engine.CacheLayout(c, o.context)
+	r.Config.KVContext, r.Config.KVNotes = kvContext, notes
+	r.Config.KVBytes = engine.KVBytes(layout, c.NumKVHeads*c.HeadDim, o.kv)
+	for l, lc := range layout {
+		spec := c.Layer(l)
+		r.Config.LayerLayout = append(r.Config.LayerLayout, inspectLayer{Window: lc.Window, Slots: lc.Slots, RopeTheta: spec.RopeTheta, RopeScale: spec.RopeScale})
 	}
 	if t := m.Tokenizer; t != nil {
 		r.Tokenizer = &inspectTokenizer{
@@ -328,10 +393,16 @@ func printReport(w io.Writer, r *inspectReport) {
 			{"context", strconv.Itoa(c.ContextLength)},
 			{"window", window},
 			{"tied output", strconv.FormatBool(c.TiedOutput)},
+			{"rope", c.Rope},
+			{"norm", c.Norm},
+			{"activation", c.Act},
+			{"query scale", strconv.FormatFloat(c.QueryScale, 'g', 6, 64)},
+			{"block", c.blockText()},
 		} {
 			fmt.Fprintf(tw, "  %s\t%s\n", row[0], row[1])
 		}
 		tw.Flush()
+		printLayers(w, c)
 	}
 	if r.Config != nil || r.TokenizerError != "" {
 		fmt.Fprintln(w, "\ntokenizer:")
@@ -395,4 +466,106 @@ func fmtSize(n uint64) string {
 // oneLine keeps an error on a single line (joined errors carry newlines).
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
+// blockText lists the block's departures from llama's: "post norms, qk
+// norm, attention softcap 50, final softcap 30", or "llama".
+func (c *inspectConfig) blockText() string {
+	var parts []string
+	g := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	if c.EmbedScale != 0 && c.EmbedScale != 1 {
+		parts = append(parts, "embeddings ×"+strconv.FormatFloat(c.EmbedScale, 'g', 6, 64))
+	}
+	if c.PostNorms {
+		parts = append(parts, "post norms")
+	}
+	if c.QKNorm {
+		parts = append(parts, "q/k norm")
+	}
+	if c.Parallel {
+		parts = append(parts, "parallel attention and FFN")
+	}
+	if c.AttnSoftcap != 0 {
+		parts = append(parts, "attention softcap "+g(c.AttnSoftcap))
+	}
+	if c.FinalSoftcap != 0 {
+		parts = append(parts, "final softcap "+g(c.FinalSoftcap))
+	}
+	if c.LogitScale != 0 && c.LogitScale != 1 {
+		parts = append(parts, "logit scale "+g(c.LogitScale))
+	}
+	if len(parts) == 0 {
+		return "llama"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printLayers prints the per-layer layout, runs of equal layers on one
+// line ("layers 0-4, 6-10: local W=1024 ring of 1024, rope 10000"), and
+// the KV cache size.
+func printLayers(w io.Writer, c *inspectConfig) {
+	if len(c.LayerLayout) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nlayers:")
+	type kind struct {
+		text string
+		ls   []int
+	}
+	var kinds []*kind
+	for l, ly := range c.LayerLayout {
+		text := "global, linear cache of " + strconv.Itoa(ly.Slots)
+		if ly.Window > 0 {
+			text = fmt.Sprintf("local W=%d, ring of %d", ly.Window, ly.Slots)
+		}
+		switch {
+		case ly.RopeTheta == 0:
+			text += ", no rope"
+		case ly.RopeScale != 1 && ly.RopeScale != 0:
+			text += fmt.Sprintf(", rope %s scaled 1/%s", strconv.FormatFloat(ly.RopeTheta, 'g', -1, 64), strconv.FormatFloat(ly.RopeScale, 'g', -1, 64))
+		default:
+			text += ", rope " + strconv.FormatFloat(ly.RopeTheta, 'g', -1, 64)
+		}
+		i := slices.IndexFunc(kinds, func(k *kind) bool { return k.text == text })
+		if i < 0 {
+			kinds = append(kinds, &kind{text: text})
+			i = len(kinds) - 1
+		}
+		kinds[i].ls = append(kinds[i].ls, l)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, k := range kinds {
+		fmt.Fprintf(tw, "  %s\t%s\n", layerRanges(k.ls), k.text)
+	}
+	tw.Flush()
+	ctx := "every layer slides a window: any length"
+	if c.KVContext > 0 {
+		ctx = fmt.Sprintf("%d positions", c.KVContext)
+	}
+	fmt.Fprintf(w, "kv cache: %d bytes (%s, %s)\n", c.KVBytes, c.KVType, ctx)
+	for _, n := range c.KVNotes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+// layerRanges writes sorted layer indices as ranges: "0-4, 6-10".
+func layerRanges(ls []int) string {
+	var parts []string
+	for i := 0; i < len(ls); {
+		j := i
+		for j+1 < len(ls) && ls[j+1] == ls[j]+1 {
+			j++
+		}
+		if j == i {
+			parts = append(parts, strconv.Itoa(ls[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", ls[i], ls[j]))
+		}
+		i = j + 1
+	}
+	word := "layer "
+	if len(ls) > 1 {
+		word = "layers "
+	}
+	return word + strings.Join(parts, ", ")
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -158,4 +160,59 @@ func TestFmtSize(t *testing.T) {
 	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 1 << 20: "1.0 MiB", 3 << 30: "3.0 GiB", 1 << 62: "4096.0 PiB"} {
 		assert.Equal(t, want, fmtSize(n))
 	}
+}
+
+// inspect prints a model's per-layer layout and the KV cache it implies:
+// Gemma 3's pattern of 5 local layers to 1 global, rings of W and a linear
+// cache of the context, and --window overriding the local layers only.
+func TestInspectLayerLayout(t *testing.T) {
+	cfg := loader.Config{Arch: "gemma3", Dim: 64, NumLayers: 7, NumHeads: 2, NumKVHeads: 1, HeadDim: 32, FFNDim: 64,
+		VocabSize: 64, Window: 5, RopeTheta: 1e6}
+	path := filepath.Join(t.TempDir(), "gemma3.gguf")
+	require.NoError(t, loader.WriteSynthetic(path, cfg, loader.F32, 7, nil))
+	kvDim := uint64(cfg.NumKVHeads * cfg.HeadDim)
+	for _, tc := range []struct {
+		args   []string
+		window int
+		ctx    int
+	}{
+		{[]string{"-c", "64"}, 5, 64},
+		{[]string{"-c", "128", "--window", "9", "--kv", "f32"}, 9, 128},
+	} {
+		out, errOut, code := runInspect(append(append([]string{"--json"}, tc.args...), path)...)
+		require.Equal(t, 0, code, errOut)
+		var r inspectReport
+		require.NoError(t, json.Unmarshal([]byte(out), &r))
+		require.NotNil(t, r.Config)
+		c := r.Config
+		require.Len(t, c.LayerLayout, cfg.NumLayers)
+		elem := uint64(2)
+		if slices.Contains(tc.args, "f32") {
+			elem = 4
+		}
+		var want uint64
+		for l, ly := range c.LayerLayout {
+			if l%6 == 5 {
+				assert.Equal(t, inspectLayer{Window: 0, Slots: tc.ctx, RopeTheta: 1e6, RopeScale: 1}, ly, "layer %d: global", l)
+			} else {
+				assert.Equal(t, inspectLayer{Window: tc.window, Slots: tc.window, RopeTheta: 10000, RopeScale: 1}, ly, "layer %d: local", l)
+			}
+			want += uint64(ly.Slots) * kvDim * 2 * elem
+		}
+		assert.Equal(t, uint64(6*tc.window+tc.ctx)*kvDim*2*elem, want)
+		assert.Equal(t, want, c.KVBytes)
+		assert.Equal(t, tc.ctx, c.KVContext)
+		assert.True(t, c.QKNorm && c.PostNorms)
+		assert.Equal(t, "half", c.Rope)
+		assert.Equal(t, "gelu-tanh", c.Act)
+
+		text, _, code := runInspect(append(tc.args, path)...)
+		require.Equal(t, 0, code)
+		assert.Regexp(t, fmt.Sprintf(`\n  layers 0-4, 6 +local W=%d, ring of %d, rope 10000\n`, tc.window, tc.window), text)
+		assert.Regexp(t, fmt.Sprintf(`\n  layer 5 +global, linear cache of %d, rope 1e\+06\n`, tc.ctx), text)
+		assert.Contains(t, text, fmt.Sprintf("kv cache: %d bytes", want))
+	}
+	_, errOut, code := runInspect("-c", "-1", path)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "-c -1")
 }

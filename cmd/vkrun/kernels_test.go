@@ -84,7 +84,7 @@ func TestRunJSONMemoryAndKernels(t *testing.T) {
 	path := testmodel.Stories260K(t)
 	m, err := vkrun.Load(context.Background(), path)
 	require.NoError(t, err)
-	weights, cfg, window := m.WeightBytes(), m.Config, m.Window()
+	weights, cfg, window := m.WeightBytes(), m.Config, m.Context() // full attention: every layer holds the context
 	auto := m.Layout()
 	require.NoError(t, m.Close())
 	require.NotZero(t, weights)

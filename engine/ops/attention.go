@@ -37,18 +37,40 @@ func (t KVType) ElemBytes() int {
 	return 2
 }
 
-// Ring is one layer's rolling KV cache: the K and V of position p live in
-// slot p mod Window. K and V are each (Window, KVDim) of Type, row-major.
+// Ring is one layer's KV cache: the K and V of position p live in slot
+// p mod Slots. K and V are each (Slots, KVDim) of Type, row-major. The window
+// that a query attends (Window) is kept apart from the positions retained
+// (Slots), as a mixed model's local and global layers need.
+//
+// Attention of a chunk runs before StoreKV of the same chunk, so the ring
+// holds the Slots positions before the chunk while the chunk attends them.
+// Hence:
+//   - a local ring (Window > 0) needs Slots ≥ Window, and a chunk of at most
+//     Slots tokens then sees every key of its bands (the engine's choice:
+//     Slots == Window for local layers, with chunks of at most Window tokens);
+//   - a global ring (Window 0) is a linear cache: the caller keeps every
+//     position below Slots. (Past that it attends the last Slots keys, as a
+//     ring of window Slots would, and never reads an overwritten slot.)
 type Ring struct {
-	K, V   *vk.Buffer // (Window, KVDim) of Type, each
-	Window int        // W, the sliding window and the number of slots
+	K, V   *vk.Buffer // (Slots, KVDim) of Type, each
+	Window int        // the query at position i attends to keys max(0, i−Window+1)…i; 0: every key from position 0 (a global layer)
+	Slots  int        // positions retained: position p lives in slot p mod Slots
 	KVDim  int        // KV heads × head dim
 	Type   KVType
 }
 
-// RingBytes is the size of one of K or V.
-func RingBytes(t KVType, window, kvDim int) uint64 {
-	return uint64(window) * uint64(kvDim) * uint64(t.ElemBytes())
+// RingBytes is the size of one of K or V of a ring of slots positions.
+func RingBytes(t KVType, slots, kvDim int) uint64 {
+	return uint64(slots) * uint64(kvDim) * uint64(t.ElemBytes())
+}
+
+// Band is the most keys one query attends: Window, or Slots when Window
+// == 0 (a global ring's band, every key from 0, is at most Slots long).
+func (r Ring) Band() int {
+	if r.Window == 0 {
+		return r.Slots
+	}
+	return r.Window
 }
 
 // MaxAttentionHeadDim is the largest head dimension Attention supports.
@@ -70,10 +92,11 @@ func keysAligned(t KVType, s, headDim, kvDim uint64, rko, rvo, ko, vo uint32) bo
 		dl%4 == 0 && ko%4 == 0 && vo%4 == 0
 }
 
-// maxKeysWindow bounds the window for the CPU layout's kernels. lavapipe
-// ends a shader after 65535 loop passes in all; attention_keys.glsl makes
-// one per batch of 8 keys (W = 2¹⁸: 32768 passes).
-const maxKeysWindow = 1 << 18
+// maxKeysBand bounds the band (Ring.Band) for the CPU layout's kernels.
+// lavapipe ends a shader after 65535 loop passes in all;
+// attention_keys.glsl makes one per batch of 8 keys (2¹⁸ keys: 32768
+// passes).
+const maxKeysBand = 1 << 18
 
 // maxKeysRegs bounds group × head dim for the CPU layout's kernels: each
 // invocation keeps its slice of that many query values and as many
@@ -90,24 +113,26 @@ func (r Ring) check(ntok int) error {
 		return fmt.Errorf("ring K and V are the same buffer %s", r.K.Name)
 	case r.Type != KVF16 && r.Type != KVF32:
 		return fmt.Errorf("ring type %v", r.Type)
-	case r.Window <= 0 || r.KVDim <= 0 || r.KVDim%2 != 0:
-		return fmt.Errorf("ring window %d and KV dim %d (must be positive, the dim even)", r.Window, r.KVDim)
-	case r.Window > math.MaxInt32 || r.KVDim > math.MaxInt32:
-		return fmt.Errorf("ring window %d or KV dim %d too large", r.Window, r.KVDim)
-	case ntok > r.Window:
-		return fmt.Errorf("a chunk of %d tokens is longer than the window %d", ntok, r.Window)
+	case r.Slots <= 0 || r.KVDim <= 0 || r.KVDim%2 != 0:
+		return fmt.Errorf("ring of %d slots and KV dim %d (must be positive, the dim even)", r.Slots, r.KVDim)
+	case r.Slots > math.MaxInt32 || r.KVDim > math.MaxInt32:
+		return fmt.Errorf("ring of %d slots or KV dim %d too large", r.Slots, r.KVDim)
+	case r.Window < 0 || r.Window > r.Slots:
+		return fmt.Errorf("ring window %d (must be 0, global, or at most its %d slots)", r.Window, r.Slots)
+	case ntok > r.Slots:
+		return fmt.Errorf("a chunk of %d tokens is longer than the ring's %d slots", ntok, r.Slots)
 	}
-	n := RingBytes(r.Type, r.Window, r.KVDim)
+	n := RingBytes(r.Type, r.Slots, r.KVDim)
 	if r.K.Size < n || r.V.Size < n {
 		return fmt.Errorf("ring buffers %s (%d bytes) and %s (%d bytes) are smaller than %d×%d %v (%d bytes)",
-			r.K.Name, r.K.Size, r.V.Name, r.V.Size, r.Window, r.KVDim, r.Type, n)
+			r.K.Name, r.K.Size, r.V.Name, r.V.Size, r.Slots, r.KVDim, r.Type, n)
 	}
 	return nil
 }
 
 // ringBindings binds all of the ring's K and V.
 func (p *Plan) ringBindings(r Ring) (k, v vk.Range, ko, vo uint32, err error) {
-	words := RingBytes(r.Type, r.Window, r.KVDim) / 4
+	words := RingBytes(r.Type, r.Slots, r.KVDim) / 4
 	k, ko, err = p.binding(Tensor{Buf: r.K, Len: words}, 0, words, 4)
 	if err != nil {
 		return k, v, 0, 0, fmt.Errorf("ring K: %w", err)
@@ -119,25 +144,64 @@ func (p *Plan) ringBindings(r Ring) (k, v vk.Range, ko, vo uint32, err error) {
 	return k, v, ko, vo, nil
 }
 
+// AttentionOpts are Attention's score options; the zero value is scaled
+// dot-product attention with scale 1/√headDim.
+type AttentionOpts struct {
+	Scale   float32 // multiplies q·k; 0: 1/√headDim
+	Softcap float32 // scores s ← Softcap·tanh(s/Softcap) after Scale (Gemma 2); 0: none
+}
+
+// params are the kernels' scale and softcap push constants for o: scores are
+// kept in base 2, so scale is log2(e)·Scale, or Scale/c with softcap
+// log2(e)·c when soft-capped (the kernel computes softcap·tanh(q·k·scale)).
+// The zero options give exactly the scale the kernels always had.
+func (o AttentionOpts) params(headDim int) (scale, softcap float32, err error) {
+	bad := func(x float32) bool { return x < 0 || math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) }
+	if bad(o.Scale) || bad(o.Softcap) {
+		return 0, 0, fmt.Errorf("attention scale %g and softcap %g (each must be finite and ≥ 0; 0 for the default)", o.Scale, o.Softcap)
+	}
+	if o.Scale == 0 && o.Softcap == 0 {
+		return float32(math.Log2E / math.Sqrt(float64(headDim))), 0, nil
+	}
+	qk := 1 / math.Sqrt(float64(headDim))
+	if o.Scale != 0 {
+		qk = float64(o.Scale)
+	}
+	if o.Softcap == 0 {
+		scale = float32(math.Log2E * qk)
+	} else {
+		scale, softcap = float32(qk/float64(o.Softcap)), float32(math.Log2E*float64(o.Softcap))
+	}
+	if !(scale >= 0x1p-126 && scale <= math.MaxFloat32) || softcap > math.MaxFloat32 {
+		return 0, 0, fmt.Errorf("attention scale %g and softcap %g: their combined scale %g is not a normal f32", o.Scale, o.Softcap, scale)
+	}
+	return scale, softcap, nil
+}
+
 // Attention records out (ntok, nHeads*headDim) f32 = banded attention of
 // queries q (ntok, nHeads*headDim) f32 at positions pos0+i, where pos0 =
 // step[0] (u32, read on the GPU so a recorded step is reused across
 // positions). Query i attends keys j in [max(0, pos0+i−W+1), pos0+i], W =
-// ring.Window: keys j < pos0 come from the ring (slot j mod W), keys j ≥ pos0
-// from the chunk's own k, v (ntok, KVDim) f32 (RoPE already applied to k).
-// When ring.Type is KVF16, chunk values are rounded to f16 before use, so a
-// chunk sees exactly the values it would read back from the ring. GQA: query
-// head h uses KV head h/(nHeads/nKVHeads). Scale 1/sqrt(headDim).
+// ring.Window, or in [0, pos0+i] for a global ring (W = 0): keys j < pos0
+// come from the ring (slot j mod ring.Slots), keys j ≥ pos0 from the chunk's
+// own k, v (ntok, KVDim) f32 (RoPE already applied to k). When ring.Type is
+// KVF16, chunk values are rounded to f16 before use, so a chunk sees exactly
+// the values it would read back from the ring. GQA: query head h uses KV
+// head h/(nHeads/nKVHeads). A score is q·k·o.Scale, soft-capped to
+// Softcap·tanh(s/Softcap) when o.Softcap ≠ 0, and the softmax over the band
+// weighs the values.
 //
-// ntok must be at most W; headDim even and at most MaxAttentionHeadDim. Each
-// query's result is bit-identical whatever the chunk it is computed in (the
-// kernel's floating-point operations for a query depend only on its
-// position, W, headDim and the library's layout and workgroup width).
-// Record StoreKV of the same chunk after it. Each of the ring's K and V, and the chunk's k and v, must
-// fit one binding (maxStorageBufferRange); q and out are split as needed.
-func (p *Plan) Attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int) {
+// ntok must be at most ring.Slots (see Ring for the contract); headDim even
+// and at most MaxAttentionHeadDim. Each query's result is bit-identical
+// whatever the chunk it is computed in (the kernel's floating-point
+// operations for a query depend only on its position, the ring's band,
+// headDim, o and the library's layout and workgroup width). Record StoreKV
+// of the same chunk after it. Each of the ring's K and V, and the chunk's k
+// and v, must fit one binding (maxStorageBufferRange); q and out are split
+// as needed.
+func (p *Plan) Attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int, o AttentionOpts) {
 	if p.err == nil {
-		p.fail(p.attention(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim, nHeads*headDim, nKVHeads*headDim))
+		p.fail(p.attention(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim, nHeads*headDim, nKVHeads*headDim, o))
 	}
 }
 
@@ -156,7 +220,7 @@ func qkvViews(qkv Tensor, ntok, nHeads, nKVHeads, headDim int) (q, k, v Tensor, 
 // AttentionQKV is Attention of the q, k and v side by side in each row of
 // qkv (ntok, (nHeads + 2·nKVHeads)·headDim), as one product of the
 // stacked Q, K and V rows makes them.
-func (p *Plan) AttentionQKV(qkv Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int) {
+func (p *Plan) AttentionQKV(qkv Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int, o AttentionOpts) {
 	if p.err != nil {
 		return
 	}
@@ -165,12 +229,12 @@ func (p *Plan) AttentionQKV(qkv Tensor, ring Ring, step Tensor, out Tensor, ntok
 		p.fail(fmt.Errorf("ops: AttentionQKV: %w", err))
 		return
 	}
-	p.fail(p.attention(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim, int(stride), int(stride)))
+	p.fail(p.attention(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim, int(stride), int(stride), o))
 }
 
 // attention is Attention over q rows qStride and k, v rows kvStride
 // elements apart, returning its error.
-func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim, qStride, kvStride int) error {
+func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim, qStride, kvStride int, o AttentionOpts) error {
 	if err := ring.check(ntok); err != nil {
 		return fmt.Errorf("ops: Attention: %w", err)
 	}
@@ -185,6 +249,10 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 		return fmt.Errorf("ops: Attention: q %d, k %d, v %d, out %d, step %d elements for %d tokens of (%d, %d): %w",
 			q.Len, k.Len, v.Len, out.Len, step.Len, ntok, qDim, kvDim, errShape)
 	}
+	scale, softcap, err := o.params(headDim)
+	if err != nil {
+		return fmt.Errorf("ops: Attention: %w", err)
+	}
 	kern, keys := shaders.SWAF32, shaders.SWAKeysF32
 	if ring.Type == KVF16 {
 		kern, keys = shaders.SWAF16, shaders.SWAKeysF16
@@ -198,8 +266,9 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 	if err != nil {
 		return fmt.Errorf("ops: Attention step: %w", err)
 	}
-	cpu := p.lib.keysKernel(nHeads, nKVHeads, headDim, ring.Window)
-	hg, splits := p.lib.attentionSplit(nHeads, nKVHeads, headDim, ring.Window)
+	band := ring.Band()
+	cpu := p.lib.keysKernel(nHeads, nKVHeads, headDim, band)
+	hg, splits := p.lib.attentionSplit(nHeads, nKVHeads, headDim, band)
 	if cpu {
 		hg, splits = uint32(group), 1
 	}
@@ -210,7 +279,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 	var part Tensor
 	perRow := uint64(nHeads) * uint64(splits) * uint64(headDim+2) // partials per query
 	if splits > 1 {
-		if part, err = p.scratchFor(p.lib.AttentionScratch(ntok, nHeads, nKVHeads, headDim, ring.Window)); err != nil {
+		if part, err = p.scratchFor(p.lib.AttentionScratch(ntok, nHeads, nKVHeads, headDim, band)); err != nil {
 			return fmt.Errorf("ops: Attention: %w", err)
 		}
 		block = min(block, part.Len/perRow, p.maxRows(perRow, 4))
@@ -235,21 +304,24 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 		}
 		pc := shaders.AttentionParams{
 			NHeads: uint32(nHeads), Group: uint32(group), HeadDim: uint32(headDim), KVDim: uint32(kvDim),
-			Window: uint32(ring.Window), Q0: uint32(i0), Rows: uint32(m),
-			Scale: float32(math.Log2E / math.Sqrt(float64(headDim))),
-			QOff:  qo, KOff: ko, VOff: vo, RKOff: rko, RVOff: rvo, StepOff: so, OutOff: oo,
+			Window: uint32(ring.Window), Slots: uint32(ring.Slots), Q0: uint32(i0), Rows: uint32(m),
+			Scale: scale, Softcap: softcap,
+			QOff: qo, KOff: ko, VOff: vo, RKOff: rko, RVOff: rvo, StepOff: so, OutOff: oo,
 			QStride: uint32(qs), KVStride: uint32(kvs), Splits: splits,
 		}
 		if cpu {
 			// The CPU layout has its own kernel for the shapes it suits (see
-			// maxKeysRegs and maxKeysWindow); the library's layout implies
-			// subgroup arithmetic.
+			// maxKeysRegs and maxKeysBand); the library's layout implies
+			// subgroup arithmetic. Soft-capping is its own variant.
 			s, _, _ := p.lib.subgroupWidth()
 			vec := uint32(0)
 			if keysAligned(ring.Type, uint64(s), uint64(headDim), kvDim, rko, rvo, ko, vo) && kvs%4 == 0 {
 				vec = 1
 			}
 			kk := keys.WithSpec(1, uint32(headDim)).WithSpec(2, uint32(group)).WithSpec(3, vec)
+			if softcap != 0 {
+				kk = kk.WithSpec(4, 1)
+			}
 			p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: keys.Name, Kernel: kk.Name})
 			if err := p.dispatch(kk, m*uint64(nKVHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
 				return err
@@ -260,7 +332,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 		table, reason := kern.Name, fmt.Sprintf("%d query heads per workgroup, %d splits", hg, splits)
 		if p.lib.layout == shaders.CPULayout {
 			table = keys.Name
-			reason = fmt.Sprintf("group × head dim %d or window %d beyond the CPU kernel's %d and %d; ", group*headDim, ring.Window, maxKeysRegs, maxKeysWindow) + reason
+			reason = fmt.Sprintf("group × head dim %d or band %d beyond the CPU kernel's %d and %d; ", group*headDim, band, maxKeysRegs, maxKeysBand) + reason
 		}
 		p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: table, Kernel: kk.Name, Reason: reason})
 		// The partials binding: the scratch when there are splits, else a
@@ -278,7 +350,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 		if splits == 1 {
 			continue
 		}
-		mc := shaders.MergeParams{NHeads: uint32(nHeads), HeadDim: uint32(headDim), Window: uint32(ring.Window),
+		mc := shaders.MergeParams{NHeads: uint32(nHeads), HeadDim: uint32(headDim), Window: uint32(ring.Window), Slots: uint32(ring.Slots),
 			Q0: uint32(i0), Rows: uint32(m), Splits: splits, Tile: p.lib.WG, PartOff: po, StepOff: so, OutOff: oo}
 		if err := p.dispatch(shaders.SWAMerge, m*uint64(nHeads), shaders.Push(&mc), pr, sr, or); err != nil {
 			return err
@@ -306,11 +378,11 @@ const (
 // shape: hg query heads per workgroup (the largest divisor of the GQA group
 // within maxHeadsPerGroup whose shared memory fits the device) and S splits
 // of the band (enough that one decode query fills attentionWorkgroups
-// workgroups, at most one per tile of WG keys of the window and at most
-// maxSplits). Both depend on the shape, the window and the library only,
-// never on the chunk, so that a query gets the same bits in every chunk;
-// Options.AttentionSplits overrides S.
-func (l *Library) attentionSplit(nHeads, nKVHeads, headDim, window int) (hg, splits uint32) {
+// workgroups, at most one per tile of WG keys of the band and at most
+// maxSplits). Both depend on the shape, the band (Ring.Band) and the library
+// only, never on the chunk, so that a query gets the same bits in every
+// chunk; Options.AttentionSplits overrides S.
+func (l *Library) attentionSplit(nHeads, nKVHeads, headDim, band int) (hg, splits uint32) {
 	group := nHeads / max(nKVHeads, 1)
 	shared := func(h int) uint32 { return uint32(4 * h * (MaxAttentionHeadDim + 3*int(l.WG))) }
 	hg = 1
@@ -323,7 +395,7 @@ func (l *Library) attentionSplit(nHeads, nKVHeads, headDim, window int) (hg, spl
 	if l.splits > 0 {
 		return hg, uint32(l.splits)
 	}
-	tiles := (window + int(l.WG) - 1) / int(l.WG)
+	tiles := (band + int(l.WG) - 1) / int(l.WG)
 	per := nHeads / int(hg) // workgroups per split
 	s := min(tiles, maxSplits, (attentionWorkgroups+per-1)/per)
 	return hg, uint32(max(s, 1))
@@ -331,20 +403,22 @@ func (l *Library) attentionSplit(nHeads, nKVHeads, headDim, window int) (hg, spl
 
 // keysKernel reports whether attention of this shape runs the CPU layout's
 // kernel (attention_keys.glsl), which neither splits nor needs scratch:
-// in the CPU layout, for the shapes within maxKeysRegs and maxKeysWindow.
-func (l *Library) keysKernel(nHeads, nKVHeads, headDim, window int) bool {
-	return l.layout == shaders.CPULayout && nHeads/max(nKVHeads, 1)*headDim <= maxKeysRegs && window <= maxKeysWindow
+// in the CPU layout, for the shapes within maxKeysRegs and bands (Ring.Band)
+// within maxKeysBand.
+func (l *Library) keysKernel(nHeads, nKVHeads, headDim, band int) bool {
+	return l.layout == shaders.CPULayout && nHeads/max(nKVHeads, 1)*headDim <= maxKeysRegs && band <= maxKeysBand
 }
 
 // AttentionScratch is the f32 elements of scratch memory that Attention
-// uses for a chunk of ntok queries of this shape in this library's layout
-// (0 when it needs none); give Plan.SetScratch at least that much to share
-// one buffer between plans, or the plan allocates its own.
-func (l *Library) AttentionScratch(ntok, nHeads, nKVHeads, headDim, window int) uint64 {
-	if l.keysKernel(nHeads, nKVHeads, headDim, window) {
+// uses for a chunk of ntok queries of this shape over a ring of this band
+// (Ring.Band) in this library's layout (0 when it needs none); give
+// Plan.SetScratch at least that much to share one buffer between plans, or
+// the plan allocates its own.
+func (l *Library) AttentionScratch(ntok, nHeads, nKVHeads, headDim, band int) uint64 {
+	if l.keysKernel(nHeads, nKVHeads, headDim, band) {
 		return 0
 	}
-	_, s := l.attentionSplit(nHeads, nKVHeads, headDim, window)
+	_, s := l.attentionSplit(nHeads, nKVHeads, headDim, band)
 	if s <= 1 {
 		return 0
 	}
@@ -354,15 +428,15 @@ func (l *Library) AttentionScratch(ntok, nHeads, nKVHeads, headDim, window int) 
 }
 
 // AttentionWorkgroups is the workgroups that do work for one query whose
-// band holds n keys (n ≥ 1): the splits that hold keys times the
-// workgroups per split, in the GPU layout, or one per KV head in the CPU
-// layout's kernel.
-func (l *Library) AttentionWorkgroups(n, nHeads, nKVHeads, headDim, window int) int {
-	if l.keysKernel(nHeads, nKVHeads, headDim, window) {
+// band holds n keys (n ≥ 1) over a ring of band keys (Ring.Band): the
+// splits that hold keys times the workgroups per split, in the GPU layout,
+// or one per KV head in the CPU layout's kernel.
+func (l *Library) AttentionWorkgroups(n, nHeads, nKVHeads, headDim, band int) int {
+	if l.keysKernel(nHeads, nKVHeads, headDim, band) {
 		return nKVHeads
 	}
-	hg, s := l.attentionSplit(nHeads, nKVHeads, headDim, window)
-	n = min(max(n, 1), window)
+	hg, s := l.attentionSplit(nHeads, nKVHeads, headDim, band)
+	n = min(max(n, 1), band)
 	k := (n + int(s) - 1) / int(s)
 	wg := int(l.WG)
 	k = (k + wg - 1) / wg * wg
@@ -370,7 +444,8 @@ func (l *Library) AttentionWorkgroups(n, nHeads, nKVHeads, headDim, window int) 
 }
 
 // StoreKV records writing the chunk's k, v (ntok, KVDim) f32 into ring slots
-// (pos0+i) mod W, pos0 = step[0], converting them to ring.Type. Record it
+// (pos0+i) mod ring.Slots, pos0 = step[0], converting them to ring.Type
+// (ntok at most ring.Slots, so no two rows share a slot). Record it
 // after the Attention of the same chunk: the recorder orders the two by their
 // declared accesses to the ring.
 func (p *Plan) StoreKV(k, v Tensor, ring Ring, step Tensor, ntok int) {
@@ -423,7 +498,7 @@ func (p *Plan) storeKV(k, v Tensor, ring Ring, step Tensor, ntok, stride int) er
 	if err != nil {
 		return fmt.Errorf("ops: StoreKV v: %w", err)
 	}
-	pc := shaders.KVStoreParams{Rows: uint32(n), KVDim: uint32(kvDim), Window: uint32(ring.Window),
+	pc := shaders.KVStoreParams{Rows: uint32(n), KVDim: uint32(kvDim), Slots: uint32(ring.Slots),
 		KOff: ko, VOff: vo, StepOff: so, RKOff: rko, RVOff: rvo, KVStride: uint32(kvs)}
 	wg := uint64(p.lib.WG)
 	pairs := n * kvDim / 2

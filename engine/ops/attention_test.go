@@ -15,6 +15,7 @@ import (
 	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/internal/optest"
 	"github.com/vkrun/vkrun/internal/vktest"
+	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/vk"
 )
 
@@ -39,7 +40,9 @@ type attnSeq struct {
 	npos       int
 	q, k, v    []float32 // (npos, QDim), (npos, KVDim), (npos, KVDim)
 	qb, kb, vb *vk.Buffer
-	pad        uint64 // elements before q, k, v and out in their buffers
+	pad        uint64            // elements before q, k, v and out in their buffers
+	slots      int               // the ring's slots; 0: s.Window
+	opts       ops.AttentionOpts // the scores' scale and soft-cap
 }
 
 func newAttnSeq(t testing.TB, e *env, s optest.AttnShape, npos int, seed uint64) *attnSeq {
@@ -63,14 +66,18 @@ func newAttnSeq(t testing.TB, e *env, s optest.AttnShape, npos int, seed uint64)
 // a read of an unwritten slot or a missing output is caught.
 func (a *attnSeq) run(t testing.TB, e *env, kv ops.KVType, sizes []int, from int) []float32 {
 	s := a.s
-	ringBytes := ops.RingBytes(kv, s.Window, s.KVDim())
+	slots := a.slots
+	if slots == 0 {
+		slots = s.Window
+	}
+	ringBytes := ops.RingBytes(kv, slots, s.KVDim())
 	rk, err := e.d.NewBuffer("ring K", ringBytes, vk.DeviceMemory)
 	require.NoError(t, err)
 	defer rk.Close()
 	rv, err := e.d.NewBuffer("ring V", ringBytes, vk.DeviceMemory)
 	require.NoError(t, err)
 	defer rv.Close()
-	ring := ops.Ring{K: rk, V: rv, Window: s.Window, KVDim: s.KVDim(), Type: kv}
+	ring := ops.Ring{K: rk, V: rv, Window: s.Window, Slots: slots, KVDim: s.KVDim(), Type: kv}
 
 	var pos0s []uint32
 	var chunks []int
@@ -107,7 +114,7 @@ func (a *attnSeq) run(t testing.TB, e *env, kv ops.KVType, sizes []int, from int
 		k, v := ops.F32(a.kb).Sub(a.pad+p0*kd, n*kd), ops.F32(a.vb).Sub(a.pad+p0*kd, n*kd)
 		if int(p0)+c > from {
 			q, o := ops.F32(a.qb).Sub(a.pad+p0*qd, n*qd), ops.F32(out).Sub(a.pad+p0*qd, n*qd)
-			plan.Attention(q, k, v, ring, step, o, c, s.Heads, s.KVHeads, s.HeadDim)
+			plan.Attention(q, k, v, ring, step, o, c, s.Heads, s.KVHeads, s.HeadDim, a.opts)
 		}
 		plan.StoreKV(k, v, ring, step, c)
 		require.NoError(t, plan.Err())
@@ -183,7 +190,7 @@ func f16Rounding(t *testing.T, e *env) func([]float32) []float32 {
 	vals := []float32{1 + 1.0/2048 + 1.0/8192, -(1 + 1.0/2048 + 1.0/8192)} // RNE rounds away from zero, RTZ toward
 	rk, rv := e.alloc(t, "rk", 1), e.alloc(t, "rv", 1)
 	kb, sb := e.put(t, "k", vals), e.alloc(t, "step", 1)
-	ring := ops.Ring{K: rk, V: rv, Window: 1, KVDim: 2, Type: ops.KVF16}
+	ring := ops.Ring{K: rk, V: rv, Window: 1, Slots: 1, KVDim: 2, Type: ops.KVF16}
 	e.run(t, func(p *ops.Plan) {
 		p.StoreKV(ops.F32(kb), ops.F32(kb), ring, ops.F32(sb), 1)
 	})
@@ -205,13 +212,67 @@ func f16Rounding(t *testing.T, e *env) func([]float32) []float32 {
 	return nil
 }
 
-// reference is optest.SWA with keys and values rounded as the ring stores them.
+// reference is optest.SWA (swaOpts when a has options) with keys and values
+// rounded as the ring stores them.
 func reference(a *attnSeq, round func([]float32) []float32, from int) []float32 {
 	k, v := a.k, a.v
 	if round != nil {
 		k, v = round(k), round(v)
 	}
+	if a.opts != (ops.AttentionOpts{}) {
+		return swaOpts(a.q[from*a.s.QDim():], k, v, from, a.npos, a.s, a.opts)
+	}
 	return optest.SWA(a.q[from*a.s.QDim():], k, v, from, a.npos, a.s)
+}
+
+// swaOpts is optest.SWA with Attention's options, in float64: per head, the
+// softmax over the band of sⱼ = q·kⱼ·Scale (1/√HeadDim when 0), soft-capped
+// to Softcap·tanh(sⱼ/Softcap) when Softcap ≠ 0, weighs the vⱼ.
+// TestAttentionReferenceOpts ties it to optest.SWA.
+func swaOpts(q, k, v []float32, from, to int, s optest.AttnShape, o ops.AttentionOpts) []float32 {
+	hd, qd, kd, group := s.HeadDim, s.QDim(), s.KVDim(), s.Heads/s.KVHeads
+	scale := 1 / math.Sqrt(float64(hd))
+	if o.Scale != 0 {
+		scale = float64(o.Scale)
+	}
+	out := make([]float32, (to-from)*qd)
+	for pos := from; pos < to; pos++ {
+		lo := 0
+		if s.Window > 0 {
+			lo = max(0, pos-s.Window+1)
+		}
+		qr := q[(pos-from)*qd:]
+		for h := range s.Heads {
+			col := h / group * hd
+			sc := make([]float64, pos-lo+1)
+			m := math.Inf(-1)
+			for j := lo; j <= pos; j++ {
+				var dot float64
+				for d := range hd {
+					dot += float64(qr[h*hd+d]) * float64(k[j*kd+col+d])
+				}
+				x := dot * scale
+				if o.Softcap != 0 {
+					c := float64(o.Softcap)
+					x = c * math.Tanh(x/c)
+				}
+				sc[j-lo], m = x, max(m, x)
+			}
+			var sum float64
+			acc := make([]float64, hd)
+			for j := lo; j <= pos; j++ {
+				e := math.Exp(sc[j-lo] - m)
+				sum += e
+				for d := range acc {
+					acc[d] += e * float64(v[j*kd+col+d])
+				}
+			}
+			for d, x := range acc {
+				out[(pos-from)*qd+h*hd+d] = float32(x / sum)
+			}
+		}
+	}
+	return out
 }
 
 // TestAttention runs sequences of 20·W+7 positions (the ring wraps 20 times)
@@ -376,6 +437,116 @@ func TestAttentionWindowBeyondSequence(t *testing.T) {
 	})
 }
 
+// TestAttentionRings covers rings whose slots differ from the window and
+// the score options: a global ring (Window 0: every key from position 0, a
+// linear cache of 37 slots), local rings with more slots than the window
+// (chunks longer than the window), a custom Scale, and Softcap 50 (Gemma 2),
+// small enough to reach tanh's exponential form (3) and its clamp (0.5 at
+// Scale 4). Every chunking must match the float64 reference and equal
+// decoding one token at a time bit for bit; a local ring's result must not
+// depend on its slots.
+func TestAttentionRings(t *testing.T) {
+	shape := func(w int) optest.AttnShape { return optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 8, Window: w} }
+	cases := []struct {
+		name  string
+		s     optest.AttnShape
+		slots int
+		opts  ops.AttentionOpts
+		npos  int
+		sizes [][]int // chunkings; the first is decode
+	}{
+		{"global", shape(0), 37, ops.AttentionOpts{}, 37, [][]int{{1}, {2}, {7}, {37}, {30, 7}}},
+		{"W=5/slots=8", shape(5), 8, ops.AttentionOpts{}, 47, [][]int{{1}, {5}, {8}, {7}, {8, 3}}},
+		{"W=5/slots=8/softcap=50", shape(5), 8, ops.AttentionOpts{Softcap: 50}, 47, [][]int{{1}, {3}, {8}, {6, 8}}},
+		{"W=5/scale=0.2", shape(5), 5, ops.AttentionOpts{Scale: 0.2}, 31, [][]int{{1}, {5}, {2, 3}}},
+		{"global/scale=0.7/softcap=3", shape(0), 37, ops.AttentionOpts{Scale: 0.7, Softcap: 3}, 37, [][]int{{1}, {7}, {37}}},
+		{"W=4/scale=4/softcap=0.5", shape(4), 4, ops.AttentionOpts{Scale: 4, Softcap: 0.5}, 29, [][]int{{1}, {4}, {3}}},
+	}
+	var stats worst
+	variants(t, func(t *testing.T, e *env) {
+		layouts(t, e, func(t *testing.T, e *env) {
+			round := f16Rounding(t, e)
+			for _, kv := range kvTypes {
+				for i, c := range cases {
+					t.Run(kv.String()+"/"+c.name, func(t *testing.T) {
+						a := newAttnSeq(t, e, c.s, c.npos, uint64(300+i))
+						a.slots, a.opts = c.slots, c.opts
+						var want, raw []float32
+						if kv == ops.KVF16 {
+							want, raw = reference(a, round, 0), reference(a, nil, 0)
+						} else {
+							want = reference(a, nil, 0)
+						}
+						var decode []float32
+						for _, sizes := range c.sizes {
+							got := a.run(t, e, kv, sizes, 0)
+							label := fmt.Sprintf("chunks %v", sizes)
+							optest.Check(t, label, got, want, nmseAttention)
+							stats.note(fmt.Sprintf("%v ring, options %+v", kv, c.opts), optest.NMSE(got, want))
+							if raw != nil {
+								optest.Check(t, label+" vs unrounded f32 reference", got, raw, nmseAttentionF16Raw)
+							}
+							if decode == nil {
+								decode = got
+								continue
+							}
+							requireBitEqual(t, label+" vs decode", got, decode, c.s.QDim())
+						}
+						if c.s.Window > 0 && c.slots > c.s.Window {
+							b := *a
+							b.slots = c.s.Window
+							requireBitEqual(t, fmt.Sprintf("%d slots vs %d", c.slots, c.s.Window), b.run(t, e, kv, []int{1}, 0), decode, c.s.QDim())
+						}
+					})
+				}
+			}
+		})
+	})
+	stats.log(t)
+}
+
+// TestAttentionReferenceOpts ties swaOpts to optest.SWA: with no options
+// they agree; a Scale λ equals scaling the queries by λ·√HeadDim; a huge
+// Softcap changes nothing measurable; and a tiny one flattens the softmax
+// to the band's mean value.
+func TestAttentionReferenceOpts(t *testing.T) {
+	for _, s := range []optest.AttnShape{{Heads: 4, KVHeads: 2, HeadDim: 6, Window: 5}, {Heads: 3, KVHeads: 1, HeadDim: 8, Window: 0}} {
+		const npos = 23
+		q, k, v := optest.Rand(1, npos*s.QDim()), optest.Rand(2, npos*s.KVDim()), optest.Rand(3, npos*s.KVDim())
+		for i := range q {
+			q[i] *= 3
+		}
+		plain := optest.SWA(q, k, v, 0, npos, s)
+		optest.Check(t, "no options", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{}), plain, 1e-13)
+		optest.Check(t, "Scale 1/√HeadDim", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Scale: float32(1 / math.Sqrt(float64(s.HeadDim)))}), plain, 1e-13)
+		optest.Check(t, "huge softcap", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Softcap: 1e6}), plain, 1e-13)
+		const lambda = 0.3
+		qs := make([]float32, len(q))
+		for i, x := range q {
+			qs[i] = x * float32(lambda*math.Sqrt(float64(s.HeadDim)))
+		}
+		optest.Check(t, "scale", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Scale: lambda}), optest.SWA(qs, k, v, 0, npos, s), 1e-12)
+		mean := make([]float32, len(q))
+		hd, group := s.HeadDim, s.Heads/s.KVHeads
+		for pos := range npos {
+			lo := 0
+			if s.Window > 0 {
+				lo = max(0, pos-s.Window+1)
+			}
+			for h := range s.Heads {
+				for d := range hd {
+					var sum float64
+					for j := lo; j <= pos; j++ {
+						sum += float64(v[j*s.KVDim()+h/group*hd+d])
+					}
+					mean[pos*s.QDim()+h*hd+d] = float32(sum / float64(pos-lo+1))
+				}
+			}
+		}
+		optest.Check(t, "tiny softcap", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Softcap: 1e-4}), mean, 1e-6)
+	}
+}
+
 // TestAttentionLongBand uses a window of 1000 (not a power of two, many
 // tiles) over 2300 positions, chunked three ways, and checks the outputs
 // against the reference and against each other bit for bit.
@@ -439,7 +610,9 @@ func TestAttentionLongWindow(t *testing.T) {
 
 // TestAttentionSplitK compares the GPU layout's split-K attention with the
 // same kernel in one pass (AttentionSplits: 1, no merge) on bands of 1,
-// W−1 and W keys, and on full bands of 65536 keys, decoded and chunked. The
+// W−1 and W keys, and on full bands of 65536 keys, decoded and chunked, and
+// with soft-capped scores on a local ring of more slots than its window and
+// on a global ring (the merge finds the splits from the band). The
 // two sum in different orders, so they agree to f32 rounding, not bit for
 // bit; each must match the float64 reference and be bit-exact across
 // chunkings on its own.
@@ -453,6 +626,8 @@ func TestAttentionSplitK(t *testing.T) {
 		prefill  int   // positions stored before the compared ones, in one chunk
 		chunks   []int // the chunked run's chunk sizes after the prefill (cycled)
 		wantMore bool  // the split side must use more than one split
+		slots    int   // the ring's slots; 0: the window
+		opts     ops.AttentionOpts
 	}{
 		// Bands of 1 (position 0), W−1 (position W−2) and W (from W−1 on).
 		{s: optest.AttnShape{Heads: 8, KVHeads: 2, HeadDim: 64, Window: 520}, npos: 523, chunks: []int{1}, wantMore: true},
@@ -460,18 +635,32 @@ func TestAttentionSplitK(t *testing.T) {
 		{s: optest.AttnShape{Heads: 4, KVHeads: 4, HeadDim: 128, Window: 300}, splits: 3, npos: 310, chunks: []int{7}, wantMore: true},
 		// Full bands of 65536 keys.
 		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 1 << 16}, npos: 1<<16 + 6, from: 1 << 16, prefill: 1 << 16, chunks: []int{4, 2}, wantMore: true},
+		// Soft-capped scores, a local ring of more slots than its window and
+		// a global one.
+		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 150}, slots: 200, opts: ops.AttentionOpts{Softcap: 50},
+			splits: 3, npos: 260, chunks: []int{7, 200}, wantMore: true},
+		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 0}, slots: 160, opts: ops.AttentionOpts{Scale: 0.5, Softcap: 3},
+			splits: 3, npos: 160, chunks: []int{13}, wantMore: true},
 	}
 	for _, c := range cases {
 		name := fmt.Sprintf("hd=%d/heads=%dx%d/W=%d/splits=%d", c.s.HeadDim, c.s.Heads, c.s.KVHeads, c.s.Window, c.splits)
+		if c.slots > 0 {
+			name += fmt.Sprintf("/slots=%d/opts=%+v", c.slots, c.opts)
+		}
+		band := c.s.Window
+		if band == 0 {
+			band = c.slots
+		}
 		t.Run(name, func(t *testing.T) {
 			one := newEnvOn(t, d, ops.Options{Layout: ops.ForceGPU, AttentionSplits: 1})
 			split := newEnvOn(t, d, ops.Options{Layout: ops.ForceGPU, AttentionSplits: c.splits})
 			if c.wantMore {
-				require.Greater(t, split.lib.AttentionWorkgroups(c.s.Window, c.s.Heads, c.s.KVHeads, c.s.HeadDim, c.s.Window),
-					one.lib.AttentionWorkgroups(c.s.Window, c.s.Heads, c.s.KVHeads, c.s.HeadDim, c.s.Window), "the split side has no more workgroups")
+				require.Greater(t, split.lib.AttentionWorkgroups(band, c.s.Heads, c.s.KVHeads, c.s.HeadDim, band),
+					one.lib.AttentionWorkgroups(band, c.s.Heads, c.s.KVHeads, c.s.HeadDim, band), "the split side has no more workgroups")
 			}
 			for _, kv := range kvTypes {
 				a := newAttnSeq(t, split, c.s, c.npos, uint64(c.s.Window+c.splits))
+				a.slots, a.opts = c.slots, c.opts
 				var round func([]float32) []float32
 				if kv == ops.KVF16 {
 					round = optest.RoundF16
@@ -494,41 +683,45 @@ func TestAttentionSplitK(t *testing.T) {
 }
 
 // TestStoreKV writes chunks that wrap around the ring and compares the ring
-// with the CPU simulation: f32 exactly, f16 as the device rounds.
+// with the CPU simulation: f32 exactly, f16 as the device rounds. The slot
+// of a position depends on the ring's slots only: a local ring of as many
+// slots as its window, one of more, and a global ring (Window 0).
 func TestStoreKV(t *testing.T) {
 	variants(t, func(t *testing.T, e *env) {
 		round := f16Rounding(t, e)
-		s := optest.AttnShape{Heads: 2, KVHeads: 2, HeadDim: 6, Window: 5}
 		for _, kv := range kvTypes {
-			t.Run(kv.String(), func(t *testing.T) {
-				const npos = 23
-				a := newAttnSeq(t, e, s, npos, 3)
-				sim := optest.NewRing(s, false)
-				rk, rv := e.alloc(t, "ring K", int(ops.RingBytes(kv, s.Window, s.KVDim())/4)), e.alloc(t, "ring V", int(ops.RingBytes(kv, s.Window, s.KVDim())/4))
-				ring := ops.Ring{K: rk, V: rv, Window: s.Window, KVDim: s.KVDim(), Type: kv}
-				kd := s.KVDim()
-				for _, c := range [][2]int{{0, 3}, {3, 5}, {8, 1}, {9, 4}, {13, 5}, {18, 5}} {
-					pos0, n := c[0], c[1]
-					sb := e.put(t, "step", []float32{math.Float32frombits(uint32(pos0))})
-					k, v := ops.F32(a.kb).Sub(uint64(pos0*kd), uint64(n*kd)), ops.F32(a.vb).Sub(uint64(pos0*kd), uint64(n*kd))
-					e.run(t, func(p *ops.Plan) { p.StoreKV(k, v, ring, ops.F32(sb), n) })
-					sim.Store(a.k[pos0*kd:(pos0+n)*kd], a.v[pos0*kd:(pos0+n)*kd], pos0)
-					gotK, gotV := e.get(t, rk), e.get(t, rv)
-					wantK, wantV := sim.K, sim.V
-					if kv == ops.KVF16 {
-						gotK, gotV = unpackF16(gotK), unpackF16(gotV)
-						wantK, wantV = round(wantK), round(wantV)
-					}
-					// Compare the slots written so far (NaN in the simulation).
-					for i := range wantK {
-						if math.IsNaN(float64(wantK[i])) {
-							gotK[i], gotV[i], wantK[i], wantV[i] = 0, 0, 0, 0
+			for _, r := range []struct{ window, slots int }{{5, 5}, {3, 7}, {0, 23}} {
+				t.Run(fmt.Sprintf("%v/W=%d/slots=%d", kv, r.window, r.slots), func(t *testing.T) {
+					const npos = 23
+					s := optest.AttnShape{Heads: 2, KVHeads: 2, HeadDim: 6, Window: r.window}
+					a := newAttnSeq(t, e, s, npos, 3)
+					sim := optest.NewRing(optest.AttnShape{Heads: 2, KVHeads: 2, HeadDim: 6, Window: r.slots}, false) // slot p mod slots
+					rk, rv := e.alloc(t, "ring K", int(ops.RingBytes(kv, r.slots, s.KVDim())/4)), e.alloc(t, "ring V", int(ops.RingBytes(kv, r.slots, s.KVDim())/4))
+					ring := ops.Ring{K: rk, V: rv, Window: r.window, Slots: r.slots, KVDim: s.KVDim(), Type: kv}
+					kd := s.KVDim()
+					for _, c := range [][2]int{{0, 3}, {3, 5}, {8, 1}, {9, 4}, {13, 5}, {18, 5}} {
+						pos0, n := c[0], c[1]
+						sb := e.put(t, "step", []float32{math.Float32frombits(uint32(pos0))})
+						k, v := ops.F32(a.kb).Sub(uint64(pos0*kd), uint64(n*kd)), ops.F32(a.vb).Sub(uint64(pos0*kd), uint64(n*kd))
+						e.run(t, func(p *ops.Plan) { p.StoreKV(k, v, ring, ops.F32(sb), n) })
+						sim.Store(a.k[pos0*kd:(pos0+n)*kd], a.v[pos0*kd:(pos0+n)*kd], pos0)
+						gotK, gotV := e.get(t, rk), e.get(t, rv)
+						wantK, wantV := slices.Clone(sim.K), slices.Clone(sim.V) // the NaN slots are zeroed below, not in sim
+						if kv == ops.KVF16 {
+							gotK, gotV = unpackF16(gotK), unpackF16(gotV)
+							wantK, wantV = round(wantK), round(wantV)
 						}
+						// Compare the slots written so far (NaN in the simulation).
+						for i := range wantK {
+							if math.IsNaN(float64(wantK[i])) {
+								gotK[i], gotV[i], wantK[i], wantV[i] = 0, 0, 0, 0
+							}
+						}
+						requireBitEqual(t, fmt.Sprintf("ring K after positions [%d, %d)", pos0, pos0+n), gotK, wantK, kd)
+						requireBitEqual(t, fmt.Sprintf("ring V after positions [%d, %d)", pos0, pos0+n), gotV, wantV, kd)
 					}
-					requireBitEqual(t, fmt.Sprintf("ring K after positions [%d, %d)", pos0, pos0+n), gotK, wantK, kd)
-					requireBitEqual(t, fmt.Sprintf("ring V after positions [%d, %d)", pos0, pos0+n), gotV, wantV, kd)
-				}
-			})
+				})
+			}
 		}
 	})
 }
@@ -615,37 +808,65 @@ func TestAttentionErrors(t *testing.T) {
 	small := e.alloc(t, "small", 4)
 	all := ops.F32(b)
 	rv := e.alloc(t, "rv", 64)
-	ring := ops.Ring{K: b, V: rv, Window: 4, KVDim: 16, Type: ops.KVF32}
+	ring := ops.Ring{K: b, V: rv, Window: 4, Slots: 4, KVDim: 16, Type: ops.KVF32}
 	step := all.Sub(0, 1)
 	// 2 tokens, 2 heads of 8, 2 KV heads: q and out 32, k and v 32 elements.
 	q, k := all.Sub(0, 32), all.Sub(64, 32)
-	require.NoError(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, all.Sub(128, 32), 2, 2, 2, 8) }))
+	none := ops.AttentionOpts{}
+	require.NoError(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, all.Sub(128, 32), 2, 2, 2, 8, none) }))
 	require.NoError(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, ring, step, 2) }))
+	global := ring
+	global.Window = 0
+	require.NoError(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, global, step, all.Sub(128, 32), 2, 2, 2, 8, none) }))
+	require.NoError(t, e.try(t, func(p *ops.Plan) {
+		p.Attention(q, k, k, ring, step, all.Sub(128, 32), 2, 2, 2, 8, ops.AttentionOpts{Scale: 0.1, Softcap: 30})
+	}))
 
 	big := ring
-	big.Window = 1
-	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, big, step, q, 2, 2, 2, 8) }), "longer than the window")
-	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, big, step, 2) }), "longer than the window")
-	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, q, 2, 2, 2, 9) }), "shape mismatch") // odd head dim
-	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, q, 2, 3, 2, 8) }), "shape mismatch") // 3 heads on 2 KV heads
-	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, q, 2, 2, 1, 8) }), "shape mismatch") // KV dim vs ring
-	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, all.Sub(0, 2), q, 2, 2, 2, 8) }), "shape mismatch")
-	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, all.Sub(0, 16), k, ring, step, q, 2, 2, 2, 8) }), "shape mismatch")
+	big.Window, big.Slots = 1, 1
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, big, step, q, 2, 2, 2, 8, none) }), "longer than the ring's 1 slots")
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, big, step, 2) }), "longer than the ring's 1 slots")
+	for _, r := range []struct {
+		window, slots int
+		msg           string
+	}{
+		{5, 4, "ring window 5"},   // the window beyond the slots
+		{-1, 4, "ring window -1"}, // a negative window
+		{0, 0, "0 slots"},
+		{1, -3, "-3 slots"},
+	} {
+		bad := ring
+		bad.Window, bad.Slots = r.window, r.slots
+		require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, bad, step, q, 2, 2, 2, 8, none) }), r.msg)
+		require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, bad, step, 2) }), r.msg)
+	}
+	for _, o := range []ops.AttentionOpts{
+		{Scale: -1}, {Softcap: -50}, {Scale: float32(math.NaN())}, {Softcap: float32(math.Inf(1))},
+		{Scale: 1e-30, Softcap: 1e10}, // Scale/Softcap is below f32's normal range
+	} {
+		require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, all.Sub(128, 32), 2, 2, 2, 8, o) }),
+			"attention scale", "%+v", o)
+	}
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, q, 2, 2, 2, 9, none) }), "shape mismatch") // odd head dim
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, q, 2, 3, 2, 8, none) }), "shape mismatch") // 3 heads on 2 KV heads
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, step, q, 2, 2, 1, 8, none) }), "shape mismatch") // KV dim vs ring
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, ring, all.Sub(0, 2), q, 2, 2, 2, 8, none) }), "shape mismatch")
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, all.Sub(0, 16), k, ring, step, q, 2, 2, 2, 8, none) }), "shape mismatch")
 	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, all.Sub(0, 16), ring, step, 2) }), "shape mismatch")
-	wide := ops.Ring{K: b, V: e.alloc(t, "wide V", 1024), Window: 1, KVDim: 2 * 512, Type: ops.KVF32}
+	wide := ops.Ring{K: b, V: e.alloc(t, "wide V", 1024), Window: 1, Slots: 1, KVDim: 2 * 512, Type: ops.KVF32}
 	require.ErrorContains(t, e.try(t, func(p *ops.Plan) {
-		p.Attention(all.Sub(0, 2*512), all.Sub(0, 512), all.Sub(0, 512), wide, step, all.Sub(0, 2*512), 1, 2, 1, 512)
+		p.Attention(all.Sub(0, 2*512), all.Sub(0, 512), all.Sub(0, 512), wide, step, all.Sub(0, 2*512), 1, 2, 1, 512, none)
 	}), "shape mismatch") // head dim > 256
 	tiny := ring
 	tiny.K = small
-	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, tiny, step, q, 2, 2, 2, 8) }), "smaller than")
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, tiny, step, q, 2, 2, 2, 8, none) }), "smaller than")
 	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, tiny, step, 2) }), "smaller than")
 	nilRing := ring
 	nilRing.V = nil
 	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, nilRing, step, 2) }), "nil")
 	same := ring
 	same.V = b
-	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, same, step, q, 2, 2, 2, 8) }), "same buffer")
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, same, step, q, 2, 2, 2, 8, none) }), "same buffer")
 }
 
 // BenchmarkAttention measures one decode step's attention (ntok = 1) for
@@ -671,7 +892,7 @@ func BenchmarkAttention(b *testing.B) {
 					return v
 				}
 				rk, rv := e.put(b, "ring K", fill(1)), e.put(b, "ring V", fill(2))
-				ring := ops.Ring{K: rk, V: rv, Window: w, KVDim: kvDim, Type: kv}
+				ring := ops.Ring{K: rk, V: rv, Window: w, Slots: w, KVDim: kvDim, Type: kv}
 				const reps = 4
 				q := e.put(b, "q", optest.Rand(3, reps*heads*hd))
 				k := e.put(b, "k", optest.Rand(4, reps*kvDim))
@@ -687,7 +908,7 @@ func BenchmarkAttention(b *testing.B) {
 				for i := range uint64(reps) {
 					qd, kd := uint64(heads*hd), uint64(kvDim)
 					plan.Attention(ops.F32(q).Sub(i*qd, qd), ops.F32(k).Sub(i*kd, kd), ops.F32(v).Sub(i*kd, kd),
-						ring, ops.F32(step), ops.F32(out).Sub(i*qd, qd), 1, heads, kvHeads, hd)
+						ring, ops.F32(step), ops.F32(out).Sub(i*qd, qd), 1, heads, kvHeads, hd, ops.AttentionOpts{})
 				}
 				require.NoError(b, plan.Err())
 				require.NoError(b, seq.End())
@@ -714,6 +935,7 @@ func TestQKVViews(t *testing.T) {
 	s := optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 8, Window: 8}
 	const n, ropeDim = 5, 6
 	qd, kd := s.QDim(), s.KVDim()
+	opts := ops.AttentionOpts{Scale: 0.3} // passed through by both
 	variants(t, func(t *testing.T, e *env) {
 		layouts(t, e, func(t *testing.T, e *env) {
 			for _, kv := range kvTypes {
@@ -745,20 +967,20 @@ func TestQKVViews(t *testing.T) {
 						for i, c := range []struct{ r0, m int }{{0, n}, {n, 1}} {
 							step := ops.F32(steps).Sub(uint64(i), 1)
 							rs := ops.F32(rb).Sub(uint64(c.r0*ropeDim), uint64(c.m*ropeDim))
-							ring := ops.Ring{K: sep.rk, V: sep.rv, Window: s.Window, KVDim: kd, Type: kv}
+							ring := ops.Ring{K: sep.rk, V: sep.rv, Window: s.Window, Slots: s.Window, KVDim: kd, Type: kv}
 							qv := ops.F32(qb).Sub(uint64(c.r0*qd), uint64(c.m*qd))
 							kv2 := ops.F32(kb).Sub(uint64(c.r0*kd), uint64(c.m*kd))
 							vv := ops.F32(vb).Sub(uint64(c.r0*kd), uint64(c.m*kd))
-							p.RoPE(qv, rs, c.m, s.Heads, s.HeadDim, ropeDim)
-							p.RoPE(kv2, rs, c.m, s.KVHeads, s.HeadDim, ropeDim)
-							p.Attention(qv, kv2, vv, ring, step, ops.F32(sep.out).Sub(uint64(c.r0*qd), uint64(c.m*qd)), c.m, s.Heads, s.KVHeads, s.HeadDim)
+							p.RoPE(qv, rs, c.m, s.Heads, s.HeadDim, ropeDim, loader.RopePairwise)
+							p.RoPE(kv2, rs, c.m, s.KVHeads, s.HeadDim, ropeDim, loader.RopePairwise)
+							p.Attention(qv, kv2, vv, ring, step, ops.F32(sep.out).Sub(uint64(c.r0*qd), uint64(c.m*qd)), c.m, s.Heads, s.KVHeads, s.HeadDim, opts)
 							p.StoreKV(kv2, vv, ring, step, c.m)
 
 							ring.K, ring.V = fused.rk, fused.rv
 							row := qd + 2*kd
 							x := ops.F32(qkvb).Sub(uint64(c.r0*row), uint64(c.m*row))
-							p.RoPEQK(x, rs, c.m, s.Heads, s.KVHeads, s.HeadDim, ropeDim)
-							p.AttentionQKV(x, ring, step, ops.F32(fused.out).Sub(uint64(c.r0*qd), uint64(c.m*qd)), c.m, s.Heads, s.KVHeads, s.HeadDim)
+							p.RoPEQK(x, rs, c.m, s.Heads, s.KVHeads, s.HeadDim, ropeDim, loader.RopePairwise)
+							p.AttentionQKV(x, ring, step, ops.F32(fused.out).Sub(uint64(c.r0*qd), uint64(c.m*qd)), c.m, s.Heads, s.KVHeads, s.HeadDim, opts)
 							p.StoreKVQKV(x, ring, step, c.m, s.Heads, s.KVHeads, s.HeadDim)
 						}
 					})
@@ -766,7 +988,7 @@ func TestQKVViews(t *testing.T) {
 					requireBitEqual(t, "ring K", e.get(t, fused.rk), e.get(t, sep.rk), kd)
 					requireBitEqual(t, "ring V", e.get(t, fused.rv), e.get(t, sep.rv), kd)
 					require.ErrorContains(t, e.try(t, func(p *ops.Plan) {
-						p.AttentionQKV(ops.F32(qkvb).Sub(0, 7), ops.Ring{K: sep.rk, V: sep.rv, Window: s.Window, KVDim: kd, Type: kv}, ops.F32(steps).Sub(0, 1), ops.F32(sep.out), 1, s.Heads, s.KVHeads, s.HeadDim)
+						p.AttentionQKV(ops.F32(qkvb).Sub(0, 7), ops.Ring{K: sep.rk, V: sep.rv, Window: s.Window, Slots: s.Window, KVDim: kd, Type: kv}, ops.F32(steps).Sub(0, 1), ops.F32(sep.out), 1, s.Heads, s.KVHeads, s.HeadDim, opts)
 					}), "shape mismatch")
 				})
 			}

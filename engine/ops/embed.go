@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/vkrun/vkrun/shaders"
 )
@@ -16,13 +17,23 @@ import (
 // each; every block's dispatch reads all the ids and copies the rows it
 // holds.
 func (p *Plan) Embed(table Weight, tokens Tensor, x Tensor, ntok int) {
+	p.EmbedScaled(table, tokens, x, ntok, 1)
+}
+
+// EmbedScaled is Embed with every value multiplied by scale in f32
+// (Gemma's √dim): x (ntok, table.Cols) f32 = row tokens[i] · scale. Scale
+// 1 gives exactly Embed's values.
+func (p *Plan) EmbedScaled(table Weight, tokens Tensor, x Tensor, ntok int, scale float32) {
 	if p.err == nil {
-		p.fail(p.embed(table, tokens, x, ntok))
+		p.fail(p.embed(table, tokens, x, ntok, scale))
 	}
 }
 
-// embed is Embed, returning its error.
-func (p *Plan) embed(table Weight, tokens Tensor, x Tensor, ntok int) error {
+// embed is EmbedScaled, returning its error.
+func (p *Plan) embed(table Weight, tokens Tensor, x Tensor, ntok int, scale float32) error {
+	if s := float64(scale); math.IsNaN(s) || math.IsInf(s, 0) {
+		return fmt.Errorf("ops: Embed: scale %g is not finite", scale)
+	}
 	wt, l, err := table.words()
 	if err != nil {
 		return fmt.Errorf("ops: Embed: %w", err)
@@ -55,7 +66,7 @@ func (p *Plan) embed(table Weight, tokens Tensor, x Tensor, ntok int) error {
 				return fmt.Errorf("ops: Embed x: %w", err)
 			}
 			pc := shaders.EmbedParams{Ntok: uint32(m), Cols: uint32(cols), Vocab: uint32(vocab), Row0: uint32(r0), Nrows: uint32(n),
-				WOff: wo, SOff: so, TokOff: to, XOff: xo}
+				WOff: wo, SOff: so, TokOff: to, XOff: xo, Scale: scale}
 			if err := p.dispatch(k, m, shaders.Push(&pc), append(wr, tr, xr)...); err != nil {
 				return err
 			}

@@ -445,39 +445,3 @@ func (p *Plan) add(x, y, z Tensor) error {
 	}
 	return nil
 }
-
-// RMSNorm records y (rows, n) = x (rows, n) / sqrt(mean(x²)+eps) * w (n,).
-func (p *Plan) RMSNorm(x, w, y Tensor, rows, n int, eps float32) {
-	if p.err == nil {
-		p.fail(p.rmsNorm(x, w, y, rows, n, eps))
-	}
-}
-
-// rmsNorm is RMSNorm, returning its error.
-func (p *Plan) rmsNorm(x, w, y Tensor, rows, n int, eps float32) error {
-	r, c := uint64(rows), uint64(n)
-	if rows <= 0 || n <= 0 || x.Len != r*c || y.Len != r*c || w.Len != c {
-		return fmt.Errorf("ops: RMSNorm: x %d, w %d, y %d elements for (%d, %d): %w", x.Len, w.Len, y.Len, rows, n, errShape)
-	}
-	wr, wo, err := p.binding(w, 0, c, 4)
-	if err != nil {
-		return fmt.Errorf("ops: RMSNorm w: %w", err)
-	}
-	step := p.maxRows(c, 4)
-	for r0 := uint64(0); r0 < r; r0 += step {
-		m := min(step, r-r0)
-		xr, xo, err := p.binding(x, r0*c, m*c, 4)
-		if err != nil {
-			return fmt.Errorf("ops: RMSNorm x: %w", err)
-		}
-		yr, yo, err := p.binding(y, r0*c, m*c, 4)
-		if err != nil {
-			return fmt.Errorf("ops: RMSNorm y: %w", err)
-		}
-		pc := shaders.RMSNormParams{N: uint32(c), Rows: uint32(m), Eps: eps, XOff: xo, WOff: wo, YOff: yo}
-		if err := p.dispatch(shaders.RMSNorm, m, shaders.Push(&pc), xr, wr, yr); err != nil {
-			return err
-		}
-	}
-	return nil
-}

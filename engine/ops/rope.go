@@ -3,42 +3,51 @@ package ops
 import (
 	"fmt"
 
+	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/shaders"
 )
 
-// RoPE rotates pairs of x (ntok, nHeads·headDim) f32 in place by the
-
 // RoPE records, in place on x (ntok, nHeads·headDim) f32: for each token
-// and head, each pair (x[2i], x[2i+1]) with i < ropeDim/2 is rotated by the
-// angle whose [cos, sin] are rope[tok, i, :], from rope (ntok, ropeDim/2, 2)
-// f32; dims ≥ ropeDim are untouched. This is GGUF's consecutive-pair
-// layout. The host computes rope in float64 for each position, because GPU
-// sin and cos of large angles (pos·θ^(−2i/headDim), thousands of radians
-// at long contexts) are inaccurate. ropeDim must be even and ≤ headDim;
-// ropeDim = 0 records nothing.
-func (p *Plan) RoPE(x Tensor, rope Tensor, ntok, nHeads, headDim, ropeDim int) {
+// and head, pair i < ropeDim/2 of the head is rotated by the angle whose
+// [cos, sin] are rope[tok, i, :], from rope (ntok, ropeDim/2, 2) f32; dims
+// ≥ ropeDim are untouched. style says which elements pair up:
+// loader.RopePairwise rotates (x[2i], x[2i+1]) (GGUF llama's permuted
+// rows), loader.RopeHalf rotates (x[i], x[i+ropeDim/2]) (NEOX rotate-half:
+// Gemma). The table is the same for both. The host computes it in float64
+// for each position, because GPU sin and cos of large angles (pos·θ^(−2i/d),
+// thousands of radians at long contexts) are inaccurate. ropeDim must be
+// even and ≤ headDim; ropeDim = 0 records nothing.
+func (p *Plan) RoPE(x, rope Tensor, ntok, nHeads, headDim, ropeDim int, style loader.RopeStyle) {
 	if p.err == nil {
-		p.fail(p.rope(x, rope, ntok, nHeads, headDim, ropeDim, nHeads*headDim))
+		p.fail(p.rope(x, rope, ntok, nHeads, headDim, ropeDim, nHeads*headDim, style))
 	}
 }
 
 // RoPEQK is RoPE on the q and k heads of a q|k|v activation qkv (ntok,
 // (nHeads + 2·nKVHeads)·headDim): the first nHeads + nKVHeads heads of
 // each row, in one dispatch.
-func (p *Plan) RoPEQK(qkv Tensor, rope Tensor, ntok, nHeads, nKVHeads, headDim, ropeDim int) {
+func (p *Plan) RoPEQK(qkv, rope Tensor, ntok, nHeads, nKVHeads, headDim, ropeDim int, style loader.RopeStyle) {
 	if p.err == nil {
 		stride := (nHeads + 2*nKVHeads) * headDim
 		heads := nHeads + nKVHeads
-		if ntok <= 0 || qkv.Len != uint64(ntok)*uint64(stride) {
-			p.fail(fmt.Errorf("ops: RoPEQK: qkv %d elements for %d tokens of %d: %w", qkv.Len, ntok, stride, errShape))
+		if ntok <= 0 || nHeads <= 0 || nKVHeads < 0 || headDim <= 0 || qkv.Len != uint64(ntok)*uint64(stride) {
+			p.fail(fmt.Errorf("ops: RoPEQK: qkv %d elements for %d tokens of %d query and %d key heads of %d: %w", qkv.Len, ntok, nHeads, nKVHeads, headDim, errShape))
 			return
 		}
-		p.fail(p.rope(qkv.Sub(0, uint64(ntok-1)*uint64(stride)+uint64(heads*headDim)), rope, ntok, heads, headDim, ropeDim, stride))
+		p.fail(p.rope(qkv.Sub(0, uint64(ntok-1)*uint64(stride)+uint64(heads*headDim)), rope, ntok, heads, headDim, ropeDim, stride, style))
 	}
 }
 
 // rope is RoPE over rows stride elements apart, returning its error.
-func (p *Plan) rope(x Tensor, rope Tensor, ntok, nHeads, headDim, ropeDim, stride int) error {
+func (p *Plan) rope(x, rope Tensor, ntok, nHeads, headDim, ropeDim, stride int, style loader.RopeStyle) error {
+	var rotateHalf uint32
+	switch style {
+	case loader.RopePairwise:
+	case loader.RopeHalf:
+		rotateHalf = 1
+	default:
+		return fmt.Errorf("ops: RoPE: unknown pairing %s", style)
+	}
 	if ntok <= 0 || nHeads <= 0 || headDim <= 0 || ropeDim < 0 || ropeDim%2 != 0 || ropeDim > headDim || stride < nHeads*headDim {
 		return fmt.Errorf("ops: RoPE: %d tokens, %d heads of %d, rope dim %d: %w", ntok, nHeads, headDim, ropeDim, errShape)
 	}
@@ -61,7 +70,8 @@ func (p *Plan) rope(x Tensor, rope Tensor, ntok, nHeads, headDim, ropeDim, strid
 		if err != nil {
 			return fmt.Errorf("ops: RoPE table: %w", err)
 		}
-		pc := shaders.RoPEParams{Ntok: uint32(m), NHeads: uint32(nHeads), HeadDim: uint32(headDim), RopeDim: uint32(ropeDim), XOff: xo, ROff: ro, XStride: uint32(xs)}
+		pc := shaders.RoPEParams{Ntok: uint32(m), NHeads: uint32(nHeads), HeadDim: uint32(headDim), RopeDim: uint32(ropeDim),
+			XOff: xo, ROff: ro, XStride: uint32(xs), RotateHalf: rotateHalf}
 		pairs := m * uint64(nHeads) * uint64(ropeDim/2)
 		if err := p.dispatch(shaders.RoPE, (pairs+wg-1)/wg, shaders.Push(&pc), xr, rr); err != nil {
 			return err

@@ -4,37 +4,58 @@
 //
 // # The model
 //
-// A Mistral/Llama decoder, as in the paper, with every hyperparameter taken
-// from loader.Config (no baked-in eps, θ or window):
+// A decoder of the llama/mistral, Gemma 2, Gemma 3 and Cohere2 families,
+// with every hyperparameter taken from loader.Config (no baked-in eps, θ or
+// window; the zero value of each family field is llama's):
 //
-//	x = token_embd[token]
-//	for each layer:
-//	    h = RMSNorm(x)·attn_norm
-//	    q, k, v = Wq·h, Wk·h, Wv·h           (k, v: NumKVHeads heads)
-//	    RoPE(q), RoPE(k) at the absolute position
-//	    x += Wo·Attention(q, k, v)
-//	    h = RMSNorm(x)·ffn_norm
-//	    x += Wdown·(silu(Wgate·h) ⊙ Wup·h)
-//	logits = output · (RMSNorm(x)·output_norm)
+//	x = token_embd[token] · EmbedScale                 (a float32 multiply; Gemma: √dim)
+//	for each layer l:
+//	    n = norm(x)·attn_norm
+//	    q, k, v = Wq·n, Wk·n, Wv·n                     (k, v: NumKVHeads heads)
+//	    QKNorm: q, k = RMSNorm(each head)·attn_q_norm, ·attn_k_norm
+//	    RoPE(q), RoPE(k) at the absolute position, with layer l's θ and scale
+//	    a = Wo·Attention_l(q, k, v)
+//	    PostNorms: a = norm(a)·post_attention_norm
+//	    Parallel (Cohere2):
+//	        x += a + ffn(n)
+//	    otherwise:
+//	        x += a
+//	        f = ffn(norm(x)·ffn_norm)
+//	        PostNorms: f = norm(f)·post_ffw_norm
+//	        x += f
+//	logits = output · (norm(x)·output_norm)
+//	logits ·= LogitScale;  logits = FinalSoftcap·tanh(logits/FinalSoftcap)   (each when set)
 //
 // where:
 //
-//   - RMSNorm: y = x / sqrt(mean(x²) + NormEps) · w.
-//   - RoPE (GGUF llama convention, design.md §4): within each head, the
-//     consecutive pair (x[2i], x[2i+1]) of the first RopeDim dims is rotated
-//     by the angle pos·θ^(−2i/RopeDim), θ = RopeTheta.
+//   - norm is the config's Norm for every norm tensor: NormRMS,
+//     y = x / √(mean(x²) + NormEps) · w, or NormLayer (LayerNorm without
+//     bias), y = (x − mean) / √(var + NormEps) · w. The per-head q/k norm is
+//     always RMSNorm. Norm weights are used as stored.
+//   - ffn(h) = Wdown·(act(Wgate·h) ⊙ Wup·h), act being SiLU, x·σ(x), or
+//     GELU's tanh form, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+//   - RoPE: within each head, pair i < RopeDim/2 is turned by the angle
+//     (pos/RopeScale)·θ^(−2i/RopeDim), with layer l's θ and RopeScale
+//     (Config.Layer(l)); a layer with θ = 0 has no RoPE. The pair is
+//     (x[2i], x[2i+1]) for RopePairwise (GGUF llama, design.md §4) and
+//     (x[i], x[i+RopeDim/2]) for RopeHalf (NEOX: Gemma). Dims from RopeDim on
+//     are never turned.
 //   - GQA: query head h reads KV head h / (NumHeads/NumKVHeads).
-//   - Attention scores are q·k/√HeadDim.
+//   - Attention scores are s = (q·k)·QueryScale (1/√HeadDim unless
+//     AttnScale is set), soft-capped to AttnSoftcap·tanh(s/AttnSoftcap) when
+//     that is set, then softmaxed over the band.
 //
 // # Sliding window (design.md §3)
 //
-// With Window W > 0, the query at absolute position i attends to the keys at
-// positions FirstKey(W, i) = max(0, i−W+1) … i: W keys, itself included.
-// W = 0 means full causal attention (0 … i). Keys outside the band are
+// Each layer has its own window, Config.Layer(l).Window. With W > 0 the
+// query at absolute position i attends to the keys at positions
+// FirstKey(W, i) = max(0, i−W+1) … i: W keys, itself included. W = 0 is a
+// global layer: full causal attention (0 … i). Keys outside the band are
 // skipped: they are never read, never enter the softmax maximum or sum, so
-// they contribute exactly nothing (not exp(−∞) = 0 added in). Hence, with L
-// layers, the logits at a position p > L·(W−1) do not depend, bit for bit,
-// on the token at position 0.
+// they contribute exactly nothing (not exp(−∞) = 0 added in). Hence, with
+// local layers only, of windows W_l, the logits at a position
+// p > Σ(W_l − 1) do not depend, bit for bit, on the token at position 0; a
+// single global layer makes every position depend on it.
 //
 // The reference attends over the full history under this band mask. There is
 // no rolling cache and no chunking: those are what the GPU engine is checked
@@ -43,12 +64,14 @@
 // # Arithmetic
 //
 // Activations are stored as float32 between operations, as on the GPU.
-// Inside an operation every reduction (matrix–vector dot products, the RMSNorm
-// sum of squares, attention scores, the softmax and its weighted sum of values)
-// and every elementwise formula (RoPE rotation, SiLU, norm scaling) is carried
-// out in float64, and the result is rounded to float32 once, when it is
-// stored. This keeps the oracle's own rounding error far below what the GPU's
-// float32 and float16 paths produce, so NMSE thresholds measure the GPU.
+// Inside an operation every reduction (matrix–vector dot products, the norm
+// sums, attention scores, the softmax and its weighted sum of values) and
+// every elementwise formula (RoPE rotation, the activations, soft-caps, norm
+// scaling, the logit scale) is carried out in float64, and the result is
+// rounded to float32 once, when it is stored. The residual adds and the
+// embedding scale are float32 operations. This keeps the oracle's own
+// rounding error far below what the GPU's float32 and float16 paths produce,
+// so NMSE thresholds measure the GPU.
 //
 // # Two schedules, one piece of math
 //

@@ -15,13 +15,17 @@ type Model struct {
 	Config  loader.Config
 	Weights Weights
 
-	// invFreq[i] = θ^(−2i/RopeDim), the RoPE angle per position of pair i.
-	invFreq []float64 // (ropeDim/2,)
+	// invFreq[l][i] = θ_l^(−2i/RopeDim), the RoPE angle per position of
+	// pair i in layer l; nil for a layer without RoPE. Layers of the same θ
+	// share one slice.
+	invFreq [][]float64 // (layer, ropeDim/2)
 }
 
 // Weights holds every tensor dequantised to float32. Matrices are row-major
 // (out, in): a GGUF tensor of Shape {in, out}. Per-layer tensors are stacked
-// along a leading layer axis.
+// along a leading layer axis. A tensor the config does not use (FFNNorm of
+// a Parallel model, the post norms without PostNorms, QNorm and KNorm
+// without QKNorm) is empty.
 type Weights struct {
 	TokenEmbedding []float32 // (vocab, dim)
 
@@ -29,12 +33,18 @@ type Weights struct {
 	Wq       []float32 // (layer, heads*headDim, dim)
 	Wk       []float32 // (layer, kvHeads*headDim, dim)
 	Wv       []float32 // (layer, kvHeads*headDim, dim)
+	QNorm    []float32 // (layer, headDim) attn_q_norm; QKNorm only
+	KNorm    []float32 // (layer, headDim) attn_k_norm; QKNorm only
 	Wo       []float32 // (layer, dim, heads*headDim)
 
-	FFNNorm []float32 // (layer, dim)
+	PostAttnNorm []float32 // (layer, dim) post_attention_norm; PostNorms only
+
+	FFNNorm []float32 // (layer, dim); empty when Parallel
 	WGate   []float32 // (layer, ffnDim, dim)
 	WUp     []float32 // (layer, ffnDim, dim)
 	WDown   []float32 // (layer, dim, ffnDim)
+
+	PostFFNNorm []float32 // (layer, dim) post_ffw_norm; PostNorms only
 
 	OutputNorm []float32 // (dim,)
 	// Output is the classifier; it is TokenEmbedding itself (same backing
@@ -42,16 +52,15 @@ type Weights struct {
 	Output []float32 // (vocab, dim)
 }
 
-// Load dequantises m's weights. m may be closed afterwards.
+// Load dequantises m's weights: the tensors its config's arch has (see
+// Weights). A missing tensor is an error that names it. m may be closed
+// afterwards.
 func Load(m *loader.Model) (*Model, error) {
 	c := m.Config
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(); err != nil { // also every layer spec, norm kind and activation
 		return nil, fmt.Errorf("ref: %w", err)
 	}
-	if c.Rope != loader.RopePairwise {
-		return nil, fmt.Errorf("ref: rope style %d, want pairwise (the loader normalises checkpoints to it)", c.Rope)
-	}
-	dim, q, kv, ffn, vocab := c.Dim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.FFNDim, c.VocabSize
+	dim, hd, q, kv, ffn, vocab := c.Dim, c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.FFNDim, c.VocabSize
 
 	var firstErr error
 	// matrix reads the tensor name of GGUF shape {in, out} (1-D {in} when
@@ -81,18 +90,7 @@ func Load(m *loader.Model) (*Model, error) {
 		return append(dst, v...)
 	}
 
-	L := c.NumLayers
-	w := Weights{
-		AttnNorm: make([]float32, 0, L*dim),
-		Wq:       make([]float32, 0, L*q*dim),
-		Wk:       make([]float32, 0, L*kv*dim),
-		Wv:       make([]float32, 0, L*kv*dim),
-		Wo:       make([]float32, 0, L*dim*q),
-		FFNNorm:  make([]float32, 0, L*dim),
-		WGate:    make([]float32, 0, L*ffn*dim),
-		WUp:      make([]float32, 0, L*ffn*dim),
-		WDown:    make([]float32, 0, L*dim*ffn),
-	}
+	var w Weights
 	w.TokenEmbedding = matrix(nil, "token_embd.weight", dim, vocab)
 	w.OutputNorm = matrix(nil, "output_norm.weight", dim, 0)
 	if m.Tensor("output.weight") != nil {
@@ -100,17 +98,29 @@ func Load(m *loader.Model) (*Model, error) {
 	} else {
 		w.Output = w.TokenEmbedding
 	}
-	for l := 0; l < L; l++ {
+	for l := 0; l < c.NumLayers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
 		w.AttnNorm = matrix(w.AttnNorm, p+"attn_norm.weight", dim, 0)
 		w.Wq = matrix(w.Wq, p+"attn_q.weight", dim, q)
 		w.Wk = matrix(w.Wk, p+"attn_k.weight", dim, kv)
 		w.Wv = matrix(w.Wv, p+"attn_v.weight", dim, kv)
+		if c.QKNorm {
+			w.QNorm = matrix(w.QNorm, p+"attn_q_norm.weight", hd, 0)
+			w.KNorm = matrix(w.KNorm, p+"attn_k_norm.weight", hd, 0)
+		}
 		w.Wo = matrix(w.Wo, p+"attn_output.weight", q, dim)
-		w.FFNNorm = matrix(w.FFNNorm, p+"ffn_norm.weight", dim, 0)
+		if c.PostNorms {
+			w.PostAttnNorm = matrix(w.PostAttnNorm, p+"post_attention_norm.weight", dim, 0)
+		}
+		if !c.Parallel {
+			w.FFNNorm = matrix(w.FFNNorm, p+"ffn_norm.weight", dim, 0)
+		}
 		w.WGate = matrix(w.WGate, p+"ffn_gate.weight", dim, ffn)
 		w.WUp = matrix(w.WUp, p+"ffn_up.weight", dim, ffn)
 		w.WDown = matrix(w.WDown, p+"ffn_down.weight", ffn, dim)
+		if c.PostNorms {
+			w.PostFFNNorm = matrix(w.PostFFNNorm, p+"post_ffw_norm.weight", dim, 0)
+		}
 	}
 	if firstErr != nil {
 		return nil, firstErr
@@ -119,12 +129,21 @@ func Load(m *loader.Model) (*Model, error) {
 }
 
 // New makes a Model from a config and weights already in memory (tests
-// build variants of a loaded model this way). It checks every length.
+// build variants of a loaded model this way). It checks every length
+// against the config, including that the tensors the config does not use
+// are empty.
 func New(c loader.Config, w Weights) (*Model, error) {
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(); err != nil { // also every layer spec, norm kind and activation
 		return nil, fmt.Errorf("ref: %w", err)
 	}
-	dim, q, kv, ffn, vocab, L := c.Dim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.FFNDim, c.VocabSize, c.NumLayers
+	dim, hd, q, kv, ffn, vocab, L := c.Dim, c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.FFNDim, c.VocabSize, c.NumLayers
+	// when is n if the config uses the tensor, else 0.
+	when := func(used bool, n int) int {
+		if used {
+			return n
+		}
+		return 0
+	}
 	for _, f := range []struct {
 		name string
 		got  int
@@ -135,11 +154,15 @@ func New(c loader.Config, w Weights) (*Model, error) {
 		{"Wq", len(w.Wq), L * q * dim},
 		{"Wk", len(w.Wk), L * kv * dim},
 		{"Wv", len(w.Wv), L * kv * dim},
+		{"QNorm", len(w.QNorm), when(c.QKNorm, L*hd)},
+		{"KNorm", len(w.KNorm), when(c.QKNorm, L*hd)},
 		{"Wo", len(w.Wo), L * dim * q},
-		{"FFNNorm", len(w.FFNNorm), L * dim},
+		{"PostAttnNorm", len(w.PostAttnNorm), when(c.PostNorms, L*dim)},
+		{"FFNNorm", len(w.FFNNorm), when(!c.Parallel, L*dim)},
 		{"WGate", len(w.WGate), L * ffn * dim},
 		{"WUp", len(w.WUp), L * ffn * dim},
 		{"WDown", len(w.WDown), L * dim * ffn},
+		{"PostFFNNorm", len(w.PostFFNNorm), when(c.PostNorms, L*dim)},
 		{"OutputNorm", len(w.OutputNorm), dim},
 		{"Output", len(w.Output), vocab * dim},
 	} {
@@ -147,16 +170,21 @@ func New(c loader.Config, w Weights) (*Model, error) {
 			return nil, fmt.Errorf("ref: weights %s has %d values, want %d", f.name, f.got, f.want)
 		}
 	}
-	return &Model{Config: c, Weights: w, invFreq: ropeFreqs(c.RopeTheta, c.RopeDim)}, nil
-}
 
-// ropeFreqs returns θ^(−2i/ropeDim) for each pair i < ropeDim/2.
-func ropeFreqs(theta float64, ropeDim int) []float64 {
-	f := make([]float64, ropeDim/2)
-	for i := range f {
-		f[i] = math.Pow(theta, -float64(2*i)/float64(ropeDim))
+	// One table of inverse frequencies per distinct θ.
+	byTheta := map[float64][]float64{}
+	invFreq := make([][]float64, L)
+	for l := range invFreq {
+		theta := c.Layer(l).RopeTheta
+		if theta == 0 {
+			continue // no RoPE in this layer
+		}
+		if byTheta[theta] == nil {
+			byTheta[theta] = ropeFreqs(theta, c.RopeDim)
+		}
+		invFreq[l] = byTheta[theta]
 	}
-	return f
+	return &Model{Config: c, Weights: w, invFreq: invFreq}, nil
 }
 
 // FirstKey is the first key position the query at position pos attends to
@@ -171,8 +199,8 @@ func FirstKey(w, pos int) int {
 
 // Forward returns the logits of every position of tokens, token i being at
 // absolute position i: logits[i] (vocab,) predicts token i+1. It runs layer
-// by layer over the whole sequence; each query attends to its band of the
-// full history.
+// by layer over the whole sequence; each query attends to its layer's band
+// of the full history.
 func (m *Model) Forward(tokens []int) ([][]float32, error) {
 	for i, tok := range tokens {
 		if err := m.checkToken(tok); err != nil {
@@ -208,7 +236,7 @@ func (m *Model) Forward(tokens []int) ([][]float32, error) {
 // State is an incremental decode: Step feeds one token at the next
 // position. It keeps the K and V of every position seen, per layer, indexed
 // by absolute position (never evicted, no ring), and attends over the same
-// band as Forward, so Step's logits equal Forward's bit for bit.
+// bands as Forward, so Step's logits equal Forward's bit for bit.
 type State struct {
 	m      *Model
 	s      *runState
@@ -282,10 +310,11 @@ func (m *Model) checkToken(tok int) error {
 // as llama2.c's RunState. The outputs that outlive a call (q, k, v, logits)
 // are allocated fresh.
 type runState struct {
-	xb     []float32 // (dim,) normed residual
+	xb     []float32 // (dim,) normed residual: the input of attention and FFN
 	att    []float32 // (heads*headDim,) attention output, heads concatenated
-	xb2    []float32 // (dim,) a block's output before the residual add
-	hb     []float32 // (ffnDim,) gate, then silu(gate)·up
+	xb2    []float32 // (dim,) the attention branch's output, Wo·att (post-normed with PostNorms)
+	xb3    []float32 // (dim,) the FFN branch's output (post-normed with PostNorms)
+	hb     []float32 // (ffnDim,) gate, then act(gate)·up
 	hb2    []float32 // (ffnDim,) up
 	scores []float64 // (seq,) one head's scores, then softmax weights; grows
 }
@@ -296,67 +325,118 @@ func (m *Model) newRunState() *runState {
 		xb:  make([]float32, c.Dim),
 		att: make([]float32, c.NumHeads*c.HeadDim),
 		xb2: make([]float32, c.Dim),
+		xb3: make([]float32, c.Dim),
 		hb:  make([]float32, c.FFNDim),
 		hb2: make([]float32, c.FFNDim),
 	}
 }
 
-// embed returns a copy of token's embedding row: the residual stream (dim,).
+// embed returns a copy of token's embedding row, times EmbedScale when set:
+// the residual stream (dim,). The scale is a float32 multiply, as llama.cpp
+// scales its f32 embeddings.
 func (m *Model) embed(token int) []float32 {
 	d := m.Config.Dim
-	return append([]float32(nil), m.Weights.TokenEmbedding[token*d:(token+1)*d]...)
+	x := append([]float32(nil), m.Weights.TokenEmbedding[token*d:(token+1)*d]...)
+	if s := m.Config.EmbedScale; s != 0 {
+		for i := range x {
+			x[i] *= float32(s)
+		}
+	}
+	return x
 }
 
 // qkv computes layer l's query (heads*headDim,), key and value
-// (kvHeads*headDim,) for the residual x (dim,) at absolute position pos,
-// with RoPE applied to q and k.
+// (kvHeads*headDim,) for the residual x (dim,) at absolute position pos:
+// attn_norm, the three products, then (QKNorm) the RMSNorm of every q and k
+// head, then the layer's RoPE of q and k.
 func (m *Model) qkv(s *runState, l, pos int, x []float32) (q, k, v []float32) {
 	c, w := m.Config, &m.Weights
-	dim, qd, kvd := c.Dim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
-	rmsnorm(s.xb, x, w.AttnNorm[l*dim:(l+1)*dim], c.NormEps)
+	dim, hd, qd, kvd := c.Dim, c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	norm(c.Norm, s.xb, x, w.AttnNorm[l*dim:(l+1)*dim], c.NormEps)
 	q = make([]float32, qd)
 	k = make([]float32, kvd)
 	v = make([]float32, kvd)
 	matmul(q, s.xb, w.Wq[l*qd*dim:(l+1)*qd*dim])
 	matmul(k, s.xb, w.Wk[l*kvd*dim:(l+1)*kvd*dim])
 	matmul(v, s.xb, w.Wv[l*kvd*dim:(l+1)*kvd*dim])
-	m.rope(q, pos)
-	m.rope(k, pos)
+	if c.QKNorm {
+		qn, kn := w.QNorm[l*hd:(l+1)*hd], w.KNorm[l*hd:(l+1)*hd]
+		for h := 0; h < c.NumHeads; h++ {
+			rmsnorm(q[h*hd:(h+1)*hd], q[h*hd:(h+1)*hd], qn, c.NormEps)
+		}
+		for h := 0; h < c.NumKVHeads; h++ {
+			rmsnorm(k[h*hd:(h+1)*hd], k[h*hd:(h+1)*hd], kn, c.NormEps)
+		}
+	}
+	if f := m.invFreq[l]; f != nil {
+		p := float64(pos) / c.Layer(l).RopeScale
+		rope(q, hd, c.Rope, f, p)
+		rope(k, hd, c.Rope, f, p)
+	}
 	return q, k, v
 }
 
-// block finishes layer l for the query at position pos: attention of q
-// over keys/values (indexed by absolute position, at least pos+1 of them;
-// only the band FirstKey … pos is read), the output projection and residual
-// add, then the SwiGLU FFN and its residual add, all into x (dim,).
+// block finishes layer l for the query at position pos, into x (dim,):
+// attention of q over keys/values (indexed by absolute position, at least
+// pos+1 of them; only the layer's band FirstKey … pos is read) and the
+// output projection, then the gated FFN, each added to x:
+//
+//	sequential:           x += post(Wo·attn);  x += post(ffn(norm(x)·ffn_norm))
+//	Parallel (Cohere2):   n = norm(x)·attn_norm;  x += Wo·attn;  x += ffn(n)
+//
+// where post is the post_attention_norm / post_ffw_norm with PostNorms and
+// nothing otherwise.
 func (m *Model) block(s *runState, l, pos int, x, q []float32, keys, values [][]float32) {
 	c, w := m.Config, &m.Weights
-	dim, qd, ffn := c.Dim, c.NumHeads*c.HeadDim, c.FFNDim
+	dim, qd := c.Dim, c.NumHeads*c.HeadDim
 
-	m.attention(s, pos, q, keys, values)
+	m.attention(s, l, pos, q, keys, values)
 	matmul(s.xb2, s.att, w.Wo[l*dim*qd:(l+1)*dim*qd])
-	add(x, s.xb2)
+	if c.PostNorms {
+		norm(c.Norm, s.xb2, s.xb2, w.PostAttnNorm[l*dim:(l+1)*dim], c.NormEps)
+	}
 
-	rmsnorm(s.xb, x, w.FFNNorm[l*dim:(l+1)*dim], c.NormEps)
+	if c.Parallel {
+		// The FFN reads the same attn_norm of x as q, k and v did
+		// (recomputed: x is unchanged since qkv).
+		norm(c.Norm, s.xb, x, w.AttnNorm[l*dim:(l+1)*dim], c.NormEps)
+		m.ffn(s, l)
+		add(x, s.xb2)
+		add(x, s.xb3)
+		return
+	}
+	add(x, s.xb2)
+	norm(c.Norm, s.xb, x, w.FFNNorm[l*dim:(l+1)*dim], c.NormEps)
+	m.ffn(s, l)
+	add(x, s.xb3)
+}
+
+// ffn is layer l's gated FFN of s.xb (dim,) into s.xb3 (dim,):
+// Wdown·(act(Wgate·xb) ⊙ Wup·xb), then post_ffw_norm with PostNorms.
+func (m *Model) ffn(s *runState, l int) {
+	c, w := m.Config, &m.Weights
+	dim, ffn := c.Dim, c.FFNDim
 	matmul(s.hb, s.xb, w.WGate[l*ffn*dim:(l+1)*ffn*dim])
 	matmul(s.hb2, s.xb, w.WUp[l*ffn*dim:(l+1)*ffn*dim])
 	for i, g := range s.hb {
-		gd := float64(g)
-		s.hb[i] = float32(gd / (1 + math.Exp(-gd)) * float64(s.hb2[i]))
+		s.hb[i] = float32(activate(c.Act, float64(g)) * float64(s.hb2[i]))
 	}
-	matmul(s.xb2, s.hb, w.WDown[l*dim*ffn:(l+1)*dim*ffn])
-	add(x, s.xb2)
+	matmul(s.xb3, s.hb, w.WDown[l*dim*ffn:(l+1)*dim*ffn])
+	if c.PostNorms {
+		norm(c.Norm, s.xb3, s.xb3, w.PostFFNNorm[l*dim:(l+1)*dim], c.NormEps)
+	}
 }
 
 // attention writes into s.att (heads*headDim,) each query head's
-// softmax(q·kⱼ/√headDim)·vⱼ over the band j = FirstKey(Window, pos) … pos.
-// Query head h reads KV head h/(heads/kvHeads). Keys outside the band are
-// not touched at all.
-func (m *Model) attention(s *runState, pos int, q []float32, keys, values [][]float32) {
+// softmax(sⱼ)·vⱼ over layer l's band j = FirstKey(Window, pos) … pos, with
+// the score sⱼ = (q·kⱼ)·QueryScale, soft-capped to c·tanh(sⱼ/c) when
+// AttnSoftcap = c > 0. Query head h reads KV head h/(heads/kvHeads). Keys
+// outside the band are not touched at all.
+func (m *Model) attention(s *runState, l, pos int, q []float32, keys, values [][]float32) {
 	c := m.Config
 	hd, group := c.HeadDim, c.NumHeads/c.NumKVHeads
-	lo := FirstKey(c.Window, pos)
-	scale := 1 / math.Sqrt(float64(hd))
+	lo := FirstKey(c.Layer(l).Window, pos)
+	scale, capping := c.QueryScale(), c.AttnSoftcap
 	if cap(s.scores) < pos+1 {
 		s.scores = make([]float64, pos+1, 2*(pos+1))
 	}
@@ -371,8 +451,12 @@ func (m *Model) attention(s *runState, pos int, q []float32, keys, values [][]fl
 			for d := range qh {
 				dot += float64(qh[d]) * float64(kh[d])
 			}
-			scores[j-lo] = dot * scale
-			maxScore = max(maxScore, scores[j-lo])
+			sc := dot * scale
+			if capping > 0 {
+				sc = softcap(sc, capping)
+			}
+			scores[j-lo] = sc
+			maxScore = max(maxScore, sc)
 		}
 		var sum float64
 		for t := range scores {
@@ -390,58 +474,24 @@ func (m *Model) attention(s *runState, pos int, q []float32, keys, values [][]fl
 	}
 }
 
-// head is the final RMSNorm and classifier: x (dim,) -> logits (vocab,).
+// head is the final norm and classifier, x (dim,) -> logits (vocab,):
+// Output·(norm(x)·output_norm), then times LogitScale when set, then
+// soft-capped to c·tanh(logit/c) when FinalSoftcap = c > 0 (llama.cpp's
+// order; Cohere2 has only the scale, Gemma 2 only the cap).
 func (m *Model) head(s *runState, x []float32) []float32 {
 	c, w := m.Config, &m.Weights
-	rmsnorm(s.xb, x, w.OutputNorm, c.NormEps)
+	norm(c.Norm, s.xb, x, w.OutputNorm, c.NormEps)
 	logits := make([]float32, c.VocabSize)
 	matmul(logits, s.xb, w.Output)
+	if c.LogitScale != 0 {
+		for i, v := range logits {
+			logits[i] = float32(float64(v) * c.LogitScale)
+		}
+	}
+	if c.FinalSoftcap > 0 {
+		for i, v := range logits {
+			logits[i] = float32(softcap(float64(v), c.FinalSoftcap))
+		}
+	}
 	return logits
-}
-
-// rope rotates, in every head of v (heads*headDim,), the consecutive pairs
-// (v[2i], v[2i+1]) of the first RopeDim dims by the angle pos·θ^(−2i/RopeDim).
-func (m *Model) rope(v []float32, pos int) {
-	hd := m.Config.HeadDim
-	for h := 0; h < len(v)/hd; h++ {
-		head := v[h*hd : (h+1)*hd]
-		for i, f := range m.invFreq {
-			sin, cos := math.Sincos(float64(pos) * f)
-			a, b := float64(head[2*i]), float64(head[2*i+1])
-			head[2*i] = float32(a*cos - b*sin)
-			head[2*i+1] = float32(a*sin + b*cos)
-		}
-	}
-}
-
-// rmsnorm: out (n,) = x / sqrt(mean(x²) + eps) · w, for x, w (n,).
-func rmsnorm(out, x, w []float32, eps float64) {
-	var ss float64
-	for _, v := range x {
-		ss += float64(v) * float64(v)
-	}
-	inv := 1 / math.Sqrt(ss/float64(len(x))+eps)
-	for i, v := range x {
-		out[i] = float32(float64(v) * inv * float64(w[i]))
-	}
-}
-
-// matmul: W (d,n) @ x (n,) -> out (d,), with d = len(out), n = len(x).
-func matmul(out, x, w []float32) {
-	n := len(x)
-	for i := range out {
-		row := w[i*n : (i+1)*n]
-		var acc float64
-		for j, v := range row {
-			acc += float64(v) * float64(x[j])
-		}
-		out[i] = float32(acc)
-	}
-}
-
-// add: x += y, elementwise.
-func add(x, y []float32) {
-	for i := range x {
-		x[i] += y[i]
-	}
 }

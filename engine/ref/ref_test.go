@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -295,7 +296,7 @@ func TestMaskedKeysUnread(t *testing.T) {
 		}
 	}
 	s := m.newRunState()
-	m.attention(s, pos, q, keys, values)
+	m.attention(s, 0, pos, q, keys, values)
 	want := append([]float32(nil), s.att...)
 
 	nan := float32(math.NaN())
@@ -304,7 +305,7 @@ func TestMaskedKeysUnread(t *testing.T) {
 			keys[j][d], values[j][d] = nan, nan
 		}
 	}
-	m.attention(s, pos, q, keys, values)
+	m.attention(s, 0, pos, q, keys, values)
 	assert.True(t, sameBits(want, s.att), "masked keys changed the output")
 }
 
@@ -448,11 +449,11 @@ func TestTiedOutput(t *testing.T) {
 // ---- kernels ----
 
 func TestRoPE(t *testing.T) {
-	m := &Model{Config: loader.Config{HeadDim: 6, RopeDim: 4, RopeTheta: 100}}
-	m.invFreq = []float64{1, math.Pow(100, -2.0/4)}    // θ^0, θ^(−2/4)
+	freqs := ropeFreqs(100, 4)
+	require.Equal(t, []float64{1, math.Pow(100, -2.0/4)}, freqs, "θ^0, θ^(−2/4)")
 	v := []float32{1, 0, 0, 1, 5, 6, 2, 3, 1, 1, 7, 8} // two heads of 6
 	const pos = 3
-	m.rope(v, pos)
+	rope(v, 6, loader.RopePairwise, freqs, pos)
 	rot := func(a, b, angle float64) (float32, float32) {
 		return float32(a*math.Cos(angle) - b*math.Sin(angle)), float32(a*math.Sin(angle) + b*math.Cos(angle))
 	}
@@ -467,7 +468,7 @@ func TestRoPE(t *testing.T) {
 
 	// Position 0 is the identity.
 	u := []float32{1, 2, 3, 4, 5, 6}
-	m.rope(u, 0)
+	rope(u, 6, loader.RopePairwise, freqs, 0)
 	assert.Equal(t, []float32{1, 2, 3, 4, 5, 6}, u)
 }
 
@@ -510,4 +511,830 @@ func TestLoadErrors(t *testing.T) {
 	c.NumKVHeads = 3
 	_, err = New(c, m.Weights)
 	require.Error(t, err)
+}
+
+// ---- SWA families (hand-built configs through New) ----
+
+// randomWeights returns deterministic pseudo-random weights of c's shapes:
+// matrices uniform in ±1/√in, embeddings in ±1, norm vectors 1 ± 0.1 (as
+// the synthetic writer), and nothing for the tensors c does not use.
+func randomWeights(c loader.Config, seed uint64) Weights {
+	r := rand.New(rand.NewPCG(seed, 1))
+	dim, hd, q, kv, ffn, L := c.Dim, c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.FFNDim, c.NumLayers
+	uniform := func(n int, scale float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32((2*r.Float64() - 1) * scale)
+		}
+		return v
+	}
+	matrix := func(rows, in int) []float32 { return uniform(L*rows*in, 1/math.Sqrt(float64(in))) }
+	normVec := func(used bool, n int) []float32 {
+		if !used {
+			return nil
+		}
+		v := uniform(n, 0.1)
+		for i := range v {
+			v[i]++
+		}
+		return v
+	}
+	w := Weights{
+		TokenEmbedding: uniform(c.VocabSize*dim, 1),
+		AttnNorm:       normVec(true, L*dim),
+		Wq:             matrix(q, dim),
+		Wk:             matrix(kv, dim),
+		Wv:             matrix(kv, dim),
+		QNorm:          normVec(c.QKNorm, L*hd),
+		KNorm:          normVec(c.QKNorm, L*hd),
+		Wo:             matrix(dim, q),
+		PostAttnNorm:   normVec(c.PostNorms, L*dim),
+		FFNNorm:        normVec(!c.Parallel, L*dim),
+		WGate:          matrix(ffn, dim),
+		WUp:            matrix(ffn, dim),
+		WDown:          matrix(dim, ffn),
+		PostFFNNorm:    normVec(c.PostNorms, L*dim),
+		OutputNorm:     normVec(true, dim),
+	}
+	w.Output = uniform(c.VocabSize*dim, 1/math.Sqrt(float64(dim)))
+	return w
+}
+
+// newModel is New(c, randomWeights(c, seed)).
+func newModel(t *testing.T, c loader.Config, seed uint64) *Model {
+	t.Helper()
+	m, err := New(c, randomWeights(c, seed))
+	require.NoError(t, err)
+	return m
+}
+
+// layers returns one LayerSpec per window: a local layer (window > 0)
+// turns by θ = local, unscaled; a global one (window 0) by θ = global with
+// RoPE scale globalScale.
+func layers(local, global, globalScale float64, windows ...int) []loader.LayerSpec {
+	specs := make([]loader.LayerSpec, len(windows))
+	for l, w := range windows {
+		specs[l] = loader.LayerSpec{Window: w, RopeTheta: local, RopeScale: 1}
+		if w == 0 {
+			specs[l] = loader.LayerSpec{Window: 0, RopeTheta: global, RopeScale: globalScale}
+		}
+	}
+	return specs
+}
+
+// withWindows is c with one layer per window, keeping c's RoPE: local
+// layers get the θ of c's first layer (local in every config here), global
+// ones the θ and scale of c's last global layer (RopeTheta and 1 if none).
+func withWindows(c loader.Config, windows ...int) loader.Config {
+	spec := c.Layer(0)
+	global, scale := c.RopeTheta, 1.0
+	for l := range c.NumLayers {
+		if s := c.Layer(l); s.Window == 0 {
+			global, scale = s.RopeTheta, s.RopeScale
+		}
+	}
+	c.NumLayers = len(windows)
+	c.Layers = layers(spec.RopeTheta, global, scale, windows...)
+	return c
+}
+
+// Small configs of each family: every feature of its block is on, with a
+// global layer and local layers of different windows.
+var (
+	// llamaSWA: a llama file with a per-layer window pattern.
+	llamaSWA = loader.Config{
+		Arch: "llama", Dim: 32, NumLayers: 3, NumHeads: 4, NumKVHeads: 2, HeadDim: 8, RopeDim: 8, FFNDim: 48,
+		VocabSize: 64, RopeTheta: 1e4, NormEps: 1e-5, Window: 5,
+		Layers: layers(1e4, 1e4, 1, 3, 0, 5),
+	}
+	// gemma2Like: alternating local/global, NEOX RoPE over part of the head,
+	// GeGLU, √dim embeddings, post norms, both soft-caps (small, so that they
+	// bite on these small scores).
+	gemma2Like = loader.Config{
+		Arch: "gemma2", Dim: 32, NumLayers: 4, NumHeads: 4, NumKVHeads: 2, HeadDim: 8, RopeDim: 6, FFNDim: 48,
+		VocabSize: 64, RopeTheta: 1e4, NormEps: 1e-6, Window: 4,
+		Layers: layers(1e4, 1e4, 1, 4, 0, 4, 0),
+		Rope:   loader.RopeHalf, Act: loader.ActGELUTanh, EmbedScale: math.Sqrt(32), PostNorms: true,
+		AttnSoftcap: 1, FinalSoftcap: 2,
+	}
+	// gemma3Like: local layers on θ 1e4, a global one on θ 1e6 with linear
+	// RoPE scaling 8, per-head q/k norms, head dim 16 ≠ dim/heads, and a
+	// query scale that is not 1/√headDim.
+	gemma3Like = loader.Config{
+		Arch: "gemma3", Dim: 32, NumLayers: 4, NumHeads: 4, NumKVHeads: 2, HeadDim: 16, RopeDim: 16, FFNDim: 48,
+		VocabSize: 64, RopeTheta: 1e6, NormEps: 1e-6, Window: 3,
+		Layers: layers(1e4, 1e6, 8, 3, 3, 0, 2),
+		Rope:   loader.RopeHalf, Act: loader.ActGELUTanh, EmbedScale: math.Sqrt(32), PostNorms: true, QKNorm: true,
+		AttnScale: 1 / math.Sqrt(8),
+	}
+	// cohere2Like: three local layers and a global one without RoPE,
+	// LayerNorm, the parallel block, MQA and a logit scale.
+	cohere2Like = loader.Config{
+		Arch: "cohere2", Dim: 32, NumLayers: 4, NumHeads: 4, NumKVHeads: 1, HeadDim: 8, RopeDim: 8, FFNDim: 48,
+		VocabSize: 64, RopeTheta: 1e4, NormEps: 1e-5, Window: 5,
+		Layers: layers(1e4, 0, 1, 5, 5, 5, 0),
+		Norm:   loader.NormLayer, Parallel: true, LogitScale: 0.125,
+	}
+	families = []struct {
+		name string
+		cfg  loader.Config
+	}{{"llama", llamaSWA}, {"gemma2", gemma2Like}, {"gemma3", gemma3Like}, {"cohere2", cohere2Like}}
+)
+
+// maxAbsDiff is max |a[i] − b[i]| over equal-length a and b.
+func maxAbsDiff(a, b []float32) float64 {
+	var d float64
+	for i := range a {
+		d = max(d, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return d
+}
+
+// maxAbs is max |a[i]|.
+func maxAbs(a []float32) float64 {
+	var m float64
+	for _, v := range a {
+		m = max(m, math.Abs(float64(v)))
+	}
+	return m
+}
+
+// TestFamiliesForwardEqualsStep: for every family, the two schedules give
+// the same finite logits bit for bit, over a sequence longer than every
+// window.
+func TestFamiliesForwardEqualsStep(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			m := newModel(t, fam.cfg, 21)
+			tokens := randomTokens(13, fam.cfg.VocabSize, 22)
+			f, s := forward(t, m, tokens), steps(t, m, tokens)
+			for p := range tokens {
+				require.Len(t, f[p], fam.cfg.VocabSize)
+				for _, v := range f[p] {
+					require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "position %d", p)
+				}
+				require.True(t, sameBits(f[p], s[p]), "Forward and Step differ at position %d", p)
+			}
+		})
+	}
+}
+
+// TestFamilyReceptiveField is design.md §3's property with a window per
+// layer: with local layers only, of windows W_l, changing the token at
+// position 0 leaves the logits at every position p > Σ(W_l − 1) bit for bit
+// unchanged and changes them at every p ≤ Σ(W_l − 1); one global layer
+// lets position 0 reach every later position.
+func TestFamilyReceptiveField(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  loader.Config
+	}{
+		{"llama/3,2,4", withWindows(llamaSWA, 3, 2, 4)},
+		{"llama/1,5", withWindows(llamaSWA, 1, 5)},
+		{"gemma2/4,3", withWindows(gemma2Like, 4, 3)},
+		{"gemma3/3,2,2", withWindows(gemma3Like, 3, 2, 2)},
+		{"cohere2/5,2", withWindows(cohere2Like, 5, 2)},
+		{"llama/3,global,2", withWindows(llamaSWA, 3, 0, 2)},
+		{"gemma2/global,4", withWindows(gemma2Like, 0, 4)},
+		{"gemma3/3,global", withWindows(gemma3Like, 3, 0)},
+		{"cohere2/5,global", withWindows(cohere2Like, 5, 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cfg
+			field, global := 0, false // last position that sees position 0, unless global
+			for l := range c.NumLayers {
+				if w := c.Layer(l).Window; w > 0 {
+					field += w - 1
+				} else {
+					global = true
+				}
+			}
+			n := field + 5
+			if global {
+				n = 12
+			}
+			m := newModel(t, c, 23)
+			tokens := randomTokens(n, c.VocabSize, 24)
+			changed := append([]int(nil), tokens...)
+			changed[0] = 3 + (tokens[0]-3+1)%(c.VocabSize-3)
+			a, b := forward(t, m, tokens), forward(t, m, changed)
+			for p := range tokens {
+				if !global && p > field {
+					assert.True(t, sameBits(a[p], b[p]), "position %d > Σ(W−1) = %d changed", p, field)
+				} else {
+					assert.False(t, sameBits(a[p], b[p]), "position %d (Σ(W−1) = %d, global %v) unchanged", p, field, global)
+				}
+			}
+		})
+	}
+}
+
+// permuteHeads returns the rows (or elements, for width 1) of a stacked
+// per-head tensor in the order a pairwise-RoPE model needs to compute what
+// the RopeHalf model computes: within each head of hd rows, new row 2i is
+// old row i and new row 2i+1 is old row i + ropeDim/2 (i < ropeDim/2);
+// rows from ropeDim on stay.
+func permuteHeads(src []float32, hd, ropeDim, width int) []float32 {
+	from := make([]int, hd) // new row j comes from old row from[j]
+	for j := range from {
+		from[j] = j
+	}
+	for i := 0; i < ropeDim/2; i++ {
+		from[2*i], from[2*i+1] = i, i+ropeDim/2
+	}
+	dst := make([]float32, 0, len(src))
+	for h := 0; h < len(src)/(hd*width); h++ {
+		head := src[h*hd*width : (h+1)*hd*width]
+		for _, j := range from {
+			dst = append(dst, head[j*width:(j+1)*width]...)
+		}
+	}
+	return dst
+}
+
+// TestRopeHalfPairing checks the NEOX pairing independently of its code:
+// a RopeHalf model equals the RopePairwise model whose Q and K rows (and
+// q/k norm weights) are permuted within each head so that pair
+// (x[i], x[i+ropeDim/2]) lands on (x[2i], x[2i+1]). The two sum the q·k
+// and norm terms in different orders, so they agree to rounding, not bit
+// for bit; a wrong pairing is off by the size of the logits.
+func TestRopeHalfPairing(t *testing.T) {
+	for _, fam := range []struct {
+		name string
+		cfg  loader.Config
+	}{
+		{"gemma2/partial rope", gemma2Like},
+		{"gemma3/qk norm", gemma3Like},
+		{"llama/half", func() loader.Config { c := llamaSWA; c.Rope = loader.RopeHalf; return c }()},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			c := fam.cfg
+			require.Equal(t, loader.RopeHalf, c.Rope)
+			w := randomWeights(c, 25)
+			half, err := New(c, w)
+			require.NoError(t, err)
+
+			pc := c
+			pc.Rope = loader.RopePairwise
+			unpermuted, err := New(pc, w)
+			require.NoError(t, err)
+			pw := w
+			pw.Wq = permuteHeads(w.Wq, c.HeadDim, c.RopeDim, c.Dim)
+			pw.Wk = permuteHeads(w.Wk, c.HeadDim, c.RopeDim, c.Dim)
+			if c.QKNorm {
+				pw.QNorm = permuteHeads(w.QNorm, c.HeadDim, c.RopeDim, 1)
+				pw.KNorm = permuteHeads(w.KNorm, c.HeadDim, c.RopeDim, 1)
+			}
+			pairwise, err := New(pc, pw)
+			require.NoError(t, err)
+
+			tokens := randomTokens(9, c.VocabSize, 26)
+			h, p, u := forward(t, half, tokens), forward(t, pairwise, tokens), forward(t, unpermuted, tokens)
+			for pos := range tokens {
+				scale := maxAbs(h[pos])
+				assert.LessOrEqual(t, maxAbsDiff(h[pos], p[pos]), 1e-6*scale, "position %d: permuted pairwise differs", pos)
+				if pos > 0 { // at position 0 RoPE is the identity
+					assert.Greater(t, maxAbsDiff(h[pos], u[pos]), 1e-3*scale, "position %d: the pairing made no difference", pos)
+				}
+			}
+		})
+	}
+}
+
+// TestLayerRoPE: each layer turns by its own θ and RopeScale (a layer of
+// scale s at position s·p equals scale 1 at position p), a layer of θ 0 has
+// no RoPE, and the frequencies are computed once per distinct θ.
+func TestLayerRoPE(t *testing.T) {
+	m := newModel(t, gemma3Like, 27)
+	c := m.Config
+	require.Equal(t, 8.0, c.Layer(2).RopeScale)
+	assert.Same(t, &m.invFreq[0][0], &m.invFreq[1][0], "layers 0 and 1 share θ 1e4")
+	assert.Same(t, &m.invFreq[0][0], &m.invFreq[3][0], "layers 0 and 3 share θ 1e4")
+	assert.NotEqual(t, m.invFreq[0], m.invFreq[2], "layer 2 has θ 1e6")
+	assert.Equal(t, ropeFreqs(1e6, c.RopeDim), m.invFreq[2])
+
+	unscaled := c
+	unscaled.Layers = slices.Clone(c.Layers)
+	unscaled.Layers[2].RopeScale = 1
+	mu, err := New(unscaled, m.Weights)
+	require.NoError(t, err)
+	x := randomWeights(c, 28).TokenEmbedding[:c.Dim]
+	s := m.newRunState()
+	for _, p := range []int{1, 3} {
+		q8, k8, _ := m.qkv(s, 2, 8*p, x)
+		q1, k1, _ := mu.qkv(s, 2, p, x)
+		assert.True(t, sameBits(q8, q1) && sameBits(k8, k1), "scale 8 at position %d ≠ scale 1 at position %d", 8*p, p)
+		q1s, _, _ := mu.qkv(s, 2, 8*p, x)
+		assert.False(t, sameBits(q8, q1s), "RopeScale changed nothing at position %d", 8*p)
+	}
+
+	// Cohere2's global layer has no RoPE: its q and k are the same at every
+	// position.
+	mc := newModel(t, cohere2Like, 29)
+	assert.Nil(t, mc.invFreq[3])
+	q0, k0, _ := mc.qkv(s, 3, 0, x)
+	q5, k5, _ := mc.qkv(s, 3, 5, x)
+	assert.True(t, sameBits(q0, q5) && sameBits(k0, k5), "layer with θ 0 rotated")
+	q5l, _, _ := mc.qkv(s, 0, 5, x)
+	q0l, _, _ := mc.qkv(s, 0, 0, x)
+	assert.False(t, sameBits(q0l, q5l), "local layer did not rotate")
+}
+
+// TestNoRopeLayer: a model whose only layer is global without RoPE cannot
+// tell the order of earlier tokens: swapping the first two changes the last
+// position's logits only by rounding, while with RoPE it changes them.
+func TestNoRopeLayer(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		theta float64
+	}{{"no rope", 0}, {"rope", 1e4}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cohere2Like
+			c.NumLayers = 1
+			c.Layers = []loader.LayerSpec{{Window: 0, RopeTheta: tc.theta, RopeScale: 1}}
+			m := newModel(t, c, 30)
+			a := forward(t, m, []int{5, 9, 17})
+			b := forward(t, m, []int{9, 5, 17})
+			d, scale := maxAbsDiff(a[2], b[2]), maxAbs(a[2])
+			if tc.theta == 0 {
+				assert.LessOrEqual(t, d, 1e-6*scale)
+			} else {
+				assert.Greater(t, d, 1e-3*scale)
+			}
+		})
+	}
+}
+
+func TestRoPEHalf(t *testing.T) {
+	freqs := ropeFreqs(100, 4)                         // 1, 0.1
+	v := []float32{1, 2, 3, 4, 5, 6, 0, 1, 1, 0, 7, 8} // two heads of 6
+	const pos = 3
+	rope(v, 6, loader.RopeHalf, freqs, pos)
+	rot := func(a, b, angle float64) (float32, float32) {
+		return float32(a*math.Cos(angle) - b*math.Sin(angle)), float32(a*math.Sin(angle) + b*math.Cos(angle))
+	}
+	var want []float32
+	for _, head := range [][]float64{{1, 2, 3, 4}, {0, 1, 1, 0}} {
+		x0, x2 := rot(head[0], head[2], pos*1) // pair (x[0], x[2])
+		x1, x3 := rot(head[1], head[3], pos*0.1)
+		want = append(want, x0, x1, x2, x3)
+	}
+	want = []float32{want[0], want[1], want[2], want[3], 5, 6, want[4], want[5], want[6], want[7], 7, 8}
+	assert.InDeltaSlice(t, want, v, 1e-6, "pairs (x[i], x[i+RopeDim/2]) rotated; dims from RopeDim on untouched")
+}
+
+func TestLayerNorm(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		x, w    []float32
+		eps     float64
+		want    []float32
+		inPlace bool
+	}{
+		// mean 3, deviations −2 −1 0 3, var 14/4, √(3.5 + 0.5) = 2
+		{"weighted", []float32{1, 2, 3, 6}, []float32{1, 2, 0.5, 1}, 0.5, []float32{-1, -1, 0, 1.5}, false},
+		{"in place", []float32{1, 2, 3, 6}, []float32{1, 2, 0.5, 1}, 0.5, []float32{-1, -1, 0, 1.5}, true},
+		// mean 2, var 4: ±1, whatever the offset
+		{"offset", []float32{100, 104}, []float32{1, 1}, 0, []float32{-1, 1}, false},
+		{"constant", []float32{-3, -3, -3}, []float32{1, 2, 3}, 1e-5, []float32{0, 0, 0}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := make([]float32, len(tc.x))
+			if tc.inPlace {
+				out = slices.Clone(tc.x)
+				layernorm(out, out, tc.w, tc.eps)
+			} else {
+				layernorm(out, tc.x, tc.w, tc.eps)
+			}
+			assert.Equal(t, tc.want, out)
+		})
+	}
+}
+
+// TestLayerNormEveryNorm: LayerNorm forgets a constant added to its input,
+// and a Cohere2-like model's residual stream carries a constant added to the
+// embeddings unchanged through its parallel blocks, so if every norm,
+// output_norm included, is a LayerNorm, the logits change only by rounding;
+// with RMSNorm they change.
+func TestLayerNormEveryNorm(t *testing.T) {
+	for _, kind := range []loader.NormKind{loader.NormLayer, loader.NormRMS} {
+		t.Run(kind.String(), func(t *testing.T) {
+			c := cohere2Like
+			c.Norm = kind
+			w := randomWeights(c, 31)
+			m, err := New(c, w)
+			require.NoError(t, err)
+			sw := w
+			sw.TokenEmbedding = slices.Clone(w.TokenEmbedding)
+			for i := range sw.TokenEmbedding {
+				sw.TokenEmbedding[i] += 0.5
+			}
+			shifted, err := New(c, sw)
+			require.NoError(t, err)
+			tokens := randomTokens(8, c.VocabSize, 32)
+			a, b := forward(t, m, tokens), forward(t, shifted, tokens)
+			for p := range tokens {
+				d, scale := maxAbsDiff(a[p], b[p]), maxAbs(a[p])
+				if kind == loader.NormLayer {
+					assert.LessOrEqual(t, d, 1e-5*scale, "position %d", p)
+				} else {
+					assert.Greater(t, d, 1e-2*scale, "position %d", p)
+				}
+			}
+		})
+	}
+}
+
+// TestLogitScaleAndSoftcap: the head multiplies by LogitScale, then caps
+// to c·tanh(l/c) (llama.cpp's order), so every capped logit lies strictly
+// inside (−c, c) while the uncapped ones go beyond.
+func TestLogitScaleAndSoftcap(t *testing.T) {
+	base := gemma2Like
+	base.FinalSoftcap = 0
+	w := randomWeights(base, 33)
+	raw, err := New(base, w)
+	require.NoError(t, err)
+	tokens := randomTokens(7, base.VocabSize, 34)
+	rawLogits := forward(t, raw, tokens)
+	var peak float64
+	for _, l := range rawLogits {
+		peak = max(peak, maxAbs(l))
+	}
+
+	for _, tc := range []struct {
+		name       string
+		scale, cap float64 // cap as a fraction of the largest raw |logit|
+	}{
+		{"scale only (cohere2)", 0.125, 0},
+		{"cap only (gemma2)", 0, 0.5},
+		{"scale then cap", 3, 0.5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			c.LogitScale, c.FinalSoftcap = tc.scale, tc.cap*peak
+			m, err := New(c, w)
+			require.NoError(t, err)
+			got := forward(t, m, tokens)
+			capped := 0
+			for p := range tokens {
+				for i, v := range got[p] {
+					want := float64(rawLogits[p][i])
+					if tc.scale != 0 {
+						want = float64(float32(want * tc.scale))
+					}
+					if c.FinalSoftcap > 0 {
+						if math.Abs(want) > c.FinalSoftcap {
+							capped++
+						}
+						want = c.FinalSoftcap * math.Tanh(want/c.FinalSoftcap)
+						require.Less(t, math.Abs(float64(v)), c.FinalSoftcap, "position %d logit %d", p, i)
+					}
+					require.Equal(t, float32(want), v, "position %d logit %d", p, i)
+				}
+			}
+			if c.FinalSoftcap > 0 {
+				assert.Positive(t, capped, "no logit went beyond the cap")
+			}
+		})
+	}
+}
+
+// TestAttnScaleAndSoftcap: with a tiny AttnScale, or a tiny AttnSoftcap,
+// every score in the band is squashed to almost 0, so the attention output
+// is the plain mean of the band's values; with neither, it is not.
+func TestAttnScaleAndSoftcap(t *testing.T) {
+	const pos = 6
+	for _, tc := range []struct {
+		name           string
+		scale, softcap float64
+		uniform        bool
+	}{
+		{"capped", 0, 1e-9, true},
+		{"tiny scale", 1e-12, 0, true},
+		{"neither", 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := gemma2Like
+			c.AttnScale, c.AttnSoftcap = tc.scale, tc.softcap
+			m := newModel(t, c, 35)
+			const l = 0 // window 4
+			lo := FirstKey(c.Layer(l).Window, pos)
+			require.Equal(t, 3, lo)
+			kvd, group := c.NumKVHeads*c.HeadDim, c.NumHeads/c.NumKVHeads
+			r := rand.New(rand.NewPCG(36, 0))
+			q := make([]float32, c.NumHeads*c.HeadDim)
+			for i := range q {
+				q[i] = float32(4 * (2*r.Float64() - 1)) // large scores
+			}
+			keys, values := make([][]float32, pos+1), make([][]float32, pos+1)
+			for j := range keys {
+				keys[j], values[j] = make([]float32, kvd), make([]float32, kvd)
+				for d := range kvd {
+					keys[j][d], values[j][d] = float32(4*(2*r.Float64()-1)), float32(2*r.Float64()-1)
+				}
+			}
+			s := m.newRunState()
+			m.attention(s, l, pos, q, keys, values)
+			mean := make([]float32, len(q))
+			for h := 0; h < c.NumHeads; h++ {
+				for d := 0; d < c.HeadDim; d++ {
+					var acc float64
+					for j := lo; j <= pos; j++ {
+						acc += float64(values[j][(h/group)*c.HeadDim+d])
+					}
+					mean[h*c.HeadDim+d] = float32(acc / float64(pos+1-lo))
+				}
+			}
+			if tc.uniform {
+				assert.InDeltaSlice(t, mean, s.att, 1e-6)
+			} else {
+				assert.Greater(t, maxAbsDiff(mean, s.att), 0.05)
+			}
+		})
+	}
+}
+
+// TestPostNormsOnBranches: post_attention_norm and post_ffw_norm scale the
+// branches, not the residual: with both zero every block adds nothing, and
+// the logits are the head of the (scaled) embedding.
+func TestPostNormsOnBranches(t *testing.T) {
+	c := gemma2Like
+	w := randomWeights(c, 37)
+	w.PostAttnNorm = make([]float32, len(w.PostAttnNorm))
+	w.PostFFNNorm = make([]float32, len(w.PostFFNNorm))
+	m, err := New(c, w)
+	require.NoError(t, err)
+	tokens := randomTokens(6, c.VocabSize, 38)
+	got := forward(t, m, tokens)
+	live := forward(t, newModel(t, c, 37), tokens)
+	for p, tok := range tokens {
+		want := m.head(m.newRunState(), m.embed(tok))
+		assert.True(t, sameBits(want, got[p]), "position %d", p)
+		assert.False(t, sameBits(want, live[p]), "position %d: the blocks added nothing with live post norms", p)
+	}
+}
+
+// TestBlockAtPosition0 writes out, for a one-layer model of each family,
+// the block of the brief at position 0, where attention returns the value
+// itself (one key, weight 1), so only the wiring is under test: the
+// embedding scale, which norm feeds which branch, the post norms, the
+// activation, the parallel sum and the head's scale and cap.
+func TestBlockAtPosition0(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			c := fam.cfg
+			c.NumLayers, c.Layers = 1, c.Layers[:1]
+			m := newModel(t, c, 39)
+			w := m.Weights
+			const tok = 11
+			nrm := func(x, weight []float32) []float32 {
+				out := make([]float32, len(x))
+				if c.Norm == loader.NormLayer {
+					layernorm(out, x, weight, c.NormEps)
+				} else {
+					rmsnorm(out, x, weight, c.NormEps)
+				}
+				return out
+			}
+			mul := func(wm, x []float32) []float32 {
+				out := make([]float32, len(wm)/len(x))
+				matmul(out, x, wm)
+				return out
+			}
+			ffn := func(h []float32) []float32 {
+				gate, up := mul(w.WGate, h), mul(w.WUp, h)
+				for i, g := range gate {
+					if c.Act == loader.ActGELUTanh {
+						gate[i] = float32(geluTanh(float64(g)) * float64(up[i]))
+					} else {
+						gate[i] = float32(silu(float64(g)) * float64(up[i]))
+					}
+				}
+				return mul(w.WDown, gate)
+			}
+
+			x := slices.Clone(w.TokenEmbedding[tok*c.Dim : (tok+1)*c.Dim]) // (dim,)
+			if c.EmbedScale != 0 {
+				for i := range x {
+					x[i] *= float32(c.EmbedScale)
+				}
+			}
+			n := nrm(x, w.AttnNorm)
+			v := mul(w.Wv, n)                            // (kvHeads*headDim,)
+			att := make([]float32, c.NumHeads*c.HeadDim) // (heads*headDim,) each head's KV head's value
+			for h := 0; h < c.NumHeads; h++ {
+				kv := h / (c.NumHeads / c.NumKVHeads)
+				copy(att[h*c.HeadDim:(h+1)*c.HeadDim], v[kv*c.HeadDim:(kv+1)*c.HeadDim])
+			}
+			a := mul(w.Wo, att)
+			if c.PostNorms {
+				a = nrm(a, w.PostAttnNorm)
+			}
+			if c.Parallel {
+				f := ffn(n)
+				add(x, a)
+				add(x, f)
+			} else {
+				add(x, a)
+				f := ffn(nrm(x, w.FFNNorm))
+				if c.PostNorms {
+					f = nrm(f, w.PostFFNNorm)
+				}
+				add(x, f)
+			}
+			want := mul(w.Output, nrm(x, w.OutputNorm))
+			for i, l := range want {
+				if c.LogitScale != 0 {
+					l = float32(float64(l) * c.LogitScale)
+				}
+				if c.FinalSoftcap > 0 {
+					l = float32(c.FinalSoftcap * math.Tanh(float64(l)/c.FinalSoftcap))
+				}
+				want[i] = l
+			}
+
+			got := forward(t, m, []int{tok})
+			assert.True(t, sameBits(want, got[0]), "max diff %g", maxAbsDiff(want, got[0]))
+		})
+	}
+}
+
+// TestQKNormScaleInvariance: with QKNorm the queries and keys are
+// RMS-normalised per head, so scaling Wq and Wk changes the logits only by
+// rounding (ε aside); without it the scores, and the logits, change.
+func TestQKNormScaleInvariance(t *testing.T) {
+	for _, qk := range []bool{true, false} {
+		t.Run(fmt.Sprintf("QKNorm=%v", qk), func(t *testing.T) {
+			c := gemma3Like
+			c.QKNorm = qk
+			w := randomWeights(c, 43)
+			m, err := New(c, w)
+			require.NoError(t, err)
+			sw := w
+			sw.Wq, sw.Wk = slices.Clone(w.Wq), slices.Clone(w.Wk)
+			for i := range sw.Wq {
+				sw.Wq[i] *= 4
+			}
+			for i := range sw.Wk {
+				sw.Wk[i] *= 4
+			}
+			scaled, err := New(c, sw)
+			require.NoError(t, err)
+			tokens := randomTokens(8, c.VocabSize, 44)
+			a, b := forward(t, m, tokens), forward(t, scaled, tokens)
+			for p := 1; p < len(tokens); p++ { // position 0 attends only itself either way
+				d, scale := maxAbsDiff(a[p], b[p]), maxAbs(a[p])
+				if qk {
+					assert.LessOrEqual(t, d, 1e-4*scale, "position %d", p)
+				} else {
+					assert.Greater(t, d, 1e-2*scale, "position %d", p)
+				}
+			}
+		})
+	}
+}
+
+func TestActivations(t *testing.T) {
+	for _, tc := range []struct {
+		act     loader.Activation
+		x, want float64
+	}{
+		// GELU, tanh approximation (the exact erf GELU gives 0.841345 at 1)
+		{loader.ActGELUTanh, 1, 0.841192},
+		{loader.ActGELUTanh, -1, -0.158808},
+		{loader.ActGELUTanh, 2, 1.954598},
+		{loader.ActGELUTanh, -3, -0.003637},
+		{loader.ActGELUTanh, 0, 0},
+		// SiLU: x·σ(x)
+		{loader.ActSiLU, 1, 0.731059},
+		{loader.ActSiLU, -2, -0.238406},
+		{loader.ActSiLU, 0, 0},
+	} {
+		assert.InDelta(t, tc.want, activate(tc.act, tc.x), 1e-6, "%v(%v)", tc.act, tc.x)
+	}
+}
+
+// TestEmbedScale: EmbedScale 0 and 1 are the same model, and a scale
+// multiplies every embedding element as a float32 product.
+func TestEmbedScale(t *testing.T) {
+	c := llamaSWA
+	w := randomWeights(c, 40)
+	tokens := randomTokens(5, c.VocabSize, 41)
+	var logits [][][]float32
+	for _, s := range []float64{0, 1} {
+		c.EmbedScale = s
+		m, err := New(c, w)
+		require.NoError(t, err)
+		logits = append(logits, forward(t, m, tokens))
+	}
+	for p := range tokens {
+		assert.True(t, sameBits(logits[0][p], logits[1][p]), "position %d", p)
+	}
+
+	c.EmbedScale = math.Sqrt(float64(c.Dim))
+	m, err := New(c, w)
+	require.NoError(t, err)
+	e := m.embed(7)
+	for i, v := range e {
+		require.Equal(t, w.TokenEmbedding[7*c.Dim+i]*float32(c.EmbedScale), v, "element %d", i)
+	}
+}
+
+// TestNewErrors: New names the weight whose length does not fit the
+// config, including a tensor the config does not use, and refuses layer
+// specs it cannot run.
+func TestNewErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    loader.Config
+		edit   func(*Weights)
+		config func(*loader.Config)
+		want   string
+	}{
+		{"missing QNorm", gemma3Like, func(w *Weights) { w.QNorm = nil }, nil, "QNorm"},
+		{"short KNorm", gemma3Like, func(w *Weights) { w.KNorm = w.KNorm[1:] }, nil, "KNorm"},
+		{"QNorm without QKNorm", gemma2Like, func(w *Weights) { w.QNorm = make([]float32, 4*8) }, nil, "QNorm"},
+		{"missing PostAttnNorm", gemma2Like, func(w *Weights) { w.PostAttnNorm = nil }, nil, "PostAttnNorm"},
+		{"missing PostFFNNorm", gemma3Like, func(w *Weights) { w.PostFFNNorm = nil }, nil, "PostFFNNorm"},
+		{"FFNNorm in a parallel block", cohere2Like, func(w *Weights) { w.FFNNorm = make([]float32, 4*32) }, nil, "FFNNorm"},
+		{"no FFNNorm in a sequential block", llamaSWA, func(w *Weights) { w.FFNNorm = nil }, nil, "FFNNorm"},
+		{"post norms without PostNorms", llamaSWA, func(w *Weights) { w.PostFFNNorm = make([]float32, 3*32) }, nil, "PostFFNNorm"},
+		{"layer specs short", llamaSWA, nil, func(c *loader.Config) { c.Layers = c.Layers[:2] }, "layer"},
+		{"zero rope scale", gemma3Like, nil, func(c *loader.Config) {
+			c.Layers = slices.Clone(c.Layers)
+			c.Layers[2].RopeScale = 0
+		}, "scale"},
+		{"negative window", llamaSWA, nil, func(c *loader.Config) {
+			c.Layers = slices.Clone(c.Layers)
+			c.Layers[1].Window = -1
+		}, "window"},
+		{"unknown norm", llamaSWA, nil, func(c *loader.Config) { c.Norm = 7 }, "norm"},
+		{"unknown activation", llamaSWA, nil, func(c *loader.Config) { c.Act = 7 }, "activation"},
+		{"negative softcap", gemma2Like, nil, func(c *loader.Config) { c.AttnSoftcap = -1 }, "softcap"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := randomWeights(tc.cfg, 42)
+			c := tc.cfg
+			if tc.edit != nil {
+				tc.edit(&w)
+			}
+			if tc.config != nil {
+				tc.config(&c)
+			}
+			_, err := New(c, w)
+			require.Error(t, err)
+			assert.Contains(t, strings.ToLower(err.Error()), strings.ToLower(tc.want))
+		})
+	}
+}
+
+// TestLoadFamilies: Load reads each arch's tensors from a synthetic GGUF of
+// that arch (the post norms, the q/k norms, no ffn_norm for cohere2) and
+// runs it, Forward equal to Step; a tensor the config needs but the file
+// lacks is an error that names it.
+func TestLoadFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     loader.Config
+		needs   func(*loader.Config) // a config that wants a tensor the file lacks
+		missing string
+	}{
+		{"gemma2", loader.Config{Arch: "gemma2", Dim: 32, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, HeadDim: 8, FFNDim: 48, VocabSize: 64, Window: 3},
+			func(c *loader.Config) { c.QKNorm = true }, "blk.0.attn_q_norm.weight"},
+		{"gemma3", loader.Config{Arch: "gemma3", Dim: 32, NumLayers: 6, NumHeads: 2, NumKVHeads: 1, HeadDim: 16, FFNDim: 48, VocabSize: 64, Window: 2, RopeTheta: 1e6},
+			nil, ""},
+		{"cohere2", loader.Config{Arch: "cohere2", Dim: 32, NumLayers: 4, NumHeads: 4, NumKVHeads: 2, HeadDim: 8, FFNDim: 48, VocabSize: 64, Window: 3, LogitScale: 0.25},
+			func(c *loader.Config) { c.Parallel = false }, "blk.0.ffn_norm.weight"},
+		{"llama", loader.Config{Arch: "llama", Dim: 32, NumLayers: 3, NumHeads: 4, NumKVHeads: 2, FFNDim: 48, VocabSize: 64, RopeTheta: 1e4, Window: 2, Layers: layers(1e4, 1e4, 1, 2, 0, 2)},
+			func(c *loader.Config) { c.PostNorms = true }, "blk.0.post_attention_norm.weight"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := synthetic(t, tc.cfg, loader.F32, 45)
+			lm, err := loader.Open(path)
+			require.NoError(t, err)
+			defer lm.Close()
+			m, err := Load(lm)
+			require.NoError(t, err)
+			c := m.Config
+			require.Equal(t, tc.cfg.Arch, c.Arch)
+			assert.Equal(t, c.QKNorm, len(m.Weights.QNorm) > 0, "QNorm loaded iff QKNorm")
+			assert.Equal(t, c.PostNorms, len(m.Weights.PostFFNNorm) > 0, "post norms loaded iff PostNorms")
+			assert.Equal(t, c.Parallel, len(m.Weights.FFNNorm) == 0, "no FFNNorm iff Parallel")
+
+			tokens := randomTokens(9, c.VocabSize, 46)
+			f, s := forward(t, m, tokens), steps(t, m, tokens)
+			for p := range tokens {
+				require.True(t, sameBits(f[p], s[p]), "Forward and Step differ at position %d", p)
+			}
+
+			if tc.needs == nil {
+				return
+			}
+			lm.Config = c
+			tc.needs(&lm.Config)
+			_, err = Load(lm)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.missing)
+		})
+	}
 }
