@@ -12,7 +12,15 @@
 //
 // Both give the GGUF llama conventions: shapes innermost first (a torch
 // (out, in) matrix is {in, out}), tensors named token_embd.weight,
-// blk.N.attn_q.weight, …, RoPE over consecutive pairs.
+// blk.N.attn_q.weight, …, RoPE over consecutive pairs for llama and
+// mistral (Gemma GGUFs keep their rotate-half RoPE: Config.Rope).
+//
+// Archs: llama and mistral, and the sliding-window families gemma2, gemma3
+// and cohere2, each read with llama.cpp's key names, defaults and layer
+// patterns (Config.Layers: every layer's window and RoPE; layers.go), and
+// with its tensors (post norms, q/k norms; no ffn_norm in cohere2). A llama
+// file may give a per-layer pattern in <arch>.attention.sliding_window_pattern,
+// an HF config.json in layer_types or sliding_window_pattern.
 //
 // Tokenizers: SentencePiece vocabularies (GGUF "llama", HF Metaspace) and
 // byte-level BPE (GGUF "gpt2", HF ByteLevel) with the pre-tokenizers that

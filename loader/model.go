@@ -221,8 +221,9 @@ type openOptions struct {
 	noTokens bool
 }
 
-// WithWindow overrides the sliding window (Mistral v0.1 GGUFs often lack the
-// key). 0 means full attention.
+// WithWindow overrides the sliding window W of every local layer (Mistral
+// v0.1 GGUFs often lack the key); for a file that declares no window, w > 0
+// makes every layer local. 0 makes every layer global (full attention).
 func WithWindow(w int) Option { return func(o *openOptions) { o.window = w } }
 
 // WithoutTokenizer skips building the tokenizer (inspect of huge vocabularies, benchmarks).

@@ -54,6 +54,10 @@ type Vocab struct {
 	BOS, EOS, UNK int // -1 when absent
 	AddBOS        bool
 	AddEOS        bool // Encode ends with EOS
+	// NoSpacePrefix: text gets no leading "▁" (SentencePiece's
+	// add_dummy_prefix off, GGUF tokenizer.ggml.add_space_prefix false:
+	// Gemma), and Decode keeps the first piece's space.
+	NoSpacePrefix bool
 }
 
 // Tokenizer turns text into token ids and back. It is immutable after
@@ -82,6 +86,8 @@ type Tokenizer struct {
 	// stripBOSSpace: the piece right after BOS loses one leading space when
 	// decoded (SentencePiece's dummy prefix); not for byte-level BPE.
 	stripBOSSpace bool
+	// noSpacePrefix: SentencePiece text gets no leading "▁" (Vocab.NoSpacePrefix).
+	noSpacePrefix bool
 
 	// frozen matches user-defined pieces inside normalized text
 	// (SentencePiece); nil when there are none.
@@ -137,6 +143,7 @@ func NewSentencePiece(v Vocab) (*Tokenizer, error) {
 		}
 	}
 	t := newTokenizer(ModelSentencePiece, v.Tokens, types, v.BOS, v.EOS, v.UNK, v.AddBOS)
+	t.noSpacePrefix, t.stripBOSSpace = v.NoSpacePrefix, !v.NoSpacePrefix
 	t.addEOS = v.AddEOS && v.EOS >= 0
 	t.fuseUnk = true
 	if err := t.indexBytes(true); err != nil {
@@ -399,7 +406,11 @@ func (t *Tokenizer) encodeText(s string, first bool, sc *bpeScratch, out []int32
 	case t.bl != nil:
 		return t.encodeByteLevel(t.norm.applySteps(s), sc, out)
 	case t.model == ModelSentencePiece:
-		return t.bpeWord(spaceMark+strings.ReplaceAll(s, " ", spaceMark), out)
+		prefix := spaceMark
+		if t.noSpacePrefix {
+			prefix = ""
+		}
+		return t.bpeWord(prefix+strings.ReplaceAll(s, " ", spaceMark), out)
 	}
 	for _, w := range t.norm.apply(s, first) {
 		out = t.bpeWord(w, out)

@@ -59,6 +59,11 @@ func tokenizerFromGGUF(f *GGUFFile) (*Tokenizer, error) {
 	} else if b != nil {
 		v.AddEOS = *b
 	}
+	if b, err := ggufBool(f, "tokenizer.ggml.add_space_prefix"); err != nil {
+		return nil, err
+	} else if b != nil {
+		v.NoSpacePrefix = !*b
+	}
 	return NewSentencePiece(v)
 }
 

@@ -2,9 +2,11 @@ package loader
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -340,4 +342,40 @@ func TestTokenizerConcurrent(t *testing.T) {
 	for g := 0; g < 4; g++ {
 		require.NoError(t, <-done)
 	}
+}
+
+// Without the dummy prefix (GGUF tokenizer.ggml.add_space_prefix false, as
+// Gemma's files say), text starts with no "▁" and decodes back whole.
+func TestSentencePieceNoSpacePrefix(t *testing.T) {
+	v := Vocab{Tokens: []string{"<unk>", "<s>", "</s>", "▁", "a", "b", "▁a", "ab"}, Scores: []float32{0, 0, 0, 0, 0, 0, -1, -2},
+		BOS: 1, EOS: 2, UNK: 0, AddBOS: true}
+	with, err := NewSentencePiece(v)
+	require.NoError(t, err)
+	v.NoSpacePrefix = true
+	without, err := NewSentencePiece(v)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		text          string
+		with, without []string
+	}{
+		{"ab a", []string{"▁a", "b", "▁a"}, []string{"ab", "▁a"}},
+		{" a", []string{"▁", "▁a"}, []string{"▁a"}},
+	} {
+		assert.Equal(t, tc.with, pieces(with, with.EncodeWith(tc.text, false)), "with the prefix: %q", tc.text)
+		ids := without.Encode(tc.text)
+		assert.Equal(t, tc.without, pieces(without, ids[1:]), "without the prefix: %q", tc.text)
+		assert.Equal(t, tc.text, without.Decode(ids), "the first piece keeps its space")
+	}
+
+	// The GGUF key.
+	w := NewGGUFWriter()
+	require.NoError(t, w.SetValue("tokenizer.ggml.model", "llama"))
+	require.NoError(t, w.SetValue("tokenizer.ggml.tokens", v.Tokens))
+	require.NoError(t, w.SetValue("tokenizer.ggml.scores", v.Scores))
+	require.NoError(t, w.SetValue("tokenizer.ggml.add_space_prefix", false))
+	path := filepath.Join(t.TempDir(), "vocab.gguf")
+	require.NoError(t, w.WriteFile(path))
+	tok, err := LoadTokenizer(path)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ab", "▁a"}, pieces(tok, tok.EncodeWith("ab a", false)))
 }

@@ -7,11 +7,15 @@
 // workgroup width as specialization constant 0 and the folded 2-D grid;
 // reduce.glsl: workgroup sums without optional features; weights.glsl and
 // quants.glsl: every weight type's device layout and dequantisation;
-// attention*.glsl: the attention bodies). Variants of an entry point come
+// attention*.glsl: the attention bodies; act.glsl: SiLU, GELU-tanh and a
+// tanh that cannot overflow). Variants of an entry point come
 // from defines (Sources: matmul.comp and embed.comp are built once per
 // weight type, with WEIGHT_<TYPE>, and matmul.comp again with MATMUL_BLOCKS
 // for the CPU layout) and from specialization constants (Kernel.Spec: the
-// one-token matmul for decode, tile and head sizes).
+// one-token matmul for decode, tile and head sizes, LayerNorm from
+// rmsnorm.comp, GELU-tanh from silu_mul.comp, the soft-capped CPU-layout
+// attention). NormKernel and ActMulKernel say which kernel serves each norm
+// kind and activation.
 //
 // The kernel table, WeightKernel, says which kernel serves each weight op
 // (OpMatMul, OpMatMul1, OpEmbed) for each type in WeightTypes and each

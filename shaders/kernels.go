@@ -157,9 +157,9 @@ var (
 	// SWAMerge: out (rows, heads*headDim) f32 = the splits' partial results
 	// (rows, heads, splits, headDim+2) f32 combined (shaders/swa_merge.comp).
 	SWAMerge = Kernel{Name: "swa_merge", Bindings: []vk.Access{vk.Read, vk.Read, vk.Write}, Params: reflect.TypeFor[MergeParams]()}
-	// KVStoreF32: ring slot (pos0+i) mod W ← k, v row i, f32.
+	// KVStoreF32: cache slot (pos0+i) mod slots ← k, v row i, f32.
 	KVStoreF32 = Kernel{Name: "kv_store_f32", Bindings: storeAccess, Params: reflect.TypeFor[KVStoreParams]()}
-	// KVStoreF16: ring slot (pos0+i) mod W ← k, v row i rounded to f16.
+	// KVStoreF16: cache slot (pos0+i) mod slots ← k, v row i rounded to f16.
 	KVStoreF16 = Kernel{Name: "kv_store_f16", Bindings: storeAccess, Params: reflect.TypeFor[KVStoreParams]()}
 
 	// The CPULayout attention kernels (attention_keys.glsl), one subgroup

@@ -107,6 +107,24 @@ const (
 	nmseKVF16 = 1e-6
 )
 
+// checkPositions fails the test at the first position whose logits are
+// further than bound (NMSE) from want's, and returns the worst NMSE of the
+// positions it checked.
+func checkPositions(t *testing.T, got, want [][]float32, bound float64) float64 {
+	t.Helper()
+	require.Len(t, got, len(want))
+	worst := 0.0
+	for p := range want {
+		e := optest.NMSE(got[p], want[p])
+		worst = max(worst, e)
+		if e > bound {
+			optest.Check(t, fmt.Sprintf("position %d", p), got[p], want[p], bound)
+			break
+		}
+	}
+	return worst
+}
+
 // Tests 2 and 5: GPU logits equal the CPU reference's at every position of
 // sequences 10×W long (20×W for small windows, so the ring wraps many times).
 func TestLogitsMatchReference(t *testing.T) {
@@ -146,16 +164,7 @@ func TestLogitsMatchReference(t *testing.T) {
 			if c.kv == ops.KVF16 {
 				bound = nmseKVF16
 			}
-			worst := 0.0
-			for p := range n {
-				e := optest.NMSE(got[p], want[p])
-				worst = max(worst, e)
-				if e > bound {
-					optest.Check(t, fmt.Sprintf("position %d", p), got[p], want[p], bound)
-					break
-				}
-			}
-			t.Logf("worst NMSE over %d positions: %.3g", n, worst)
+			t.Logf("worst NMSE over %d positions: %.3g", n, checkPositions(t, got, want, bound))
 		})
 	}
 }

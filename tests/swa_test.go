@@ -14,7 +14,6 @@ import (
 	"github.com/vkrun/vkrun/engine"
 	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/engine/ref"
-	"github.com/vkrun/vkrun/internal/optest"
 	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/vk"
@@ -116,15 +115,7 @@ func testFamilyMatchesReference(t *testing.T, d *vk.Device, name string, cfg loa
 	if opts.KV == ops.KVF16 {
 		bound = nmseFamilyKVF16
 	}
-	worst := 0.0
-	for p := range tokens {
-		e := optest.NMSE(got[p], want[p])
-		worst = max(worst, e)
-		if e > bound {
-			optest.Check(t, fmt.Sprintf("position %d", p), got[p], want[p], bound)
-			break
-		}
-	}
+	worst := checkPositions(t, got, want, bound)
 	t.Logf("%s layout, chunk %d, worst NMSE over %d positions: %.3g", m.Library().Layout(), m.Chunk(), len(tokens), worst)
 
 	s := session(t, m)

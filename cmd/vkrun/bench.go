@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -249,7 +250,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	model := fs.String("m", "", "model file (or use --synthetic)")
-	synth := fs.String("synthetic", "", "synthetic model SHAPE:QUANT: SHAPE is mistral-7b, 0.5b, tiny or dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…,window=…; QUANT is "+strings.Join(quantNames(), ", "))
+	synth := fs.String("synthetic", "", "synthetic model SHAPE:QUANT: SHAPE is mistral-7b, 0.5b, tiny, gemma3-1b, gemma3-small or dim=…,layers=…,heads=…,kv=…,ffn=…,vocab=…,window=…[,headdim=…][,arch=…]; QUANT is "+strings.Join(quantNames(), ", "))
 	pp := fs.Int("p", 512, "prompt tokens per prompt-processing test (0: skip)")
 	tg := fs.Int("n", 128, "tokens per generation test (0: skip)")
 	reps := fs.Int("r", 3, "repetitions")
@@ -257,6 +258,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print JSON")
 	kv := fs.String("kv", "f16", "KV cache precision: f16 or f32")
 	window := fs.Int("window", -1, "sliding window override")
+	ctxLen := fs.Int("c", 0, "context of the global layers (0: enough for the deepest test, at least 4096)")
 	chunk := fs.Int("chunk", 0, "prefill chunk size")
 	device := fs.String("device", os.Getenv("VKRUN_DEVICE"), "device index or name substring")
 	profile := fs.Bool("profile", false, "time every kernel on the GPU and print where each test's time goes")
@@ -302,9 +304,15 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 		label = name
 	}
+	if *ctxLen < 0 {
+		return fail(2, "-c %d: want ≥ 0", *ctxLen)
+	}
+	if *ctxLen == 0 { // the global layers must hold the deepest test
+		*ctxLen = max(slices.Max(ds)+max(*pp, *tg)+1, 4096)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	opts := []vkrun.Option{vkrun.WithKV(*kv), vkrun.WithDevice(*device), vkrun.WithChunk(*chunk),
+	opts := []vkrun.Option{vkrun.WithKV(*kv), vkrun.WithDevice(*device), vkrun.WithChunk(*chunk), vkrun.WithContext(*ctxLen),
 		vkrun.WithLayout(*layout), vkrun.WithProgress(progressPrinter(stderr, *asJSON))}
 	if *window >= 0 {
 		opts = append(opts, vkrun.WithWindow(*window))

@@ -10,8 +10,10 @@
 // every choice with its reason (Library.Picks), so no fallback is silent and
 // a test can assert which kernel ran. Pipelines are built on first use.
 //
-// A Plan records ops (MatMul, Embed, RMSNorm, RoPE, Attention, StoreKV,
-// SiluMul, Add, Argmax) and, like vk.Sequence, keeps its first error: an op
+// A Plan records ops (MatMul, Embed and EmbedScaled, RMSNorm, RMSNormAdd,
+// LayerNorm, HeadNormQK, RoPE in both pairings, Attention with its scale
+// and soft-cap, StoreKV, ActMul for SiLU and GELU-tanh, ScaleCap, Add,
+// Argmax) and, like vk.Sequence, keeps its first error: an op
 // that fails records nothing more, and Err reports it. Ops bind tensors
 // larger than maxStorageBufferRange in parts, one dispatch each. The
 // ...Into, ...QKV and ...Rows forms work on strided rows: q|k|v side by
@@ -23,5 +25,8 @@
 // Weights stay in their file's type on the device (Weight, Pack): F32, F16
 // and BF16 rows as they are, every block type split into bodies (the quants,
 // 16-byte units) and sides (scales and the other small fields), at the
-// file's size. Ring is one layer's rolling KV cache.
+// file's size. Ring is one layer's KV cache as the kernels bind it: the
+// window its queries attend to and the slots it keeps, position p in slot
+// p mod slots (a ring of W for a local layer, a linear cache for a global
+// one).
 package ops
