@@ -13,8 +13,9 @@ import (
 //	for each layer l, with cache[l] its ring or linear cache:
 //	    h = norm(x) · attn_norm                  // RMSNorm, or LayerNorm (Cohere2)
 //	    q, k, v = Wq·h, Wk·h, Wv·h               // one product, q|k|v per row
-//	    q, k = headnorm(q, k)                    // Gemma 3: per-head RMSNorm
-//	    q, k = rope_l(q, k)                      // the layer's base and scale; none in Cohere2's global layers
+//	    q, k, v += bq, bk, bv                    // Qwen 2.5
+//	    q, k = headnorm(q, k)                    // Gemma 3, Qwen 3: per-head RMSNorm
+//	    q, k = rope_l(q, k)                      // the layer's base and scale (and Llama 3.1's factors); none in Cohere2's global layers
 //	    a = Wo · attention(q, cache[l] ∪ {k, v}) // the layer's band; scores scaled, soft-capped (Gemma 2)
 //	    cache[l] ← k, v                          // slot = position mod slots
 //	    x += a, or x += post_attention_norm(a)   // Gemma
@@ -68,6 +69,9 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 			p.MatMulInto(lw.wq, h, qkv.Sub(0, span+uint64(qDim)), n, qkvDim, false)
 			p.MatMulInto(lw.wk, h, qkv.Sub(uint64(qDim), span+uint64(kvDim)), n, qkvDim, false)
 			p.MatMulInto(lw.wv, h, qkv.Sub(uint64(qDim+kvDim), span+uint64(kvDim)), n, qkvDim, false)
+		}
+		if lw.bQKV.Buf != nil { // Qwen 2.5: q|k|v += bq|bk|bv
+			p.AddBias(qkv, lw.bQKV, n, qkvDim)
 		}
 		if c.QKNorm {
 			p.HeadNormQK(qkv, lw.qNorm, lw.kNorm, n, c.NumHeads, c.NumKVHeads, c.HeadDim, eps)

@@ -83,6 +83,9 @@ type layerWeights struct {
 	// qNorm and kNorm are the per-head norms of queries and keys, (headDim,)
 	// f32 each, with Config.QKNorm.
 	qNorm, kNorm ops.Tensor
+	// bQKV is the Q, K and V biases side by side, (heads·headDim +
+	// 2·kvHeads·headDim,) f32, with Config.QKVBias: one add over q|k|v rows.
+	bQKV ops.Tensor
 	// wQKV is the Q, K and V rows stacked, (heads·headDim + 2·kvHeads·headDim,
 	// dim), packed at load when the file stores the three in one type, so
 	// that one product makes q|k|v; otherwise wq, wk and wv.
@@ -126,6 +129,9 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("engine: context %d", opts.Context)
 	}
 	mod.Cache, mod.Context, mod.Notes = CacheLayout(cfg, opts.Context)
+	if mod.Context > 0 && cfg.ContextLength > 0 && mod.Context > cfg.ContextLength {
+		mod.Notes = append(mod.Notes, fmt.Sprintf("the context %d is beyond the model's training context of %d positions: later positions are outside what it was trained on", mod.Context, cfg.ContextLength))
+	}
 	mod.ropes, mod.layerRope = ropeTables(cfg)
 	if opts.Chunk < 0 {
 		return nil, fmt.Errorf("engine: chunk size %d", opts.Chunk)
@@ -191,7 +197,9 @@ func CacheLayout(cfg loader.Config, context int) ([]LayerCache, int, []string) {
 	return layout, context, notes
 }
 
-// ropeTables finds the distinct RoPEs (base and scale) of cfg's layers.
+// ropeTables finds the distinct RoPEs (base and scale) of cfg's layers;
+// Config.RopeFreqFactors (Llama 3.1's scaling) divides every table's
+// frequencies.
 func ropeTables(cfg loader.Config) (tables []ropeTable, layerRope []int) {
 	layerRope = make([]int, cfg.NumLayers)
 	for l := range layerRope {
@@ -208,7 +216,11 @@ func ropeTables(cfg loader.Config) (tables []ropeTable, layerRope []int) {
 		if i < 0 {
 			t := ropeTable{theta: spec.RopeTheta, scale: scale}
 			for j := range cfg.RopeDim / 2 {
-				t.freqs = append(t.freqs, math.Pow(spec.RopeTheta, -2*float64(j)/float64(cfg.RopeDim)))
+				f := math.Pow(spec.RopeTheta, -2*float64(j)/float64(cfg.RopeDim))
+				if cfg.RopeFreqFactors != nil {
+					f /= cfg.RopeFreqFactors[j]
+				}
+				t.freqs = append(t.freqs, f)
 			}
 			i = len(tables)
 			tables = append(tables, t)
@@ -307,6 +319,21 @@ func (m *Model) upload(src *loader.Model) error {
 		lw := &m.w.layers[l]
 		p := fmt.Sprintf("blk.%d.", l)
 		vector(p+"attn_norm.weight", cfg.Dim, &lw.attnNorm)
+		if cfg.QKVBias {
+			bq, bk, bv := src.Tensor(p+"attn_q.bias"), src.Tensor(p+"attn_k.bias"), src.Tensor(p+"attn_v.bias")
+			for _, b := range []struct {
+				name string
+				t    *loader.Tensor
+			}{{p + "attn_q.bias", bq}, {p + "attn_k.bias", bk}, {p + "attn_v.bias", bv}} {
+				if b.t == nil {
+					return fmt.Errorf("engine: tensor %s is missing", b.name)
+				}
+				if b.t.Type != loader.F32 {
+					return fmt.Errorf("engine: tensor %s has type %s, want F32", b.name, b.t.Type)
+				}
+			}
+			jobs = append(jobs, uploadJob{name: bq.Name, t: bq, also: []*loader.Tensor{bk, bv}, rows: 1, cols: qDim + 2*kvDim, vector: true, into: &lw.bQKV})
+		}
 		if cfg.QKNorm {
 			vector(p+"attn_q_norm.weight", cfg.HeadDim, &lw.qNorm)
 			vector(p+"attn_k_norm.weight", cfg.HeadDim, &lw.kNorm)
@@ -498,6 +525,9 @@ func (m *Model) newBuffer(name string, size uint64) (*vk.Buffer, error) {
 // the one exception.
 func checkUnused(src *loader.Model, jobs []uploadJob) error {
 	used := map[string]bool{}
+	if src.Config.RopeFreqFactors != nil {
+		used["rope_freqs.weight"] = true // read into the config by the loader
+	}
 	for _, j := range jobs {
 		used[j.name] = true
 		for _, a := range j.also {

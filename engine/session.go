@@ -87,6 +87,14 @@ const maxRecordings = 8
 // is fixed here and never grows, however long the sequence.
 func (m *Model) NewSession() (*Session, error) {
 	c := m.Config
+	if need, free := m.KVBytes(), m.dev.FreeBytes(vk.DeviceMemory); need > free {
+		ctx := "every layer a ring of its window"
+		if m.Context > 0 {
+			ctx = fmt.Sprintf("%d positions in the global layers", m.Context)
+		}
+		return nil, fmt.Errorf("engine: new session: the KV cache needs %d bytes (%s, %s) and %s has %d free: lower the context: %w",
+			need, m.opts.KV, ctx, m.dev.Info.Name, free, vk.ErrOutOfDeviceMemory)
+	}
 	s := &Session{m: m, steps: map[stepKey]*recording{}}
 	chunk := m.opts.Chunk
 	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim

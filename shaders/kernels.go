@@ -117,7 +117,8 @@ var (
 var (
 	// MatVecF32: y (rows,) = W (rows, cols) @ x (cols,), all f32.
 	MatVecF32 = Kernel{Name: "matvec_f32", Bindings: rrw, Params: reflect.TypeFor[MatVecParams]()}
-	// Add: z (n,) = x (n,) + y (n,), f32.
+	// Add: z (n,) = x (n,) + y (n,), f32; or y one row of YPeriod added to
+	// every row of x (a bias).
 	Add = Kernel{Name: "add", Bindings: rrw, Params: reflect.TypeFor[AddParams]()}
 	// RMSNorm: y (rows, n) = x / sqrt(mean(x²) + eps) * w (n,), or y += that,
 	// per row, f32; rows grouped by token with a second weight for the
@@ -190,6 +191,7 @@ type MatVecParams struct {
 type AddParams struct {
 	N                uint32
 	XOff, YOff, ZOff uint32
+	YPeriod          uint32 // 0: y is (n,); else one row of YPeriod added to every row
 }
 
 // RMSNormParams mirrors rmsnorm.comp's push constants.

@@ -261,3 +261,21 @@ func TestWindowClampAndOverride(t *testing.T) {
 	}
 	assert.Equal(t, 7, m.Chunk(), "chunks are bounded by the smallest cache")
 }
+
+// A KV cache larger than the device's free memory is refused before
+// anything is allocated, with its size and the way out.
+func TestKVCacheTooBigIsRefused(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{MemoryLimit: 64 << 20})
+	f := families[0] // gemma2: its global layers hold the context
+	m, _ := loadGPU(t, d, writeFamily(t, f.name, f.cfg, loader.F32), engine.Options{Context: 1 << 20})
+	assert.True(t, slices.ContainsFunc(m.Notes, func(n string) bool { return strings.Contains(n, "beyond the model's training context") }),
+		"a note says the context is past the training context: %q", m.Notes)
+	require.Greater(t, m.KVBytes(), uint64(64<<20))
+	dev, host := d.AllocatedBytes()
+	_, err := m.NewSession()
+	require.ErrorIs(t, err, vk.ErrOutOfDeviceMemory)
+	assert.ErrorContains(t, err, fmt.Sprintf("the KV cache needs %d bytes", m.KVBytes()))
+	assert.ErrorContains(t, err, "lower the context")
+	dev2, host2 := d.AllocatedBytes()
+	assert.Equal(t, [2]uint64{dev, host}, [2]uint64{dev2, host2}, "nothing was allocated")
+}

@@ -217,6 +217,35 @@ func (d *Device) AllocatedBytes() (device, host uint64) {
 	return d.arena.allocated[DeviceMemory], d.arena.allocated[HostMemory]
 }
 
+// FreeBytes is about how much more memory of kind vkrun could allocate:
+// the free space in its blocks of that kind plus what the heap of the
+// kind's memory type has left (the driver's budget where
+// VK_EXT_memory_budget reports one), within DeviceOptions.MemoryLimit.
+// Callers use it to refuse a request up front with a clear message; an
+// allocation can still fail if the memory is fragmented.
+func (d *Device) FreeBytes(kind MemoryKind) uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a := &d.arena
+	ti, err := a.memoryType(kind, ^uint32(0))
+	if err != nil {
+		return 0
+	}
+	free := a.heapFree(d.Info.MemoryTypes[ti].Heap)
+	if lim := d.opts.MemoryLimit; lim > 0 {
+		held := a.allocated[DeviceMemory] + a.allocated[HostMemory]
+		free = min(free, lim-min(lim, held))
+	}
+	for _, b := range a.blocks {
+		if b.kind == kind && !b.dedicated {
+			for _, sp := range b.free {
+				free += sp.size
+			}
+		}
+	}
+	return free
+}
+
 // BufferBytes is the sum of live buffer sizes, by memory kind.
 func (d *Device) BufferBytes() (device, host uint64) {
 	d.mu.Lock()

@@ -75,9 +75,15 @@ func TestArenaSuballocatesWithoutOverlap(t *testing.T) {
 
 func TestOutOfDeviceMemoryNamesTheAllocation(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{MemoryLimit: 64 << 20, BlockSize: 16 << 20})
+	assert.Equal(t, uint64(64<<20), d.FreeBytes(vk.DeviceMemory), "the limit bounds what is free")
 	a, err := d.NewBuffer("fits", 40<<20, vk.DeviceMemory)
 	require.NoError(t, err)
 	defer a.Close()
+	assert.Equal(t, uint64(24<<20), d.FreeBytes(vk.DeviceMemory), "FreeBytes agrees with the OOM message below")
+	small, err := d.NewBuffer("small", 1<<20, vk.DeviceMemory) // in a 16 MiB block: 15 MiB of it stay free
+	require.NoError(t, err)
+	assert.Equal(t, uint64(23<<20), d.FreeBytes(vk.DeviceMemory), "free space inside blocks counts")
+	require.NoError(t, small.Close())
 	_, err = d.NewBuffer("blk.31.ffn_down.weight", 40<<20, vk.DeviceMemory)
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, vk.ErrOutOfDeviceMemory), "got %v", err)
@@ -143,12 +149,12 @@ func TestBadInputIsAnErrorNotAPanic(t *testing.T) {
 	require.NoError(t, err)
 	seq, err := d.NewSequence(vk.SequenceOptions{})
 	require.NoError(t, err)
-	push := make([]byte, 16)
+	push := shaders.Push(&shaders.AddParams{})
 
 	assert.ErrorContains(t, seq.Submit(), "nothing recorded")
 	require.NoError(t, seq.Begin())
 	seq.Dispatch(p, set, [3]uint32{1, 1, 1}, push[:8])
-	assert.ErrorContains(t, seq.End(), "8 bytes of push constants, want 16")
+	assert.ErrorContains(t, seq.End(), fmt.Sprintf("8 bytes of push constants, want %d", len(push)))
 	require.NoError(t, seq.Begin())
 	seq.Dispatch(p, set, [3]uint32{0, 1, 1}, push)
 	assert.ErrorIs(t, seq.End(), vk.ErrTooLarge)

@@ -152,6 +152,7 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vkrun chat: the model has no tokenizer")
 		return 1
 	}
+	printKVCache(stderr, m)
 	s, err := m.NewSession()
 	if err != nil {
 		fmt.Fprintf(stderr, "vkrun chat: %s\n", oneLine(err))

@@ -51,9 +51,9 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.minP, "min-p", 0.05, "drop tokens below min-p × the top probability (0: off)")
 	fs.Uint64Var(&f.seed, "s", 0, "random seed (0: from the clock)")
 	fs.Uint64Var(&f.seed, "seed", 0, "same as -s")
-	fs.IntVar(&f.window, "window", -1, "sliding window W (default: the file's; 0: full attention)")
-	fs.IntVar(&f.chunk, "chunk", 0, "prefill chunk size (default and maximum: the window)")
-	fs.IntVar(&f.context, "c", 0, "positions held by a model without a sliding window (default: its context, ≤ 4096)")
+	fs.IntVar(&f.window, "window", -1, "sliding window W of every local layer (default: the file's; 0: full attention)")
+	fs.IntVar(&f.chunk, "chunk", 0, "prefill chunk size (default and maximum: the smallest window)")
+	fs.IntVar(&f.context, "c", 0, "positions held by the global layers, the longest sequence (default: the model's context, ≤ 4096; up to its training context)")
 	fs.StringVar(&f.kv, "kv", "f16", "KV cache precision: f16 or f32")
 	fs.StringVar(&f.device, "device", os.Getenv("VKRUN_DEVICE"), "device index or name substring (see 'vkrun devices')")
 	fs.StringVar(&f.layout, "layout", "auto", layoutUsage)
@@ -219,6 +219,9 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 		}
 	}
 	printNotes(stderr, m)
+	if !f.json {
+		printKVCache(stderr, m)
+	}
 	s, err := m.NewSession()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", who, oneLine(err))
@@ -316,6 +319,16 @@ func printNotes(w io.Writer, m *vkrun.Model) {
 	for _, n := range m.Notes {
 		fmt.Fprintln(w, "note:", n)
 	}
+}
+
+// printKVCache says, before the session allocates it, how much device
+// memory the KV cache takes and how many positions it holds.
+func printKVCache(w io.Writer, m *vkrun.Model) {
+	limit := "any length: every layer slides a window"
+	if ctx := m.Context(); ctx > 0 {
+		limit = fmt.Sprintf("%d positions", ctx)
+	}
+	fmt.Fprintf(w, "kv cache: %s (%s)\n", fmtSize(m.KVBytes()), limit)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -409,6 +409,40 @@ func (p *Plan) matVec(w, x, y Tensor, rows, cols int) error {
 	return nil
 }
 
+// AddBias records x (rows, n) += b (n,) in place: the bias b added to
+// every row (Qwen 2.5's Q, K and V biases on q|k|v rows).
+func (p *Plan) AddBias(x, b Tensor, rows, n int) {
+	if p.err == nil {
+		p.fail(p.addBias(x, b, rows, n))
+	}
+}
+
+// addBias is AddBias, returning its error. x is bound in blocks of whole
+// rows, so each block's element 0 is a row's first.
+func (p *Plan) addBias(x, b Tensor, rows, n int) error {
+	if rows <= 0 || n <= 0 || x.Len != uint64(rows)*uint64(n) || b.Len != uint64(n) {
+		return fmt.Errorf("ops: AddBias: x %d, b %d elements for %d rows of %d: %w", x.Len, b.Len, rows, n, errShape)
+	}
+	wg := uint64(p.lib.WG)
+	block := max(p.maxRows(uint64(n), 4), 1)
+	br, bo, err := p.binding(b, 0, b.Len, 4)
+	if err != nil {
+		return fmt.Errorf("ops: AddBias b: %w", err)
+	}
+	for r0 := uint64(0); r0 < uint64(rows); r0 += block {
+		m := min(block, uint64(rows)-r0) * uint64(n)
+		xr, xo, err := p.binding(x, r0*uint64(n), m, 4)
+		if err != nil {
+			return fmt.Errorf("ops: AddBias x: %w", err)
+		}
+		pc := shaders.AddParams{N: uint32(m), XOff: xo, YOff: bo, ZOff: xo, YPeriod: uint32(n)}
+		if err := p.dispatch(shaders.Add, (m+wg-1)/wg, shaders.Push(&pc), xr, br, xr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Add records z = x + y elementwise over n elements. z may be x or y.
 func (p *Plan) Add(x, y, z Tensor) {
 	if p.err == nil {

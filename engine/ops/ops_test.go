@@ -217,6 +217,30 @@ func TestAdd(t *testing.T) {
 	})
 }
 
+// TestAddBias adds a bias row to every row in place, on awkward shapes,
+// against the plain sum.
+func TestAddBias(t *testing.T) {
+	variants(t, func(t *testing.T, e *env) {
+		for i, s := range [][2]int{{1, 1}, {3, 37}, {5, 96}, {2, 4097}} {
+			rows, n := s[0], s[1]
+			t.Run(fmt.Sprintf("%dx%d", rows, n), func(t *testing.T) {
+				x, b := optest.Rand(uint64(40+i), rows*n), optest.Rand(uint64(400+i), n)
+				want := make([]float32, len(x))
+				for r := range rows {
+					copy(want[r*n:], optest.Add(x[r*n:(r+1)*n], b))
+				}
+				xb, bb := e.upload(t, "x", x), e.upload(t, "b", b)
+				e.run(t, func(p *ops.Plan) { p.AddBias(ops.F32(xb), ops.F32(bb), rows, n) })
+				require.Equal(t, want, e.download(t, xb), "an f32 sum per element is exact")
+			})
+		}
+	})
+	e := newEnv(t, vk.DeviceOptions{}, 0)
+	b := e.zeros(t, "b", 64)
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.AddBias(ops.F32(b), ops.F32(b).Sub(0, 7), 8, 8) }), "shape mismatch")
+	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.AddBias(ops.F32(b).Sub(0, 0), ops.F32(b).Sub(0, 8), 0, 8) }), "shape mismatch")
+}
+
 // TestAddLargerThanOneBinding adds vectors larger than one binding, and more
 // workgroups than maxComputeWorkGroupCount[0], folded into a 2-D grid.
 func TestAddLargerThanOneBinding(t *testing.T) {
