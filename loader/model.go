@@ -94,7 +94,7 @@ type LayerSpec struct {
 // differences the fields after Window describe (their zero values are
 // llama's).
 type Config struct {
-	Arch          string    // "llama", "mistral", "gemma2", "gemma3" or "cohere2"
+	Arch          string    // "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3" or "cohere2"
 	Dim           int       // model (embedding) width
 	NumLayers     int       // transformer blocks
 	NumHeads      int       // query heads
@@ -139,6 +139,17 @@ type Config struct {
 	FinalSoftcap float64
 	// LogitScale multiplies the logits (Cohere2); 0 is 1.
 	LogitScale float64
+
+	// QKVBias: the Q, K and V products add the biases attn_q.bias,
+	// attn_k.bias and attn_v.bias, (heads·headDim,) and (kvHeads·headDim,)
+	// f32 (Qwen 2.5).
+	QKVBias bool
+	// RopeFreqFactors divides each RoPE pair's frequency: pair i turns by
+	// (pos/RopeScale)·θ^(−2i/RopeDim) / RopeFreqFactors[i] (len RopeDim/2;
+	// nil: none). Llama 3.1's RoPE scaling, from the file's
+	// rope_freqs.weight or its rope.scaling keys; it applies to every
+	// layer that has RoPE.
+	RopeFreqFactors []float64
 }
 
 // Layer is layer l's window and RoPE (see Layers).
