@@ -69,22 +69,22 @@ func TestRecordingsAreBoundedAndReplaceable(t *testing.T) {
 }
 
 // TestLoadRefusesUnusedTensors: a tensor that the forward pass would not
-// read (llama3's rope_freqs.weight, a checkpoint's Q bias) fails the load
-// with its name, since ignoring it would change the tokens.
+// read (an output bias, a checkpoint's Q bias) fails the load with its
+// name, since ignoring it would change the tokens.
 func TestLoadRefusesUnusedTensors(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
 	w, err := loader.SyntheticWriter(tinyConfig, loader.F32, 5, nil)
 	require.NoError(t, err)
-	require.NoError(t, w.AddTensor("rope_freqs.weight", loader.F32, []uint64{8}, make([]float32, 8)))
+	require.NoError(t, w.AddTensor("blk.0.attn_output.bias", loader.F32, []uint64{uint64(tinyConfig.Dim)}, make([]float32, tinyConfig.Dim)))
 	path := filepath.Join(t.TempDir(), "m.gguf")
 	require.NoError(t, w.WriteFile(path))
 	lm, err := loader.Open(path)
 	require.NoError(t, err)
 	defer lm.Close()
 	_, err = Load(d, lm, Options{})
-	require.ErrorContains(t, err, "rope_freqs.weight")
+	require.ErrorContains(t, err, "blk.0.attn_output.bias")
 
-	lm.Tensors = slices.DeleteFunc(slices.Clone(lm.Tensors), func(t *loader.Tensor) bool { return t.Name == "rope_freqs.weight" })
+	lm.Tensors = slices.DeleteFunc(slices.Clone(lm.Tensors), func(t *loader.Tensor) bool { return t.Name == "blk.0.attn_output.bias" })
 	lm.Unmapped = []string{"model.layers.0.self_attn.q_proj.bias"}
 	_, err = Load(d, lm, Options{})
 	require.ErrorContains(t, err, "model.layers.0.self_attn.q_proj.bias")

@@ -29,7 +29,43 @@ func configFromGGUF(f *GGUFFile) (Config, error) {
 	default:
 		c.VocabSize = int(t.Shape[1])
 	}
+	if t := f.tensor(ropeFreqsTensor); t != nil && archs[c.Arch].ropeFreqs {
+		// The tensor wins over the llama3 rope.scaling keys when a file has
+		// both: llama.cpp's graph takes a layer's frequency factors from
+		// rope_freqs.weight before anything else (get_rope_factors), and
+		// its loader knows no "llama3" scaling type at all (it aborts on
+		// one), so the tensor is the only spelling llama.cpp runs.
+		factors, err := ropeFreqsFromTensor(t, c.RopeDim)
+		if err != nil {
+			return c, err
+		}
+		c.RopeFreqFactors = factors
+	}
 	return c, nil
+}
+
+// ropeFreqsTensor holds Llama 3.1's RoPE frequency factors, (ropeDim/2,)
+// f32: pair i's frequency θ^(−2i/ropeDim) is divided by element i.
+const ropeFreqsTensor = "rope_freqs.weight"
+
+// ropeFreqsFromTensor reads rope_freqs.weight, which must be F32 of shape
+// {ropeDim/2} (llama.cpp's shape; ggml's RoPE reads the factors as f32).
+func ropeFreqsFromTensor(t *Tensor, ropeDim int) ([]float64, error) {
+	if want := []uint64{uint64(ropeDim / 2)}; !slices.Equal(t.Shape, want) {
+		return nil, fmt.Errorf("tensor %s has shape %v, want %v (rope dimension %d / 2)", t.Name, t.Shape, want, ropeDim)
+	}
+	if t.Type != F32 {
+		return nil, fmt.Errorf("tensor %s has type %s, want F32", t.Name, t.Type)
+	}
+	v, err := t.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	factors := make([]float64, len(v))
+	for i, x := range v {
+		factors[i] = float64(x)
+	}
+	return factors, nil
 }
 
 // configFromMetadata reads every field but VocabSize from the keys of
@@ -56,12 +92,14 @@ func configFromMetadata(m Metadata) (Config, error) {
 	c.NumKVHeads = r.int("attention.head_count_kv", c.NumHeads)
 	c.FFNDim = r.int("feed_forward_length", -1)
 	c.ContextLength = r.int("context_length", 0)
-	c.Window = r.int("attention.sliding_window", def.window)
+	if def.windowKey {
+		c.Window = r.int("attention.sliding_window", def.window)
+	}
 	c.RopeTheta = r.float("rope.freq_base", 10000)
 	switch arch {
 	case "llama", "mistral":
 		c.NormEps = r.float("attention.layer_norm_rms_epsilon", 1e-5)
-	case "gemma2", "gemma3":
+	case "qwen2", "qwen3", "gemma2", "gemma3":
 		r.need("attention.layer_norm_rms_epsilon")
 		c.NormEps = r.float("attention.layer_norm_rms_epsilon", 0)
 	case "cohere2":
@@ -74,11 +112,15 @@ func configFromMetadata(m Metadata) (Config, error) {
 	if c.NumLayers > maxLayers {
 		return c, fmt.Errorf("metadata %sblock_count = %d is implausibly large (more than %d layers)", r.prefix, c.NumLayers, maxLayers)
 	}
-	ropeScale := 1.0
-	if arch == "gemma3" {
+	ropeScale, llama3 := 1.0, false
+	switch {
+	case arch == "gemma3":
 		// llama.cpp applies linear scaling to gemma3's global layers.
 		ropeScale = r.linearRope()
-	} else {
+	case def.ropeFreqs && r.scalingType() == "llama3":
+		llama3 = true
+		r.llama3Rope()
+	default:
 		r.plainRope()
 	}
 	if r.err != nil {
@@ -104,8 +146,19 @@ func configFromMetadata(m Metadata) (Config, error) {
 	if r.err != nil {
 		return c, r.err
 	}
+	if llama3 {
+		if c.RopeFreqFactors = r.llama3Factors(c.RopeTheta, c.RopeDim); r.err != nil {
+			return c, r.err
+		}
+	}
 	c.Rope = RopePairwise
 	switch arch {
+	case "qwen2":
+		c.Rope = RopeHalf // llama.cpp's NEOX RoPE
+		c.QKVBias = true
+	case "qwen3":
+		c.Rope = RopeHalf
+		c.QKNorm = true
 	case "gemma2", "gemma3":
 		c.Rope = RopeHalf // llama.cpp's NEOX RoPE: Gemma's Q/K rows are not permuted
 		c.Act = ActGELUTanh
@@ -190,8 +243,9 @@ var ropeScaleKeys = []struct {
 	inverse bool
 }{{"rope.scaling.factor", false}, {"rope.scale_linear", false}, {"rope.freq_scale", true}}
 
-// plainRope refuses the RoPE scaling keys (linear, YaRN, llama3 …): the
-// engine implements plain RoPE for these archs, and ignoring a scaling would
+// plainRope refuses the RoPE scaling keys (linear, YaRN, longrope, and
+// llama3 on the archs that take no frequency factors): the engine
+// implements plain RoPE for these archs, and ignoring a scaling would
 // change every logit without a word. "none" and a factor of 1 (or 0, unset)
 // are plain.
 func (r *metaReader) plainRope() {
@@ -215,6 +269,110 @@ func (r *metaReader) plainRope() {
 			return
 		}
 	}
+}
+
+// scalingType is rope.scaling.type when it is a string, else "".
+func (r *metaReader) scalingType() string {
+	v, ok := r.m.Get(r.prefix + "rope.scaling.type")
+	if !ok {
+		return ""
+	}
+	s, _ := v.Data.(string)
+	return s
+}
+
+// llama3Rope checks the keys beside rope.scaling.type = "llama3": there
+// rope.scaling.factor is llama3's factor (llama3Factors reads it), but the
+// linear scaling keys rope.scale_linear and rope.freq_scale would scale
+// every position on top of it, which we do not implement.
+func (r *metaReader) llama3Rope() {
+	for _, k := range ropeScaleKeys {
+		if k.key == "rope.scaling.factor" {
+			continue
+		}
+		if _, ok := r.m.Get(r.prefix + k.key); !ok {
+			continue
+		}
+		if x := r.float(k.key, 1); r.err != nil {
+			return
+		} else if x != 1 && x != 0 {
+			r.err = fmt.Errorf("metadata %s%s = %g is not supported with rope.scaling.type llama3 (no linear scaling on top)", r.prefix, k.key, x)
+			return
+		}
+	}
+}
+
+// maxRopeDim bounds rope.dimension_count before the llama3 factors are
+// allocated (real heads have at most a few hundred dims).
+const maxRopeDim = 1 << 16
+
+// llama3Factors computes Llama 3.1's RoPE frequency factors from the keys
+// rope.scaling.factor (s, default 8), rope.scaling.low_freq_factor (lo,
+// default 1), rope.scaling.high_freq_factor (hi, default 4) and
+// rope.scaling.original_context_length (L, default 8192), the defaults being
+// those of llama.cpp's converter. This is Meta's rule, which the converter
+// applies to write rope_freqs.weight: pair i of base frequency
+// f = θ^(−2i/ropeDim) has the wavelength λ = 2π/f, and its frequency is
+// divided by
+//
+//	1                          when λ < L/hi (high frequencies: unchanged)
+//	s                          when λ > L/lo (low frequencies: interpolated s times)
+//	1 / ((1−m)/s + m)          in between, m = (L/λ − lo) / (hi − lo)
+//
+// so the divisor runs smoothly from s down to 1 across the middle band.
+// With lo = hi the band is empty: λ > L/lo gives s, anything else 1. Each
+// factor is rounded to float32, the precision rope_freqs.weight stores, so
+// the two spellings of one scaling give the same Config.
+func (r *metaReader) llama3Factors(theta float64, ropeDim int) []float64 {
+	s := r.float("rope.scaling.factor", 8)
+	lo := r.float("rope.scaling.low_freq_factor", 1)
+	hi := r.float("rope.scaling.high_freq_factor", 4)
+	ctx := r.int("rope.scaling.original_context_length", 8192)
+	if r.err != nil {
+		return nil
+	}
+	for _, k := range []struct {
+		key string
+		v   float64
+	}{{"rope.scaling.factor", s}, {"rope.scaling.low_freq_factor", lo}, {"rope.scaling.high_freq_factor", hi}} {
+		if !(k.v > 0) || math.IsInf(k.v, 0) {
+			r.err = fmt.Errorf("metadata %s%s = %g, want a positive finite number (rope.scaling.type llama3)", r.prefix, k.key, k.v)
+			return nil
+		}
+	}
+	switch {
+	case hi < lo:
+		r.err = fmt.Errorf("metadata %srope.scaling.high_freq_factor = %g is below low_freq_factor %g (llama3 scaling needs low ≤ high)", r.prefix, hi, lo)
+		return nil
+	case ctx == 0:
+		r.err = fmt.Errorf("metadata %srope.scaling.original_context_length is 0, want > 0 (rope.scaling.type llama3)", r.prefix)
+		return nil
+	case ropeDim > maxRopeDim:
+		r.err = fmt.Errorf("metadata %srope.dimension_count = %d is implausibly large", r.prefix, ropeDim)
+		return nil
+	case !(theta > 0) || math.IsInf(theta, 0):
+		return nil // Validate reports the bad θ
+	}
+	factors := make([]float64, ropeDim/2)
+	for i := range factors {
+		factors[i] = float64(float32(llama3Factor(theta, ropeDim, i, s, lo, hi, float64(ctx))))
+	}
+	return factors
+}
+
+// llama3Factor is pair i's divisor under llama3Factors' rule.
+func llama3Factor(theta float64, ropeDim, i int, s, lo, hi, ctx float64) float64 {
+	wavelen := 2 * math.Pi * math.Pow(theta, float64(2*i)/float64(ropeDim))
+	switch {
+	case wavelen < ctx/hi:
+		return 1
+	case wavelen > ctx/lo:
+		return s
+	case hi == lo: // the band is the one wavelength ctx/lo: no interpolation
+		return 1
+	}
+	m := (ctx/wavelen - lo) / (hi - lo)
+	return 1 / ((1-m)/s + m)
 }
 
 // linearRope reads a linear RoPE scaling factor F (gemma3's global layers):
@@ -374,6 +532,17 @@ func (c Config) Validate() error {
 			bad("%s %v, want a finite number >= 0 (0 = default)", f.name, f.v)
 		}
 	}
+	if c.RopeFreqFactors != nil {
+		if len(c.RopeFreqFactors) != c.RopeDim/2 {
+			bad("%d rope frequency factors, want rope dim %d / 2 = %d", len(c.RopeFreqFactors), c.RopeDim, c.RopeDim/2)
+		}
+		for i, f := range c.RopeFreqFactors {
+			if !(f > 0) || math.IsInf(f, 0) {
+				bad("rope frequency factor %d is %v, want a positive finite number", i, f)
+				break // one is enough to see the fault
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %w", joinErrors(errs))
 	}
@@ -393,10 +562,15 @@ type tensorSpec struct {
 
 // tensorSpecs lists every weight of the model with its shape. With x a row
 // vector of width dim, attn_q is a (dim → heads·hd) matrix, stored {dim,
-// heads*hd}: each of its heads·hd rows has dim elements. QKNorm adds the
-// per-head attn_q_norm and attn_k_norm ({hd} each), PostNorms the
-// post_attention_norm and post_ffw_norm vectors, and Parallel drops
-// ffn_norm (attention and FFN share attn_norm).
+// heads*hd}: each of its heads·hd rows has dim elements. QKVBias adds
+// attn_q.bias ({heads·hd}), attn_k.bias and attn_v.bias ({kvHeads·hd}),
+// QKNorm the per-head attn_q_norm and attn_k_norm ({hd} each), PostNorms
+// the post_attention_norm and post_ffw_norm vectors, and Parallel drops
+// ffn_norm (attention and FFN share attn_norm). rope_freqs.weight
+// ({ropeDim/2}) comes last: listed when RopeFreqFactors is set (optional:
+// the llama3 keys may give them instead), forbidden on the archs that take
+// no factors. No other bias is listed: one in a file (attn_output.bias,
+// output.bias …) is a tensor the engine refuses by name.
 func (c Config) tensorSpecs() []tensorSpec {
 	dim, q, kv, ffn := uint64(c.Dim), uint64(c.NumHeads*c.HeadDim), uint64(c.NumKVHeads*c.HeadDim), uint64(c.FFNDim)
 	vocab, hd := uint64(c.VocabSize), uint64(c.HeadDim)
@@ -418,6 +592,9 @@ func (c Config) tensorSpecs() []tensorSpec {
 			tensorSpec{name: p + "attn_k.weight", shape: []uint64{dim, kv}},
 			tensorSpec{name: p + "attn_v.weight", shape: []uint64{dim, kv}},
 		)
+		if c.QKVBias {
+			specs = append(specs, norm(p+"attn_q.bias", q), norm(p+"attn_k.bias", kv), norm(p+"attn_v.bias", kv))
+		}
 		if c.QKNorm {
 			specs = append(specs, norm(p+"attn_q_norm.weight", hd), norm(p+"attn_k_norm.weight", hd))
 		}
@@ -437,12 +614,22 @@ func (c Config) tensorSpecs() []tensorSpec {
 			specs = append(specs, norm(p+"post_ffw_norm.weight", dim))
 		}
 	}
+	// Last, so that adding it leaves the synthetic writer's random streams
+	// (numbered by position in this list) of every other tensor unchanged.
+	switch {
+	case !archs[c.Arch].ropeFreqs:
+		specs = append(specs, tensorSpec{name: ropeFreqsTensor,
+			forbidden: c.Arch + " takes no RoPE frequency factors, and llama.cpp refuses a file that has them"})
+	case c.RopeFreqFactors != nil:
+		specs = append(specs, tensorSpec{name: ropeFreqsTensor, shape: []uint64{uint64(c.RopeDim / 2)}, f32: true, optional: true})
+	}
 	return specs
 }
 
 // checkTensors verifies that every weight the config implies is present
 // with the right shape and a supported type, and that no forbidden one is.
-// Extra tensors (e.g. rope_freqs.weight) are allowed and ignored.
+// Extra tensors (a bias the arch does not use, say) are allowed here; the
+// engine refuses the ones its forward pass would not read.
 func checkTensors(c Config, lookup func(name string) *Tensor) error {
 	var errs []error
 	for _, s := range c.tensorSpecs() {

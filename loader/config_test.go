@@ -135,7 +135,7 @@ func TestConfigRejects(t *testing.T) {
 		want string
 	}{
 		{"unsupported arch", smallConfig, func(w *GGUFWriter) { set(w, "general.architecture", "gpt2") },
-			`unsupported architecture "gpt2" (want llama, mistral, gemma2, gemma3 or cohere2)`},
+			`unsupported architecture "gpt2" (want llama, mistral, qwen2, qwen3, gemma2, gemma3 or cohere2)`},
 		{"no arch", smallConfig, func(w *GGUFWriter) { deleteKey(w, "general.architecture") }, "general.architecture is missing"},
 		{"arch not a string", smallConfig, func(w *GGUFWriter) { set(w, "general.architecture", uint8(1)) }, "general.architecture is not a string"},
 		{"missing block_count", smallConfig, func(w *GGUFWriter) { deleteKey(w, "llama.block_count") }, "metadata llama.block_count is missing"},

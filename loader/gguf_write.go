@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -523,25 +524,35 @@ func checkValue(v Value, depth int) error {
 }
 
 // WriteSynthetic writes a complete model of cfg.Arch (llama, mistral,
-// gemma2, gemma3 or cohere2) with random weights to path: every tensor Open
-// requires (plus an untied output.weight, except for gemma2 and cohere2,
-// whose output is always token_embd), matrices in type t (F32, F16, BF16,
-// Q8_0 or Q4_0; each matrix row length must then be a whole number of
-// blocks), norms in F32, and SentencePiece-style tokenizer metadata. The
-// metadata keys are the ones llama.cpp reads for the arch. tokens is the
-// vocabulary; nil gives a generated one (see SyntheticVocab) of
-// cfg.VocabSize entries.
+// qwen2, qwen3, gemma2, gemma3 or cohere2) with random weights to path:
+// every tensor Open requires (plus an untied output.weight, except for
+// gemma2 and cohere2, whose output is always token_embd), matrices in type
+// t (F32, F16, BF16, Q8_0 or Q4_0; each matrix row length must then be a
+// whole number of blocks), norms, biases and rope_freqs.weight in F32, and
+// SentencePiece-style tokenizer metadata. The metadata keys are the ones
+// llama.cpp reads for the arch. tokens is the vocabulary; nil gives a
+// generated one (see SyntheticVocab) of cfg.VocabSize entries.
+//
+// RopeFreqFactors (llama and mistral) are written as rope_freqs.weight,
+// never as llama3 rope.scaling keys: llama.cpp loads the tensor and aborts
+// on rope.scaling.type "llama3". For llama.cpp's sake a qwen2 or qwen3
+// model must have RopeDim = HeadDim, and a qwen2 one heads·HeadDim = Dim
+// (its attn_q and attn_output are {dim, dim}); otherwise WriteSynthetic
+// refuses it.
 //
 // Zero fields of cfg take defaults: Arch "llama", NumKVHeads = NumHeads,
 // HeadDim = Dim/NumHeads, RopeDim = HeadDim, RopeTheta 10000, NormEps 1e-5,
 // ContextLength 2048; for gemma2 Window 4096, AttnSoftcap 50 and
-// FinalSoftcap 30; for cohere2 Window 4096 and LogitScale 1. Nil Layers
+// FinalSoftcap 30; for cohere2 Window 4096 and LogitScale 1. qwen2 and
+// qwen3 have no window (llama.cpp reads none): Window is 0. Nil Layers
 // follow the arch's rule: llama/mistral give every layer Window; gemma2,
 // gemma3 and cohere2 make every 2nd, 6th and 4th layer global (gemma3 only
 // with Window > 0), with local RoPE base 10000 for gemma3 and no RoPE on
 // cohere2's global layers. What the arch fixes (Rope, Norm, Act,
-// EmbedScale, PostNorms, QKNorm, Parallel, AttnScale, and the soft-caps and
-// logit scale an arch lacks) is set to the arch's value. Layers that the
+// EmbedScale, PostNorms, QKNorm, Parallel, AttnScale, QKVBias, and the
+// soft-caps and logit scale an arch lacks) is set to the arch's value;
+// RopeFreqFactors are rounded to float32, as the file stores them, and
+// dropped on an arch that takes none. Layers that the
 // arch's default rule does not give are written as
 // <arch>.attention.sliding_window_pattern; layers the metadata cannot
 // express (two local windows, say) are an error. Open then reads back
@@ -551,7 +562,8 @@ func checkValue(v Value, depth int) error {
 // same file byte for byte. Values are scaled so activations stay near unit
 // size: embeddings uniform in [−1, 1) (divided by EmbedScale for Gemma,
 // which multiplies them by it), a matrix with rows of n elements
-// uniform in ±√(3/n), norm weights 1 ± 0.1. The file is streamed, so even a
+// uniform in ±√(3/n), norm weights 1 ± 0.1, biases uniform in ±0.5. The
+// file is streamed, so even a
 // Mistral-7B shape needs only a few MiB of memory.
 func WriteSynthetic(path string, cfg Config, t DType, seed int64, tokens []string) error {
 	w, err := newSyntheticWriter(cfg, t, seed, tokens)
@@ -615,6 +627,9 @@ func newSyntheticTypedWriter(cfg Config, typeOf func(name string, cols uint64) (
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("loader: synthetic model: %w", err)
 	}
+	if err := llamaCppShapes(cfg); err != nil {
+		return nil, fmt.Errorf("loader: synthetic model: %w", err)
+	}
 	if tokens == nil {
 		tokens = SyntheticVocab(cfg.VocabSize)
 	}
@@ -663,8 +678,20 @@ func newSyntheticTypedWriter(cfg Config, typeOf func(name string, cols uint64) (
 		if s.forbidden != "" {
 			continue
 		}
+		if s.name == ropeFreqsTensor {
+			factors := make([]float32, len(cfg.RopeFreqFactors))
+			for j, f := range cfg.RopeFreqFactors {
+				factors[j] = float32(f)
+			}
+			if err := w.AddTensor(s.name, F32, s.shape, factors); err != nil {
+				return nil, fmt.Errorf("loader: synthetic model: %w", err)
+			}
+			continue
+		}
 		kind := weightMatrix
 		switch {
+		case strings.HasSuffix(s.name, ".bias"):
+			kind = weightBias
 		case s.f32:
 			kind = weightNorm
 		case s.name == "token_embd.weight":
@@ -689,6 +716,23 @@ func newSyntheticTypedWriter(cfg Config, typeOf func(name string, cols uint64) (
 		}
 	}
 	return w, nil
+}
+
+// llamaCppShapes refuses the shapes llama.cpp cannot load for cfg.Arch
+// (checked for the qwen archs; the others keep what they allowed before):
+// its qwen2 and qwen3 graphs assert RopeDim = HeadDim, and its qwen2 loader
+// makes attn_q and attn_output {dim, dim}.
+func llamaCppShapes(cfg Config) error {
+	switch cfg.Arch {
+	case "qwen2", "qwen3":
+		if cfg.RopeDim != cfg.HeadDim {
+			return fmt.Errorf("%s: rope dim %d differs from head dim %d, which llama.cpp's %s refuses", cfg.Arch, cfg.RopeDim, cfg.HeadDim, cfg.Arch)
+		}
+		if cfg.Arch == "qwen2" && cfg.NumHeads*cfg.HeadDim != cfg.Dim {
+			return fmt.Errorf("qwen2: %d heads of %d are not dim %d, which llama.cpp's qwen2 needs", cfg.NumHeads, cfg.HeadDim, cfg.Dim)
+		}
+	}
+	return nil
 }
 
 // SyntheticConfig is cfg with WriteSynthetic's defaults and the fields its
@@ -732,8 +776,23 @@ func syntheticDefaults(c Config) Config {
 	// What the arch fixes: the file cannot say otherwise.
 	c.Rope, c.Norm, c.Act = RopePairwise, NormRMS, ActSiLU
 	c.EmbedScale, c.AttnScale = 0, 0
-	c.PostNorms, c.QKNorm, c.Parallel = false, false, false
+	c.PostNorms, c.QKNorm, c.Parallel, c.QKVBias = false, false, false, false
+	if c.RopeFreqFactors != nil && archs[c.Arch].ropeFreqs {
+		f := make([]float64, len(c.RopeFreqFactors))
+		for i, x := range c.RopeFreqFactors {
+			f[i] = float64(float32(x))
+		}
+		c.RopeFreqFactors = f
+	} else {
+		c.RopeFreqFactors = nil
+	}
 	switch c.Arch {
+	case "qwen2", "qwen3":
+		c.Rope = RopeHalf
+		c.QKVBias = c.Arch == "qwen2"
+		c.QKNorm = c.Arch == "qwen3"
+		c.Window = 0 // llama.cpp reads no window for these archs
+		c.AttnSoftcap, c.FinalSoftcap, c.LogitScale = 0, 0, 0
 	case "gemma2", "gemma3":
 		c.Rope, c.Act = RopeHalf, ActGELUTanh
 		c.EmbedScale = math.Sqrt(float64(c.Dim))
@@ -830,6 +889,8 @@ func setArchKeys(w *GGUFWriter, cfg Config) error {
 		if cfg.Window > 0 {
 			set(a+"attention.sliding_window", uint32(cfg.Window))
 		}
+	case "qwen2", "qwen3":
+		set(a+"attention.layer_norm_rms_epsilon", float32(cfg.NormEps))
 	case "gemma2":
 		set(a+"attention.layer_norm_rms_epsilon", float32(cfg.NormEps))
 		set(a+"attention.sliding_window", uint32(cfg.Window))
@@ -916,6 +977,7 @@ const (
 	weightMatrix weightKind = iota
 	weightEmbedding
 	weightNorm
+	weightBias
 )
 
 // syntheticFill returns the row generator of tensor number index. Each row
@@ -930,6 +992,8 @@ func syntheticFill(seed int64, index int, rowLen uint64, kind weightKind) func(r
 			switch kind {
 			case weightNorm:
 				dst[i] = 1 + 0.2*(u-0.5)
+			case weightBias:
+				dst[i] = u - 0.5
 			case weightEmbedding:
 				dst[i] = 2*u - 1
 			default:

@@ -23,20 +23,32 @@ type archDefaults struct {
 	// tiedOutput: llama.cpp always takes the output matrix from
 	// token_embd.weight and refuses a file that also has output.weight.
 	tiedOutput bool
+	// ropeFreqs: the arch takes RoPE frequency factors (Llama 3.1's
+	// scaling) from rope_freqs.weight or the llama3 rope.scaling keys.
+	// llama.cpp's llama arch loads rope_freqs.weight; its qwen2, qwen3,
+	// gemma2, gemma3 and cohere2 archs do not (and refuse a file that has
+	// it, as a tensor they did not create).
+	ropeFreqs bool
+	// windowKey: attention.sliding_window is read. llama.cpp's qwen2 and
+	// qwen3 ignore the key (full attention on every layer).
+	windowKey bool
 }
 
 // archs lists the supported general.architecture values (llama.cpp's
-// llama_model_*::load_arch_hparams for the last three).
+// llama_model_*::load_arch_hparams for all but mistral, which is read as
+// llama is).
 var archs = map[string]archDefaults{
-	"llama":   {window: 0},
-	"mistral": {window: 0},
-	"gemma2":  {period: 2, window: 4096, tiedOutput: true},
-	"gemma3":  {period: 6, window: 0},
-	"cohere2": {period: 4, window: -1, tiedOutput: true},
+	"llama":   {window: 0, ropeFreqs: true, windowKey: true},
+	"mistral": {window: 0, ropeFreqs: true, windowKey: true},
+	"qwen2":   {window: 0},
+	"qwen3":   {window: 0},
+	"gemma2":  {period: 2, window: 4096, tiedOutput: true, windowKey: true},
+	"gemma3":  {period: 6, window: 0, windowKey: true},
+	"cohere2": {period: 4, window: -1, tiedOutput: true, windowKey: true},
 }
 
 // archList is the archs for error messages.
-const archList = "llama, mistral, gemma2, gemma3 or cohere2"
+const archList = "llama, mistral, qwen2, qwen3, gemma2, gemma3 or cohere2"
 
 // tiedOutput reports whether the arch takes its output matrix from
 // token_embd.weight, with no output.weight allowed.
@@ -129,12 +141,16 @@ func arrayFlags(v Value) ([]bool, bool) {
 // linear RoPE scaling factor of the global layers (gemma3; 1 elsewhere).
 func (r *metaReader) readLayers(c *Config, ropeScale float64) {
 	def := archs[c.Arch]
-	local, ok := r.pattern(c.NumLayers)
-	if r.err != nil {
-		return
-	}
-	if !ok && def.period > 0 {
-		local = swaPattern(def.period, c.NumLayers)
+	var local []bool
+	if def.windowKey { // qwen2 and qwen3 read neither window nor pattern
+		var ok bool
+		local, ok = r.pattern(c.NumLayers)
+		if r.err != nil {
+			return
+		}
+		if !ok && def.period > 0 {
+			local = swaPattern(def.period, c.NumLayers)
+		}
 	}
 	localSpec := LayerSpec{Window: c.Window, RopeTheta: c.RopeTheta, RopeScale: 1}
 	globalSpec := LayerSpec{RopeTheta: c.RopeTheta, RopeScale: 1}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -96,6 +97,9 @@ type Tokenizer struct {
 	// normalization: HF non-special added tokens (always), and, for
 	// EncodeSpecial, control tokens too.
 	split, splitSpecial *pieceMatcher
+	// strip says which matched tokens absorb the whitespace beside them
+	// (HF added tokens' lstrip and rstrip); nil when none do.
+	strip map[int32]stripFlags
 
 	norm hfNormalizer // HF only
 	bl   *byteLevel   // byte-level BPE only
@@ -379,10 +383,19 @@ func (t *Tokenizer) encode(text string, o encodeOptions) []int {
 			if n == 0 {
 				continue
 			}
-			out = t.encodeText(text[start:i], start == 0, &sc, out)
+			plain, end := text[start:i], i+n
+			if f, ok := t.strip[id]; ok {
+				if f.left {
+					plain = strings.TrimRightFunc(plain, unicode.IsSpace)
+				}
+				if f.right {
+					end = len(text) - len(strings.TrimLeftFunc(text[end:], unicode.IsSpace))
+				}
+			}
+			out = t.encodeText(plain, start == 0, &sc, out)
 			out = append(out, id)
-			i += n - 1
-			start = i + 1
+			i = end - 1
+			start = end
 		}
 	}
 	out = t.encodeText(text[start:], start == 0, &sc, out)
@@ -590,6 +603,9 @@ func (d *Decoder) Flush() string {
 }
 
 // pieceMatcher finds the longest of a set of pieces at the start of a string.
+// stripFlags are an added token's lstrip and rstrip.
+type stripFlags struct{ left, right bool }
+
 type pieceMatcher struct {
 	byFirst [256][]int32 // candidates by first byte, longest first
 	pieces  []string

@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -10,13 +9,14 @@ import (
 	"os/exec"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/vkrun/vkrun/internal/testmodel"
 )
 
 // The byte-level BPE golden data (testdata/tokenizer/SOURCES-bpe.md):
@@ -25,123 +25,31 @@ import (
 // scripts/gen-bpe-golden.sh regenerates them (go test -run TestBPEGolden
 // -update runs it).
 
-// bpeVocabFile is a decoded bpe-<name>.vocab.gz.
-type bpeVocabFile struct {
-	Header struct {
-		Source      string  `json:"source"`
-		Tokens      int     `json:"tokens"`
-		Merges      int     `json:"merges"`
-		Ranks       bool    `json:"ranks"` // tiktoken: no merge list, merges come from the ranks
-		Normal      int     `json:"normal"`
-		ControlFrom int     `json:"control_from"`
-		Control     []int   `json:"control"`
-		ControlLess int     `json:"control_below"`
-		UserDefined []int   `json:"user_defined"`
-		Unused      []int   `json:"unused"`
-		BOS         int     `json:"bos"`
-		EOS         int     `json:"eos"`
-		Pattern     *string `json:"pattern"`
-	}
-	Tokens []string
-	Merges []string // "a b"
-	Types  []int32
-}
+// bpeVocabFile is a decoded bpe-<name>.vocab.gz; testmodel reads the
+// format, for these tests and the CLI's.
+type bpeVocabFile = testmodel.BPEVocab
 
 func readBPEVocab(t testing.TB, name string) *bpeVocabFile {
 	t.Helper()
-	data := readGz(t, "bpe-"+name+".vocab.gz")
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	line := func() string {
-		require.True(t, sc.Scan(), "%s: truncated", name)
-		return sc.Text()
-	}
-	require.Equal(t, "bpevocab 1", line())
-	v := &bpeVocabFile{}
-	require.NoError(t, json.Unmarshal([]byte(line()), &v.Header))
-	v.Tokens = make([]string, v.Header.Tokens)
-	for i := range v.Tokens {
-		v.Tokens[i] = line()
-	}
-	r := 0
-	for i := 0; i < v.Header.Merges; i++ {
-		d, k, ok := strings.Cut(line(), " ")
-		require.True(t, ok)
-		dr, err1 := strconv.Atoi(d)
-		kr, err2 := strconv.Atoi(k)
-		require.NoError(t, err1)
-		require.NoError(t, err2)
-		r += dr
-		tok := []rune(v.Tokens[r])
-		require.Less(t, kr, len(tok))
-		v.Merges = append(v.Merges, string(tok[:kr])+" "+string(tok[kr:]))
-	}
-	require.False(t, sc.Scan(), "%s: trailing lines", name)
-
-	h := &v.Header
-	v.Types = make([]int32, len(v.Tokens))
-	for i := range v.Types {
-		v.Types[i] = int32(TokenNormal)
-		if h.ControlFrom > 0 && i >= h.ControlFrom || i < h.ControlLess {
-			v.Types[i] = int32(TokenControl)
-		}
-	}
-	for _, id := range h.Control {
-		v.Types[id] = int32(TokenControl)
-	}
-	for _, id := range h.UserDefined {
-		v.Types[id] = int32(TokenUserDefined)
-	}
-	for _, id := range h.Unused {
-		v.Types[id] = int32(TokenUnused)
-	}
-	if h.Ranks {
-		v.Merges = mergesFromRanks(v.Tokens, v.Types)
-	}
+	v, err := testmodel.ReadBPEVocab(bytes.NewReader(readGz(t, "bpe-"+name+".vocab.gz")))
+	require.NoError(t, err, name)
 	return v
 }
 
-// mergesFromRanks turns a tiktoken vocabulary (normal tokens in rank order)
-// into a merge list, as the converters behind Hugging Face's and llama.cpp's
-// files do: every split of a token into two tokens is a merge, ordered by
-// the rank of the token it makes, then by the ranks of its parts.
-func mergesFromRanks(tokens []string, types []int32) []string {
-	rank := make(map[string]int, len(tokens))
-	for i, s := range tokens {
-		if types[i] == int32(TokenNormal) {
-			rank[s] = i
-		}
+// The vocabulary reader spells token types as GGUF does, without this
+// package (which would be an import cycle); they must be the loader's.
+func TestBPEVocabTokenTypes(t *testing.T) {
+	for _, tc := range []struct {
+		reader int32
+		loader TokenType
+	}{
+		{testmodel.TypeNormal, TokenNormal},
+		{testmodel.TypeControl, TokenControl},
+		{testmodel.TypeUserDefined, TokenUserDefined},
+		{testmodel.TypeUnused, TokenUnused},
+	} {
+		require.Equal(t, int32(tc.loader), tc.reader, "%v", tc.loader)
 	}
-	type merge struct{ a, b, r int }
-	var ms []merge
-	for r, s := range tokens {
-		if types[r] != int32(TokenNormal) {
-			continue
-		}
-		var local []merge
-		for k := range s {
-			if k == 0 {
-				continue
-			}
-			a, okA := rank[s[:k]]
-			b, okB := rank[s[k:]]
-			if okA && okB {
-				local = append(local, merge{a, b, r})
-			}
-		}
-		sort.Slice(local, func(i, j int) bool {
-			if local[i].a != local[j].a {
-				return local[i].a < local[j].a
-			}
-			return local[i].b < local[j].b
-		})
-		ms = append(ms, local...)
-	}
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = tokens[m.a] + " " + tokens[m.b]
-	}
-	return out
 }
 
 // vocabGGUF writes tokenizer metadata as a vocab-only GGUF file.

@@ -35,8 +35,9 @@ const maxHFJSONBytes = 256 << 20
 //
 // Added tokens cut the text before normalization: non-special ones always,
 // special ones only when special parsing is asked for (ParseSpecial,
-// EncodeSpecial). Their lstrip, rstrip, single_word and normalized flags are
-// not applied, a BPE dropout is ignored (encoding stays deterministic), and
+// EncodeSpecial). A match absorbs the whitespace before it (lstrip) and
+// after it (rstrip) when the token says so; the single_word and normalized
+// flags are not applied, a BPE dropout is ignored (encoding stays deterministic), and
 // the "decoder" section is not read: Decode works as for SentencePiece, or,
 // with a ByteLevel pre-tokenizer, maps the byte-level spelling back to bytes.
 func LoadHFTokenizer(path string) (*Tokenizer, error) {
@@ -109,6 +110,8 @@ type hfAddedToken struct {
 	ID      *int   `json:"id"`
 	Content string `json:"content"`
 	Special bool   `json:"special"`
+	LStrip  bool   `json:"lstrip"` // the token absorbs the whitespace before it
+	RStrip  bool   `json:"rstrip"` // and after it
 }
 
 type hfModel struct {
@@ -542,7 +545,24 @@ func parseHF(data, config []byte) (*Tokenizer, error) {
 	}
 	t.split = newPieceMatcher(pieces, t.idsOfType(TokenUserDefined))
 	t.splitSpecial = newPieceMatcher(pieces, t.idsOfType(TokenControl))
+	t.strip = addedStrips(f.AddedTokens)
 	return t, nil
+}
+
+// addedStrips is the lstrip and rstrip flags of the added tokens that have
+// one, by id; nil when none has.
+func addedStrips(added []hfAddedToken) map[int32]stripFlags {
+	var m map[int32]stripFlags
+	for _, a := range added {
+		if !a.LStrip && !a.RStrip {
+			continue
+		}
+		if m == nil {
+			m = map[int32]stripFlags{}
+		}
+		m[int32(*a.ID)] = stripFlags{left: a.LStrip, right: a.RStrip}
+	}
+	return m
 }
 
 // hfByteLevel finishes a byte-level tokenizer.json.

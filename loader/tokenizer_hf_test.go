@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -263,4 +264,25 @@ func TestHFTokenizerErrors(t *testing.T) {
 			require.True(t, strings.HasPrefix(err.Error(), "loader: tokenizer.json: "), err.Error())
 		})
 	}
+}
+
+// An added token with lstrip or rstrip absorbs the whitespace on that side
+// of it, as Hugging Face tokenizers matches such tokens.
+func TestHFTokenizerAddedTokenStrip(t *testing.T) {
+	withFlags := func(lstrip, rstrip bool) *Tokenizer {
+		return mustHF(t, hfDoc(t, "hf-tiny-metaspace.json", func(doc map[string]any) {
+			for _, a := range doc["added_tokens"].([]any) {
+				if a := a.(map[string]any); a["content"] == "<x>" {
+					a["lstrip"], a["rstrip"] = lstrip, rstrip
+				}
+			}
+		}))
+	}
+	plain := withFlags(false, false)
+	both := withFlags(true, true)
+	assert.Equal(t, []int{1, 10, 13, 7}, both.Encode("a  <x>\t ab"), "both sides' whitespace goes")
+	assert.NotEqual(t, plain.Encode("a<x>ab"), plain.Encode("a  <x>\t ab"), "without the flags the spaces are text")
+	assert.Equal(t, plain.Encode("a<x> ab"), withFlags(true, false).Encode("a <x> ab"), "lstrip: only the left")
+	assert.Equal(t, plain.Encode("a <x>ab"), withFlags(false, true).Encode("a <x> ab"), "rstrip: only the right")
+	assert.Equal(t, []int{1, 10, 13}, both.Encode("a <x>  "), "trailing whitespace after a token goes too")
 }

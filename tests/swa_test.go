@@ -45,7 +45,8 @@ func familyLayers(n, period, w int, local, global, scale float64) []loader.Layer
 const nmseFamilyKVF16 = 5e-6
 
 // families are the synthetic models of each arch, small enough for
-// lavapipe: dim 64, a vocabulary of 96.
+// lavapipe: dim 64, a vocabulary of 96. The SWA families come first (the
+// tests below pick them by index).
 var families = []struct {
 	name string
 	cfg  loader.Config
@@ -59,6 +60,15 @@ var families = []struct {
 	// The global layer has no RoPE.
 	{"cohere2", loader.Config{Arch: "cohere2", Dim: 64, NumLayers: 4, NumHeads: 4, NumKVHeads: 2, HeadDim: 16, FFNDim: 96,
 		VocabSize: 96, Window: 5, RopeTheta: 10000, LogitScale: 0.25, Layers: familyLayers(4, 4, 5, 10000, 0, 1)}},
+	// Qwen 2.5: Q/K/V biases, NEOX RoPE; Qwen 3: per-head q/k norms and a
+	// head dim that is not dim/heads; Llama 3.1: RoPE frequency factors
+	// (rope_freqs.weight). All global.
+	{"qwen2", loader.Config{Arch: "qwen2", Dim: 64, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, HeadDim: 16, FFNDim: 96,
+		VocabSize: 96, RopeTheta: 1e6, QKVBias: true}},
+	{"qwen3", loader.Config{Arch: "qwen3", Dim: 64, NumLayers: 2, NumHeads: 2, NumKVHeads: 1, HeadDim: 48, FFNDim: 96,
+		VocabSize: 96, RopeTheta: 1e6, QKNorm: true}},
+	{"llama3-rope", loader.Config{Arch: "llama", Dim: 64, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, HeadDim: 16, FFNDim: 96,
+		VocabSize: 96, RopeTheta: 5e5, RopeFreqFactors: []float64{1, 1, 1, 1.5, 2.5, 8, 8, 8}}},
 	// A llama file with a per-layer pattern (Ministral's case): windows
 	// 3, 5 and a global layer.
 	{"llama-pattern", loader.Config{Arch: "llama", Dim: 64, NumLayers: 3, NumHeads: 4, NumKVHeads: 2, HeadDim: 16, FFNDim: 96,

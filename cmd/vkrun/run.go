@@ -235,6 +235,11 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 	if f.json {
 		gen = append(gen, vkrun.WithLogProbs())
 		out.Model, out.Device, out.Prompt, out.PromptIDs = path, m.Device.Name, prompt, ids
+		if tok := m.Tokenizer(); ids == nil && prompt != "" && tok != nil {
+			// The ids the session feeds for a text prompt: a new session
+			// starts with BOS when the vocabulary asks for it.
+			out.PromptIDs = tok.EncodeWith(prompt, tok.AddBOS())
+		}
 		out.IDs, out.LogProbs = []int{}, []float64{}
 	} else if prompt != "" {
 		fmt.Fprint(stdout, prompt)

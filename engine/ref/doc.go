@@ -4,15 +4,17 @@
 //
 // # The model
 //
-// A decoder of the llama/mistral, Gemma 2, Gemma 3 and Cohere2 families,
-// with every hyperparameter taken from loader.Config (no baked-in eps, θ or
-// window; the zero value of each family field is llama's):
+// A decoder of the llama/mistral (Llama 3.1's RoPE scaling included),
+// Qwen 2.5, Qwen 3, Gemma 2, Gemma 3 and Cohere2 families, with every
+// hyperparameter taken from loader.Config (no baked-in eps, θ or window;
+// the zero value of each family field is llama's):
 //
 //	x = token_embd[token] · EmbedScale                 (a float32 multiply; Gemma: √dim)
 //	for each layer l:
 //	    n = norm(x)·attn_norm
 //	    q, k, v = Wq·n, Wk·n, Wv·n                     (k, v: NumKVHeads heads)
-//	    QKNorm: q, k = RMSNorm(each head)·attn_q_norm, ·attn_k_norm
+//	    QKVBias: q, k, v += attn_q.bias, attn_k.bias, attn_v.bias   (Qwen 2.5)
+//	    QKNorm: q, k = RMSNorm(each head)·attn_q_norm, ·attn_k_norm   (Gemma 3, Qwen 3)
 //	    RoPE(q), RoPE(k) at the absolute position, with layer l's θ and scale
 //	    a = Wo·Attention_l(q, k, v)
 //	    PostNorms: a = norm(a)·post_attention_norm
@@ -35,11 +37,12 @@
 //   - ffn(h) = Wdown·(act(Wgate·h) ⊙ Wup·h), act being SiLU, x·σ(x), or
 //     GELU's tanh form, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 //   - RoPE: within each head, pair i < RopeDim/2 is turned by the angle
-//     (pos/RopeScale)·θ^(−2i/RopeDim), with layer l's θ and RopeScale
-//     (Config.Layer(l)); a layer with θ = 0 has no RoPE. The pair is
-//     (x[2i], x[2i+1]) for RopePairwise (GGUF llama, design.md §4) and
-//     (x[i], x[i+RopeDim/2]) for RopeHalf (NEOX: Gemma). Dims from RopeDim on
-//     are never turned.
+//     (pos/RopeScale)·θ^(−2i/RopeDim) / RopeFreqFactors[i], with layer l's
+//     θ and RopeScale (Config.Layer(l)), and the factors (Llama 3.1's
+//     rope_freqs, shared by every layer; none when nil); a layer with θ = 0
+//     has no RoPE. The pair is (x[2i], x[2i+1]) for RopePairwise (GGUF
+//     llama, design.md §4) and (x[i], x[i+RopeDim/2]) for RopeHalf (NEOX:
+//     Gemma, Qwen). Dims from RopeDim on are never turned.
 //   - GQA: query head h reads KV head h / (NumHeads/NumKVHeads).
 //   - Attention scores are s = (q·k)·QueryScale (1/√HeadDim unless
 //     AttnScale is set), soft-capped to AttnSoftcap·tanh(s/AttnSoftcap) when
@@ -64,8 +67,9 @@
 // # Arithmetic
 //
 // Activations are stored as float32 between operations, as on the GPU.
-// Inside an operation every reduction (matrix–vector dot products, the norm
-// sums, attention scores, the softmax and its weighted sum of values) and
+// Inside an operation every reduction (matrix–vector dot products, with a
+// Q/K/V bias added to the sum before it is rounded, the norm sums,
+// attention scores, the softmax and its weighted sum of values) and
 // every elementwise formula (RoPE rotation, the activations, soft-caps, norm
 // scaling, the logit scale) is carried out in float64, and the result is
 // rounded to float32 once, when it is stored. The residual adds and the

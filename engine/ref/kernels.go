@@ -10,13 +10,21 @@ import (
 // float64 and rounds every output to float32 once, when it is stored.
 
 // matmul: W (d,n) @ x (n,) -> out (d,), with d = len(out), n = len(x).
-func matmul(out, x, w []float32) {
+func matmul(out, x, w []float32) { matmulBias(out, x, w, nil) }
+
+// matmulBias: W (d,n) @ x (n,) + b (d,) -> out (d,). The bias is added to
+// each float64 sum before its one rounding; a nil b adds nothing, and a
+// zero b gives matmul's result bit for bit.
+func matmulBias(out, x, w, b []float32) {
 	n := len(x)
 	for i := range out {
 		row := w[i*n : (i+1)*n]
 		var acc float64
 		for j, v := range row {
 			acc += float64(v) * float64(x[j])
+		}
+		if b != nil {
+			acc += float64(b[i])
 		}
 		out[i] = float32(acc)
 	}
@@ -94,12 +102,17 @@ func geluTanh(x float64) float64 {
 // softcap(s, c) = c·tanh(s/c): s squashed into (−c, c), near s for |s| ≪ c.
 func softcap(s, c float64) float64 { return c * math.Tanh(s/c) }
 
-// ropeFreqs returns θ^(−2i/ropeDim) for each pair i < ropeDim/2: the angle
-// per position of pair i.
-func ropeFreqs(theta float64, ropeDim int) []float64 {
+// ropeFreqs returns θ^(−2i/ropeDim) / factors[i] for each pair i <
+// ropeDim/2: the angle per position of pair i. factors (len ropeDim/2) are
+// Llama 3.1's frequency divisors; nil divides by nothing, and factors of 1
+// give the same angles bit for bit.
+func ropeFreqs(theta float64, ropeDim int, factors []float64) []float64 {
 	f := make([]float64, ropeDim/2)
 	for i := range f {
 		f[i] = math.Pow(theta, -float64(2*i)/float64(ropeDim))
+		if factors != nil {
+			f[i] /= factors[i]
+		}
 	}
 	return f
 }

@@ -15,9 +15,10 @@ type Model struct {
 	Config  loader.Config
 	Weights Weights
 
-	// invFreq[l][i] = θ_l^(−2i/RopeDim), the RoPE angle per position of
-	// pair i in layer l; nil for a layer without RoPE. Layers of the same θ
-	// share one slice.
+	// invFreq[l][i] = θ_l^(−2i/RopeDim) / RopeFreqFactors[i], the RoPE
+	// angle per position of pair i in layer l (no division without
+	// factors); nil for a layer without RoPE. Layers of the same θ share
+	// one slice.
 	invFreq [][]float64 // (layer, ropeDim/2)
 }
 
@@ -25,7 +26,7 @@ type Model struct {
 // (out, in): a GGUF tensor of Shape {in, out}. Per-layer tensors are stacked
 // along a leading layer axis. A tensor the config does not use (FFNNorm of
 // a Parallel model, the post norms without PostNorms, QNorm and KNorm
-// without QKNorm) is empty.
+// without QKNorm, the biases without QKVBias) is empty.
 type Weights struct {
 	TokenEmbedding []float32 // (vocab, dim)
 
@@ -33,6 +34,9 @@ type Weights struct {
 	Wq       []float32 // (layer, heads*headDim, dim)
 	Wk       []float32 // (layer, kvHeads*headDim, dim)
 	Wv       []float32 // (layer, kvHeads*headDim, dim)
+	BQ       []float32 // (layer, heads*headDim) attn_q.bias; QKVBias only
+	BK       []float32 // (layer, kvHeads*headDim) attn_k.bias; QKVBias only
+	BV       []float32 // (layer, kvHeads*headDim) attn_v.bias; QKVBias only
 	QNorm    []float32 // (layer, headDim) attn_q_norm; QKNorm only
 	KNorm    []float32 // (layer, headDim) attn_k_norm; QKNorm only
 	Wo       []float32 // (layer, dim, heads*headDim)
@@ -53,8 +57,9 @@ type Weights struct {
 }
 
 // Load dequantises m's weights: the tensors its config's arch has (see
-// Weights). A missing tensor is an error that names it. m may be closed
-// afterwards.
+// Weights), read by name. A missing tensor is an error that names it. The
+// RoPE frequency factors come from the config (the loader reads
+// rope_freqs.weight into it). m may be closed afterwards.
 func Load(m *loader.Model) (*Model, error) {
 	c := m.Config
 	if err := c.Validate(); err != nil { // also every layer spec, norm kind and activation
@@ -104,6 +109,11 @@ func Load(m *loader.Model) (*Model, error) {
 		w.Wq = matrix(w.Wq, p+"attn_q.weight", dim, q)
 		w.Wk = matrix(w.Wk, p+"attn_k.weight", dim, kv)
 		w.Wv = matrix(w.Wv, p+"attn_v.weight", dim, kv)
+		if c.QKVBias {
+			w.BQ = matrix(w.BQ, p+"attn_q.bias", q, 0)
+			w.BK = matrix(w.BK, p+"attn_k.bias", kv, 0)
+			w.BV = matrix(w.BV, p+"attn_v.bias", kv, 0)
+		}
 		if c.QKNorm {
 			w.QNorm = matrix(w.QNorm, p+"attn_q_norm.weight", hd, 0)
 			w.KNorm = matrix(w.KNorm, p+"attn_k_norm.weight", hd, 0)
@@ -154,6 +164,9 @@ func New(c loader.Config, w Weights) (*Model, error) {
 		{"Wq", len(w.Wq), L * q * dim},
 		{"Wk", len(w.Wk), L * kv * dim},
 		{"Wv", len(w.Wv), L * kv * dim},
+		{"BQ", len(w.BQ), when(c.QKVBias, L*q)},
+		{"BK", len(w.BK), when(c.QKVBias, L*kv)},
+		{"BV", len(w.BV), when(c.QKVBias, L*kv)},
 		{"QNorm", len(w.QNorm), when(c.QKNorm, L*hd)},
 		{"KNorm", len(w.KNorm), when(c.QKNorm, L*hd)},
 		{"Wo", len(w.Wo), L * dim * q},
@@ -171,7 +184,8 @@ func New(c loader.Config, w Weights) (*Model, error) {
 		}
 	}
 
-	// One table of inverse frequencies per distinct θ.
+	// One table of inverse frequencies per distinct θ, each divided by the
+	// same frequency factors (Validate checked their count and values).
 	byTheta := map[float64][]float64{}
 	invFreq := make([][]float64, L)
 	for l := range invFreq {
@@ -180,7 +194,7 @@ func New(c loader.Config, w Weights) (*Model, error) {
 			continue // no RoPE in this layer
 		}
 		if byTheta[theta] == nil {
-			byTheta[theta] = ropeFreqs(theta, c.RopeDim)
+			byTheta[theta] = ropeFreqs(theta, c.RopeDim, c.RopeFreqFactors)
 		}
 		invFreq[l] = byTheta[theta]
 	}
@@ -347,8 +361,9 @@ func (m *Model) embed(token int) []float32 {
 
 // qkv computes layer l's query (heads*headDim,), key and value
 // (kvHeads*headDim,) for the residual x (dim,) at absolute position pos:
-// attn_norm, the three products, then (QKNorm) the RMSNorm of every q and k
-// head, then the layer's RoPE of q and k.
+// attn_norm, the three products (plus their biases with QKVBias), then
+// (QKNorm) the RMSNorm of every q and k head, then the layer's RoPE of q
+// and k.
 func (m *Model) qkv(s *runState, l, pos int, x []float32) (q, k, v []float32) {
 	c, w := m.Config, &m.Weights
 	dim, hd, qd, kvd := c.Dim, c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
@@ -356,9 +371,13 @@ func (m *Model) qkv(s *runState, l, pos int, x []float32) (q, k, v []float32) {
 	q = make([]float32, qd)
 	k = make([]float32, kvd)
 	v = make([]float32, kvd)
-	matmul(q, s.xb, w.Wq[l*qd*dim:(l+1)*qd*dim])
-	matmul(k, s.xb, w.Wk[l*kvd*dim:(l+1)*kvd*dim])
-	matmul(v, s.xb, w.Wv[l*kvd*dim:(l+1)*kvd*dim])
+	var bq, bk, bv []float32 // nil: no bias
+	if c.QKVBias {
+		bq, bk, bv = w.BQ[l*qd:(l+1)*qd], w.BK[l*kvd:(l+1)*kvd], w.BV[l*kvd:(l+1)*kvd]
+	}
+	matmulBias(q, s.xb, w.Wq[l*qd*dim:(l+1)*qd*dim], bq)
+	matmulBias(k, s.xb, w.Wk[l*kvd*dim:(l+1)*kvd*dim], bk)
+	matmulBias(v, s.xb, w.Wv[l*kvd*dim:(l+1)*kvd*dim], bv)
 	if c.QKNorm {
 		qn, kn := w.QNorm[l*hd:(l+1)*hd], w.KNorm[l*hd:(l+1)*hd]
 		for h := 0; h < c.NumHeads; h++ {

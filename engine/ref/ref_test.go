@@ -449,7 +449,7 @@ func TestTiedOutput(t *testing.T) {
 // ---- kernels ----
 
 func TestRoPE(t *testing.T) {
-	freqs := ropeFreqs(100, 4)
+	freqs := ropeFreqs(100, 4, nil)
 	require.Equal(t, []float64{1, math.Pow(100, -2.0/4)}, freqs, "θ^0, θ^(−2/4)")
 	v := []float32{1, 0, 0, 1, 5, 6, 2, 3, 1, 1, 7, 8} // two heads of 6
 	const pos = 3
@@ -516,8 +516,10 @@ func TestLoadErrors(t *testing.T) {
 // ---- SWA families (hand-built configs through New) ----
 
 // randomWeights returns deterministic pseudo-random weights of c's shapes:
-// matrices uniform in ±1/√in, embeddings in ±1, norm vectors 1 ± 0.1 (as
-// the synthetic writer), and nothing for the tensors c does not use.
+// matrices uniform in ±1/√in, embeddings in ±1, norm vectors 1 ± 0.1 and
+// biases in ±0.5 (as the synthetic writer), and nothing for the tensors c
+// does not use. The biases are drawn last, so that the other weights do
+// not depend on QKVBias.
 func randomWeights(c loader.Config, seed uint64) Weights {
 	r := rand.New(rand.NewPCG(seed, 1))
 	dim, hd, q, kv, ffn, L := c.Dim, c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim, c.FFNDim, c.NumLayers
@@ -557,6 +559,9 @@ func randomWeights(c loader.Config, seed uint64) Weights {
 		OutputNorm:     normVec(true, dim),
 	}
 	w.Output = uniform(c.VocabSize*dim, 1/math.Sqrt(float64(dim)))
+	if c.QKVBias {
+		w.BQ, w.BK, w.BV = uniform(L*q, 0.5), uniform(L*kv, 0.5), uniform(L*kv, 0.5)
+	}
 	return w
 }
 
@@ -635,10 +640,35 @@ var (
 		Layers: layers(1e4, 0, 1, 5, 5, 5, 0),
 		Norm:   loader.NormLayer, Parallel: true, LogitScale: 0.125,
 	}
+	// qwen2Like: Q/K/V biases, NEOX RoPE on θ 1e6, every layer global.
+	qwen2Like = loader.Config{
+		Arch: "qwen2", Dim: 32, NumLayers: 3, NumHeads: 4, NumKVHeads: 2, HeadDim: 8, RopeDim: 8, FFNDim: 48,
+		VocabSize: 64, RopeTheta: 1e6, NormEps: 1e-6,
+		Layers: layers(1e6, 1e6, 1, 0, 0, 0),
+		Rope:   loader.RopeHalf, QKVBias: true,
+	}
+	// qwen3Like: per-head q/k norms, NEOX RoPE, and head dim 16 with
+	// heads·headDim (64) ≠ dim (32), as in the real Qwen3 sizes.
+	qwen3Like = loader.Config{
+		Arch: "qwen3", Dim: 32, NumLayers: 3, NumHeads: 4, NumKVHeads: 2, HeadDim: 16, RopeDim: 16, FFNDim: 48,
+		VocabSize: 64, RopeTheta: 1e6, NormEps: 1e-6,
+		Layers: layers(1e6, 1e6, 1, 0, 0, 0),
+		Rope:   loader.RopeHalf, QKNorm: true,
+	}
+	// llama3Like: Llama 3.1's RoPE frequency factors (the first pair kept,
+	// the last slowed 8 times) on θ 5e5, with a local layer among global
+	// ones: the factors apply to every layer.
+	llama3Like = loader.Config{
+		Arch: "llama", Dim: 32, NumLayers: 3, NumHeads: 4, NumKVHeads: 2, HeadDim: 8, RopeDim: 8, FFNDim: 48,
+		VocabSize: 64, RopeTheta: 5e5, NormEps: 1e-5, Window: 4,
+		Layers:          layers(5e5, 5e5, 1, 0, 4, 0),
+		RopeFreqFactors: []float64{1, 1.5, 4, 8},
+	}
 	families = []struct {
 		name string
 		cfg  loader.Config
-	}{{"llama", llamaSWA}, {"gemma2", gemma2Like}, {"gemma3", gemma3Like}, {"cohere2", cohere2Like}}
+	}{{"llama", llamaSWA}, {"gemma2", gemma2Like}, {"gemma3", gemma3Like}, {"cohere2", cohere2Like},
+		{"qwen2", qwen2Like}, {"qwen3", qwen3Like}, {"llama3", llama3Like}}
 )
 
 // maxAbsDiff is max |a[i] − b[i]| over equal-length a and b.
@@ -811,7 +841,7 @@ func TestLayerRoPE(t *testing.T) {
 	assert.Same(t, &m.invFreq[0][0], &m.invFreq[1][0], "layers 0 and 1 share θ 1e4")
 	assert.Same(t, &m.invFreq[0][0], &m.invFreq[3][0], "layers 0 and 3 share θ 1e4")
 	assert.NotEqual(t, m.invFreq[0], m.invFreq[2], "layer 2 has θ 1e6")
-	assert.Equal(t, ropeFreqs(1e6, c.RopeDim), m.invFreq[2])
+	assert.Equal(t, ropeFreqs(1e6, c.RopeDim, nil), m.invFreq[2])
 
 	unscaled := c
 	unscaled.Layers = slices.Clone(c.Layers)
@@ -866,7 +896,7 @@ func TestNoRopeLayer(t *testing.T) {
 }
 
 func TestRoPEHalf(t *testing.T) {
-	freqs := ropeFreqs(100, 4)                         // 1, 0.1
+	freqs := ropeFreqs(100, 4, nil)                    // 1, 0.1
 	v := []float32{1, 2, 3, 4, 5, 6, 0, 1, 1, 0, 7, 8} // two heads of 6
 	const pos = 3
 	rope(v, 6, loader.RopeHalf, freqs, pos)
@@ -1120,7 +1150,11 @@ func TestBlockAtPosition0(t *testing.T) {
 				}
 			}
 			n := nrm(x, w.AttnNorm)
-			v := mul(w.Wv, n)                            // (kvHeads*headDim,)
+			v := mul(w.Wv, n) // (kvHeads*headDim,)
+			if c.QKVBias {
+				// Position 0 attends to itself alone: its output is v + bv.
+				matmulBias(v, n, w.Wv, w.BV)
+			}
 			att := make([]float32, c.NumHeads*c.HeadDim) // (heads*headDim,) each head's KV head's value
 			for h := 0; h < c.NumHeads; h++ {
 				kv := h / (c.NumHeads / c.NumKVHeads)
@@ -1307,6 +1341,12 @@ func TestLoadFamilies(t *testing.T) {
 			func(c *loader.Config) { c.Parallel = false }, "blk.0.ffn_norm.weight"},
 		{"llama", loader.Config{Arch: "llama", Dim: 32, NumLayers: 3, NumHeads: 4, NumKVHeads: 2, FFNDim: 48, VocabSize: 64, RopeTheta: 1e4, Window: 2, Layers: layers(1e4, 1e4, 1, 2, 0, 2)},
 			func(c *loader.Config) { c.PostNorms = true }, "blk.0.post_attention_norm.weight"},
+		{"qwen2", loader.Config{Arch: "qwen2", Dim: 32, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 48, VocabSize: 64, RopeTheta: 1e6},
+			func(c *loader.Config) { c.QKNorm = true }, "blk.0.attn_q_norm.weight"},
+		{"qwen3", loader.Config{Arch: "qwen3", Dim: 32, NumLayers: 2, NumHeads: 2, NumKVHeads: 1, HeadDim: 24, FFNDim: 48, VocabSize: 64, RopeTheta: 1e6},
+			func(c *loader.Config) { c.QKVBias = true }, "blk.0.attn_q.bias"},
+		{"llama3", loader.Config{Arch: "llama", Dim: 32, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 48, VocabSize: 64, RopeTheta: 5e5,
+			RopeFreqFactors: []float64{1, 1.25, 3, 8}}, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := synthetic(t, tc.cfg, loader.F32, 45)
@@ -1320,6 +1360,8 @@ func TestLoadFamilies(t *testing.T) {
 			assert.Equal(t, c.QKNorm, len(m.Weights.QNorm) > 0, "QNorm loaded iff QKNorm")
 			assert.Equal(t, c.PostNorms, len(m.Weights.PostFFNNorm) > 0, "post norms loaded iff PostNorms")
 			assert.Equal(t, c.Parallel, len(m.Weights.FFNNorm) == 0, "no FFNNorm iff Parallel")
+			assert.Equal(t, c.QKVBias, len(m.Weights.BQ) > 0 && len(m.Weights.BK) > 0 && len(m.Weights.BV) > 0, "biases loaded iff QKVBias")
+			assert.Equal(t, tc.cfg.RopeFreqFactors, c.RopeFreqFactors, "factors through the file")
 
 			tokens := randomTokens(9, c.VocabSize, 46)
 			f, s := forward(t, m, tokens), steps(t, m, tokens)
@@ -1335,6 +1377,188 @@ func TestLoadFamilies(t *testing.T) {
 			_, err = Load(lm)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.missing)
+		})
+	}
+}
+
+// ---- Qwen biases and Llama 3.1 RoPE factors ----
+
+// TestQKVBias: a zero bias is no bias, bit for bit; each non-zero bias
+// (of Q, of K, of V) changes the logits.
+func TestQKVBias(t *testing.T) {
+	c := qwen2Like
+	w := randomWeights(c, 51)
+	tokens := randomTokens(9, c.VocabSize, 52)
+	run := func(c loader.Config, w Weights) [][]float32 {
+		m, err := New(c, w)
+		require.NoError(t, err)
+		return forward(t, m, tokens)
+	}
+
+	noBias := c
+	noBias.QKVBias = false
+	nw := w
+	nw.BQ, nw.BK, nw.BV = nil, nil, nil
+	want := run(noBias, nw)
+
+	zw := w
+	zw.BQ, zw.BK, zw.BV = make([]float32, len(w.BQ)), make([]float32, len(w.BK)), make([]float32, len(w.BV))
+	zero := run(c, zw)
+	for p := range tokens {
+		require.True(t, sameBits(want[p], zero[p]), "zero bias differs from none at position %d", p)
+	}
+
+	for _, b := range []string{"BQ", "BK", "BV"} {
+		t.Run(b, func(t *testing.T) {
+			one := zw
+			switch b { // only this bias is non-zero
+			case "BQ":
+				one.BQ = w.BQ
+			case "BK":
+				one.BK = w.BK
+			case "BV":
+				one.BV = w.BV
+			}
+			got := run(c, one)
+			changed := false
+			for p := range tokens {
+				changed = changed || maxAbsDiff(want[p], got[p]) > 1e-4*maxAbs(want[p])
+			}
+			assert.True(t, changed, "%s changes nothing", b)
+		})
+	}
+}
+
+// TestQKVBiasBeforeRoPE: the biases are added to the products, before the
+// rotation: q = RoPE(Wq·n + bq) at a position where RoPE is not the
+// identity, and likewise k; v is never rotated.
+func TestQKVBiasBeforeRoPE(t *testing.T) {
+	c := qwen2Like
+	c.NumLayers, c.Layers = 1, c.Layers[:1]
+	m := newModel(t, c, 53)
+	w := m.Weights
+	x := slices.Clone(w.TokenEmbedding[7*c.Dim : 8*c.Dim]) // (dim,)
+	const pos = 5
+	q, k, v := m.qkv(m.newRunState(), 0, pos, x)
+
+	n := make([]float32, c.Dim)
+	rmsnorm(n, x, w.AttnNorm, c.NormEps)
+	product := func(wm, b []float32) []float32 {
+		out := make([]float32, len(b))
+		matmulBias(out, n, wm, b)
+		return out
+	}
+	freqs := ropeFreqs(c.RopeTheta, c.RopeDim, nil)
+	wantQ, wantK, wantV := product(w.Wq, w.BQ), product(w.Wk, w.BK), product(w.Wv, w.BV)
+	rope(wantQ, c.HeadDim, c.Rope, freqs, pos)
+	rope(wantK, c.HeadDim, c.Rope, freqs, pos)
+	assert.True(t, sameBits(wantQ, q), "q = RoPE(Wq·n + bq)")
+	assert.True(t, sameBits(wantK, k), "k = RoPE(Wk·n + bk)")
+	assert.True(t, sameBits(wantV, v), "v = Wv·n + bv")
+
+	// The other order, bias after the rotation, is a different q.
+	late := product(w.Wq, make([]float32, len(w.BQ)))
+	rope(late, c.HeadDim, c.Rope, freqs, pos)
+	add(late, w.BQ)
+	assert.Greater(t, maxAbsDiff(late, q), 1e-3, "bias after RoPE would give the same q")
+}
+
+// TestRopeFreqFactorsOfOne: factors of 1 are no factors, bit for bit, in
+// both schedules.
+func TestRopeFreqFactorsOfOne(t *testing.T) {
+	c := llama3Like
+	w := randomWeights(c, 55)
+	tokens := randomTokens(11, c.VocabSize, 56)
+	none := c
+	none.RopeFreqFactors = nil
+	ones := c
+	ones.RopeFreqFactors = []float64{1, 1, 1, 1}
+	mNone, err := New(none, w)
+	require.NoError(t, err)
+	mOnes, err := New(ones, w)
+	require.NoError(t, err)
+	mScaled, err := New(c, w)
+	require.NoError(t, err)
+	a, b, s := forward(t, mNone, tokens), forward(t, mOnes, tokens), steps(t, mOnes, tokens)
+	scaled := forward(t, mScaled, tokens)
+	for p := range tokens {
+		require.True(t, sameBits(a[p], b[p]), "Forward, position %d", p)
+		require.True(t, sameBits(a[p], s[p]), "Step, position %d", p)
+	}
+	changed := false
+	for p := 1; p < len(tokens); p++ { // position 0 has no rotation at all
+		changed = changed || !sameBits(a[p], scaled[p])
+	}
+	assert.True(t, changed, "llama3Like's factors change nothing")
+}
+
+// TestRopeFreqFactorByHand: factor f on pair i turns it by pos·θ^(−2i/d)/f.
+// With θ = 10⁴ and d = 4 the pairs turn by pos·1 and pos·10⁴^(−1/2) =
+// pos·0.01; a factor 2 on pair 1 makes that pos·0.005. At pos 100 the
+// angles are 100 rad and 0.5 rad, so the head (1, 0, 1, 0) becomes
+// (cos 100, sin 100, cos 0.5, sin 0.5) = (0.8623188722876839,
+// −0.5063656411097588, 0.8775825618903728, 0.4794255386042030).
+func TestRopeFreqFactorByHand(t *testing.T) {
+	freqs := ropeFreqs(1e4, 4, []float64{1, 2})
+	assert.InDeltaSlice(t, []float64{1, 0.005}, freqs, 1e-17)
+	v := []float32{1, 0, 1, 0}
+	rope(v, 4, loader.RopePairwise, freqs, 100)
+	assert.InDeltaSlice(t, []float32{0.8623188722876839, -0.5063656411097588, 0.8775825618903728, 0.4794255386042030}, v, 1e-7)
+}
+
+// TestRopeFreqFactorsShiftTheta: dividing pair i's frequency by f_i is
+// raising θ for it: with d = 8, θ = 10⁴ turns pair i by 10^(−i) per
+// position and θ = 10⁸ by 10^(−2i), so θ = 10⁴ with factors 10^i
+// (1, 10, 100, 1000) is the θ = 10⁸ model, up to the rounding of the
+// angles.
+func TestRopeFreqFactorsShiftTheta(t *testing.T) {
+	c := llama3Like
+	c.RopeTheta, c.Layers = 1e4, layers(1e4, 1e4, 1, 0, 4, 0)
+	c.RopeFreqFactors = []float64{1, 10, 100, 1000}
+	far := c
+	far.RopeTheta, far.Layers, far.RopeFreqFactors = 1e8, layers(1e8, 1e8, 1, 0, 4, 0), nil
+	w := randomWeights(c, 57)
+	m, err := New(c, w)
+	require.NoError(t, err)
+	mFar, err := New(far, w)
+	require.NoError(t, err)
+	for i, f := range mFar.invFreq[0] {
+		assert.InEpsilon(t, f, m.invFreq[0][i], 1e-14, "pair %d", i)
+	}
+	tokens := randomTokens(12, c.VocabSize, 58)
+	a, b := forward(t, m, tokens), forward(t, mFar, tokens)
+	for p := range tokens {
+		assert.LessOrEqual(t, maxAbsDiff(a[p], b[p]), 1e-5*maxAbs(a[p]), "position %d", p)
+	}
+}
+
+// TestNewErrorsQwenLlama3: the biases' lengths follow QKVBias, and the
+// frequency factors must fit the config.
+func TestNewErrorsQwenLlama3(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    loader.Config
+		edit   func(*Weights)
+		config func(*loader.Config)
+		want   string
+	}{
+		{"missing BQ", qwen2Like, func(w *Weights) { w.BQ = nil }, nil, "BQ"},
+		{"short BK", qwen2Like, func(w *Weights) { w.BK = w.BK[1:] }, nil, "BK"},
+		{"BV without QKVBias", qwen3Like, func(w *Weights) { w.BV = make([]float32, 3*2*16) }, nil, "BV"},
+		{"too few factors", llama3Like, nil, func(c *loader.Config) { c.RopeFreqFactors = []float64{1, 2} }, "rope frequency factors"},
+		{"zero factor", llama3Like, nil, func(c *loader.Config) { c.RopeFreqFactors = []float64{1, 0, 1, 1} }, "rope frequency factor 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := randomWeights(tc.cfg, 59)
+			c := tc.cfg
+			if tc.edit != nil {
+				tc.edit(&w)
+			}
+			if tc.config != nil {
+				tc.config(&c)
+			}
+			_, err := New(c, w)
+			require.ErrorContains(t, err, tc.want)
 		})
 	}
 }
