@@ -47,18 +47,25 @@ func rate(n int, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// Session is one conversation or text: its KV ring carries everything
+// Session is one conversation or text: its KV cache carries everything
 // generated so far, so a later Generate continues where the last stopped
-// without prefilling the history again. A Session is not safe for
-// concurrent use; use one session per goroutine.
+// without prefilling the history again. Generate, Prefill and Reset belong
+// to one goroutine at a time; Stats, Profile, Pos and Close may be called
+// from anywhere, inside a Generate range loop too (Reset, Prefill and a
+// nested Generate there return ErrBusy; Close ends the loop).
 type Session struct {
 	m  *Model
 	es *engine.Session
 
+	// mu guards everything below and is held while a step runs on the
+	// device; Generate releases it while the caller's loop body runs.
 	mu      sync.Mutex
 	pending int // a token sampled (and yielded) but not yet fed to the model, or -1
 	stats   Stats
 	closed  bool
+	busy    bool      // a Generate is under way
+	ready   []float32 // the logits after a Prefill, for the next Generate to sample from; nil otherwise
+	last    int       // the last token fed, for the decoder's leading-space rule
 }
 
 // GenerateOption configures Generate.
@@ -126,7 +133,11 @@ func WithLogProbs() GenerateOption { return func(o *genOptions) { o.logprobs = t
 func (s *Session) KVBytes() uint64 { return s.es.KVBytes() }
 
 // Pos is the number of tokens the session's cache has seen.
-func (s *Session) Pos() int { return s.es.Pos() }
+func (s *Session) Pos() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.es.Pos()
+}
 
 // StepStats describes the work of one recorded step (see engine.StepStats).
 type StepStats = engine.StepStats
@@ -137,7 +148,10 @@ func (s *Session) DecodeStats() (StepStats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return StepStats{}, errors.New("vkrun: session is closed")
+		return StepStats{}, ErrSessionClosed
+	}
+	if s.busy {
+		return StepStats{}, ErrBusy
 	}
 	return s.es.DecodeStats()
 }
@@ -157,15 +171,54 @@ func (s *Session) Profile() []KernelTime {
 	return s.es.Profile()
 }
 
-// Reset forgets the conversation.
-func (s *Session) Reset() {
+// Reset forgets the conversation. It fails with ErrBusy inside a Generate
+// range loop and ErrSessionClosed after Close.
+func (s *Session) Reset() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrSessionClosed
+	case s.busy:
+		return ErrBusy
+	}
 	s.es.Reset()
-	s.pending = -1
+	s.pending, s.ready = -1, nil
+	return nil
 }
 
-// Close frees the session's cache. Idempotent.
+// Prefill feeds prompt (after whatever the session has seen, and the token
+// a previous Generate sampled last) without sampling: the next Generate
+// continues from it. WithPromptTokens feeds ids instead; the other options
+// are ignored. At the start of a session the tokenizer's BOS is prepended.
+// Cancelling ctx stops between prefill chunks, leaving the session at the
+// last whole chunk.
+func (s *Session) Prefill(ctx context.Context, prompt string, opts ...GenerateOption) error {
+	var o genOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrSessionClosed
+	case s.busy:
+		return ErrBusy
+	}
+	ids, err := s.promptIDs(prompt, o)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	logits, err := s.prefill(ctx, ids)
+	if err == nil {
+		s.ready = slices.Clone(logits) // the engine's slice is reused by the next step
+	}
+	return err
+}
+
+// Close frees the session's cache. Idempotent. Inside a Generate range
+// loop it ends the loop after the current token.
 func (s *Session) Close() error {
 	s.m.mu.Lock()
 	delete(s.m.sessions, s)
@@ -196,16 +249,86 @@ func (s *Session) Generate(ctx context.Context, prompt string, opts ...GenerateO
 	return func(yield func(Token, error) bool) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if err := s.generate(ctx, prompt, o, yield); err != nil {
-			yield(Token{}, err)
+		switch {
+		case s.closed:
+			s.mu.Unlock()
+			yield(Token{}, ErrSessionClosed)
+			s.mu.Lock()
+			return
+		case s.busy:
+			s.mu.Unlock()
+			yield(Token{}, ErrBusy)
+			s.mu.Lock()
+			return
+		}
+		s.busy = true
+		defer func() { s.busy = false }()
+		// yield runs the caller's loop body: without the lock, so that
+		// Stats, Profile and Close work there.
+		unlocked := func(t Token, err error) bool {
+			s.mu.Unlock()
+			defer s.mu.Lock()
+			return yield(t, err)
+		}
+		if err := s.generate(ctx, prompt, o, unlocked); err != nil {
+			unlocked(Token{}, err)
 		}
 	}
 }
 
-func (s *Session) generate(ctx context.Context, prompt string, o genOptions, yield func(Token, error) bool) error {
-	if s.closed {
-		return errors.New("vkrun: session is closed")
+// promptIDs is what a Generate or Prefill feeds: the token sampled last and
+// not yet fed, then the prompt's ids (BOS first at the start of the
+// session), or BOS alone for an empty prompt at the start. Called with mu
+// held.
+func (s *Session) promptIDs(prompt string, o genOptions) ([]int, error) {
+	tok := s.m.Tokenizer()
+	var ids []int
+	switch {
+	case o.haveIDs:
+		ids = o.ids
+	case tok == nil:
+		return nil, errors.New("vkrun: the model has no tokenizer; pass token ids with WithPromptTokens")
+	default:
+		ids = tok.EncodeWith(prompt, s.es.Pos() == 0 && s.pending < 0 && tok.AddBOS())
 	}
+	if s.pending >= 0 {
+		ids = append([]int{s.pending}, ids...)
+	}
+	if len(ids) == 0 {
+		switch {
+		case s.ready != nil:
+			return nil, nil // a Prefill left logits to sample from
+		case s.es.Pos() == 0 && tok != nil:
+			ids = []int{tok.BOS()}
+		default:
+			return nil, errors.New("vkrun: nothing to feed: give a prompt")
+		}
+	}
+	return ids, nil
+}
+
+// prefill feeds ids and returns the logits after the last. Called with mu
+// held.
+func (s *Session) prefill(ctx context.Context, ids []int) ([]float32, error) {
+	s.ready = nil
+	t0 := time.Now()
+	logits, err := s.es.Prefill(ctx, ids)
+	// A cancelled prefill may have fed whole chunks; the session stays
+	// consistent at its position, but a pending token is fed or gone.
+	s.pending = -1
+	if err != nil {
+		return nil, err
+	}
+	s.stats.PromptTokens += len(ids)
+	s.stats.PrefillTime += time.Since(t0)
+	s.last = ids[len(ids)-1]
+	return logits, nil
+}
+
+// generate is Generate's body, called with mu held; yield releases it
+// while the caller's loop body runs, so after each yield the session may
+// have been closed.
+func (s *Session) generate(ctx context.Context, prompt string, o genOptions, yield func(Token, error) bool) error {
 	if o.max < 0 {
 		return fmt.Errorf("vkrun: max tokens %d", o.max)
 	}
@@ -214,42 +337,22 @@ func (s *Session) generate(ctx context.Context, prompt string, o genOptions, yie
 		return err
 	}
 	tok := s.m.Tokenizer()
-	var ids []int
-	switch {
-	case o.haveIDs:
-		ids = o.ids
-	case tok == nil:
-		return errors.New("vkrun: the model has no tokenizer; pass token ids with WithPromptTokens")
-	default:
-		ids = tok.EncodeWith(prompt, s.es.Pos() == 0 && s.pending < 0 && tok.AddBOS())
-	}
-	if s.pending >= 0 {
-		ids = append([]int{s.pending}, ids...)
-	}
-	if len(ids) == 0 {
-		if s.es.Pos() == 0 && tok != nil {
-			ids = []int{tok.BOS()}
-		} else {
-			return errors.New("vkrun: nothing to feed: give a prompt")
-		}
-	}
-
-	t0 := time.Now()
-	logits, err := s.es.Prefill(ctx, ids)
+	ids, err := s.promptIDs(prompt, o)
 	if err != nil {
-		// A cancelled prefill may have fed whole chunks; the session stays
-		// consistent at its position, but the sampled token is gone.
-		s.pending = -1
 		return err
 	}
-	s.pending = -1
-	s.stats.PromptTokens += len(ids)
-	s.stats.PrefillTime += time.Since(t0)
+	logits := s.ready // after a Prefill, with nothing more to feed
+	if len(ids) > 0 {
+		if logits, err = s.prefill(ctx, ids); err != nil {
+			return err
+		}
+	}
+	s.ready = nil
 
 	var dec *loader.Decoder
 	if tok != nil {
 		dec = tok.NewDecoder()
-		dec.Next(ids[len(ids)-1]) // context for the leading-space rule; its text is not ours
+		dec.Next(s.last) // context for the leading-space rule; its text is not ours
 	}
 	stop := newStopper(o.stop)
 	gpuGreedy := o.sampling.Greedy() && !o.logprobs
@@ -273,7 +376,7 @@ func (s *Session) generate(ctx context.Context, prompt string, o genOptions, yie
 		s.pending = next
 		out, done := stop.push(t.Text)
 		t.Text = out
-		if !yield(t, nil) {
+		if !yield(t, nil) || s.closed {
 			return nil
 		}
 		if done || n+1 == o.max {

@@ -42,6 +42,12 @@ var (
 	ErrDeviceLost        = vk.ErrDeviceLost
 	ErrUnsupportedType   = loader.ErrUnsupportedType
 	ErrContextFull       = engine.ErrContextFull
+	// ErrModelClosed and ErrSessionClosed: the model or session was closed.
+	ErrModelClosed   = errors.New("vkrun: model is closed")
+	ErrSessionClosed = errors.New("vkrun: session is closed")
+	// ErrBusy: the session is in the middle of a Generate (a call from
+	// inside its range loop that would change the session).
+	ErrBusy = errors.New("vkrun: the session is generating")
 )
 
 // Devices lists the Vulkan devices, in the loader's order.
@@ -205,31 +211,14 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 				progress(done, total)
 			}
 		}}
-	type result struct {
-		em  *engine.Model
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		em, err := engine.Load(m.dev, file, eopts)
-		done <- result{em, err}
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		r = <-done // the upload cannot be interrupted mid-tensor; wait, then undo it
-		if r.em != nil {
-			r.em.Close()
-		}
-		r = result{nil, ctx.Err()}
-	}
-	if r.err != nil {
+	eopts.Cancelled = ctx.Err // checked between tensors; engine.Load frees what it made
+	em, err := engine.Load(m.dev, file, eopts)
+	if err != nil {
 		m.Close()
-		return nil, r.err
+		return nil, err
 	}
-	m.em = r.em
-	m.Notes = r.em.Notes
+	m.em = em
+	m.Notes = em.Notes
 	m.LoadTime = time.Since(start)
 	return m, nil
 }
@@ -337,7 +326,7 @@ func (m *Model) NewSession() (*Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, errors.New("vkrun: model is closed")
+		return nil, ErrModelClosed
 	}
 	es, err := m.em.NewSession()
 	if err != nil {

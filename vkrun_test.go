@@ -201,3 +201,99 @@ func TestMemoryLayoutAndKernels(t *testing.T) {
 		})
 	}
 }
+
+// Inside a Generate range loop, Stats, Profile and Pos work; Reset, Prefill,
+// DecodeStats and a nested Generate say ErrBusy; Close ends the loop, and
+// the closed session says ErrSessionClosed. None of them deadlocks.
+func TestSessionCallsInsideGenerate(t *testing.T) {
+	path := testmodel.Stories260K(t)
+	m, err := vkrun.Load(context.Background(), path)
+	if errors.Is(err, vk.ErrNoLoader) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+	defer m.Close()
+	s, err := m.NewSession()
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n := 0
+		for tok, err := range s.Generate(context.Background(), "", vkrun.WithMaxTokens(50)) {
+			require.NoError(t, err)
+			n++
+			assert.Equal(t, n, s.Stats().Generated, "Stats inside the loop")
+			assert.Positive(t, s.Pos())
+			_ = s.Profile()
+			assert.ErrorIs(t, s.Reset(), vkrun.ErrBusy)
+			assert.ErrorIs(t, s.Prefill(context.Background(), "x"), vkrun.ErrBusy)
+			_, err := s.DecodeStats()
+			assert.ErrorIs(t, err, vkrun.ErrBusy)
+			for _, err := range s.Generate(context.Background(), "x") {
+				assert.ErrorIs(t, err, vkrun.ErrBusy)
+			}
+			if n == 5 {
+				require.NoError(t, s.Close())
+			}
+			assert.LessOrEqual(t, n, 5, "no token after Close: %q", tok.Text)
+		}
+		assert.Equal(t, 5, n)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("a call inside the Generate loop deadlocked")
+	}
+	for _, err := range s.Generate(context.Background(), "") {
+		assert.ErrorIs(t, err, vkrun.ErrSessionClosed)
+	}
+	assert.ErrorIs(t, s.Reset(), vkrun.ErrSessionClosed)
+	require.NoError(t, m.Close())
+	_, err = m.NewSession()
+	assert.ErrorIs(t, err, vkrun.ErrModelClosed)
+}
+
+// Prefill feeds a prompt without sampling: Prefill then Generate gives the
+// text that Generate of the whole prompt gives.
+func TestPrefillThenGenerate(t *testing.T) {
+	path := testmodel.Stories260K(t)
+	m, err := vkrun.Load(context.Background(), path)
+	if errors.Is(err, vk.ErrNoLoader) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+	defer m.Close()
+	a, err := m.NewSession()
+	require.NoError(t, err)
+	want := text(t, a, "Once upon a time", vkrun.WithMaxTokens(20))
+	b, err := m.NewSession()
+	require.NoError(t, err)
+	require.NoError(t, b.Prefill(context.Background(), "Once upon a time"))
+	st := b.Stats()
+	assert.Zero(t, st.Generated, "Prefill samples nothing")
+	assert.Equal(t, 1+len(m.Tokenizer().EncodeWith("Once upon a time", false)), st.PromptTokens, "BOS and the prompt")
+	// The next Generate samples from the prompt's logits.
+	assert.Equal(t, want, text(t, b, "", vkrun.WithMaxTokens(20)))
+}
+
+// Load honours ctx: cancelled between tensors, it stops, returns the
+// context's error and frees what it made.
+func TestLoadCancelled(t *testing.T) {
+	path := testmodel.Stories260K(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var last, total uint64
+	calls := 0
+	_, err := vkrun.Load(ctx, path, vkrun.WithProgress(func(done, all uint64) {
+		calls++
+		last, total = done, all
+		if calls == 3 {
+			cancel()
+		}
+	}))
+	if errors.Is(err, vk.ErrNoLoader) {
+		t.Skip(err)
+	}
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 3, calls, "no tensor is uploaded after the cancel")
+	assert.Less(t, last, total)
+}

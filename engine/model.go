@@ -29,6 +29,10 @@ type Options struct {
 	Context int
 	// Progress, when set, is called as weights are uploaded.
 	Progress func(done, total uint64)
+	// Cancelled, when set, is asked before each tensor is uploaded; an
+	// error stops the load, which frees what it made and returns the
+	// error (a context's Err).
+	Cancelled func() error
 	// WG is the kernels' workgroup width (0: ops.DefaultWG).
 	WG uint32
 	// Layout forces a kernel layout (default: by device type).
@@ -415,6 +419,11 @@ func (m *Model) upload(src *loader.Model) error {
 	var done uint64
 	for i := range jobs {
 		j := &jobs[i]
+		if m.opts.Cancelled != nil {
+			if err := m.opts.Cancelled(); err != nil {
+				return fmt.Errorf("engine: loading stopped after %d of %d tensors: %w", i, len(jobs), err)
+			}
+		}
 		if err := m.uploadOne(j); err != nil {
 			return err
 		}

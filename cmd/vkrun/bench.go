@@ -349,11 +349,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			}
 			kvBytes = s.KVBytes()
 			if depth > 0 {
-				for _, err := range s.Generate(ctx, "", vkrun.WithPromptTokens(tokens(depth, rep)), vkrun.WithMaxTokens(0)) {
-					if err != nil {
-						s.Close()
-						return err
-					}
+				if err := s.Prefill(ctx, "", vkrun.WithPromptTokens(tokens(depth, rep))); err != nil {
+					s.Close()
+					return err
 				}
 			}
 			before := s.Profile()
@@ -378,10 +376,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		if *pp > 0 {
 			err := run(fmt.Sprintf("pp%d", *pp), d, *pp, func(s *vkrun.Session) (float64, error) {
 				before := s.Stats()
-				for _, err := range s.Generate(ctx, "", vkrun.WithPromptTokens(tokens(*pp, 99)), vkrun.WithMaxTokens(0)) {
-					if err != nil {
-						return 0, err
-					}
+				if err := s.Prefill(ctx, "", vkrun.WithPromptTokens(tokens(*pp, 99))); err != nil {
+					return 0, err
 				}
 				after := s.Stats()
 				return float64(*pp) / (after.PrefillTime - before.PrefillTime).Seconds(), nil
