@@ -16,93 +16,80 @@ import (
 )
 
 func init() {
-	register("chat", "an interactive chat (Mistral, Llama 2 and Gemma instruct formats)", cmdChat)
+	register("chat", "an interactive chat in the model's instruct format (Mistral, Llama, Qwen, Gemma, ...)", cmdChat)
 }
 
-// chatTemplate formats user turns for one instruct family.
-type chatTemplate struct {
-	name string
-	// turn renders a user message; first is true for the conversation's
-	// first turn (which may carry the system prompt).
-	turn func(msg, system string, first bool) string
-	// bosEachTurn: the family starts every turn with BOS.
-	bosEachTurn bool
-	// prefix and suffix, when set, wrap the turn's text in control
-	// tokens: they are encoded with special tokens parsed, the text
-	// between them without, so a user cannot type a control token.
-	prefix func(first bool) string
-	suffix string
-	// endTurn is the control token that ends the model's answer (fed
-	// back at the next turn), besides EOS.
-	endTurn string
-}
-
-var chatTemplates = map[string]chatTemplate{
-	// Mistral: <s>[INST] user [/INST] answer</s>[INST] user [/INST] …
-	"mistral": {name: "mistral", turn: func(msg, system string, first bool) string {
-		if first && system != "" {
-			msg = system + "\n\n" + msg
+// chatTemplate picks the chat template: the one named by --template, else
+// the family of the file's own (Jinja) chat template.
+func chatTemplate(name, jinja string) (vkrun.ChatTemplate, error) {
+	names := strings.Join(vkrun.ChatTemplateNames(), ", ")
+	if name != "" {
+		t, err := vkrun.ChatTemplateByName(name)
+		if err != nil {
+			return t, fmt.Errorf("--template %q is not one of %s", name, names)
 		}
-		return "[INST] " + msg + " [/INST]"
-	}},
-	// Llama 2: <s>[INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] answer </s><s>[INST] user [/INST] …
-	"llama2": {name: "llama2", bosEachTurn: true, turn: func(msg, system string, first bool) string {
-		if first && system != "" {
-			msg = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + msg
-		}
-		return "[INST] " + msg + " [/INST]"
-	}},
-	// Gemma: <bos><start_of_turn>user\nsystem\n\nuser<end_of_turn>\n<start_of_turn>model\n
-	// answer<end_of_turn>\n<start_of_turn>user\n … (no system role: the
-	// system prompt leads the first user turn).
-	"gemma": {name: "gemma", endTurn: "<end_of_turn>", suffix: "<end_of_turn>\n<start_of_turn>model\n",
-		prefix: func(first bool) string {
-			if first {
-				return "<start_of_turn>user\n"
-			}
-			return "\n<start_of_turn>user\n" // after the answer's <end_of_turn>
-		},
-		turn: func(msg, system string, first bool) string {
-			if first && system != "" {
-				msg = system + "\n\n" + msg
-			}
-			return msg
-		}},
-	// raw: each line is appended to the text as it is.
-	"raw": {name: "raw", turn: func(msg, _ string, _ bool) string { return msg }},
+		return t, nil
+	}
+	if t, ok := vkrun.ChatTemplateFor(jinja); ok {
+		return t, nil
+	}
+	what := "has no chat template"
+	if jinja != "" {
+		what = "has a chat template of no family vkrun knows"
+	}
+	return vkrun.ChatTemplate{}, fmt.Errorf("the model %s; choose one with --template (%s)", what, names)
 }
 
-// detectTemplate recognises the family from a GGUF tokenizer.chat_template.
-func detectTemplate(jinja string) (chatTemplate, bool) {
-	switch {
-	case strings.Contains(jinja, "<start_of_turn>") && strings.Contains(jinja, "<end_of_turn>"):
-		return chatTemplates["gemma"], true
-	case strings.Contains(jinja, "<<SYS>>") && strings.Contains(jinja, "[INST]"):
-		return chatTemplates["llama2"], true
-	case strings.Contains(jinja, "[INST]"):
-		return chatTemplates["mistral"], true
-	}
-	return chatTemplate{}, false
+// chatState is what the session holds of the chat, so that each turn feeds
+// only what is new.
+type chatState struct {
+	tmpl   vkrun.ChatTemplate
+	tok    *vkrun.Tokenizer
+	system string
+	held   []vkrun.Message // the chat the session holds; it ends with an answer
+	ended  bool            // that answer ended with its end-of-turn token, which the session feeds next
+	stale  bool            // the session holds part of a turn (a prefill was cut): start again
+	asked  []vkrun.Message // the turn being answered
+	// restarted says that the template rendered the chat afresh (see
+	// ChatTemplate.Continue), so the whole chat was fed again.
+	restarted bool
 }
 
-// encode renders and encodes one user turn: the template's control tokens
-// parsed as such, the user's text as plain text.
-func (tmpl chatTemplate) encode(tok *vkrun.Tokenizer, msg, system string, first, bos bool) []int {
-	text := tmpl.turn(msg, system, first)
-	if tmpl.prefix == nil {
-		return tok.EncodeWith(text, bos)
+// prompt returns the tokens that ask the user's next message, and whether
+// the session must be reset before they are fed.
+func (c *chatState) prompt(text string) (ids []int, reset bool, err error) {
+	c.asked = []vkrun.Message{{Role: vkrun.RoleUser, Content: text}}
+	if len(c.held) == 0 && c.system != "" {
+		c.asked = append([]vkrun.Message{{Role: vkrun.RoleSystem, Content: c.system}}, c.asked...)
 	}
-	ids := tok.EncodeSpecial(tmpl.prefix(first), bos)
-	ids = append(ids, tok.EncodeWith(text, false)...)
-	return append(ids, tok.EncodeSpecial(tmpl.suffix, false)...)
+	if len(c.held) == 0 || c.stale {
+		ids, err = c.tmpl.Encode(c.tok, append(c.held[:len(c.held):len(c.held)], c.asked...), true)
+		return ids, c.stale, err
+	}
+	ids, reset, err = c.tmpl.Continue(c.tok, c.held, c.ended, c.asked)
+	c.restarted = c.restarted || reset
+	return ids, reset, err
 }
+
+// answered records the answer to the turn prompt asked for; ended says that
+// it ended with an end-of-turn token rather than at the token limit or a
+// cancel.
+func (c *chatState) answered(text string, ended bool) {
+	c.held = append(c.held, c.asked...)
+	c.held = append(c.held, vkrun.Message{Role: vkrun.RoleAssistant, Content: text})
+	c.ended, c.stale, c.asked = ended, false, nil
+}
+
+// lost records that the turn was not answered and that the session may hold
+// part of it: the next turn starts again from the chat before it.
+func (c *chatState) lost() { c.stale, c.asked = true, nil }
 
 func cmdChat(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f runFlags
 	f.register(fs)
-	tmplName := fs.String("template", "", "chat format: mistral, llama2, gemma or raw (default: recognised from the file)")
+	tmplName := fs.String("template", "", "chat format, one of "+strings.Join(vkrun.ChatTemplateNames(), ", ")+" (default: recognised from the file's chat template)")
 	system := fs.String("system", "", "system prompt")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -119,17 +106,14 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vkrun chat: give a model with -m (an instruct model, e.g. Mistral-7B-Instruct)")
 		return 2
 	}
-	if f.seed == 0 {
-		f.seed = uint64(time.Now().UnixNano())
-	}
-	var tmpl chatTemplate
 	if *tmplName != "" {
-		t, ok := chatTemplates[*tmplName]
-		if !ok {
-			fmt.Fprintf(stderr, "vkrun chat: --template %q is not one of mistral, llama2, gemma, raw\n", *tmplName)
+		if _, err := chatTemplate(*tmplName, ""); err != nil {
+			fmt.Fprintf(stderr, "vkrun chat: %v\n", err)
 			return 2
 		}
-		tmpl = t
+	}
+	if f.seed == 0 {
+		f.seed = uint64(time.Now().UnixNano())
 	}
 
 	m, err := vkrun.Load(context.Background(), f.model, append(f.loadOptions(), vkrun.WithProgress(progressPrinter(stderr, false)))...)
@@ -139,35 +123,32 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 	}
 	defer m.Close()
 	printNotes(stderr, m)
-	if tmpl.turn == nil {
-		t, ok := detectTemplate(m.ChatTemplate())
-		if !ok {
-			fmt.Fprintln(stderr, "vkrun chat: the model has no Mistral, Llama or Gemma chat template; choose one with --template mistral|llama2|gemma|raw")
-			return 2
-		}
-		tmpl = t
+	tmpl, err := chatTemplate(*tmplName, m.ChatTemplate())
+	if err != nil {
+		fmt.Fprintf(stderr, "vkrun chat: %v\n", err)
+		return 2
 	}
 	tok := m.Tokenizer()
 	if tok == nil {
 		fmt.Fprintln(stderr, "vkrun chat: the model has no tokenizer")
 		return 1
 	}
-	printKVCache(stderr, m)
 	s, err := m.NewSession()
 	if err != nil {
 		fmt.Fprintf(stderr, "vkrun chat: %s\n", oneLine(err))
 		return 1
 	}
-	fmt.Fprintf(stderr, "device: %s; template %s; Ctrl-C stops an answer, Ctrl-D quits\n", m.Device.Name, tmpl.name)
+	fmt.Fprintf(stderr, "device: %s; template %s; Ctrl-C stops an answer, Ctrl-D quits\n", m.Device.Name, tmpl.Name())
 
 	// Ctrl-C cancels the answer in progress, not the program.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt)
 	defer signal.Stop(sigs)
 
+	chat := &chatState{tmpl: tmpl, tok: tok, system: *system}
+	stops := tmpl.StopTokens(tok)
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
-	first := true
 	for {
 		fmt.Fprint(stderr, "> ")
 		if !in.Scan() {
@@ -178,11 +159,18 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 		if msg == "" {
 			continue
 		}
-		ids := tmpl.encode(tok, msg, *system, first, s.Pos() == 0 && tok.AddBOS())
-		if tmpl.bosEachTurn && s.Pos() > 0 {
-			ids = append([]int{tok.BOS()}, ids...)
+		told := chat.restarted
+		ids, reset, err := chat.prompt(msg)
+		if err != nil {
+			fmt.Fprintf(stderr, "vkrun chat: %v\n", err)
+			return 1
 		}
-		first = false
+		if reset {
+			s.Reset()
+		}
+		if chat.restarted && !told {
+			fmt.Fprintf(stderr, "vkrun chat: the %s template renders the chat afresh as it grows; each turn feeds the whole chat again\n", tmpl.Name())
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			select {
@@ -191,12 +179,13 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 			case <-ctx.Done():
 			}
 		}()
-		gopts := append(f.generateOptions(), vkrun.WithPromptTokens(ids))
-		if id, ok := tok.Lookup(tmpl.endTurn); ok && tmpl.endTurn != "" {
-			gopts = append(gopts, vkrun.WithStopTokens(id))
-		}
+		gopts := append(f.generateOptions(), vkrun.WithPromptTokens(ids), vkrun.WithStopTokens(stops...))
+		var answer strings.Builder
+		generated := 0
+		var genErr error
 		for t, err := range s.Generate(ctx, "", gopts...) {
 			if err != nil {
+				genErr = err
 				if errors.Is(err, context.Canceled) {
 					fmt.Fprint(stderr, " [stopped]")
 				} else {
@@ -204,10 +193,19 @@ func cmdChat(args []string, stdout, stderr io.Writer) int {
 				}
 				break
 			}
+			if t.ID >= 0 {
+				generated++
+			}
+			answer.WriteString(t.Text)
 			fmt.Fprint(stdout, t.Text)
 		}
 		cancel()
 		fmt.Fprintln(stdout)
+		if genErr != nil && generated == 0 {
+			chat.lost() // the prefill may have been cut short
+		} else {
+			chat.answered(answer.String(), genErr == nil && generated < f.n)
+		}
 	}
 	st := s.Stats()
 	limit := "no limit: every layer slides a window"
