@@ -11,7 +11,8 @@
 // base64), the greedy ids, the hparams lines llama.cpp printed, which layers
 // its iSWA cache put in the sliding-window cache, and the metadata values it
 // read. It refuses to write anything when llama.cpp understood a file
-// differently from the Config it was written from (arch, window, pattern).
+// differently from the Config it was written from (arch, window, pattern,
+// head size, RoPE style and base).
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -268,7 +269,7 @@ const hparamKeys = [
 ];
 const hparamRe = new RegExp(`^print_info: (${hparamKeys.join('|')})\\s+=`);
 
-// The metadata keys the three families read (llama.cpp's own view of them,
+// The metadata keys the families read (llama.cpp's own view of them,
 // through llama_model_meta_val_str: the softcaps are never printed).
 const metaKeys = (arch) => [
   'attention.sliding_window', 'attention.sliding_window_pattern', 'attn_logit_softcapping',
@@ -276,6 +277,13 @@ const metaKeys = (arch) => [
   'rope.scaling.factor', 'rope.dimension_count', 'attention.key_length', 'attention.value_length',
   'attention.layer_norm_epsilon', 'attention.layer_norm_rms_epsilon',
 ].map((k) => `${arch}.${k}`);
+
+// The archs llama.cpp gives an iSWA cache (of those main.go models); the
+// others (llama, qwen2, qwen3) read no window at all.
+const swaArchs = new Set(['gemma2', 'gemma3', 'cohere2']);
+// print_info's "rope type" for loader.RopeStyle 0 (pairwise) and 1 (half):
+// LLAMA_ROPE_TYPE_NORM 0, LLAMA_ROPE_TYPE_NEOX 2 (GGML_ROPE_TYPE_NEOX).
+const ropeType = [0, 2];
 
 // swaLayers reads which layers the iSWA cache put in its SWA half from the
 // llama_kv_cache debug lines that follow "creating SWA KV cache".
@@ -318,13 +326,36 @@ function run(v) {
   const problems = [];
   if (arch !== v.config.Arch) problems.push(`arch ${arch}, want ${v.config.Arch}`);
   if (layers.some((l) => l.Window > 0 && l.Window !== window)) problems.push('local layers with different windows');
-  if (v.config.Arch !== 'llama') {
+  if (!swaArchs.has(v.config.Arch)) {
+    // llama.cpp reads no window for these: one plain cache, full attention.
+    if (modelSWA(model) !== 0) problems.push(`n_swa ${modelSWA(model)}, want 0 (${v.config.Arch} has no SWA in llama.cpp)`);
+    if (wantSWA.length) problems.push(`Config has local layers ${JSON.stringify(wantSWA)}, but ${v.config.Arch} has no SWA in llama.cpp`);
+    if (gotSWA !== null) problems.push(`${v.config.Arch} arch with an iSWA cache`);
+  } else {
     if (modelSWA(model) !== window) problems.push(`n_swa ${modelSWA(model)}, want ${window}`);
     if (JSON.stringify(gotSWA) !== JSON.stringify(wantSWA)) {
       problems.push(`SWA cache layers ${JSON.stringify(gotSWA)}, want ${JSON.stringify(wantSWA)}`);
     }
-  } else if (gotSWA !== null) {
-    problems.push('llama arch with an iSWA cache');
+  }
+  // Head size, rotated dims, RoPE style and base as print_info reports them.
+  // (Biases, q/k norms and rope_freqs.weight print nothing: llama.cpp
+  // refuses a file with a tensor it did not create, so a file it loaded had
+  // each of them read; main.go checks which ones it creates.)
+  const hp = (key) => {
+    const line = logLines.find((l) => l.startsWith(`print_info: ${key} `) && /=/.test(l));
+    return line === undefined ? undefined : line.slice(line.indexOf('=') + 1).trim();
+  };
+  const ropeHead = v.config.RopeDim || v.config.HeadDim;
+  for (const [key, want] of [
+    ['n_embd_head_k', v.config.HeadDim],
+    ['n_embd_head_v', v.config.HeadDim],
+    ['n_rot', ropeHead],
+    ['rope type', ropeType[v.config.Rope]],
+  ]) {
+    if (Number(hp(key)) !== want) problems.push(`${key} ${hp(key)}, want ${want}`);
+  }
+  if (Math.fround(Number(hp('freq_base_train'))) !== Math.fround(v.config.RopeTheta)) {
+    problems.push(`freq_base_train ${hp('freq_base_train')}, want ${v.config.RopeTheta}`);
   }
   if (problems.length) throw new Error(`${v.name}: llama.cpp understood the file differently: ${problems.join('; ')}`);
 

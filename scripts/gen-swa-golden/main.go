@@ -96,6 +96,38 @@ var (
 		Arch: "llama", Dim: 64, NumLayers: 6, NumHeads: 4, NumKVHeads: 2, HeadDim: 16, FFNDim: 128,
 		VocabSize: 256, RopeTheta: 10000, RopeDim: 16, NormEps: 1e-5, ContextLength: 2048,
 	}
+	// Qwen 2.5: Q, K and V biases, NEOX RoPE, θ 1e6, GQA 2:1. llama.cpp's
+	// qwen2 makes attn_q and attn_output {dim, dim}, so heads·HeadDim = Dim.
+	qwen2 = loader.Config{
+		Arch: "qwen2", Dim: 64, NumLayers: 6, NumHeads: 4, NumKVHeads: 2, HeadDim: 16, FFNDim: 128,
+		VocabSize: 256, RopeTheta: 1e6, RopeDim: 16, Rope: loader.RopeHalf, NormEps: 1e-6,
+		ContextLength: 32768, QKVBias: true,
+	}
+	// Qwen 3: per-head q/k RMSNorm before RoPE, no biases, NEOX RoPE; 4
+	// query heads of 32 on a width of 64 (Qwen3-0.6B: 16 × 128 on 1024),
+	// two K/V heads.
+	qwen3 = loader.Config{
+		Arch: "qwen3", Dim: 64, NumLayers: 6, NumHeads: 4, NumKVHeads: 2, HeadDim: 32, FFNDim: 128,
+		VocabSize: 256, RopeTheta: 1e6, RopeDim: 32, Rope: loader.RopeHalf, NormEps: 1e-6,
+		ContextLength: 40960, QKNorm: true,
+	}
+	// Llama 3.1's RoPE scaling as its GGUFs carry it: rope_freqs.weight,
+	// one divisor per pair, θ 5e5. The shape is Llama 3.1's (1 on the fast
+	// pairs, 8 on the slow ones, a smooth band between), squeezed onto the 8
+	// pairs of a 16-wide head so that the band falls on pairs that turn
+	// noticeably over the 40 prompt positions (pair 2 by 0.037 rad a
+	// position before its divisor, pair 3 by 0.0072).
+	llama3Rope = loader.Config{
+		Arch: "llama", Dim: 64, NumLayers: 6, NumHeads: 4, NumKVHeads: 2, HeadDim: 16, FFNDim: 128,
+		VocabSize: 256, RopeTheta: 5e5, RopeDim: 16, NormEps: 1e-5, ContextLength: 131072,
+		RopeFreqFactors: []float64{1, 1, 1.25, 4, 8, 8, 8, 8},
+	}
+	// Mistral Nemo's trait on the llama arch: attention.key_length 32 with
+	// 4 heads on a width of 64 (Nemo: 32 × 128 on 5120), θ 1e6.
+	llamaHeadDim = loader.Config{
+		Arch: "llama", Dim: 64, NumLayers: 6, NumHeads: 4, NumKVHeads: 2, HeadDim: 32, FFNDim: 128,
+		VocabSize: 256, RopeTheta: 1e6, RopeDim: 32, NormEps: 1e-5, ContextLength: 1024000,
+	}
 )
 
 var variants = []variant{
@@ -106,6 +138,11 @@ var variants = []variant{
 	{"cohere2-f32", "Cohere2: W=5, pattern 4, no RoPE on the global layer, LayerNorm, parallel block, logit scale", cohere2, loader.F32, 41},
 	{"cohere2-q8_0", "the same in Q8_0", cohere2, loader.Q8_0, 41},
 	{"llama-f32", "control: a llama file without a window (full attention everywhere)", llama, loader.F32, 11},
+	{"qwen2-f32", "Qwen 2.5: Q/K/V biases, NEOX RoPE, θ 1e6, GQA 2:1", qwen2, loader.F32, 51},
+	{"qwen2-q8_0", "the same in Q8_0", qwen2, loader.Q8_0, 51},
+	{"qwen3-f32", "Qwen 3: per-head q/k RMSNorm, NEOX RoPE, no biases, head dim 32 ≠ 64/4, GQA 2:1", qwen3, loader.F32, 61},
+	{"llama3-rope-f32", "Llama 3.1 RoPE: rope_freqs.weight divides pair i's frequency by 1, 1, 1.25, 4, 8, 8, 8, 8; θ 5e5", llama3Rope, loader.F32, 71},
+	{"llama-headdim-f32", "llama with attention.key_length 32 ≠ 64/4 (Mistral Nemo's trait), θ 1e6", llamaHeadDim, loader.F32, 81},
 }
 
 // alternate is n layers where layer l is local when l % period < period−1
@@ -233,9 +270,11 @@ func (v variant) write(dir string) (entry, error) {
 
 // llamaView lists where what llama.cpp (the commit gen-swa-golden.sh pins)
 // computes from f differs from c. It follows llama.cpp's src/llama-model.cpp
-// and src/models/{gemma2,gemma3,cohere2}.cpp: the keys each arch reads, the
-// defaults it takes for absent ones, and what it fixes per arch whatever the
-// file says (embedding scale, norms, activation, RoPE style, q scale).
+// and src/models/{llama,qwen2,qwen3,gemma2,gemma3,cohere2}.cpp: the keys
+// each arch reads, the defaults it takes for absent ones, the optional
+// tensors it adds when a file has them (Q/K/V biases, rope_freqs.weight),
+// and what it fixes per arch whatever the file says (embedding scale,
+// norms, activation, RoPE style, q scale).
 func llamaView(c loader.Config, f *loader.GGUFFile) []string {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -352,21 +391,79 @@ func llamaView(c loader.Config, f *loader.GGUFFile) []string {
 		act                      loader.Activation
 		rope                     loader.RopeStyle
 		postNorms, qkNorm, paral bool
+		qkvBias                  bool
 	}
 	epsKey := "attention.layer_norm_rms_epsilon"
 	headScale := 1 / math.Sqrt(float64(headK))
 	tensors := map[string]bool{}
+	byName := map[string]*loader.Tensor{}
 	for _, t := range f.Tensors {
 		tensors[t.Name] = true
+		byName[t.Name] = t
 	}
-	switch c.Arch {
-	case "llama", "mistral":
-		// No SWA for these archs in llama.cpp: the window key is ignored.
+	// Q/K/V biases: every arch here creates its Q, K and V through
+	// create_tensor_qkv, which takes attn_{q,k,v}.bias as optional tensors,
+	// and build_qkv adds each one a layer has.
+	biases := 0
+	for l := 0; l < n; l++ {
+		for _, b := range []string{"attn_q", "attn_k", "attn_v"} {
+			if tensors[fmt.Sprintf("blk.%d.%s.bias", l, b)] {
+				biases++
+			}
+		}
+	}
+	want.qkvBias = biases > 0 // the tensor list below reports a partial set as missing
+	// rope_freqs.weight: only the llama arch creates it (optional, shared by
+	// every layer through TENSOR_DUPLICATED), and get_rope_factors hands it
+	// to every layer's RoPE, which divides pair i's frequency by element i.
+	// The other archs here do not create it and refuse a file that has it.
+	var factors []float32
+	readsRopeFreqs := c.Arch == "llama"
+	if t := byName["rope_freqs.weight"]; t != nil && readsRopeFreqs {
+		switch v, err := t.Float32s(); {
+		case err != nil:
+			bad("rope_freqs.weight: %v", err)
+		case t.Type != loader.F32 || !slices.Equal(t.Shape, []uint64{rot / 2}):
+			bad("rope_freqs.weight is %s %v; llama.cpp creates it F32 {n_rot/2 = %d}", t.Type, t.Shape, rot/2)
+		default:
+			factors = v
+		}
+	}
+	// The archs without sliding windows in llama.cpp: neither the window
+	// key nor a pattern is read; one RoPE base and linear scale for all.
+	plain := func(rope loader.RopeStyle) {
 		for l := range view {
 			view[l] = layerView{theta: freqBase, scale: trainScale}
 		}
-		attnScale, embedScale = headScale, 1
-		want.act, want.rope, want.norm = loader.ActSiLU, loader.RopePairwise, loader.NormRMS
+		attnScale, embedScale = headScale, 1 // 1/√n_embd_head_v, = 1/√key_length here
+		want.act, want.rope, want.norm = loader.ActSiLU, rope, loader.NormRMS
+		// llama's hparams loader throws "invalid n_rot" and the qwen graphs
+		// assert n_embd_head == n_rot.
+		if rot != headK {
+			bad("rope.dimension_count %d ≠ key_length %d: llama.cpp's %s needs them equal", rot, headK, c.Arch)
+		}
+	}
+	switch c.Arch {
+	case "mistral":
+		bad(`llama.cpp has no arch "mistral": Mistral GGUFs are "llama" files`)
+		return problems
+	case "llama":
+		// No SWA for this arch in llama.cpp: the window key is ignored.
+		// f_attention_scale is never read for llama, so q·k is scaled by
+		// 1/√head dim; use_kq_norm is Llama 4's alone.
+		plain(loader.RopePairwise)
+	case "qwen2":
+		plain(loader.RopeHalf) // llama_model_rope_type: NEOX
+		if headK*heads != dim {
+			bad("heads × head dim = %d ≠ dim %d: qwen2's attn_q and attn_output are {dim, dim} in llama.cpp", headK*heads, dim)
+		}
+		if tensors["output.bias"] {
+			bad("output.bias is present: llama.cpp's qwen2 adds it to the logits, which Config cannot say")
+			delete(tensors, "output.bias")
+		}
+	case "qwen3":
+		plain(loader.RopeHalf)
+		want.qkNorm = true // attn_q_norm / attn_k_norm: per-head RMSNorm before RoPE
 	case "gemma2":
 		window = u("attention.sliding_window", 4096)
 		pattern(2)
@@ -489,8 +586,24 @@ func llamaView(c loader.Config, f *loader.GGUFFile) []string {
 			c.Arch, want.norm, want.act, want.rope, want.postNorms, want.qkNorm, want.paral,
 			c.Norm, c.Act, c.Rope, c.PostNorms, c.QKNorm, c.Parallel)
 	}
+	if c.QKVBias != want.qkvBias {
+		bad("Q/K/V biases: llama.cpp adds them when the file has them (%d of %d bias tensors here), Config.QKVBias %v", biases, 3*n, c.QKVBias)
+	}
+	switch {
+	case c.RopeFreqFactors != nil && !readsRopeFreqs:
+		bad("Config.RopeFreqFactors is set, but llama.cpp's %s reads no rope_freqs.weight", c.Arch)
+	case len(factors) != len(c.RopeFreqFactors):
+		bad("llama.cpp's RoPE divides by %d frequency factors (rope_freqs.weight), Config has %d", len(factors), len(c.RopeFreqFactors))
+	default:
+		for i, x := range factors {
+			if x != float32(c.RopeFreqFactors[i]) {
+				bad("RoPE pair %d: llama.cpp divides its frequency by %g, Config.RopeFreqFactors %g", i, x, c.RopeFreqFactors[i])
+			}
+		}
+	}
 	// The tensors llama.cpp creates for this arch (it refuses missing and
-	// extra ones alike; output.weight is optional for llama and gemma3).
+	// extra ones alike; output.weight is optional for llama, qwen2, qwen3
+	// and gemma3, rope_freqs.weight for llama).
 	need := []string{"token_embd.weight", "output_norm.weight"}
 	for l := 0; l < n; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
@@ -505,6 +618,9 @@ func llamaView(c loader.Config, f *loader.GGUFFile) []string {
 		if want.qkNorm {
 			need = append(need, p+"attn_q_norm.weight", p+"attn_k_norm.weight")
 		}
+		if want.qkvBias {
+			need = append(need, p+"attn_q.bias", p+"attn_k.bias", p+"attn_v.bias")
+		}
 	}
 	for _, name := range need {
 		if !tensors[name] {
@@ -512,8 +628,12 @@ func llamaView(c loader.Config, f *loader.GGUFFile) []string {
 		}
 		delete(tensors, name)
 	}
-	if c.Arch == "llama" || c.Arch == "mistral" || c.Arch == "gemma3" {
+	switch c.Arch {
+	case "llama", "qwen2", "qwen3", "gemma3":
 		delete(tensors, "output.weight")
+	}
+	if readsRopeFreqs {
+		delete(tensors, "rope_freqs.weight")
 	}
 	for name := range tensors {
 		if !strings.HasSuffix(name, "ffn_norm.weight") && name != "output.weight" { // reported above
