@@ -505,33 +505,18 @@ func alternate(msgs []Message, first int) error {
 // Mixtral 8x7B Instruct; it has no system message, which vkrun puts before
 // the first user text.
 func renderMistral(r *chatRender, msgs []Message, _ bool) error {
-	system, hasSystem, rest, first := splitSystem(msgs)
-	if err := alternate(rest, first); err != nil {
-		return err
-	}
-	r.bos()
-	for i, m := range rest {
-		r.at(first + i)
-		if m.Role == RoleUser {
-			r.control("[INST]")
-			r.text(" ")
-			if i == 0 && hasSystem {
-				r.content(system)
-				r.text("\n\n")
-			}
-			r.content(m.Content)
-			r.text(" ")
-			r.control("[/INST]")
-		} else {
-			r.content(m.Content)
-			r.eos()
-		}
-	}
-	return nil
+	return renderMistralV0(r, msgs, "")
 }
 
-// renderMistralV1: Mistral's "v1" template.
+// renderMistralV1: Mistral's "v1" template, the same with a space before
+// every message.
 func renderMistralV1(r *chatRender, msgs []Message, _ bool) error {
+	return renderMistralV0(r, msgs, " ")
+}
+
+// renderMistralV0 renders [INST] user [/INST] answer</s> turns, each led
+// by lead, the system prompt before the first user text.
+func renderMistralV0(r *chatRender, msgs []Message, lead string) error {
 	system, hasSystem, rest, first := splitSystem(msgs)
 	if err := alternate(rest, first); err != nil {
 		return err
@@ -539,7 +524,7 @@ func renderMistralV1(r *chatRender, msgs []Message, _ bool) error {
 	r.bos()
 	for i, m := range rest {
 		r.at(first + i)
-		r.text(" ")
+		r.text(lead)
 		if m.Role == RoleUser {
 			r.control("[INST]")
 			r.text(" ")
