@@ -363,16 +363,22 @@ func TestShapes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := load(t, synthetic(t, tc.cfg, tc.dt, 11), -1)
-			tokens := randomTokens(9, tc.cfg.VocabSize, 12)
-			f, s := forward(t, m, tokens), steps(t, m, tokens)
-			for p := range tokens {
-				require.Len(t, f[p], tc.cfg.VocabSize)
-				for _, v := range f[p] {
-					require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "position %d", p)
-				}
-				require.True(t, sameBits(f[p], s[p]), "Forward and Step differ at position %d", p)
-			}
+			requireForwardEqualsStep(t, m, randomTokens(9, tc.cfg.VocabSize, 12))
 		})
+	}
+}
+
+// requireForwardEqualsStep: Forward and Step give the same finite logits,
+// bit for bit, at every position of tokens.
+func requireForwardEqualsStep(t *testing.T, m *Model, tokens []int) {
+	t.Helper()
+	f, s := forward(t, m, tokens), steps(t, m, tokens)
+	for p := range tokens {
+		require.Len(t, f[p], m.Config.VocabSize)
+		for _, v := range f[p] {
+			require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "position %d", p)
+		}
+		require.True(t, sameBits(f[p], s[p]), "Forward and Step differ at position %d", p)
 	}
 }
 
@@ -696,15 +702,7 @@ func TestFamiliesForwardEqualsStep(t *testing.T) {
 	for _, fam := range families {
 		t.Run(fam.name, func(t *testing.T) {
 			m := newModel(t, fam.cfg, 21)
-			tokens := randomTokens(13, fam.cfg.VocabSize, 22)
-			f, s := forward(t, m, tokens), steps(t, m, tokens)
-			for p := range tokens {
-				require.Len(t, f[p], fam.cfg.VocabSize)
-				for _, v := range f[p] {
-					require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "position %d", p)
-				}
-				require.True(t, sameBits(f[p], s[p]), "Forward and Step differ at position %d", p)
-			}
+			requireForwardEqualsStep(t, m, randomTokens(13, fam.cfg.VocabSize, 22))
 		})
 	}
 }
