@@ -24,6 +24,19 @@ func golden(t *testing.T) string {
 	return string(b)
 }
 
+// loadStories loads stories260K (skipping without a Vulkan loader) and
+// closes it when the test ends.
+func loadStories(t *testing.T, opts ...vkrun.Option) *vkrun.Model {
+	t.Helper()
+	m, err := vkrun.Load(context.Background(), testmodel.Stories260K(t), opts...)
+	if errors.Is(err, vk.ErrNoLoader) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 func text(t *testing.T, s *vkrun.Session, prompt string, opts ...vkrun.GenerateOption) string {
 	var b strings.Builder
 	for tok, err := range s.Generate(context.Background(), prompt, opts...) {
@@ -105,13 +118,7 @@ func TestConcurrentSessions(t *testing.T) {
 
 // Cancelling ctx stops within one step; the session stays usable and continues.
 func TestCancelAndContinue(t *testing.T) {
-	path := testmodel.Stories260K(t)
-	m, err := vkrun.Load(context.Background(), path)
-	if errors.Is(err, vk.ErrNoLoader) {
-		t.Skip(err)
-	}
-	require.NoError(t, err)
-	defer m.Close()
+	m := loadStories(t)
 	s, err := m.NewSession()
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -206,13 +213,7 @@ func TestMemoryLayoutAndKernels(t *testing.T) {
 // DecodeStats and a nested Generate say ErrBusy; Close ends the loop, and
 // the closed session says ErrSessionClosed. None of them deadlocks.
 func TestSessionCallsInsideGenerate(t *testing.T) {
-	path := testmodel.Stories260K(t)
-	m, err := vkrun.Load(context.Background(), path)
-	if errors.Is(err, vk.ErrNoLoader) {
-		t.Skip(err)
-	}
-	require.NoError(t, err)
-	defer m.Close()
+	m := loadStories(t)
 	s, err := m.NewSession()
 	require.NoError(t, err)
 	done := make(chan struct{})
@@ -256,13 +257,7 @@ func TestSessionCallsInsideGenerate(t *testing.T) {
 // Prefill feeds a prompt without sampling: Prefill then Generate gives the
 // text that Generate of the whole prompt gives.
 func TestPrefillThenGenerate(t *testing.T) {
-	path := testmodel.Stories260K(t)
-	m, err := vkrun.Load(context.Background(), path)
-	if errors.Is(err, vk.ErrNoLoader) {
-		t.Skip(err)
-	}
-	require.NoError(t, err)
-	defer m.Close()
+	m := loadStories(t)
 	a, err := m.NewSession()
 	require.NoError(t, err)
 	want := text(t, a, "Once upon a time", vkrun.WithMaxTokens(20))
