@@ -82,6 +82,7 @@ type loadOptions struct {
 	kv         ops.KVType
 	chunk      int
 	context    int
+	keep       int
 	progress   func(done, total uint64)
 	external   *ExternalVulkan
 	validation bool
@@ -97,6 +98,13 @@ func WithDevice(selector string) Option { return func(o *loadOptions) { o.device
 // layer, for a file that declares no window); 0 makes every layer global.
 // Mistral v0.1 GGUF files often lack the key; its window is 4096.
 func WithWindow(w int) Option { return func(o *loadOptions) { o.window = w } }
+
+// WithKeep keeps the first n positions of every sequence in each local
+// layer's keys beside its sliding window (attention sinks, as StreamingLLM
+// keeps them): instructions at the start stay in view however long the
+// text. The cache holds n more rows per local layer; the cost per token
+// stays flat.
+func WithKeep(n int) Option { return func(o *loadOptions) { o.keep = n } }
 
 // WithKV sets the KV cache precision: "f16" (default) or "f32".
 func WithKV(precision string) Option {
@@ -185,8 +193,8 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vkrun: kernel layout must be auto, gpu or cpu, not %q", o.layout)
 	}
-	if o.window < -1 || o.chunk < 0 || o.context < 0 {
-		return nil, fmt.Errorf("vkrun: window, chunk and context must not be negative")
+	if o.window < -1 || o.chunk < 0 || o.context < 0 || o.keep < 0 {
+		return nil, fmt.Errorf("vkrun: window, chunk, context and keep must not be negative")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -205,7 +213,7 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 		return nil, err
 	}
 	progress := o.progress
-	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context, Profile: o.profile, Layout: layout,
+	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context, Keep: o.keep, Profile: o.profile, Layout: layout,
 		Progress: func(done, total uint64) {
 			if progress != nil {
 				progress(done, total)

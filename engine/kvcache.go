@@ -15,15 +15,25 @@ type LayerCache struct {
 	// Window is the keys a query at position i attends to: max(0, i−W+1)…i
 	// for a local layer, every key from position 0 when 0 (a global layer).
 	Window int
-	// Slots is the positions the layer retains: position p lives in slot
-	// p mod Slots.
+	// Slots is the positions the layer retains in its ring or linear
+	// cache: position p ≥ Sinks lives in slot p mod Slots.
 	Slots int
+	// Sinks is the first positions of the sequence, kept beside a local
+	// layer's ring for good (attention sinks, Options.Keep): every query
+	// attends to them as well as to its band. 0 for a global layer.
+	Sinks int
 }
+
+// Rows is the cache's rows of K and of V: the sinks and the slots.
+func (c LayerCache) Rows() int { return c.Sinks + c.Slots }
 
 // Local reports whether the layer slides a window.
 func (c LayerCache) Local() bool { return c.Window > 0 }
 
 func (c LayerCache) String() string {
+	if c.Local() && c.Sinks > 0 {
+		return fmt.Sprintf("ring of %d (window %d) and %d sinks", c.Slots, c.Window, c.Sinks)
+	}
 	if c.Local() {
 		return fmt.Sprintf("ring of %d (window %d)", c.Slots, c.Window)
 	}
@@ -31,11 +41,11 @@ func (c LayerCache) String() string {
 }
 
 // KVBytes is the device memory of a KV cache of this layout:
-// Σ_l slots_l · kvDim · 2 (K and V) · the element size.
+// Σ_l (sinks_l + slots_l) · kvDim · 2 (K and V) · the element size.
 func KVBytes(layout []LayerCache, kvDim int, t ops.KVType) uint64 {
 	var n uint64
 	for _, c := range layout {
-		n += 2 * ops.RingBytes(t, c.Slots, kvDim)
+		n += 2 * ops.RingBytes(t, c.Rows(), kvDim)
 	}
 	return n
 }
@@ -58,7 +68,7 @@ type KVCache struct {
 func newKVCache(d *vk.Device, layout []LayerCache, kvDim int, t ops.KVType) (*KVCache, error) {
 	c := &KVCache{Layout: layout, Type: t, KVDim: kvDim}
 	for l, lc := range layout {
-		n := ops.RingBytes(t, lc.Slots, kvDim)
+		n := ops.RingBytes(t, lc.Rows(), kvDim)
 		k, err := d.NewBuffer(fmt.Sprintf("blk.%d.k cache", l), n, vk.DeviceMemory)
 		if err != nil {
 			c.Close()
@@ -71,7 +81,7 @@ func newKVCache(d *vk.Device, layout []LayerCache, kvDim int, t ops.KVType) (*KV
 			return nil, err
 		}
 		c.bufs = append(c.bufs, v)
-		c.rings = append(c.rings, ops.Ring{K: k, V: v, Window: lc.Window, Slots: lc.Slots, KVDim: kvDim, Type: t})
+		c.rings = append(c.rings, ops.Ring{K: k, V: v, Window: lc.Window, Slots: lc.Slots, Sinks: lc.Sinks, KVDim: kvDim, Type: t})
 	}
 	return c, nil
 }
@@ -90,11 +100,11 @@ func (c *KVCache) Close() {
 	c.bufs, c.rings = nil, nil
 }
 
-// band is the most keys one query attends: the window, or every slot of a
-// global layer.
+// band is the most keys one query attends: the window and the sinks, or
+// every slot of a global layer (ops.Ring.Keys).
 func (c LayerCache) band() int {
 	if c.Window > 0 {
-		return c.Window
+		return c.Window + c.Sinks
 	}
 	return c.Slots
 }

@@ -46,7 +46,7 @@ func ExampleKVBytes() {
 	cfg := loader.Config{Arch: "gemma3", NumLayers: 34, NumKVHeads: 4, HeadDim: 256, Window: 1024, Layers: gemma3Layers(34, 1024)}
 	const context = 32768
 	kvDim := cfg.NumKVHeads * cfg.HeadDim
-	ours, _, _ := engine.CacheLayout(cfg, context)
+	ours, _, _ := engine.CacheLayout(cfg, context, 0)
 	full := make([]engine.LayerCache, len(ours))
 	for l := range full {
 		full[l] = engine.LayerCache{Slots: context}

@@ -22,6 +22,10 @@ type Options struct {
 	// Chunk is the most prompt tokens one prefill step takes (default and
 	// maximum: the smallest layer cache, so the smallest window).
 	Chunk int
+	// Keep is the sink tokens: the first Keep positions of a sequence stay
+	// in every local layer's keys beside its band (StreamingLLM's attention
+	// sinks), in Keep rows beside the ring. 0: none.
+	Keep int
 	// Context is the slots of each global layer's linear cache, and so the
 	// longest sequence, of a model with global layers. Default: the model's
 	// context length, at most 4096. A model whose layers all slide a
@@ -129,10 +133,10 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("engine: head dim %d exceeds the attention kernel's 256", cfg.HeadDim)
 	}
 	mod := &Model{Config: cfg, dev: d, opts: opts}
-	if opts.Context < 0 {
-		return nil, fmt.Errorf("engine: context %d", opts.Context)
+	if opts.Context < 0 || opts.Keep < 0 {
+		return nil, fmt.Errorf("engine: context %d, keep %d: want ≥ 0", opts.Context, opts.Keep)
 	}
-	mod.Cache, mod.Context, mod.Notes = CacheLayout(cfg, opts.Context)
+	mod.Cache, mod.Context, mod.Notes = CacheLayout(cfg, opts.Context, opts.Keep)
 	if mod.Context > 0 && cfg.ContextLength > 0 && mod.Context > cfg.ContextLength {
 		mod.Notes = append(mod.Notes, fmt.Sprintf("the context %d is beyond the model's training context of %d positions: later positions are outside what it was trained on", mod.Context, cfg.ContextLength))
 	}
@@ -164,23 +168,27 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 	return mod, nil
 }
 
-// CacheLayout is each layer's cache for cfg: a ring of W slots for a local
-// layer, a linear cache of the context for a global one. With global
-// layers the context bounds the sequence, so a window beyond it is clamped
-// (with a note); with none the context is 0, unbounded.
-func CacheLayout(cfg loader.Config, context int) ([]LayerCache, int, []string) {
+// CacheLayout is each layer's cache for cfg: a ring of W slots, with keep
+// sink rows beside it, for a local layer, a linear cache of the context
+// for a global one. With global layers the context bounds the sequence, so
+// a window beyond it is clamped (with a note); with none the context is 0,
+// unbounded.
+func CacheLayout(cfg loader.Config, context, keep int) ([]LayerCache, int, []string) {
+	var notes []string
+	if keep > 0 && !cfg.Local() {
+		notes = append(notes, fmt.Sprintf("keeping %d sink tokens changes nothing: every layer attends to every key", keep))
+	}
 	if !cfg.Global() {
 		layout := make([]LayerCache, cfg.NumLayers)
 		for l := range layout {
 			w := cfg.Layer(l).Window
-			layout[l] = LayerCache{Window: w, Slots: w}
+			layout[l] = LayerCache{Window: w, Slots: w, Sinks: keep}
 		}
-		return layout, 0, nil
+		return layout, 0, notes
 	}
 	if context == 0 {
 		context = min(max(cfg.ContextLength, 1), 4096)
 	}
-	var notes []string
 	clamped := 0
 	layout := make([]LayerCache, cfg.NumLayers)
 	for l := range layout {
@@ -192,7 +200,7 @@ func CacheLayout(cfg loader.Config, context int) ([]LayerCache, int, []string) {
 			layout[l] = LayerCache{Window: context, Slots: context}
 			clamped = w
 		default:
-			layout[l] = LayerCache{Window: w, Slots: w}
+			layout[l] = LayerCache{Window: w, Slots: w, Sinks: keep}
 		}
 	}
 	if clamped > 0 {

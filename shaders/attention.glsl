@@ -5,29 +5,33 @@
 // ring, RING_F16 defined: pairs of halves packed in uint words with
 // packHalf2x16, so no 16-bit storage feature is needed).
 //
-// Semantics (design §3). The query at absolute position pos = pos0 + i, with
-// pos0 = step[step_off], attends the keys j in [lo, pos], lo =
+// Semantics (design §3, §12). The query at absolute position pos = pos0 + i,
+// with pos0 = step[step_off], attends the keys j in [lo, pos], lo =
 // max(0, pos − W + 1), itself included, W = window; a global ring (window 0)
-// attends every key from 0 (lo = 0 while pos < slots). Keys j < pos0 come
-// from the ring (slot j mod slots, slots ≥ W), keys j ≥ pos0 from the chunk
-// (row j − pos0). The chunk is attended before kv_store_*.comp writes it into
-// the ring, so no query can meet a slot that a later key of its own chunk has
+// attends every key from 0 (lo = 0 while pos < slots). With N = sinks > 0
+// (local rings only) it also attends the sinks, keys [0, min(N, lo)), so
+// every key j < N or j ≥ lo up to pos, each once. Its keys are one sequence,
+// the sinks then the band in position order (key_pos). Keys j < pos0 come
+// from the ring: position j < N from sink row j, others from row
+// N + j mod slots (slots ≥ W); keys j ≥ pos0 from the chunk (row j − pos0),
+// whether sinks or not. The chunk is attended before kv_store_*.comp writes
+// it into the ring, so no query can meet a slot that a later key of its own chunk has
 // overwritten. For an f16 ring the chunk's keys and values are rounded to f16
 // first, exactly as the store will round them, so a chunk sees the values it
 // would read back from the ring. A score is q·k·scale in base 2, soft-capped
 // to softcap·tanh(q·k·scale) when softcap ≠ 0 (Gemma 2).
 //
 // Work. One workgroup per (query, HG query heads of one KV head, split).
-// The band's n keys are cut into S = p.splits splits of split_len(n) keys
-// (whole tiles of WG keys, counted from lo), so that a single decode query
-// fills the GPU with (heads / HG)·S workgroups; splits past the band's end
-// return at once. Within a split, tiles of WG keys: thread t scores key t of
+// The query's n keys (sinks, then band) are cut into S = p.splits splits of
+// split_len(n) keys (whole tiles of WG keys, counted from its first key), so
+// that a single decode query fills the GPU with (heads / HG)·S workgroups;
+// splits past its last key return at once. Within a split, tiles of WG keys: thread t scores key t of
 // the tile for the HG heads (one load of the key serves them all); the
 // workgroup takes each head's tile maximum; each thread exponentiates its
 // own scores against the running maxima; then the value pass runs in
 // L = WG / (head_dim/2) lanes: thread t of lane s = t / (head_dim/2) owns the
 // output pair c = t mod (head_dim/2) of all HG heads (one load of the value
-// pair serves them all) and adds the tile's keys u ≡ s (mod L) in position
+// pair serves them all) and adds the tile's keys u ≡ s (mod L) in key
 // order. When head_dim/2 > WG there is one lane and each thread owns several
 // pairs. After the split's last tile the lanes are added in lane order. With
 // S = 1 the workgroup writes the normalised output; otherwise it writes its
@@ -35,9 +39,10 @@
 // swa_merge.comp combines the splits in split order.
 //
 // Bit-exactness. Every floating-point operation of a query depends only on
-// pos, the band (W or slots), head_dim, the scale and soft-cap, S and WG, never on the chunk size nor on whether a key
-// came from the ring or the chunk: the splits and tiles start at lo, keys
-// go in position order, the sums have a fixed order, and the accumulators
+// pos, the band (W or slots), the sinks, head_dim, the scale and soft-cap,
+// S and WG, never on the chunk size nor on whether a key came from the ring
+// or the chunk: the splits and tiles start at the query's first key, keys
+// go in key order, the sums have a fixed order, and the accumulators
 // are precise with explicit fma so that no compiler contracts two code paths
 // differently. A token decoded alone and the same token inside a prefill
 // chunk of any size give the same bits.
@@ -84,7 +89,7 @@ void scores(uint j, uint pos0, uint col, out float s[HG]) {
 		acc[hh] = 0.0;
 	}
 #ifdef RING_F16
-	const uint rb = p.rk_off + (slot_of(j) * p.kv_dim + col) / 2;
+	const uint rb = p.rk_off + (row_of(j) * p.kv_dim + col) / 2;
 	const bool rvec = rb % 4 == 0 && p.head_dim % RING_VEC == 0;
 	const uint n_rv = ring && rvec ? np : 0;
 	for (uint c = 0; c < n_rv; c += 4) {
@@ -99,7 +104,7 @@ void scores(uint j, uint pos0, uint col, out float s[HG]) {
 		DOT2(acc, c, unpackHalf2x16(rk[rb + c]));
 	}
 #else
-	const uint rb = p.rk_off + slot_of(j) * p.kv_dim + col;
+	const uint rb = p.rk_off + row_of(j) * p.kv_dim + col;
 	const bool rvec = rb % 4 == 0 && p.head_dim % RING_VEC == 0;
 	const uint n_rv = ring && rvec ? np : 0;
 	for (uint c = 0; c < n_rv; c += 2) {
@@ -136,9 +141,9 @@ void scores(uint j, uint pos0, uint col, out float s[HG]) {
 // ring_value returns elements 2c, 2c+1 of ring key j's value (KV head at col).
 vec2 ring_value(uint j, uint col, uint c) {
 #ifdef RING_F16
-	return unpackHalf2x16(rv[p.rv_off + (slot_of(j) * p.kv_dim + col) / 2 + c]);
+	return unpackHalf2x16(rv[p.rv_off + (row_of(j) * p.kv_dim + col) / 2 + c]);
 #else
-	const uint b = p.rv_off + slot_of(j) * p.kv_dim + col + 2 * c;
+	const uint b = p.rv_off + row_of(j) * p.kv_dim + col + 2 * c;
 	return vec2(rv[b], rv[b + 1]);
 #endif
 }
@@ -165,13 +170,14 @@ void main() {
 
 	const uint pos0 = step[p.step_off];
 	const uint pos = pos0 + p.q0 + r;
-	const uint n = begin_band(pos); // keys in the band, at most W (or slots)
+	const uint n = begin_band(pos); // the sinks and the band: at most sinks + W (or slots)
 	const uint ks = split_len(n, p.splits, WG);
 	if (sp * ks >= n) {
 		return; // an empty split: uniform
 	}
-	const uint lo = band_lo + sp * ks; // the split's first key
-	const uint cnt = min(ks, n - sp * ks);
+	const uint u0 = sp * ks; // the split's first key, in key order
+	const uint cnt = min(ks, n - u0);
+	const uint nring = ring_keys(n, pos0); // the query's keys from the ring come first
 
 	const uint qb = p.q_off + r * p.q_stride + h0 * hd;
 	for (uint i = t; i < HG * hd; i += WG) {
@@ -203,7 +209,7 @@ void main() {
 			s[hh] = NEG_BIG;
 		}
 		if (t < len) {
-			scores(lo + base + t, pos0, col, s);
+			scores(key_pos(u0 + base + t), pos0, col, s);
 		}
 		[[unroll]] for (uint hh = 0; hh < HG; hh++) {
 			s_sh[hh * WG + t] = s[hh];
@@ -237,18 +243,18 @@ void main() {
 					acc[i * HG + hh] *= alpha[hh];
 				}
 			}
-			// The lane's keys in position order: ring keys, then chunk keys.
-			const uint first = lo + base;
-			const uint nring = pos0 > first ? min(len, pos0 - first) : 0;
+			// The lane's keys in key order: ring keys, then chunk keys.
+			const uint first = u0 + base;
+			const uint tring = nring > first ? min(len, nring - first) : 0;
 			uint u = lane;
-			for (; u < nring; u += nlanes) {
+			for (; u < tring; u += nlanes) {
 				[[unroll]] for (uint hh = 0; hh < HG; hh++) {
 					l[hh] += e_sh[hh * WG + u];
 				}
 				[[unroll]] for (uint i = 0; i < NR; i++) {
 					const uint c = c0 + i * WG;
 					if (c < np) {
-						const vec2 v = ring_value(first + u, col, c);
+						const vec2 v = ring_value(key_pos(first + u), col, c);
 						[[unroll]] for (uint hh = 0; hh < HG; hh++) {
 							acc[i * HG + hh] = fma(vec2(e_sh[hh * WG + u]), v, acc[i * HG + hh]);
 						}
@@ -262,7 +268,7 @@ void main() {
 				[[unroll]] for (uint i = 0; i < NR; i++) {
 					const uint c = c0 + i * WG;
 					if (c < np) {
-						const vec2 v = chunk_value(first + u - pos0, col, c);
+						const vec2 v = chunk_value(key_pos(first + u) - pos0, col, c);
 						[[unroll]] for (uint hh = 0; hh < HG; hh++) {
 							acc[i * HG + hh] = fma(vec2(e_sh[hh * WG + u]), v, acc[i * HG + hh]);
 						}

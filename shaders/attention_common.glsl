@@ -1,6 +1,7 @@
 // attention_common.glsl: what both sliding-window attention bodies share:
-// the push constants, the bindings, the ring's element type, the band's
-// slot arithmetic and the score soft-cap (semantics in attention.glsl).
+// the push constants, the bindings, the ring's element type, the order of a
+// query's keys (its sinks, then its band), their rows in the ring, and the
+// score soft-cap (semantics in attention.glsl).
 #include "common.glsl"
 #include "attention_split.glsl"
 
@@ -10,7 +11,7 @@ layout(push_constant) uniform Params {
 	uint head_dim; // even, at most MAX_HEAD_DIM
 	uint kv_dim;   // KV heads × head_dim: the row length of k, v and the ring
 	uint window;   // W: the query at pos attends keys max(0, pos − W + 1) … pos; 0: a global ring
-	uint slots;    // the ring's slots: position j lives in slot j mod slots (slots ≥ W)
+	uint slots;    // the ring's slots: position j ≥ sinks lives in row sinks + j mod slots (slots ≥ W)
 	uint q0;       // chunk row of this dispatch's first query
 	uint rows;     // queries in this dispatch
 	float scale;   // scores are kept in base 2: log2(e)·Scale, or Scale/c when soft-capped
@@ -26,6 +27,7 @@ layout(push_constant) uniform Params {
 	uint kv_stride; // elements from one chunk k or v row to the next (≥ kv_dim)
 	uint splits;    // S: the band is cut into S splits (GPU layout; 1 in the CPU layout)
 	uint part_off;  // element offset into the partials binding (GPU layout, S > 1)
+	uint sinks;     // N: keys 0 … N−1 are attended beside every band, from rows 0 … N−1 (0 with a global ring)
 } p;
 
 #ifdef RING_F16
@@ -46,9 +48,9 @@ layout(binding = 1) readonly buffer KBuf { float kc[]; };         // (q0+rows, k
 layout(binding = 1) readonly buffer KBuf4 { vec4 kc4[]; };
 layout(binding = 2) readonly buffer VBuf { float vc[]; };         // (q0+rows, kv_stride) f32
 layout(binding = 2) readonly buffer VBuf4 { vec4 vc4[]; };
-layout(binding = 3) readonly buffer RKBuf { RING_T rk[]; };       // (slots, kv_dim) ring keys
+layout(binding = 3) readonly buffer RKBuf { RING_T rk[]; };       // (sinks + slots, kv_dim) ring keys
 layout(binding = 3) readonly buffer RKBuf4 { RING4_T rk4[]; };
-layout(binding = 4) readonly buffer RVBuf { RING_T rv[]; };       // (slots, kv_dim) ring values
+layout(binding = 4) readonly buffer RVBuf { RING_T rv[]; };       // (sinks + slots, kv_dim) ring values
 layout(binding = 4) readonly buffer RVBuf4 { RING4_T rv4[]; };
 layout(binding = 5) readonly buffer StepBuf { uint step[]; };     // step[step_off] = pos0
 layout(binding = 6) writeonly buffer OutBuf { float o[]; };       // (rows, n_heads*head_dim) f32
@@ -62,24 +64,49 @@ vec2 as_ring(vec2 x) {
 #endif
 }
 
-// Band state shared by the helpers: the band's first key lo, and its slot
-// lo mod slots. Key j of the band (lo ≤ j < lo + band_keys ≤ lo + slots)
-// lives in slot slot_of(j), found without a division per key.
+// Band state shared by the helpers: the band's first key lo, its slot
+// lo mod slots, and the sinks ns = min(sinks, lo) that precede the band.
+// Key j ≥ sinks of the band (lo ≤ j < lo + band_keys ≤ lo + slots) lives in
+// slot slot_of(j), found without a division per key.
 uint band_lo;
 uint band_slot;
+uint band_sinks;
 
 uint slot_of(uint j) {
 	const uint s = band_slot + (j - band_lo);
 	return s >= p.slots ? s - p.slots : s;
 }
 
-// begin_band sets the band of the query at position pos: the keys j in
-// [lo, pos], lo = max(0, pos − W + 1) (0 for a global ring), itself
-// included. It returns their count, at most band_keys(window, slots).
+// row_of is the ring row of key j of the query's keys: sink row j for
+// j < sinks (written once, never overwritten), else row sinks + slot_of(j).
+uint row_of(uint j) {
+	return j < p.sinks ? j : p.sinks + slot_of(j);
+}
+
+// key_pos is the position of the query's key u, 0 ≤ u < n: the sinks
+// 0 … ns−1 first, then the band lo … pos. It rises with u, so the keys
+// from the ring (positions below pos0) come first.
+uint key_pos(uint u) {
+	return u < band_sinks ? u : band_lo + (u - band_sinks);
+}
+
+// ring_keys is how many of the query's n keys come from the ring (positions
+// below pos0): the first ring_keys(n, pos0) in key order.
+uint ring_keys(uint n, uint pos0) {
+	const uint band = min(pos0 > band_lo ? pos0 - band_lo : 0, n - band_sinks);
+	return min(band_sinks, pos0) + band;
+}
+
+// begin_band sets the keys of the query at position pos: the sinks j in
+// [0, ns), ns = min(sinks, lo), then the band j in [lo, pos], lo =
+// max(0, pos − W + 1) (0 for a global ring), itself included, each key
+// once. It returns their count n = attended(pos, …), at most
+// band_keys(window, slots) + sinks.
 uint begin_band(uint pos) {
 	band_lo = band_first(pos, band_keys(p.window, p.slots));
 	band_slot = band_lo % p.slots;
-	return pos - band_lo + 1;
+	band_sinks = min(p.sinks, band_lo);
+	return band_sinks + pos - band_lo + 1;
 }
 
 // softcap_tanh is tanh(x) by a formula that cannot overflow: tanh of a large

@@ -31,11 +31,12 @@
 // subgroup per (query, KV head) would leave most of the machine idle, which
 // is why GPUs keep attention.glsl.
 //
-// Bit-exactness. The batches are counted from the band's first key, and
+// Bit-exactness. The batches are counted from the query's first key (its
+// sinks, then its band, as one sequence: attention.glsl), and
 // each invocation's operations run in a fixed order with precise arithmetic
 // and explicit fma (subgroupAdd's order is the device's, the same on every
 // call): a query's result depends on its position, the band (W or slots),
-// the scale and soft-cap and the subgroup size only, never on the chunk it is computed in nor on whether a key came from
+// the sinks, the scale and soft-cap and the subgroup size only, never on the chunk it is computed in nor on whether a key came from
 // the ring or the chunk (chunk keys and values are rounded to the ring's
 // type first).
 #include "attention_common.glsl"
@@ -58,10 +59,10 @@ const uint KB = 8;                  // keys per batch
 const float NEG_BIG = -3.0e38;      // below any score; exp2(NEG_BIG − m) = 0
 
 // ring_row reads this invocation's slice of the K (kind 0) or V (kind 1)
-// row in ring slot slot, KV head at col. Dims at or past HD read as 0.
-void ring_row(uint kind, uint slot, uint col, out float x[DL]) {
+// ring row row, KV head at col. Dims at or past HD read as 0.
+void ring_row(uint kind, uint row, uint col, out float x[DL]) {
 	const uint d0 = gl_LocalInvocationID.x * DL;
-	const uint e = slot * p.kv_dim + col + d0; // element index in the ring
+	const uint e = row * p.kv_dim + col + d0; // element index in the ring
 	[[unroll]] for (uint d = 0; d < DL; d++) {
 		x[d] = 0.0;
 	}
@@ -132,27 +133,28 @@ void chunk_row(uint kind, uint row, uint col, out float x[DL]) {
 	}
 }
 
-// key_row reads key j's slice from the ring when j < pos0 and from the chunk
-// otherwise. lavapipe runs both sides under a mask (the idle side's loads
+// key_row reads key j's slice from the ring (row_of(j)) when j < pos0 and
+// from the chunk otherwise. lavapipe runs both sides under a mask (the idle side's loads
 // cost a pass over the lanes each, without memory traffic); one body for
 // both sources still beats one per source, since it runs every copy too.
 void key_row(uint kind, uint j, uint pos0, uint col, out float x[DL]) {
 	if (j < pos0) {
-		ring_row(kind, slot_of(j), col, x);
+		ring_row(kind, row_of(j), col, x);
 	} else {
 		chunk_row(kind, j - pos0, col, x);
 	}
 }
 
-// batch runs the online-softmax step of keys i0 … i0+KB−1 of the band (lo,
-// n keys). Keys past the band's end repeat its last key and get weight 0.
-void batch(uint i0, uint n, uint lo, uint pos0, uint col, float qv[G][DL],
+// batch runs the online-softmax step of keys i0 … i0+KB−1 of the query's n
+// keys (key_pos: its sinks, then its band). Keys past the last repeat it and
+// get weight 0.
+void batch(uint i0, uint n, uint pos0, uint col, float qv[G][DL],
            inout float m[G], inout float l[G], inout float acc[G][DL]) {
 	// Each key's G dot products, from the invocations' parts.
 	float pd[KB][G];
 	[[unroll]] for (uint k = 0; k < KB; k++) {
 		float kr[DL];
-		key_row(0, lo + min(i0 + k, n - 1), pos0, col, kr);
+		key_row(0, key_pos(min(i0 + k, n - 1)), pos0, col, kr);
 		[[unroll]] for (uint h = 0; h < G; h++) {
 			precise float dot = 0.0;
 			[[unroll]] for (uint d = 0; d < DL; d++) {
@@ -189,7 +191,7 @@ void batch(uint i0, uint n, uint lo, uint pos0, uint col, float qv[G][DL],
 	}
 	[[unroll]] for (uint k = 0; k < KB; k++) {
 		float vr[DL];
-		key_row(1, lo + min(i0 + k, n - 1), pos0, col, vr);
+		key_row(1, key_pos(min(i0 + k, n - 1)), pos0, col, vr);
 		[[unroll]] for (uint h = 0; h < G; h++) {
 			[[unroll]] for (uint d = 0; d < DL; d++) {
 				acc[h][d] = fma(e[k][h], vr[d], acc[h][d]);
@@ -211,8 +213,7 @@ void main() {
 
 	const uint pos0 = step[p.step_off];
 	const uint pos = pos0 + p.q0 + r;
-	const uint n = begin_band(pos); // keys in the band, at most W (or slots)
-	const uint lo = band_lo;
+	const uint n = begin_band(pos); // the sinks and the band: at most sinks + W (or slots)
 
 	const uint qb = p.q_off + r * p.q_stride + kh * G * HD + d0;
 	float qv[G][DL];
@@ -231,10 +232,11 @@ void main() {
 		}
 	}
 
-	// Batches are counted from lo whatever the chunk, so a query's sums
-	// never depend on where the ring ends and the chunk begins.
+	// Batches are counted from the query's first key (its first sink, or
+	// lo) whatever the chunk, so a query's sums never depend on where the
+	// ring ends and the chunk begins.
 	for (uint i0 = 0; i0 < n; i0 += KB) {
-		batch(i0, n, lo, pos0, col, qv, m, l, acc);
+		batch(i0, n, pos0, col, qv, m, l, acc);
 	}
 
 	const uint ob = p.out_off + (r * p.n_heads + kh * G) * HD + d0;

@@ -1,8 +1,9 @@
 // attention_split.glsl: the band arithmetic that the attention bodies
 // (attention.glsl, attention_keys.glsl) and swa_merge.comp share: where a
-// query's band of keys starts, and how split-K attention cuts it into splits.
+// query's band of keys starts, how many sinks precede it, and how split-K
+// attention cuts the query's keys into splits.
 
-// band_keys is the most keys one query attends: the window W, or, for a
+// band_keys is the most keys of one query's band: the window W, or, for a
 // global ring (window 0), its slots. A global ring's positions stay below its
 // slots (the caller's contract), so its bands start at key 0; past that it
 // attends the last `slots` keys and never reads an overwritten slot.
@@ -16,9 +17,19 @@ uint band_first(uint pos, uint b) {
 	return pos >= b ? pos - b + 1 : 0;
 }
 
-// split_len is the keys of each split of a band of n keys (the last split
-// may have fewer): ⌈n/S⌉ rounded up to whole tiles of `tile` keys. Splits
-// past the band's end are empty. It depends on n, S and the tile only, so a
+// attended is the keys the query at position pos attends: the sinks before
+// its band, keys [0, min(sinks, lo)) with lo its band's first key, then the
+// band lo … pos; a key in both is counted once, in the band. With no sinks
+// it is the band's length.
+uint attended(uint pos, uint window, uint slots, uint sinks) {
+	const uint lo = band_first(pos, band_keys(window, slots));
+	return min(sinks, lo) + pos - lo + 1;
+}
+
+// split_len is the keys of each split of a query's n keys, its sinks and
+// then its band taken as one sequence (the last split may have fewer):
+// ⌈n/S⌉ rounded up to whole tiles of `tile` keys. Splits past the last key
+// are empty. It depends on n, S and the tile only, so a
 // query's splits are the same in every chunk.
 uint split_len(uint n, uint splits, uint tile) {
 	const uint k = (n + splits - 1) / splits;

@@ -146,8 +146,9 @@ var (
 	Argmax = Kernel{Name: "argmax", Bindings: []vk.Access{vk.Read, vk.Write}, Params: reflect.TypeFor[ArgmaxParams]()}
 
 	// SWAF32: out (rows, heads*headDim) f32 = sliding-window attention of q
-	// (rows, heads*headDim) f32 over an f32 ring and the chunk's k, v
-	// (rows, kvDim) f32, split-K: with Splits > 1 it writes each split's
+	// (rows, heads*headDim) f32 over an f32 ring (sinks + slots, kvDim),
+	// its sinks beside each band, and the chunk's k, v (rows, kvDim) f32,
+	// split-K: with Splits > 1 it writes each split's
 	// partial result (binding 7) for SWAMerge. Specialization constant 1 is
 	// the query heads per workgroup. The entry point is shaders/swa.comp.
 	SWAF32 = Kernel{Name: "swa", Bindings: splitAccess, Params: reflect.TypeFor[AttentionParams](),
@@ -156,11 +157,13 @@ var (
 	SWAF16 = Kernel{Name: "swa_f16", Bindings: splitAccess, Params: reflect.TypeFor[AttentionParams](),
 		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
 	// SWAMerge: out (rows, heads*headDim) f32 = the splits' partial results
-	// (rows, heads, splits, headDim+2) f32 combined (shaders/swa_merge.comp).
+	// (rows, heads, splits, headDim+2) f32 combined (shaders/swa_merge.comp);
+	// the splits cut each query's sinks and band as one sequence.
 	SWAMerge = Kernel{Name: "swa_merge", Bindings: []vk.Access{vk.Read, vk.Read, vk.Write}, Params: reflect.TypeFor[MergeParams]()}
-	// KVStoreF32: cache slot (pos0+i) mod slots ← k, v row i, f32.
+	// KVStoreF32: the ring row of position pos0+i (sink row pos0+i below
+	// Sinks, else row Sinks + (pos0+i) mod Slots) ← k, v row i, f32.
 	KVStoreF32 = Kernel{Name: "kv_store_f32", Bindings: storeAccess, Params: reflect.TypeFor[KVStoreParams]()}
-	// KVStoreF16: cache slot (pos0+i) mod slots ← k, v row i rounded to f16.
+	// KVStoreF16: as KVStoreF32, k, v row i rounded to f16.
 	KVStoreF16 = Kernel{Name: "kv_store_f16", Bindings: storeAccess, Params: reflect.TypeFor[KVStoreParams]()}
 
 	// The CPULayout attention kernels (attention_keys.glsl), one subgroup
@@ -238,7 +241,7 @@ type AttentionParams struct {
 	HeadDim  uint32  // even, ≤ 256
 	KVDim    uint32  // KV heads × head dim
 	Window   uint32  // W; 0: a global ring (every key from 0)
-	Slots    uint32  // the ring's slots: position p lives in slot p mod Slots
+	Slots    uint32  // the ring's slots: position p ≥ Sinks lives in row Sinks + p mod Slots
 	Q0       uint32  // chunk row of the dispatch's first query
 	Rows     uint32  // queries in the dispatch
 	Scale    float32 // multiplies q·k: log2(e)·scale, or scale/c when soft-capped
@@ -254,6 +257,7 @@ type AttentionParams struct {
 	KVStride uint32 // elements from one chunk k or v row to the next
 	Splits   uint32 // S, the band's splits (1 in the CPU layout)
 	PartOff  uint32 // element offset of the partial results (Splits > 1)
+	Sinks    uint32 // N: keys 0 … N−1, in rows 0 … N−1, are attended beside every band
 }
 
 // MergeParams mirrors swa_merge.comp's push constants.
@@ -263,19 +267,21 @@ type MergeParams struct {
 	Q0, Rows                 uint32
 	Splits, Tile             uint32 // S and the first pass's keys per tile
 	PartOff, StepOff, OutOff uint32
+	Sinks                    uint32 // as AttentionParams: the sinks before the band
 }
 
 // KVStoreParams mirrors attention_store.glsl's push constants.
 type KVStoreParams struct {
 	Rows     uint32 // chunk rows
 	KVDim    uint32
-	Slots    uint32 // the ring's slots: row i goes to slot (pos0+i) mod Slots
+	Slots    uint32 // the ring's slots: row i, position p = pos0+i, goes to row p < Sinks ? p : Sinks + p mod Slots
 	KOff     uint32 // element offsets within each binding
 	VOff     uint32
 	StepOff  uint32
 	RKOff    uint32
 	RVOff    uint32
 	KVStride uint32 // elements from one chunk k or v row to the next
+	Sinks    uint32 // rows 0 … Sinks−1 hold positions 0 … Sinks−1
 }
 
 // MatMulParams mirrors matmul.comp's push constants.

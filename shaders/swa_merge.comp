@@ -1,7 +1,7 @@
 #version 450
 // swa_merge: the second pass of split-K attention (attention.glsl). For
-// each (query, head) it combines the partial results of the band's
-// non-empty splits, in split order: with M the largest split maximum and
+// each (query, head) it combines the partial results of the non-empty
+// splits of the query's keys (its sinks, then its band), in split order: with M the largest split maximum and
 // w_i = exp2(m_i − M), out = Σ w_i·a_i / Σ w_i·d_i. One workgroup per
 // (query, head), thread t owning dims t, t+WG, …; every thread computes
 // the same weights (recomputed per dim rather than kept in an array that a
@@ -24,6 +24,7 @@ layout(push_constant) uniform Params {
 	uint part_off; // element offsets into each binding
 	uint step_off;
 	uint out_off;
+	uint sinks;    // N: the sinks beside every band (attention.glsl)
 } p;
 
 layout(binding = 0) readonly buffer PartBuf { float part[]; }; // (rows, n_heads, S, head_dim + 2)
@@ -38,7 +39,7 @@ void main() {
 	const uint r = g / p.n_heads;
 	const uint hd = p.head_dim;
 	const uint pos = step[p.step_off] + p.q0 + r;
-	const uint n = pos - band_first(pos, band_keys(p.window, p.slots)) + 1;
+	const uint n = attended(pos, p.window, p.slots, p.sinks);
 	const uint ks = split_len(n, p.splits, p.tile);
 	const uint nsplit = (n + ks - 1) / ks;
 	const uint pb = p.part_off + g * p.splits * (hd + 2);

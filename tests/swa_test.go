@@ -116,6 +116,7 @@ func testFamilyMatchesReference(t *testing.T, d *vk.Device, name string, cfg loa
 	}
 	rm, err := ref.Load(lm)
 	require.NoError(t, err)
+	rm.Sinks = opts.Keep
 	tokens := randomTokens(41, 40, m.Config.VocabSize)
 	want, err := rm.Forward(tokens)
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/vkrun/vkrun"
+	"github.com/vkrun/vkrun/internal/plot"
 	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/shaders"
 )
@@ -263,6 +264,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	device := fs.String("device", os.Getenv("VKRUN_DEVICE"), "device index or name substring")
 	profile := fs.Bool("profile", false, "time every kernel on the GPU and print where each test's time goes")
 	layout := fs.String("layout", "auto", layoutUsage)
+	plotPath := fs.String("plot", "", "also write a PNG of tok/s against depth, a line per test, to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -284,6 +286,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := checkLayout(*layout); err != nil {
 		return fail(2, "%v", err)
+	}
+	if *plotPath != "" { // before the tests run, not after
+		if st, err := os.Stat(filepath.Dir(*plotPath)); err != nil || !st.IsDir() {
+			return fail(2, "--plot %s: no directory %s", *plotPath, filepath.Dir(*plotPath))
+		}
 	}
 	var ds []int
 	for _, s := range strings.Split(*depths, ",") {
@@ -411,6 +418,15 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			r.AttentionWorkgroups = m.AttentionWorkgroups(d)
 		}
 	}
+	if *plotPath != "" {
+		c, err := benchChart(fmt.Sprintf("%s on %s", label, m.Device.Name), results)
+		if err == nil {
+			err = c.WritePNG(*plotPath)
+		}
+		if err != nil {
+			return fail(1, "--plot: %s", oneLine(err))
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -479,6 +495,38 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		tw.Flush()
 	}
 	return 0
+}
+
+// benchChart is --plot's picture: each test's mean tok/s (± its standard
+// deviation) against depth, one line per test, on a log scale so that
+// prompt processing and generation both show.
+func benchChart(title string, results []benchResult) (*plot.Canvas, error) {
+	ax := plot.Axes{Title: title, TextScale: 2,
+		X: plot.Axis{Label: "depth (tokens already in the cache)"},
+		Y: plot.Axis{Label: "tok/s", Scale: plot.Log}}
+	return plot.LineChart(800, 500, ax, benchLines(results))
+}
+
+// benchLines is a line per test, in the order the tests first ran, its
+// points in order of depth.
+func benchLines(results []benchResult) []plot.Line {
+	rs := slices.Clone(results)
+	slices.SortStableFunc(rs, func(a, b benchResult) int { return a.Depth - b.Depth })
+	var lines []plot.Line
+	for _, r := range results {
+		if !slices.ContainsFunc(lines, func(l plot.Line) bool { return l.Name == r.Test }) {
+			lines = append(lines, plot.Line{Name: r.Test})
+		}
+	}
+	for i := range lines {
+		l := &lines[i]
+		for _, r := range rs {
+			if r.Test == l.Name {
+				l.X, l.Y, l.Err = append(l.X, float64(r.Depth)), append(l.Y, r.Mean), append(l.Err, r.Stddev)
+			}
+		}
+	}
+	return lines
 }
 
 func meanStd(v []float64) (float64, float64) {

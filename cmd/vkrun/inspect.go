@@ -34,6 +34,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) int {
 	context := fs.Int("c", 0, "context for the KV cache size of models with global layers (0: the model's, at most 4096)")
 	window := fs.Int("window", -1, "override the sliding window of every local layer (0: every layer global; -1: the file's)")
 	kv := fs.String("kv", "f16", "KV cache precision for the KV cache size: f16 or f32")
+	keep := fs.Int("keep", 0, "sink tokens kept beside every local layer's window")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vkrun inspect [--json] [-c N] [--window W] [--kv f16|f32] FILE")
 		fs.PrintDefaults()
@@ -49,8 +50,8 @@ func cmdInspect(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	path := fs.Arg(0)
-	if *context < 0 || *window < -1 || (*kv != "f16" && *kv != "f32") {
-		fmt.Fprintf(stderr, "vkrun inspect: -c %d, --window %d, --kv %q: want -c ≥ 0, --window ≥ -1, --kv f16 or f32\n", *context, *window, *kv)
+	if *context < 0 || *window < -1 || *keep < 0 || (*kv != "f16" && *kv != "f32") {
+		fmt.Fprintf(stderr, "vkrun inspect: -c %d, --window %d, --keep %d, --kv %q: want -c ≥ 0, --window ≥ -1, --keep ≥ 0, --kv f16 or f32\n", *context, *window, *keep, *kv)
 		return 2
 	}
 	kvType := ops.KVF16
@@ -58,7 +59,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) int {
 		kvType = ops.KVF32
 	}
 
-	r, err := inspectModel(path, inspectOptions{context: *context, window: *window, kv: kvType})
+	r, err := inspectModel(path, inspectOptions{context: *context, window: *window, keep: *keep, kv: kvType})
 	if err != nil {
 		fmt.Fprintf(stderr, "vkrun inspect: %s\n", oneLine(err))
 		if r == nil {
@@ -141,14 +142,15 @@ type inspectConfig struct {
 type inspectLayer struct {
 	Window    int     `json:"window"` // 0: global
 	Slots     int     `json:"slots"`
+	Sinks     int     `json:"sinks,omitempty"`
 	RopeTheta float64 `json:"rope_theta"` // 0: no RoPE
 	RopeScale float64 `json:"rope_scale"`
 }
 
 // inspectOptions are the flags that shape the reported KV cache.
 type inspectOptions struct {
-	context, window int
-	kv              ops.KVType
+	context, window, keep int
+	kv                    ops.KVType
 }
 
 type inspectTokenizer struct {
@@ -289,12 +291,12 @@ func inspectModel(path string, o inspectOptions) (*inspectReport, error) {
 		AttnSoftcap: c.AttnSoftcap, FinalSoftcap: c.FinalSoftcap, LogitScale: c.LogitScale,
 		KVType: o.kv.String(),
 	}
-	layout, kvContext, notes := engine.CacheLayout(c, o.context)
+	layout, kvContext, notes := engine.CacheLayout(c, o.context, o.keep)
 	r.Config.KVContext, r.Config.KVNotes = kvContext, notes
 	r.Config.KVBytes = engine.KVBytes(layout, c.NumKVHeads*c.HeadDim, o.kv)
 	for l, lc := range layout {
 		spec := c.Layer(l)
-		r.Config.LayerLayout = append(r.Config.LayerLayout, inspectLayer{Window: lc.Window, Slots: lc.Slots, RopeTheta: spec.RopeTheta, RopeScale: spec.RopeScale})
+		r.Config.LayerLayout = append(r.Config.LayerLayout, inspectLayer{Window: lc.Window, Slots: lc.Slots, Sinks: lc.Sinks, RopeTheta: spec.RopeTheta, RopeScale: spec.RopeScale})
 	}
 	if t := m.Tokenizer; t != nil {
 		r.Tokenizer = &inspectTokenizer{
@@ -517,6 +519,9 @@ func printLayers(w io.Writer, c *inspectConfig) {
 		text := "global, linear cache of " + strconv.Itoa(ly.Slots)
 		if ly.Window > 0 {
 			text = fmt.Sprintf("local W=%d, ring of %d", ly.Window, ly.Slots)
+			if ly.Sinks > 0 {
+				text += fmt.Sprintf(" and %d sinks", ly.Sinks)
+			}
 		}
 		switch {
 		case ly.RopeTheta == 0:

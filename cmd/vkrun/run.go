@@ -30,7 +30,7 @@ type runFlags struct {
 	temp, topP, minP                  float64
 	topK                              int
 	seed                              uint64
-	window, chunk, context            int
+	window, chunk, context, keep      int
 	kv, device, layout                string
 	json, validate                    bool
 }
@@ -54,6 +54,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.window, "window", -1, "sliding window W of every local layer (default: the file's; 0: full attention)")
 	fs.IntVar(&f.chunk, "chunk", 0, "prefill chunk size (default and maximum: the smallest window)")
 	fs.IntVar(&f.context, "c", 0, "positions held by the global layers, the longest sequence (default: the model's context, ≤ 4096; up to its training context)")
+	fs.IntVar(&f.keep, "keep", 0, "sink tokens: the first N positions stay in every local layer's keys beside its window")
 	fs.StringVar(&f.kv, "kv", "f16", "KV cache precision: f16 or f32")
 	fs.StringVar(&f.device, "device", os.Getenv("VKRUN_DEVICE"), "device index or name substring (see 'vkrun devices')")
 	fs.StringVar(&f.layout, "layout", "auto", layoutUsage)
@@ -63,7 +64,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 
 func (f *runFlags) loadOptions() []vkrun.Option {
 	opts := []vkrun.Option{vkrun.WithKV(f.kv), vkrun.WithDevice(f.device), vkrun.WithChunk(f.chunk), vkrun.WithContext(f.context),
-		vkrun.WithLayout(f.layout)}
+		vkrun.WithKeep(f.keep), vkrun.WithLayout(f.layout)}
 	if f.window >= 0 {
 		opts = append(opts, vkrun.WithWindow(f.window))
 	}
@@ -89,8 +90,8 @@ func (f *runFlags) check() error {
 		return fmt.Errorf("-n must not be negative")
 	case f.window < -1:
 		return fmt.Errorf("--window must not be negative")
-	case f.chunk < 0 || f.context < 0:
-		return fmt.Errorf("--chunk and -c must not be negative")
+	case f.chunk < 0 || f.context < 0 || f.keep < 0:
+		return fmt.Errorf("--chunk, -c and --keep must not be negative")
 	}
 	return nil
 }

@@ -37,14 +37,22 @@ func (t KVType) ElemBytes() int {
 	return 2
 }
 
-// Ring is one layer's KV cache: the K and V of position p live in slot
-// p mod Slots. K and V are each (Slots, KVDim) of Type, row-major. The window
-// that a query attends (Window) is kept apart from the positions retained
-// (Slots), as a mixed model's local and global layers need.
+// Ring is one layer's KV cache: K and V are each (Rows, KVDim) of Type,
+// row-major, Rows = Sinks + Slots. The K and V of position p < Sinks live in
+// row p, a sink row that is written once and never overwritten; those of
+// position p ≥ Sinks in row Sinks + (p mod Slots). The window that a query
+// attends (Window) is kept apart from the positions retained (Slots), as a
+// mixed model's local and global layers need.
+//
+// Sinks (StreamingLLM's attention sinks, design §12): with N = Sinks, the
+// query at position i attends the keys j ≤ i with j < N or j ≥ i−Window+1,
+// each once: the sinks [0, min(N, lo)), then the band lo … i, lo =
+// max(0, i−Window+1). Only a local ring has sinks (Attention and StoreKV
+// refuse Sinks > 0 with Window 0): a global ring attends every key already.
 //
 // Attention of a chunk runs before StoreKV of the same chunk, so the ring
-// holds the Slots positions before the chunk while the chunk attends them.
-// Hence:
+// holds the sinks and the Slots positions before the chunk while the chunk
+// attends them. Hence:
 //   - a local ring (Window > 0) needs Slots ≥ Window, and a chunk of at most
 //     Slots tokens then sees every key of its bands (the engine's choice:
 //     Slots == Window for local layers, with chunks of at most Window tokens);
@@ -52,19 +60,24 @@ func (t KVType) ElemBytes() int {
 //     position below Slots. (Past that it attends the last Slots keys, as a
 //     ring of window Slots would, and never reads an overwritten slot.)
 type Ring struct {
-	K, V   *vk.Buffer // (Slots, KVDim) of Type, each
+	K, V   *vk.Buffer // (Sinks + Slots, KVDim) of Type, each
 	Window int        // the query at position i attends to keys max(0, i−Window+1)…i; 0: every key from position 0 (a global layer)
-	Slots  int        // positions retained: position p lives in slot p mod Slots
+	Slots  int        // positions retained past the sinks: position p ≥ Sinks lives in row Sinks + p mod Slots
+	Sinks  int        // N ≥ 0: positions 0…N−1 stay in rows 0…N−1 and every query attends them beside its band; 0 with Window 0
 	KVDim  int        // KV heads × head dim
 	Type   KVType
 }
 
-// RingBytes is the size of one of K or V of a ring of slots positions.
-func RingBytes(t KVType, slots, kvDim int) uint64 {
-	return uint64(slots) * uint64(kvDim) * uint64(t.ElemBytes())
+// RingBytes is the size of one of K or V of a ring of rows positions
+// (Ring.Rows: its sinks and slots).
+func RingBytes(t KVType, rows, kvDim int) uint64 {
+	return uint64(rows) * uint64(kvDim) * uint64(t.ElemBytes())
 }
 
-// Band is the most keys one query attends: Window, or Slots when Window
+// Rows is the rows of each of K and V: Sinks + Slots.
+func (r Ring) Rows() int { return r.Sinks + r.Slots }
+
+// Band is the most keys of one query's band: Window, or Slots when Window
 // == 0 (a global ring's band, every key from 0, is at most Slots long).
 func (r Ring) Band() int {
 	if r.Window == 0 {
@@ -72,6 +85,11 @@ func (r Ring) Band() int {
 	}
 	return r.Window
 }
+
+// Keys is the most keys one query attends: its band and its sinks,
+// Band() + Sinks. Library.AttentionScratch and AttentionWorkgroups take it
+// as their band.
+func (r Ring) Keys() int { return r.Band() + r.Sinks }
 
 // MaxAttentionHeadDim is the largest head dimension Attention supports.
 const MaxAttentionHeadDim = 256
@@ -92,7 +110,8 @@ func keysAligned(t KVType, s, headDim, kvDim uint64, rko, rvo, ko, vo uint32) bo
 		dl%4 == 0 && ko%4 == 0 && vo%4 == 0
 }
 
-// maxKeysBand bounds the band (Ring.Band) for the CPU layout's kernels.
+// maxKeysBand bounds a query's keys (Ring.Keys: band and sinks) for the
+// CPU layout's kernels.
 // lavapipe ends a shader after 65535 loop passes in all;
 // attention_keys.glsl makes one per batch of 8 keys (2¹⁸ keys: 32768
 // passes).
@@ -119,20 +138,24 @@ func (r Ring) check(ntok int) error {
 		return fmt.Errorf("ring of %d slots or KV dim %d too large", r.Slots, r.KVDim)
 	case r.Window < 0 || r.Window > r.Slots:
 		return fmt.Errorf("ring window %d (must be 0, global, or at most its %d slots)", r.Window, r.Slots)
+	case r.Sinks < 0 || r.Sinks > math.MaxInt32-r.Slots:
+		return fmt.Errorf("ring of %d sinks (must be ≥ 0, and sinks + slots %d fit 32 bits)", r.Sinks, r.Slots)
+	case r.Sinks > 0 && r.Window == 0:
+		return fmt.Errorf("a global ring (window 0) with %d sinks: it attends every key already; sinks need a window", r.Sinks)
 	case ntok > r.Slots:
 		return fmt.Errorf("a chunk of %d tokens is longer than the ring's %d slots", ntok, r.Slots)
 	}
-	n := RingBytes(r.Type, r.Slots, r.KVDim)
+	n := RingBytes(r.Type, r.Rows(), r.KVDim)
 	if r.K.Size < n || r.V.Size < n {
-		return fmt.Errorf("ring buffers %s (%d bytes) and %s (%d bytes) are smaller than %d×%d %v (%d bytes)",
-			r.K.Name, r.K.Size, r.V.Name, r.V.Size, r.Slots, r.KVDim, r.Type, n)
+		return fmt.Errorf("ring buffers %s (%d bytes) and %s (%d bytes) are smaller than (%d sinks + %d slots)×%d %v (%d bytes)",
+			r.K.Name, r.K.Size, r.V.Name, r.V.Size, r.Sinks, r.Slots, r.KVDim, r.Type, n)
 	}
 	return nil
 }
 
 // ringBindings binds all of the ring's K and V.
 func (p *Plan) ringBindings(r Ring) (k, v vk.Range, ko, vo uint32, err error) {
-	words := RingBytes(r.Type, r.Slots, r.KVDim) / 4
+	words := RingBytes(r.Type, r.Rows(), r.KVDim) / 4
 	k, ko, err = p.binding(Tensor{Buf: r.K, Len: words}, 0, words, 4)
 	if err != nil {
 		return k, v, 0, 0, fmt.Errorf("ring K: %w", err)
@@ -182,9 +205,12 @@ func (o AttentionOpts) params(headDim int) (scale, softcap float32, err error) {
 // queries q (ntok, nHeads*headDim) f32 at positions pos0+i, where pos0 =
 // step[0] (u32, read on the GPU so a recorded step is reused across
 // positions). Query i attends keys j in [max(0, pos0+i−W+1), pos0+i], W =
-// ring.Window, or in [0, pos0+i] for a global ring (W = 0): keys j < pos0
-// come from the ring (slot j mod ring.Slots), keys j ≥ pos0 from the chunk's
-// own k, v (ntok, KVDim) f32 (RoPE already applied to k). When ring.Type is
+// ring.Window, or in [0, pos0+i] for a global ring (W = 0), and, with N =
+// ring.Sinks, the sinks: the keys j < N before that band (see Ring), in that
+// order, the sinks first, each key once. Keys j < pos0 come from the ring
+// (row j for j < N, else row N + j mod ring.Slots), keys j ≥ pos0 from the
+// chunk's own k, v (ntok, KVDim) f32 (RoPE already applied to k, with
+// absolute positions), sinks or not. When ring.Type is
 // KVF16, chunk values are rounded to f16 before use, so a chunk sees exactly
 // the values it would read back from the ring. GQA: query head h uses KV
 // head h/(nHeads/nKVHeads). A score is q·k·o.Scale, soft-capped to
@@ -194,8 +220,9 @@ func (o AttentionOpts) params(headDim int) (scale, softcap float32, err error) {
 // ntok must be at most ring.Slots (see Ring for the contract); headDim even
 // and at most MaxAttentionHeadDim. Each query's result is bit-identical
 // whatever the chunk it is computed in (the kernel's floating-point
-// operations for a query depend only on its position, the ring's band,
-// headDim, o and the library's layout and workgroup width). Record StoreKV
+// operations for a query depend only on its position, the ring's band and
+// sinks, headDim, o and the library's layout and workgroup width; with no
+// sinks they are those of a ring without them). Record StoreKV
 // of the same chunk after it. Each of the ring's K and V, and the chunk's k
 // and v, must fit one binding (maxStorageBufferRange); q and out are split
 // as needed.
@@ -266,7 +293,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 	if err != nil {
 		return fmt.Errorf("ops: Attention step: %w", err)
 	}
-	band := ring.Band()
+	band := ring.Keys() // the most keys a query attends: band and sinks
 	cpu := p.lib.keysKernel(nHeads, nKVHeads, headDim, band)
 	hg, splits := p.lib.attentionSplit(nHeads, nKVHeads, headDim, band)
 	if cpu {
@@ -307,7 +334,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 			Window: uint32(ring.Window), Slots: uint32(ring.Slots), Q0: uint32(i0), Rows: uint32(m),
 			Scale: scale, Softcap: softcap,
 			QOff: qo, KOff: ko, VOff: vo, RKOff: rko, RVOff: rvo, StepOff: so, OutOff: oo,
-			QStride: uint32(qs), KVStride: uint32(kvs), Splits: splits,
+			QStride: uint32(qs), KVStride: uint32(kvs), Splits: splits, Sinks: uint32(ring.Sinks),
 		}
 		if cpu {
 			// The CPU layout has its own kernel for the shapes it suits (see
@@ -332,7 +359,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 		table, reason := kern.Name, fmt.Sprintf("%d query heads per workgroup, %d splits", hg, splits)
 		if p.lib.layout == shaders.CPULayout {
 			table = keys.Name
-			reason = fmt.Sprintf("group × head dim %d or band %d beyond the CPU kernel's %d and %d; ", group*headDim, band, maxKeysRegs, maxKeysBand) + reason
+			reason = fmt.Sprintf("group × head dim %d or band and sinks %d beyond the CPU kernel's %d and %d; ", group*headDim, band, maxKeysRegs, maxKeysBand) + reason
 		}
 		p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: table, Kernel: kk.Name, Reason: reason})
 		// The partials binding: the scratch when there are splits, else a
@@ -351,7 +378,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 			continue
 		}
 		mc := shaders.MergeParams{NHeads: uint32(nHeads), HeadDim: uint32(headDim), Window: uint32(ring.Window), Slots: uint32(ring.Slots),
-			Q0: uint32(i0), Rows: uint32(m), Splits: splits, Tile: p.lib.WG, PartOff: po, StepOff: so, OutOff: oo}
+			Q0: uint32(i0), Rows: uint32(m), Splits: splits, Tile: p.lib.WG, PartOff: po, StepOff: so, OutOff: oo, Sinks: uint32(ring.Sinks)}
 		if err := p.dispatch(shaders.SWAMerge, m*uint64(nHeads), shaders.Push(&mc), pr, sr, or); err != nil {
 			return err
 		}
@@ -379,8 +406,9 @@ const (
 // within maxHeadsPerGroup whose shared memory fits the device) and S splits
 // of the band (enough that one decode query fills attentionWorkgroups
 // workgroups, at most one per tile of WG keys of the band and at most
-// maxSplits). Both depend on the shape, the band (Ring.Band) and the library
-// only, never on the chunk, so that a query gets the same bits in every
+// maxSplits). The band is a query's most keys, Ring.Keys (its sinks and
+// band, which the splits cut as one sequence). Both depend on the shape, the
+// band and the library only, never on the chunk, so that a query gets the same bits in every
 // chunk; Options.AttentionSplits overrides S.
 func (l *Library) attentionSplit(nHeads, nKVHeads, headDim, band int) (hg, splits uint32) {
 	group := nHeads / max(nKVHeads, 1)
@@ -403,15 +431,15 @@ func (l *Library) attentionSplit(nHeads, nKVHeads, headDim, band int) (hg, split
 
 // keysKernel reports whether attention of this shape runs the CPU layout's
 // kernel (attention_keys.glsl), which neither splits nor needs scratch:
-// in the CPU layout, for the shapes within maxKeysRegs and bands (Ring.Band)
+// in the CPU layout, for the shapes within maxKeysRegs and bands (Ring.Keys)
 // within maxKeysBand.
 func (l *Library) keysKernel(nHeads, nKVHeads, headDim, band int) bool {
 	return l.layout == shaders.CPULayout && nHeads/max(nKVHeads, 1)*headDim <= maxKeysRegs && band <= maxKeysBand
 }
 
 // AttentionScratch is the f32 elements of scratch memory that Attention
-// uses for a chunk of ntok queries of this shape over a ring of this band
-// (Ring.Band) in this library's layout (0 when it needs none); give
+// uses for a chunk of ntok queries of this shape over a ring whose queries
+// attend at most band keys (Ring.Keys: band and sinks) in this library's layout (0 when it needs none); give
 // Plan.SetScratch at least that much to share one buffer between plans, or
 // the plan allocates its own.
 func (l *Library) AttentionScratch(ntok, nHeads, nKVHeads, headDim, band int) uint64 {
@@ -427,8 +455,9 @@ func (l *Library) AttentionScratch(ntok, nHeads, nKVHeads, headDim, band int) ui
 	return rows * per
 }
 
-// AttentionWorkgroups is the workgroups that do work for one query whose
-// band holds n keys (n ≥ 1) over a ring of band keys (Ring.Band): the
+// AttentionWorkgroups is the workgroups that do work for one query that
+// attends n keys (n ≥ 1: its sinks and band) over a ring whose queries
+// attend at most band keys (Ring.Keys): the
 // splits that hold keys times the workgroups per split, in the GPU layout,
 // or one per KV head in the CPU layout's kernel.
 func (l *Library) AttentionWorkgroups(n, nHeads, nKVHeads, headDim, band int) int {
@@ -443,9 +472,10 @@ func (l *Library) AttentionWorkgroups(n, nHeads, nKVHeads, headDim, band int) in
 	return (n + k - 1) / k * (nHeads / int(hg))
 }
 
-// StoreKV records writing the chunk's k, v (ntok, KVDim) f32 into ring slots
-// (pos0+i) mod ring.Slots, pos0 = step[0], converting them to ring.Type
-// (ntok at most ring.Slots, so no two rows share a slot). Record it
+// StoreKV records writing the chunk's k, v (ntok, KVDim) f32 into the ring
+// rows of positions p = pos0+i, pos0 = step[0]: row p for p < ring.Sinks,
+// else row Sinks + p mod ring.Slots (see Ring), converting them to ring.Type
+// (ntok at most ring.Slots, so no two chunk rows share a ring row). Record it
 // after the Attention of the same chunk: the recorder orders the two by their
 // declared accesses to the ring.
 func (p *Plan) StoreKV(k, v Tensor, ring Ring, step Tensor, ntok int) {
@@ -499,7 +529,7 @@ func (p *Plan) storeKV(k, v Tensor, ring Ring, step Tensor, ntok, stride int) er
 		return fmt.Errorf("ops: StoreKV v: %w", err)
 	}
 	pc := shaders.KVStoreParams{Rows: uint32(n), KVDim: uint32(kvDim), Slots: uint32(ring.Slots),
-		KOff: ko, VOff: vo, StepOff: so, RKOff: rko, RVOff: rvo, KVStride: uint32(kvs)}
+		KOff: ko, VOff: vo, StepOff: so, RKOff: rko, RVOff: rvo, KVStride: uint32(kvs), Sinks: uint32(ring.Sinks)}
 	wg := uint64(p.lib.WG)
 	pairs := n * kvDim / 2
 	return p.dispatch(pipe, (pairs+wg-1)/wg, shaders.Push(&pc), kr, vr, sr, rk, rv)

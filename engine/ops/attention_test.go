@@ -42,6 +42,7 @@ type attnSeq struct {
 	qb, kb, vb *vk.Buffer
 	pad        uint64            // elements before q, k, v and out in their buffers
 	slots      int               // the ring's slots; 0: s.Window
+	sinks      int               // the ring's sinks (Ring.Sinks)
 	opts       ops.AttentionOpts // the scores' scale and soft-cap
 }
 
@@ -70,14 +71,14 @@ func (a *attnSeq) run(t testing.TB, e *env, kv ops.KVType, sizes []int, from int
 	if slots == 0 {
 		slots = s.Window
 	}
-	ringBytes := ops.RingBytes(kv, slots, s.KVDim())
+	ringBytes := ops.RingBytes(kv, a.sinks+slots, s.KVDim())
 	rk, err := e.d.NewBuffer("ring K", ringBytes, vk.DeviceMemory)
 	require.NoError(t, err)
 	defer rk.Close()
 	rv, err := e.d.NewBuffer("ring V", ringBytes, vk.DeviceMemory)
 	require.NoError(t, err)
 	defer rv.Close()
-	ring := ops.Ring{K: rk, V: rv, Window: s.Window, Slots: slots, KVDim: s.KVDim(), Type: kv}
+	ring := ops.Ring{K: rk, V: rv, Window: s.Window, Slots: slots, Sinks: a.sinks, KVDim: s.KVDim(), Type: kv}
 
 	var pos0s []uint32
 	var chunks []int
@@ -212,24 +213,26 @@ func f16Rounding(t *testing.T, e *env) func([]float32) []float32 {
 	return nil
 }
 
-// reference is optest.SWA (swaOpts when a has options) with keys and values
-// rounded as the ring stores them.
+// reference is optest.SWA (swaOpts when a has options or sinks) with keys
+// and values rounded as the ring stores them.
 func reference(a *attnSeq, round func([]float32) []float32, from int) []float32 {
 	k, v := a.k, a.v
 	if round != nil {
 		k, v = round(k), round(v)
 	}
-	if a.opts != (ops.AttentionOpts{}) {
-		return swaOpts(a.q[from*a.s.QDim():], k, v, from, a.npos, a.s, a.opts)
+	if a.opts != (ops.AttentionOpts{}) || a.sinks > 0 {
+		return swaOpts(a.q[from*a.s.QDim():], k, v, from, a.npos, a.s, a.opts, a.sinks)
 	}
 	return optest.SWA(a.q[from*a.s.QDim():], k, v, from, a.npos, a.s)
 }
 
-// swaOpts is optest.SWA with Attention's options, in float64: per head, the
-// softmax over the band of sⱼ = q·kⱼ·Scale (1/√HeadDim when 0), soft-capped
-// to Softcap·tanh(sⱼ/Softcap) when Softcap ≠ 0, weighs the vⱼ.
-// TestAttentionReferenceOpts ties it to optest.SWA.
-func swaOpts(q, k, v []float32, from, to int, s optest.AttnShape, o ops.AttentionOpts) []float32 {
+// swaOpts is optest.SWA with Attention's options and sinks, in float64: per
+// head, the softmax over the query's keys (the sinks j < min(sinks, lo),
+// then the band lo … pos) of sⱼ = q·kⱼ·Scale (1/√HeadDim when 0),
+// soft-capped to Softcap·tanh(sⱼ/Softcap) when Softcap ≠ 0, weighs the vⱼ.
+// TestAttentionReferenceOpts and TestAttentionReferenceSinks tie it to
+// optest.SWA.
+func swaOpts(q, k, v []float32, from, to int, s optest.AttnShape, o ops.AttentionOpts, sinks int) []float32 {
 	hd, qd, kd, group := s.HeadDim, s.QDim(), s.KVDim(), s.Heads/s.KVHeads
 	scale := 1 / math.Sqrt(float64(hd))
 	if o.Scale != 0 {
@@ -237,16 +240,13 @@ func swaOpts(q, k, v []float32, from, to int, s optest.AttnShape, o ops.Attentio
 	}
 	out := make([]float32, (to-from)*qd)
 	for pos := from; pos < to; pos++ {
-		lo := 0
-		if s.Window > 0 {
-			lo = max(0, pos-s.Window+1)
-		}
+		keys := sinkKeys(pos, s.Window, sinks)
 		qr := q[(pos-from)*qd:]
 		for h := range s.Heads {
 			col := h / group * hd
-			sc := make([]float64, pos-lo+1)
+			sc := make([]float64, len(keys))
 			m := math.Inf(-1)
-			for j := lo; j <= pos; j++ {
+			for u, j := range keys {
 				var dot float64
 				for d := range hd {
 					dot += float64(qr[h*hd+d]) * float64(k[j*kd+col+d])
@@ -256,12 +256,12 @@ func swaOpts(q, k, v []float32, from, to int, s optest.AttnShape, o ops.Attentio
 					c := float64(o.Softcap)
 					x = c * math.Tanh(x/c)
 				}
-				sc[j-lo], m = x, max(m, x)
+				sc[u], m = x, max(m, x)
 			}
 			var sum float64
 			acc := make([]float64, hd)
-			for j := lo; j <= pos; j++ {
-				e := math.Exp(sc[j-lo] - m)
+			for u, j := range keys {
+				e := math.Exp(sc[u] - m)
 				sum += e
 				for d := range acc {
 					acc[d] += e * float64(v[j*kd+col+d])
@@ -273,6 +273,19 @@ func swaOpts(q, k, v []float32, from, to int, s optest.AttnShape, o ops.Attentio
 		}
 	}
 	return out
+}
+
+// sinkKeys is the positions the query at pos attends, in order: with
+// window w (0: every key from 0) and n sinks, the keys j ≤ pos with j < n or
+// j > pos − w, each once.
+func sinkKeys(pos, w, n int) []int {
+	var keys []int
+	for j := range pos + 1 {
+		if w == 0 || j < n || j > pos-w {
+			keys = append(keys, j)
+		}
+	}
+	return keys
 }
 
 // TestAttention runs sequences of 20·W+7 positions (the ring wraps 20 times)
@@ -517,15 +530,15 @@ func TestAttentionReferenceOpts(t *testing.T) {
 			q[i] *= 3
 		}
 		plain := optest.SWA(q, k, v, 0, npos, s)
-		optest.Check(t, "no options", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{}), plain, 1e-13)
-		optest.Check(t, "Scale 1/√HeadDim", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Scale: float32(1 / math.Sqrt(float64(s.HeadDim)))}), plain, 1e-13)
-		optest.Check(t, "huge softcap", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Softcap: 1e6}), plain, 1e-13)
+		optest.Check(t, "no options", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{}, 0), plain, 1e-13)
+		optest.Check(t, "Scale 1/√HeadDim", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Scale: float32(1 / math.Sqrt(float64(s.HeadDim)))}, 0), plain, 1e-13)
+		optest.Check(t, "huge softcap", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Softcap: 1e6}, 0), plain, 1e-13)
 		const lambda = 0.3
 		qs := make([]float32, len(q))
 		for i, x := range q {
 			qs[i] = x * float32(lambda*math.Sqrt(float64(s.HeadDim)))
 		}
-		optest.Check(t, "scale", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Scale: lambda}), optest.SWA(qs, k, v, 0, npos, s), 1e-12)
+		optest.Check(t, "scale", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Scale: lambda}, 0), optest.SWA(qs, k, v, 0, npos, s), 1e-12)
 		mean := make([]float32, len(q))
 		hd, group := s.HeadDim, s.Heads/s.KVHeads
 		for pos := range npos {
@@ -543,8 +556,203 @@ func TestAttentionReferenceOpts(t *testing.T) {
 				}
 			}
 		}
-		optest.Check(t, "tiny softcap", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Softcap: 1e-4}), mean, 1e-6)
+		optest.Check(t, "tiny softcap", swaOpts(q, k, v, 0, npos, s, ops.AttentionOpts{Softcap: 1e-4}, 0), mean, 1e-6)
 	}
+}
+
+// TestAttentionReferenceSinks ties swaOpts's sinks to optest.SWA: the key
+// sets follow the rule on hand-checked cases; no sinks is plain SWA; sinks
+// that cover the whole sequence make it full causal attention; and each
+// query equals full attention over its own keys gathered into a history of
+// their own.
+func TestAttentionReferenceSinks(t *testing.T) {
+	for _, c := range []struct {
+		pos, w, n int
+		want      []int
+	}{
+		{pos: 5, w: 3, n: 4, want: []int{0, 1, 2, 3, 4, 5}}, // the band starts at 3, inside the sinks
+		{pos: 7, w: 3, n: 4, want: []int{0, 1, 2, 3, 5, 6, 7}},
+		{pos: 9, w: 3, n: 2, want: []int{0, 1, 7, 8, 9}},
+		{pos: 1, w: 3, n: 2, want: []int{0, 1}},
+		{pos: 6, w: 1, n: 1, want: []int{0, 6}},
+		{pos: 6, w: 4, n: 0, want: []int{3, 4, 5, 6}},
+	} {
+		assert.Equal(t, c.want, sinkKeys(c.pos, c.w, c.n), "position %d, W %d, %d sinks", c.pos, c.w, c.n)
+	}
+	s := optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 6, Window: 5}
+	const npos = 31
+	q, k, v := optest.Rand(1, npos*s.QDim()), optest.Rand(2, npos*s.KVDim()), optest.Rand(3, npos*s.KVDim())
+	for i := range q {
+		q[i] *= 3
+	}
+	none := ops.AttentionOpts{}
+	optest.Check(t, "no sinks", swaOpts(q, k, v, 0, npos, s, none, 0), optest.SWA(q, k, v, 0, npos, s), 1e-13)
+	full := s
+	full.Window = 0
+	optest.Check(t, "sinks over the whole sequence", swaOpts(q, k, v, 0, npos, s, none, npos), optest.SWA(q, k, v, 0, npos, full), 1e-13)
+	for _, n := range []int{1, 3, 7} {
+		got := swaOpts(q, k, v, 0, npos, s, none, n)
+		for pos := range npos {
+			keys := sinkKeys(pos, s.Window, n)
+			var kg, vg []float32
+			for _, j := range keys {
+				kg = append(kg, k[j*s.KVDim():(j+1)*s.KVDim()]...)
+				vg = append(vg, v[j*s.KVDim():(j+1)*s.KVDim()]...)
+			}
+			want := optest.SWA(q[pos*s.QDim():(pos+1)*s.QDim()], kg, vg, len(keys)-1, len(keys), full)
+			optest.Check(t, fmt.Sprintf("%d sinks, position %d", n, pos), got[pos*s.QDim():(pos+1)*s.QDim()], want, 1e-13)
+		}
+	}
+}
+
+// sinkChunkings are the chunkings a ring of slots runs: decode first, then
+// 2, 3 (which starts a chunk inside the sinks of 4), slots−1, slots, 7 and
+// a cycle of slots, 1, 2; only sizes in [1, slots].
+func sinkChunkings(slots int) [][]int {
+	var cs [][]int
+	for _, c := range [][]int{{1}, {2}, {3}, {slots - 1}, {slots}, {7}, {slots, 1, 2}} {
+		ok := true
+		for _, n := range c {
+			ok = ok && n >= 1 && n <= slots
+		}
+		if ok && !slices.ContainsFunc(cs, func(d []int) bool { return slices.Equal(c, d) }) {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// TestAttentionSinks runs rings with 1, 2 and 4 sinks beside windows of 1 to
+// 8 keys over 37 positions, so that keys leave the band while the sinks stay:
+// sinks fewer than, equal to and more than the window, rings of more slots
+// than the window, head dims 8 (4-byte loads in the CPU layout) and 64
+// (16-byte loads), and soft-capped scores. Every chunking must match the
+// float64 reference and equal decoding one token at a time bit for bit,
+// in both layouts, with f32 and f16 rings. The ring starts as NaN and a
+// sink is never written to row sinks + p mod slots, so a sink read from
+// there gets NaN or a later position's key.
+func TestAttentionSinks(t *testing.T) {
+	shape := func(hd, w int) optest.AttnShape {
+		return optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: hd, Window: w}
+	}
+	cases := []struct {
+		s            optest.AttnShape
+		sinks, slots int // slots 0: the window
+		opts         ops.AttentionOpts
+	}{
+		{s: shape(8, 3), sinks: 1},
+		{s: shape(8, 5), sinks: 2, slots: 8},
+		{s: shape(64, 8), sinks: 4},
+		{s: shape(64, 4), sinks: 4},          // as many sinks as the window
+		{s: shape(8, 3), sinks: 4, slots: 5}, // more sinks than the window
+		{s: shape(8, 1), sinks: 2},           // the query itself and the sinks
+		{s: shape(8, 6), sinks: 2, opts: ops.AttentionOpts{Scale: 0.3, Softcap: 50}},
+	}
+	const npos = 37
+	var stats worst
+	variants(t, func(t *testing.T, e *env) {
+		layouts(t, e, func(t *testing.T, e *env) {
+			round := f16Rounding(t, e)
+			for _, kv := range kvTypes {
+				for i, c := range cases {
+					name := fmt.Sprintf("%v/hd=%d/W=%d/sinks=%d/slots=%d/opts=%+v", kv, c.s.HeadDim, c.s.Window, c.sinks, c.slots, c.opts)
+					t.Run(name, func(t *testing.T) {
+						a := newAttnSeq(t, e, c.s, npos, uint64(500+i))
+						a.sinks, a.slots, a.opts = c.sinks, c.slots, c.opts
+						slots := max(c.slots, c.s.Window)
+						var want, raw []float32
+						if kv == ops.KVF16 {
+							want, raw = reference(a, round, 0), reference(a, nil, 0)
+						} else {
+							want = reference(a, nil, 0)
+						}
+						var decode []float32
+						for _, sizes := range sinkChunkings(slots) {
+							got := a.run(t, e, kv, sizes, 0)
+							label := fmt.Sprintf("chunks %v", sizes)
+							optest.Check(t, label, got, want, nmseAttention)
+							stats.note(fmt.Sprintf("%v ring with sinks vs reference on the same %v values", kv, kv), optest.NMSE(got, want))
+							if raw != nil {
+								optest.Check(t, label+" vs unrounded f32 reference", got, raw, nmseAttentionF16Raw)
+							}
+							if decode == nil {
+								decode = got
+								continue
+							}
+							requireBitEqual(t, label+" vs decode", got, decode, c.s.QDim())
+						}
+					})
+				}
+			}
+		})
+	})
+	stats.log(t)
+}
+
+// TestStoreKVSinks writes chunks into a ring with sinks and reads it back:
+// positions below the sinks land in their own rows once and stay there,
+// later ones in row sinks + p mod slots, and rows no position has reached
+// keep their NaN. Key element c of position p is p + c/32 (its value the
+// negative), exact in f16, so a wrong row names the position it holds.
+func TestStoreKVSinks(t *testing.T) {
+	const npos = 23
+	s := optest.AttnShape{Heads: 2, KVHeads: 2, HeadDim: 6, Window: 3}
+	kd := s.KVDim()
+	k, v := make([]float32, npos*kd), make([]float32, npos*kd)
+	for p := range npos {
+		for c := range kd {
+			k[p*kd+c] = float32(p) + float32(c)/32
+			v[p*kd+c] = -k[p*kd+c]
+		}
+	}
+	variants(t, func(t *testing.T, e *env) {
+		kb, vb := e.put(t, "k", k), e.put(t, "v", v)
+		for _, kv := range kvTypes {
+			for _, r := range []struct{ sinks, slots int }{{1, 3}, {4, 5}, {2, 7}} {
+				t.Run(fmt.Sprintf("%v/sinks=%d/slots=%d", kv, r.sinks, r.slots), func(t *testing.T) {
+					rows := r.sinks + r.slots
+					words := int(ops.RingBytes(kv, rows, kd) / 4)
+					nan := slices.Repeat([]float32{math.Float32frombits(0x7fff7fff)}, words) // an f16 NaN in both halves too
+					rk, rv := e.put(t, "ring K", nan), e.put(t, "ring V", nan)
+					ring := ops.Ring{K: rk, V: rv, Window: s.Window, Slots: r.slots, Sinks: r.sinks, KVDim: kd, Type: kv}
+					held := slices.Repeat([]int{-1}, rows) // the position each row holds; -1: none
+					for _, c := range [][2]int{{0, 2}, {2, 3}, {5, 1}, {6, 3}, {9, 2}, {11, 3}, {14, 3}, {17, 3}, {20, 3}} {
+						pos0, n := c[0], c[1]
+						sb := e.put(t, "step", []float32{math.Float32frombits(uint32(pos0))})
+						e.run(t, func(p *ops.Plan) {
+							p.StoreKV(ops.F32(kb).Sub(uint64(pos0*kd), uint64(n*kd)), ops.F32(vb).Sub(uint64(pos0*kd), uint64(n*kd)), ring, ops.F32(sb), n)
+						})
+						for p := pos0; p < pos0+n; p++ {
+							row := p
+							if p >= r.sinks {
+								row = r.sinks + p%r.slots
+							}
+							held[row] = p
+						}
+						gotK, gotV := e.get(t, rk), e.get(t, rv)
+						if kv == ops.KVF16 {
+							gotK, gotV = unpackF16(gotK), unpackF16(gotV)
+						}
+						for row, p := range held {
+							for c := range kd {
+								gk, gv := gotK[row*kd+c], gotV[row*kd+c]
+								if p < 0 {
+									if !math.IsNaN(float64(gk)) || !math.IsNaN(float64(gv)) {
+										t.Fatalf("after positions [%d, %d): row %d, element %d: %g, %g, want unwritten (NaN)", pos0, pos0+n, row, c, gk, gv)
+									}
+									continue
+								}
+								if gk != k[p*kd+c] || gv != v[p*kd+c] {
+									t.Fatalf("after positions [%d, %d): row %d, element %d: %g, %g, want position %d's %g, %g",
+										pos0, pos0+n, row, c, gk, gv, p, k[p*kd+c], v[p*kd+c])
+								}
+							}
+						}
+					}
+				})
+			}
+		}
+	})
 }
 
 // TestAttentionLongBand uses a window of 1000 (not a power of two, many
@@ -612,7 +820,9 @@ func TestAttentionLongWindow(t *testing.T) {
 // same kernel in one pass (AttentionSplits: 1, no merge) on bands of 1,
 // W−1 and W keys, and on full bands of 65536 keys, decoded and chunked, and
 // with soft-capped scores on a local ring of more slots than its window and
-// on a global ring (the merge finds the splits from the band). The
+// on a global ring (the merge finds the splits from the band), and with
+// sinks, fewer and more than the window, which the splits cut together with
+// the band (the merge finds them from the band and the sinks). The
 // two sum in different orders, so they agree to f32 rounding, not bit for
 // bit; each must match the float64 reference and be bit-exact across
 // chunkings on its own.
@@ -628,6 +838,7 @@ func TestAttentionSplitK(t *testing.T) {
 		wantMore bool  // the split side must use more than one split
 		slots    int   // the ring's slots; 0: the window
 		opts     ops.AttentionOpts
+		sinks    int
 	}{
 		// Bands of 1 (position 0), W−1 (position W−2) and W (from W−1 on).
 		{s: optest.AttnShape{Heads: 8, KVHeads: 2, HeadDim: 64, Window: 520}, npos: 523, chunks: []int{1}, wantMore: true},
@@ -641,14 +852,23 @@ func TestAttentionSplitK(t *testing.T) {
 			splits: 3, npos: 260, chunks: []int{7, 200}, wantMore: true},
 		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 0}, slots: 160, opts: ops.AttentionOpts{Scale: 0.5, Softcap: 3},
 			splits: 3, npos: 160, chunks: []int{13}, wantMore: true},
+		// Sinks beside the band: a few, more than the window, and the
+		// library's choice of splits over band and sinks.
+		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 150}, sinks: 4, splits: 3, npos: 260, chunks: []int{7, 150}, wantMore: true},
+		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 100}, sinks: 200, splits: 3, npos: 330, chunks: []int{13, 100}, wantMore: true},
+		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 150}, sinks: 60, slots: 170, opts: ops.AttentionOpts{Softcap: 50},
+			npos: 260, chunks: []int{170, 1}, wantMore: true},
 	}
 	for _, c := range cases {
 		name := fmt.Sprintf("hd=%d/heads=%dx%d/W=%d/splits=%d", c.s.HeadDim, c.s.Heads, c.s.KVHeads, c.s.Window, c.splits)
 		if c.slots > 0 {
 			name += fmt.Sprintf("/slots=%d/opts=%+v", c.slots, c.opts)
 		}
-		band := c.s.Window
-		if band == 0 {
+		if c.sinks > 0 {
+			name += fmt.Sprintf("/sinks=%d", c.sinks)
+		}
+		band := c.s.Window + c.sinks // Ring.Keys
+		if c.s.Window == 0 {
 			band = c.slots
 		}
 		t.Run(name, func(t *testing.T) {
@@ -659,8 +879,8 @@ func TestAttentionSplitK(t *testing.T) {
 					one.lib.AttentionWorkgroups(band, c.s.Heads, c.s.KVHeads, c.s.HeadDim, band), "the split side has no more workgroups")
 			}
 			for _, kv := range kvTypes {
-				a := newAttnSeq(t, split, c.s, c.npos, uint64(c.s.Window+c.splits))
-				a.slots, a.opts = c.slots, c.opts
+				a := newAttnSeq(t, split, c.s, c.npos, uint64(c.s.Window+c.splits+c.sinks))
+				a.slots, a.opts, a.sinks = c.slots, c.opts, c.sinks
 				var round func([]float32) []float32
 				if kv == ops.KVF16 {
 					round = optest.RoundF16
@@ -861,6 +1081,27 @@ func TestAttentionErrors(t *testing.T) {
 	tiny.K = small
 	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, tiny, step, q, 2, 2, 2, 8, none) }), "smaller than")
 	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, tiny, step, 2) }), "smaller than")
+	// Sinks: rows for them too, and never on a global ring.
+	sinks := ring
+	sinks.Sinks, sinks.V = 2, e.alloc(t, "rv with sinks", 96) // (2 + 4, 16) f32
+	require.NoError(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, sinks, step, all.Sub(128, 32), 2, 2, 2, 8, none) }))
+	require.NoError(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, sinks, step, 2) }))
+	for _, r := range []struct {
+		window, sinks int
+		v             *vk.Buffer
+		msg           string
+	}{
+		{0, 1, sinks.V, "global ring (window 0) with 1 sinks"},
+		{4, -1, sinks.V, "-1 sinks"},
+		{4, math.MaxInt32, sinks.V, "2147483647 sinks"},
+		{4, 1, rv, "smaller than (1 sinks + 4 slots)"}, // V holds the 4 slots only
+		{4, 3, sinks.V, "smaller than (3 sinks + 4 slots)"},
+	} {
+		bad := sinks
+		bad.Window, bad.Sinks, bad.V = r.window, r.sinks, r.v
+		require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.Attention(q, k, k, bad, step, all.Sub(128, 32), 2, 2, 2, 8, none) }), r.msg)
+		require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, bad, step, 2) }), r.msg)
+	}
 	nilRing := ring
 	nilRing.V = nil
 	require.ErrorContains(t, e.try(t, func(p *ops.Plan) { p.StoreKV(k, k, nilRing, step, 2) }), "nil")

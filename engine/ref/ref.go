@@ -14,6 +14,11 @@ import (
 type Model struct {
 	Config  loader.Config
 	Weights Weights
+	// Sinks keeps the first Sinks positions in every local layer's keys
+	// beside its band (attention sinks): the query at position i attends
+	// to the keys j ≤ i with j < Sinks or j ≥ i − W + 1, each once. Set it
+	// before Forward or NewState; 0 is none.
+	Sinks int
 
 	// invFreq[l][i] = θ_l^(−2i/RopeDim) / RopeFreqFactors[i], the RoPE
 	// angle per position of pair i in layer l (no division without
@@ -330,7 +335,8 @@ type runState struct {
 	xb3    []float32 // (dim,) the FFN branch's output (post-normed with PostNorms)
 	hb     []float32 // (ffnDim,) gate, then act(gate)·up
 	hb2    []float32 // (ffnDim,) up
-	scores []float64 // (seq,) one head's scores, then softmax weights; grows
+	scores []float64 // (keys,) one head's scores, then softmax weights; grows
+	keyPos []int     // (keys,) the positions of the keys a query attends to, in order; grows
 }
 
 func (m *Model) newRunState() *runState {
@@ -447,24 +453,34 @@ func (m *Model) ffn(s *runState, l int) {
 }
 
 // attention writes into s.att (heads*headDim,) each query head's
-// softmax(sⱼ)·vⱼ over layer l's band j = FirstKey(Window, pos) … pos, with
-// the score sⱼ = (q·kⱼ)·QueryScale, soft-capped to c·tanh(sⱼ/c) when
-// AttnSoftcap = c > 0. Query head h reads KV head h/(heads/kvHeads). Keys
-// outside the band are not touched at all.
+// softmax(sⱼ)·vⱼ over layer l's keys: the sinks j < min(Sinks, lo), then
+// the band j = lo … pos, lo = FirstKey(Window, pos), with the score sⱼ =
+// (q·kⱼ)·QueryScale, soft-capped to c·tanh(sⱼ/c) when AttnSoftcap = c > 0.
+// Query head h reads KV head h/(heads/kvHeads). Other keys are not touched
+// at all.
 func (m *Model) attention(s *runState, l, pos int, q []float32, keys, values [][]float32) {
 	c := m.Config
 	hd, group := c.HeadDim, c.NumHeads/c.NumKVHeads
 	lo := FirstKey(c.Layer(l).Window, pos)
+	// The keys: the sinks before the band, then the band lo … pos.
+	sinks := min(m.Sinks, lo)
 	scale, capping := c.QueryScale(), c.AttnSoftcap
-	if cap(s.scores) < pos+1 {
-		s.scores = make([]float64, pos+1, 2*(pos+1))
+	s.keyPos = s.keyPos[:0]
+	for j := range sinks {
+		s.keyPos = append(s.keyPos, j)
 	}
-	scores := s.scores[lo : pos+1] // scores[j-lo] is key j's
+	for j := lo; j <= pos; j++ {
+		s.keyPos = append(s.keyPos, j)
+	}
+	if cap(s.scores) < len(s.keyPos) {
+		s.scores = make([]float64, len(s.keyPos), 2*len(s.keyPos))
+	}
+	scores := s.scores[:len(s.keyPos)] // scores[t] is key keyPos[t]'s
 	for h := 0; h < c.NumHeads; h++ {
 		qh := q[h*hd : (h+1)*hd]
 		kvOff := (h / group) * hd
 		maxScore := math.Inf(-1)
-		for j := lo; j <= pos; j++ {
+		for t, j := range s.keyPos {
 			kh := keys[j][kvOff : kvOff+hd]
 			var dot float64
 			for d := range qh {
@@ -474,7 +490,7 @@ func (m *Model) attention(s *runState, l, pos int, q []float32, keys, values [][
 			if capping > 0 {
 				sc = softcap(sc, capping)
 			}
-			scores[j-lo] = sc
+			scores[t] = sc
 			maxScore = max(maxScore, sc)
 		}
 		var sum float64
@@ -485,8 +501,8 @@ func (m *Model) attention(s *runState, l, pos int, q []float32, keys, values [][
 		out := s.att[h*hd : (h+1)*hd]
 		for d := range out {
 			var acc float64
-			for j := lo; j <= pos; j++ {
-				acc += scores[j-lo] / sum * float64(values[j][kvOff+d])
+			for t, j := range s.keyPos {
+				acc += scores[t] / sum * float64(values[j][kvOff+d])
 			}
 			out[d] = float32(acc)
 		}

@@ -1560,3 +1560,45 @@ func TestNewErrorsQwenLlama3(t *testing.T) {
 		})
 	}
 }
+
+// TestSinks: with sinks, a query attends to the first positions beside its
+// band; with a window that covers everything, sinks change nothing; and
+// the schedules still agree bit for bit.
+func TestSinks(t *testing.T) {
+	cfg := loader.SyntheticConfig(loader.Config{Arch: "llama", Dim: 32, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 48, VocabSize: 64, Window: 3})
+	m := newModel(t, cfg, 31)
+	tokens := randomTokens(17, cfg.VocabSize, 32)
+	plain := forward(t, m, tokens)
+	m.Sinks = 2
+	requireForwardEqualsStep(t, m, tokens)
+	sinks := forward(t, m, tokens)
+	// Positions whose band still holds positions 0 and 1 in every layer
+	// see no difference.
+	for p := range 3 {
+		require.True(t, sameBits(plain[p], sinks[p]), "position %d: its band covers the sinks", p)
+	}
+	require.False(t, sameBits(plain[16], sinks[16]), "position 16 attends to the sinks")
+
+	// Changing a sink token reaches the last position; changing a later
+	// token does not reach past L·(W−1) from it.
+	b := slices.Clone(tokens)
+	b[1] = (tokens[1] + 1) % cfg.VocabSize
+	require.False(t, sameBits(sinks[16], forward(t, m, b)[16]), "a sink reaches every position")
+	c := slices.Clone(tokens)
+	c[5] = (tokens[5] + 1) % cfg.VocabSize
+	other := forward(t, m, c)
+	edge := 5 + cfg.NumLayers*(cfg.Window-1)
+	require.False(t, sameBits(sinks[edge], other[edge]), "position %d still sees position 5", edge)
+	for p := edge + 1; p < len(tokens); p++ {
+		require.True(t, sameBits(sinks[p], other[p]), "position %d must not see position 5", p)
+	}
+
+	full := loader.SyntheticConfig(loader.Config{Arch: "llama", Dim: 32, NumLayers: 2, NumHeads: 4, NumKVHeads: 2, FFNDim: 48, VocabSize: 64})
+	fm := newModel(t, full, 31)
+	want := forward(t, fm, tokens)
+	fm.Sinks = 4
+	got := forward(t, fm, tokens)
+	for p := range tokens {
+		require.True(t, sameBits(want[p], got[p]), "full attention: sinks change nothing (position %d)", p)
+	}
+}
