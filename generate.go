@@ -349,37 +349,24 @@ func (s *Session) generate(ctx context.Context, prompt string, o genOptions, yie
 	}
 	s.ready = nil
 
-	var dec *loader.Decoder
-	if tok != nil {
-		dec = tok.NewDecoder()
-		dec.Next(s.last) // context for the leading-space rule; its text is not ours
-	}
-	stop := newStopper(o.stop)
+	g := newGenState(tok, o, s.last)
 	gpuGreedy := o.sampling.Greedy() && !o.logprobs
 	t1 := time.Now()
 	defer func() { s.stats.DecodeTime += time.Since(t1) }()
 
 	next := sampler.Sample(logits)
-	for n := 0; n < o.max; n++ {
-		if (tok != nil && next == tok.EOS() && !o.noEOS) || slices.Contains(o.stopIDs, next) {
+	for g.n < o.max {
+		t, end, emit := g.take(next, logits)
+		if !emit {
 			s.pending = next // fed with the next turn, as chat templates expect
 			break
 		}
-		t := Token{ID: next}
-		if o.logprobs && logits != nil {
-			t.LogProb = engine.LogProb(logits, next)
-		}
-		if dec != nil {
-			t.Text = dec.Next(next)
-		}
 		s.stats.Generated++
 		s.pending = next
-		out, done := stop.push(t.Text)
-		t.Text = out
 		if !yield(t, nil) || s.closed {
 			return nil
 		}
-		if done || n+1 == o.max {
+		if end != "" {
 			break
 		}
 		// Feed the token and get the next one.
@@ -397,14 +384,73 @@ func (s *Session) generate(ctx context.Context, prompt string, o genOptions, yie
 		}
 		s.pending = -1
 	}
-	rest := ""
-	if dec != nil {
-		rest, _ = stop.push(dec.Flush())
-	}
-	if rest += stop.flush(); rest != "" {
+	if rest := g.flush(); rest != "" {
 		yield(Token{ID: -1, Text: rest}, nil)
 	}
 	return nil
+}
+
+// genState is one sequence's generation after its prompt: what a sampled
+// token ends or yields. Session.generate and a Batch's scheduler share it,
+// so that a sequence ends and reads the same in both.
+type genState struct {
+	o    genOptions
+	eos  int // the end-of-sequence id, or −1 (none, or WithIgnoreEOS)
+	dec  *loader.Decoder
+	stop *stopper
+	n    int // tokens yielded
+}
+
+// newGenState starts after a prompt whose last id was last (the context
+// of the decoder's leading-space rule). tok may be nil.
+func newGenState(tok *loader.Tokenizer, o genOptions, last int) *genState {
+	g := &genState{o: o, eos: -1, stop: newStopper(o.stop)}
+	if tok != nil {
+		g.dec = tok.NewDecoder()
+		g.dec.Next(last) // context for the leading-space rule; its text is not ours
+		if !o.noEOS {
+			g.eos = tok.EOS()
+		}
+	}
+	return g
+}
+
+// take handles a sampled token next (logits: the distribution it was drawn
+// from, or nil). It returns emit false for the end-of-sequence or a stop
+// token, which ends the text unyielded; otherwise the Token to yield and,
+// when the text ends with it, why: a stop string (its text is cut before
+// it) or the token limit.
+func (g *genState) take(next int, logits []float32) (t Token, end FinishReason, emit bool) {
+	if next == g.eos || slices.Contains(g.o.stopIDs, next) {
+		return Token{}, FinishStop, false
+	}
+	t = Token{ID: next}
+	if g.o.logprobs && logits != nil {
+		t.LogProb = engine.LogProb(logits, next)
+	}
+	if g.dec != nil {
+		t.Text = g.dec.Next(next)
+	}
+	g.n++
+	out, done := g.stop.push(t.Text)
+	t.Text = out
+	switch {
+	case done:
+		end = FinishStop
+	case g.n >= g.o.max:
+		end = FinishLength
+	}
+	return t, end, true
+}
+
+// flush is the text held back at the end: an incomplete character, or a
+// possible start of a stop string that did not complete.
+func (g *genState) flush() string {
+	rest := ""
+	if g.dec != nil {
+		rest, _ = g.stop.push(g.dec.Flush())
+	}
+	return rest + g.stop.flush()
 }
 
 // stopper holds back text that might be the start of a stop string.

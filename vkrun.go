@@ -175,6 +175,7 @@ type Model struct {
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
+	batches  map[*Batch]struct{}
 	closed   bool
 }
 
@@ -207,7 +208,7 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Config: file.Config, file: file, sessions: map[*Session]struct{}{}}
+	m := &Model{Config: file.Config, file: file, sessions: map[*Session]struct{}{}, batches: map[*Batch]struct{}{}}
 	if err := m.open(o); err != nil {
 		m.Close()
 		return nil, err
@@ -345,7 +346,7 @@ func (m *Model) NewSession() (*Session, error) {
 	return s, nil
 }
 
-// Close closes the model's sessions and frees everything vkrun made on the
+// Close closes the model's sessions and batches and frees everything vkrun made on the
 // device; a device given with WithVulkan stays alive. Idempotent.
 func (m *Model) Close() error {
 	m.mu.Lock()
@@ -354,9 +355,12 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed = true
-	sessions := m.sessions
-	m.sessions = nil
+	sessions, batches := m.sessions, m.batches
+	m.sessions, m.batches = nil, nil
 	m.mu.Unlock()
+	for b := range batches {
+		b.close()
+	}
 	for s := range sessions {
 		s.close()
 	}

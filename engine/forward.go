@@ -29,20 +29,73 @@ import (
 // the smallest cache never overwrites a key that one of its own queries
 // still needs. Decode is a chunk of one.
 func (s *Session) forward(p *ops.Plan, n int, out output) error {
-	c := s.m.Config
-	w := &s.m.w
+	sh := stepShape{rows: n, segs: []segment{{n: n, cache: s.cache, pos: s.step, scratch: s.scratch}}}
+	switch out {
+	case allLogits:
+		sh.outRow, sh.outRows = 0, n
+	case greedy:
+		sh.outRow, sh.outRows = n-1, 1
+		sh.argmax = s.tokens.Sub(0, 1)
+	default:
+		sh.outRow, sh.outRows = n-1, 1
+	}
+	return s.m.forward(p, &s.stepBufs, sh)
+}
+
+// stepBufs are a step's activations and per-step values, for up to as many
+// tokens as they were made for, all f32 (or u32) in device memory.
+type stepBufs struct {
+	x, xb   ops.Tensor // (rows, dim): the residual stream and its normed copy
+	qkv     ops.Tensor // (rows, (heads + 2·kvHeads)·headDim): each row q|k|v
+	att     ops.Tensor // (rows, heads*headDim)
+	hg, hu  ops.Tensor // (rows, 2·ffn) and (rows, ffn): gate and up projections, or both in hg
+	logits  ops.Tensor // (output rows, vocab)
+	scratch ops.Tensor // the ops' scratch (split-K attention's partials), shared by the recordings
+
+	tokens ops.Tensor   // (rows,) u32: the step's token ids
+	ropes  []ops.Tensor // per RoPE of the model: (rows, ropeDim/2, 2) f32, cos and sin of each row's angles
+}
+
+// segment is one sequence's part of a step: rows [row, row+n) of the
+// activations, at positions pos0…pos0+n−1 of its own cache.
+type segment struct {
+	row, n  int
+	cache   *KVCache
+	pos     ops.Tensor // (1,) u32 in device memory: pos0
+	scratch ops.Tensor // this segment's attention scratch (may be empty)
+}
+
+// stepShape is what one recorded step computes: the segments, which rows
+// get logits (the contiguous rows [outRow, outRow+outRows)), and, when
+// argmax is set, the greedy id of each of those rows into argmax[i].
+type stepShape struct {
+	rows            int
+	segs            []segment
+	outRow, outRows int
+	argmax          ops.Tensor // (outRows,) u32, or no buffer
+}
+
+// forward records the transformer over a step of sh.rows tokens, which
+// belong to one or more sequences (sh.segs): every matrix product runs over
+// all rows at once, so each weight is read once per step, while RoPE reads
+// each row's own angles and attention and the cache store run per
+// sequence, over its own cache.
+func (m *Model) forward(p *ops.Plan, b *stepBufs, sh stepShape) error {
+	c := m.Config
+	w := &m.w
 	eps := float32(c.NormEps)
 	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	n := sh.rows
 
-	x := s.x.Sub(0, uint64(n*c.Dim))
-	h := s.xb.Sub(0, uint64(n*c.Dim))
+	x := b.x.Sub(0, uint64(n*c.Dim))
+	h := b.xb.Sub(0, uint64(n*c.Dim))
 	qkvDim := qDim + 2*kvDim
-	qkv := s.qkv.Sub(0, uint64(n*qkvDim)) // each row q|k|v
-	att := s.att.Sub(0, uint64(n*qDim))
-	gate := s.hg.Sub(0, uint64(n*c.FFNDim))
-	gateUp := s.hg.Sub(0, uint64(2*n*c.FFNDim)) // (n, 2·ffn): gate and up side by side
-	up := s.hu.Sub(0, uint64(n*c.FFNDim))
-	tokens := s.tokens.Sub(0, uint64(n))
+	qkv := b.qkv.Sub(0, uint64(n*qkvDim)) // each row q|k|v
+	att := b.att.Sub(0, uint64(n*qDim))
+	gate := b.hg.Sub(0, uint64(n*c.FFNDim))
+	gateUp := b.hg.Sub(0, uint64(2*n*c.FFNDim)) // (n, 2·ffn): gate and up side by side
+	up := b.hu.Sub(0, uint64(n*c.FFNDim))
+	tokens := b.tokens.Sub(0, uint64(n))
 	norm := func(x, w, y ops.Tensor, rows int) {
 		if c.Norm == loader.NormLayer {
 			p.LayerNorm(x, w, y, rows, c.Dim, eps)
@@ -58,8 +111,6 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 		p.Embed(w.tokenEmbd, tokens, x, n)
 	}
 	for l, lw := range w.layers {
-		cache := s.cache.Layer(l)
-
 		// Attention.
 		norm(x, lw.attnNorm, h, n)
 		if lw.wQKV.Buf != nil { // Q, K and V in one product
@@ -76,11 +127,18 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 		if c.QKNorm {
 			p.HeadNormQK(qkv, lw.qNorm, lw.kNorm, n, c.NumHeads, c.NumKVHeads, c.HeadDim, eps)
 		}
-		if t := s.m.layerRope[l]; t >= 0 {
-			p.RoPEQK(qkv, s.ropes[t].Sub(0, uint64(n*c.RopeDim)), n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim, c.Rope)
+		if t := m.layerRope[l]; t >= 0 {
+			p.RoPEQK(qkv, b.ropes[t].Sub(0, uint64(n*c.RopeDim)), n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim, c.Rope)
 		}
-		p.AttentionQKV(qkv, cache, s.step, att, n, c.NumHeads, c.NumKVHeads, c.HeadDim, attn)
-		p.StoreKVQKV(qkv, cache, s.step, n, c.NumHeads, c.NumKVHeads, c.HeadDim)
+		for _, sg := range sh.segs { // each sequence over its own cache
+			cache := sg.cache.Layer(l)
+			q := qkv.Sub(uint64(sg.row*qkvDim), uint64(sg.n*qkvDim))
+			if sg.scratch.Buf != nil {
+				p.SetScratch(sg.scratch)
+			}
+			p.AttentionQKV(q, cache, sg.pos, att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim)), sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, attn)
+			p.StoreKVQKV(q, cache, sg.pos, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim)
+		}
 		if c.PostNorms { // h is free once q|k|v are made
 			p.MatMul(lw.wo, att, h, n, false)
 			p.RMSNormAdd(h, lw.postAttnNorm, x, n, c.Dim, eps) // x += post_attention_norm(Wo·att)
@@ -112,14 +170,15 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 		}
 	}
 
-	// Final norm and logits: for every token, or only the last.
-	rows := n
-	if out != allLogits {
-		x = x.Sub(uint64((n-1)*c.Dim), uint64(c.Dim))
-		h = h.Sub(0, uint64(c.Dim))
-		rows = 1
+	// Final norm and logits, for the output rows only (none for a prompt's
+	// middle chunks).
+	rows := sh.outRows
+	if rows == 0 {
+		return p.Err()
 	}
-	logits := s.logits.Sub(0, uint64(rows*c.VocabSize))
+	x = x.Sub(uint64(sh.outRow*c.Dim), uint64(rows*c.Dim))
+	h = h.Sub(0, uint64(rows*c.Dim))
+	logits := b.logits.Sub(0, uint64(rows*c.VocabSize))
 	norm(x, w.outputNorm, h, rows)
 	p.MatMul(w.output, h, logits, rows, false)
 	if scale := c.LogitScale; (scale != 0 && scale != 1) || c.FinalSoftcap != 0 {
@@ -128,8 +187,10 @@ func (s *Session) forward(p *ops.Plan, n int, out output) error {
 		}
 		p.ScaleCap(logits, float32(scale), float32(c.FinalSoftcap))
 	}
-	if out == greedy {
-		p.Argmax(logits, s.tokens.Sub(0, 1))
+	if sh.argmax.Buf != nil {
+		for i := range rows {
+			p.Argmax(logits.Sub(uint64(i*c.VocabSize), uint64(c.VocabSize)), sh.argmax.Sub(uint64(i), 1))
+		}
 	}
 	return p.Err()
 }

@@ -31,20 +31,13 @@ type Session struct {
 	cache *KVCache
 	bufs  []*vk.Buffer
 
-	// Activations for up to chunk tokens, f32, in device memory.
-	x, xb   ops.Tensor // (chunk, dim): the residual stream and its normed copy
-	qkv     ops.Tensor // (chunk, (heads + 2·kvHeads)·headDim): each row q|k|v
-	att     ops.Tensor // (chunk, heads*headDim)
-	hg, hu  ops.Tensor // (chunk, 2·ffn) and (chunk, ffn): gate and up projections, or both in hg
-	logits  ops.Tensor // (chunk, vocab)
-	scratch ops.Tensor // the ops' scratch (split-K attention's partials), shared by the recordings
-
-	// Per-step values, in device memory: a step's recording first copies
-	// them from the host's copy (stepHost), so that no kernel reads host
-	// memory, which a discrete GPU would reach over PCIe.
-	step   ops.Tensor   // (1,) u32: pos0, the chunk's first position
-	tokens ops.Tensor   // (chunk,) u32: the chunk's token ids; greedy steps write the next id to [0]
-	ropes  []ops.Tensor // per RoPE of the model: (chunk, ropeDim/2, 2) f32, cos and sin of each position's angles
+	// Activations for up to chunk tokens, and the per-step values, in
+	// device memory: a step's recording first copies the values from the
+	// host's copy (stepHost), so that no kernel reads host memory, which a
+	// discrete GPU would reach over PCIe. Greedy steps write the next id to
+	// tokens[0].
+	stepBufs
+	step ops.Tensor // (1,) u32: pos0, the chunk's first position
 
 	// Host memory: the step values the host writes before each submit
 	// (step, tokens, rope as above, then one word for the greedy id read
@@ -351,19 +344,25 @@ func (s *Session) writeStep(tokens []int) {
 		put(s.tokens.Off+uint64(i), uint32(t))
 	}
 	for t, table := range s.m.ropes {
-		half := len(table.freqs)
 		for i := range tokens {
-			pos := float64(s.pos + i)
-			if table.scale != 1 {
-				pos /= table.scale
-			}
-			for j, freq := range table.freqs {
-				sin, cos := math.Sincos(pos * freq)
-				e := s.ropes[t].Off + uint64(2*(i*half+j))
-				put(e, math.Float32bits(float32(cos)))
-				put(e+1, math.Float32bits(float32(sin)))
-			}
+			table.write(put, s.ropes[t].Off, i, s.pos+i)
 		}
+	}
+}
+
+// write puts row's cos and sin of position pos's angles into a table that
+// starts at element off, through put.
+func (t ropeTable) write(put func(elem uint64, v uint32), off uint64, row, pos int) {
+	half := len(t.freqs)
+	p := float64(pos)
+	if t.scale != 1 {
+		p /= t.scale
+	}
+	for j, freq := range t.freqs {
+		sin, cos := math.Sincos(p * freq)
+		e := off + uint64(2*(row*half+j))
+		put(e, math.Float32bits(float32(cos)))
+		put(e+1, math.Float32bits(float32(sin)))
 	}
 }
 
