@@ -206,9 +206,9 @@ type Sequence struct {
 	// guarded by b.mu
 	state  seqState
 	result Result
-	stop   bool    // cancelled, or its consumer left: the scheduler ends it before the next step
-	out    []Token // made and not yet taken by the consumer
-	err    error   // why it ended, when not by a finish reason
+	stop   bool          // cancelled, or its consumer left: the scheduler ends it before the next step
+	out    []Token       // made and not yet taken by the consumer
+	err    error         // why it ended, when not by a finish reason
 	ready  chan struct{} // (1) out grew
 	ended  chan struct{} // closed when the sequence has ended
 
