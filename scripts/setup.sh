@@ -3,7 +3,7 @@
 # and fetches the default model. It is idempotent and quick when all is present.
 #
 #   scripts/setup.sh            # packages + stories260K
-#   SKIP_APT=1 scripts/setup.sh # only the model (no root needed)
+#   SKIP_APT=1 scripts/setup.sh # only the model and the npm client (no root needed)
 set -euo pipefail
 
 pkgs=(libvulkan1 libvulkan-dev mesa-vulkan-drivers glslc spirv-tools vulkan-validationlayers vulkan-tools)
@@ -39,4 +39,20 @@ if [ ! -f "$model" ] || [ "$(sha256sum "$model" | cut -d' ' -f1)" != "$want" ]; 
   fi
   mkdir -p "$model_dir"
   install -m 0644 "$src" "$model.tmp" && mv "$model.tmp" "$model"
+fi
+
+# The official OpenAI client (npm openai), which serve's tests drive against the
+# server, in a directory of its own (VKRUN_NPM_DIR). 6.x is the last major that
+# runs on Node 20 (7.x needs Node 22).
+npm_dir="${VKRUN_NPM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vkrun/npm}"
+openai_version=6.49.0
+if command -v npm >/dev/null && command -v node >/dev/null; then
+  have=$(node -p "require(process.argv[1]).version" "$npm_dir/node_modules/openai/package.json" 2>/dev/null || true)
+  if [ "$have" != "$openai_version" ]; then
+    echo "setup: installing npm openai@$openai_version into $npm_dir" >&2
+    mkdir -p "$npm_dir"
+    npm install --prefix "$npm_dir" --no-save --no-audit --no-fund --loglevel=error "openai@$openai_version" >/dev/null
+  fi
+else
+  echo "setup: node or npm is missing: the OpenAI client test will skip (install nodejs and npm)" >&2
 fi
