@@ -74,7 +74,7 @@ func (m *Model) NewBatch(slots int) (*Batch, error) {
 	}
 	b := &Batch{m: m, rows: m.opts.Chunk + slots, steps: map[string]*recording{}}
 	rows := b.rows
-	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	kvDim := c.NumKVHeads * c.HeadDim
 	var err error
 	dev := func(name string, n int) ops.Tensor {
 		if err != nil {
@@ -87,13 +87,7 @@ func (m *Model) NewBatch(slots int) (*Batch, error) {
 		}
 		return ops.Tensor{}
 	}
-	b.x = dev("x", rows*c.Dim)
-	b.xb = dev("xb", rows*c.Dim)
-	b.qkv = dev("qkv", rows*(qDim+2*kvDim))
-	b.att = dev("att", rows*qDim)
-	b.hg = dev("ffn gate and up", 2*rows*c.FFNDim)
-	b.hu = dev("ffn up", rows*c.FFNDim)
-	b.logits = dev("logits", slots*c.VocabSize)
+	b.stepBufs = m.newActivations(dev, rows, slots)
 	// Each segment's attention has scratch of its own, so that the
 	// sequences' attention dispatches need no barrier between them: one
 	// prompt chunk and a token of every other slot at most.

@@ -90,7 +90,7 @@ func (m *Model) NewSession() (*Session, error) {
 	}
 	s := &Session{m: m, steps: map[stepKey]*recording{}}
 	chunk := m.opts.Chunk
-	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	kvDim := c.NumKVHeads * c.HeadDim
 	var err error
 	dev := func(name string, n int) ops.Tensor {
 		if err != nil {
@@ -103,13 +103,7 @@ func (m *Model) NewSession() (*Session, error) {
 		}
 		return ops.Tensor{}
 	}
-	s.x = dev("x", chunk*c.Dim)
-	s.xb = dev("xb", chunk*c.Dim)
-	s.qkv = dev("qkv", chunk*(qDim+2*kvDim))
-	s.att = dev("att", chunk*qDim)
-	s.hg = dev("ffn gate and up", 2*chunk*c.FFNDim)
-	s.hu = dev("ffn up", chunk*c.FFNDim)
-	s.logits = dev("logits", chunk*c.VocabSize)
+	s.stepBufs = m.newActivations(dev, chunk, chunk)
 	var partials uint64 // the most any layer's attention needs
 	for _, lc := range m.Cache {
 		partials = max(partials, m.lib.AttentionScratch(chunk, c.NumHeads, c.NumKVHeads, c.HeadDim, lc.band()))
@@ -347,6 +341,22 @@ func (s *Session) writeStep(tokens []int) {
 		for i := range tokens {
 			table.write(put, s.ropes[t].Off, i, s.pos+i)
 		}
+	}
+}
+
+// newActivations allocates, through dev, the activations of a step of
+// rows tokens that makes the logits of outRows of them.
+func (m *Model) newActivations(dev func(name string, n int) ops.Tensor, rows, outRows int) stepBufs {
+	c := m.Config
+	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
+	return stepBufs{
+		x:      dev("x", rows*c.Dim),
+		xb:     dev("xb", rows*c.Dim),
+		qkv:    dev("qkv", rows*(qDim+2*kvDim)),
+		att:    dev("att", rows*qDim),
+		hg:     dev("ffn gate and up", 2*rows*c.FFNDim),
+		hu:     dev("ffn up", rows*c.FFNDim),
+		logits: dev("logits", outRows*c.VocabSize),
 	}
 }
 
