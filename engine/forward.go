@@ -61,8 +61,9 @@ type stepBufs struct {
 type segment struct {
 	row, n  int
 	cache   *KVCache
-	pos     ops.Tensor // (1,) u32 in device memory: pos0
-	scratch ops.Tensor // this segment's attention scratch (may be empty)
+	pos     ops.Tensor      // (1,) u32 in device memory: pos0
+	scratch ops.Tensor      // this segment's attention scratch (may be empty)
+	probe   *attentionProbe // vkrun attention (probe.go): one layer's probabilities; nil normally
 }
 
 // stepShape is what one recorded step computes: the segments, which rows
@@ -136,7 +137,11 @@ func (m *Model) forward(p *ops.Plan, b *stepBufs, sh stepShape) error {
 			if sg.scratch.Buf != nil {
 				p.SetScratch(sg.scratch)
 			}
-			p.AttentionQKV(q, cache, sg.pos, att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim)), sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, attn)
+			if pr := sg.probe; pr != nil && pr.layer == l {
+				p.AttentionQKVProbs(q, cache, sg.pos, att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim)), pr.probs, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, attn)
+			} else {
+				p.AttentionQKV(q, cache, sg.pos, att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim)), sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, attn)
+			}
 			p.StoreKVQKV(q, cache, sg.pos, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim)
 		}
 		if c.PostNorms { // h is free once q|k|v are made

@@ -26,7 +26,7 @@ layout(push_constant) uniform Params {
 	uint q_stride;  // elements from one query row to the next (≥ n_heads·head_dim)
 	uint kv_stride; // elements from one chunk k or v row to the next (≥ kv_dim)
 	uint splits;    // S: the band is cut into S splits (GPU layout; 1 in the CPU layout)
-	uint part_off;  // element offset into the partials binding (GPU layout, S > 1)
+	uint part_off;  // element offset into the partials binding (GPU layout, S > 1), or the probabilities (PROBS)
 	uint sinks;     // N: keys 0 … N−1 are attended beside every band, from rows 0 … N−1 (0 with a global ring)
 } p;
 

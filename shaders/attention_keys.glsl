@@ -1,6 +1,8 @@
 // attention_keys.glsl: the same sliding-window attention as attention.glsl
 // (same semantics, push constants and bindings), laid out for CPU devices.
-// It is the body of swa_keys.comp and swa_keys_f16.comp.
+// It is the body of swa_keys.comp and swa_keys_f16.comp, and, with PROBS
+// defined, of their debug variants swa_keys_probs.comp and
+// swa_keys_f16_probs.comp, which also write the softmax probabilities.
 //
 // Work. A workgroup is one subgroup (WG invocations, one SIMD fibre on a
 // CPU) and computes one (query, KV head): all G query heads that share the
@@ -57,6 +59,24 @@ layout(constant_id = 4) const uint CAP = 0;
 const uint DL = (HD + WG - 1) / WG; // dims per invocation
 const uint KB = 8;                  // keys per batch
 const float NEG_BIG = -3.0e38;      // below any score; exp2(NEG_BIG − m) = 0
+
+#ifdef PROBS
+// The debug variants (vkrun attention) write, for every query and head, the
+// probabilities that this softmax gave its keys, (rows, n_heads, sinks +
+// band_keys) f32 from element p.part_off (the partials' offset, which the
+// CPU layout has no other use for): key u in key order (key_pos) at u, 0
+// past the query's n keys. A define rather than a specialization constant,
+// so that the normal modules neither declare binding 7 nor change at all.
+// While the batches run, each key's base-2 score goes to its own element,
+// written by invocation u mod WG; after the last batch the same invocation
+// turns it into exp2(score − m) / l with the final maximum m and
+// denominator l that the output was divided by, so the probabilities are the
+// softmax's own and each row sums to 1 up to f32 rounding. Each invocation
+// reads back only what it wrote, so no barrier is needed.
+layout(binding = 7) buffer ProbBuf { float prob[]; }; // (rows, n_heads, sinks + band_keys) f32
+uint probs_row;  // element of this (query, KV head)'s first head's key 0
+uint probs_keys; // keys per (query, head) row: sinks + band_keys
+#endif
 
 // ring_row reads this invocation's slice of the K (kind 0) or V (kind 1)
 // ring row row, KV head at col. Dims at or past HD read as 0.
@@ -174,6 +194,11 @@ void batch(uint i0, uint n, uint pos0, uint col, float qv[G][DL],
 			}
 			s[k] = i0 + k < n ? sc : NEG_BIG;
 			mn = max(mn, s[k]);
+#ifdef PROBS
+			if (i0 + k < n && (i0 + k) % WG == gl_LocalInvocationID.x) {
+				prob[probs_row + h * probs_keys + i0 + k] = s[k];
+			}
+#endif
 		}
 		precise float a = exp2(m[h] - mn);
 		m[h] = mn;
@@ -235,9 +260,25 @@ void main() {
 	// Batches are counted from the query's first key (its first sink, or
 	// lo) whatever the chunk, so a query's sums never depend on where the
 	// ring ends and the chunk begins.
+#ifdef PROBS
+	probs_keys = p.sinks + band_keys(p.window, p.slots);
+	probs_row = p.part_off + (r * p.n_heads + kh * G) * probs_keys;
+#endif
 	for (uint i0 = 0; i0 < n; i0 += KB) {
 		batch(i0, n, pos0, col, qv, m, l, acc);
 	}
+#ifdef PROBS
+	[[unroll]] for (uint h = 0; h < G; h++) {
+		for (uint u = gl_LocalInvocationID.x; u < probs_keys; u += WG) {
+			const uint i = probs_row + h * probs_keys + u;
+			precise float pr = 0.0;
+			if (u < n) {
+				pr = exp2(prob[i] - m[h]) / l[h];
+			}
+			prob[i] = pr;
+		}
+	}
+#endif
 
 	const uint ob = p.out_off + (r * p.n_heads + kh * G) * HD + d0;
 	[[unroll]] for (uint h = 0; h < G; h++) {

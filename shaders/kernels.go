@@ -109,7 +109,8 @@ var (
 	attnAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Write}
 	splitAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.Write) // and the partials
 	storeAccess = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Write, vk.Write}
-	normAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite} // x, w, w2, y (y += with Accumulate)
+	normAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite}               // x, w, w2, y (y += with Accumulate)
+	probsAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.ReadWrite) // and the probabilities (written, read back, rewritten)
 )
 
 // The kernels with one variant for all weight types. Each comment gives
@@ -177,12 +178,22 @@ var (
 	// SWAKeysF16 is SWAF16 in the CPU layout.
 	SWAKeysF16 = Kernel{Name: "swa_keys_f16", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams](),
 		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
+
+	// SWAKeysProbsF32 is SWAKeysF32's debug variant (vkrun attention): the
+	// same attention, bit for bit, that also writes each query's softmax
+	// probabilities, (rows, heads, sinks + band) f32 from element PartOff,
+	// to binding 7 (attention_keys.glsl with PROBS). No normal path runs it.
+	SWAKeysProbsF32 = Kernel{Name: "swa_keys_probs", Bindings: probsAccess, Params: reflect.TypeFor[AttentionParams](),
+		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
+	// SWAKeysProbsF16 is SWAKeysF16's debug variant, as SWAKeysProbsF32.
+	SWAKeysProbsF16 = Kernel{Name: "swa_keys_f16_probs", Bindings: probsAccess, Params: reflect.TypeFor[AttentionParams](),
+		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
 )
 
 // Kernels lists every kernel: those above, then the weight kernels of the
 // table (WeightKernel) in WeightTypes order.
 var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, LayerNorm, RoPE, SiluMul, GELUTanhMul, ScaleCap, Argmax,
-	SWAF32, SWAF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16}, weightKernels()...)
+	SWAF32, SWAF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16, SWAKeysProbsF32, SWAKeysProbsF16}, weightKernels()...)
 
 // MatVecParams mirrors matvec.glsl's push constants.
 type MatVecParams struct {
@@ -256,7 +267,7 @@ type AttentionParams struct {
 	QStride  uint32 // elements from one query row to the next
 	KVStride uint32 // elements from one chunk k or v row to the next
 	Splits   uint32 // S, the band's splits (1 in the CPU layout)
-	PartOff  uint32 // element offset of the partial results (Splits > 1)
+	PartOff  uint32 // element offset of the partial results (Splits > 1), or of the probabilities (SWAKeysProbs*)
 	Sinks    uint32 // N: keys 0 … N−1, in rows 0 … N−1, are attended beside every band
 }
 

@@ -228,7 +228,7 @@ func (o AttentionOpts) params(headDim int) (scale, softcap float32, err error) {
 // as needed.
 func (p *Plan) Attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int, o AttentionOpts) {
 	if p.err == nil {
-		p.fail(p.attention(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim, nHeads*headDim, nKVHeads*headDim, o))
+		p.fail(p.attention(q, k, v, ring, step, out, nil, ntok, nHeads, nKVHeads, headDim, nHeads*headDim, nKVHeads*headDim, o))
 	}
 }
 
@@ -256,12 +256,14 @@ func (p *Plan) AttentionQKV(qkv Tensor, ring Ring, step Tensor, out Tensor, ntok
 		p.fail(fmt.Errorf("ops: AttentionQKV: %w", err))
 		return
 	}
-	p.fail(p.attention(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim, int(stride), int(stride), o))
+	p.fail(p.attention(q, k, v, ring, step, out, nil, ntok, nHeads, nKVHeads, headDim, int(stride), int(stride), o))
 }
 
 // attention is Attention over q rows qStride and k, v rows kvStride
-// elements apart, returning its error.
-func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim, qStride, kvStride int, o AttentionOpts) error {
+// elements apart, returning its error. With probs non-nil it runs the CPU
+// layout's debug variant, which also writes the softmax probabilities to
+// probs (see AttentionProbs).
+func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, probs *Tensor, ntok, nHeads, nKVHeads, headDim, qStride, kvStride int, o AttentionOpts) error {
 	if err := ring.check(ntok); err != nil {
 		return fmt.Errorf("ops: Attention: %w", err)
 	}
@@ -295,6 +297,16 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 	}
 	band := ring.Keys() // the most keys a query attends: band and sinks
 	cpu := p.lib.keysKernel(nHeads, nKVHeads, headDim, band)
+	debug := probs != nil
+	if debug {
+		if err := p.lib.probsCheck(*probs, ring, ntok, nHeads, nKVHeads, headDim); err != nil {
+			return fmt.Errorf("ops: AttentionProbs: %w", err)
+		}
+		keys = shaders.SWAKeysProbsF32
+		if ring.Type == KVF16 {
+			keys = shaders.SWAKeysProbsF16
+		}
+	}
 	hg, splits := p.lib.attentionSplit(nHeads, nKVHeads, headDim, band)
 	if cpu {
 		hg, splits = uint32(group), 1
@@ -348,6 +360,20 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, nto
 			kk := keys.WithSpec(1, uint32(headDim)).WithSpec(2, uint32(group)).WithSpec(3, vec)
 			if softcap != 0 {
 				kk = kk.WithSpec(4, 1)
+			}
+			if debug {
+				// The probabilities of the block's queries, rows i0 … i0+m−1;
+				// the CPU layout has no partials, so PartOff carries their offset.
+				per := uint64(nHeads) * uint64(band)
+				pr, po, err := p.binding(*probs, i0*per, m*per, 4)
+				if err != nil {
+					return fmt.Errorf("ops: AttentionProbs probabilities: %w", err)
+				}
+				pc.PartOff = po
+				if err := p.dispatch(kk, m*uint64(nKVHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or, pr); err != nil {
+					return err
+				}
+				continue
 			}
 			p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: keys.Name, Kernel: kk.Name})
 			if err := p.dispatch(kk, m*uint64(nKVHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
