@@ -16,6 +16,7 @@
 //	    QKVBias: q, k, v += attn_q.bias, attn_k.bias, attn_v.bias   (Qwen 2.5)
 //	    QKNorm: q, k = RMSNorm(each head)·attn_q_norm, ·attn_k_norm   (Gemma 3, Qwen 3)
 //	    RoPE(q), RoPE(k) at the absolute position, with layer l's θ and scale
+//	        (CachePositions: in local layers, at attention time instead; see below)
 //	    a = Wo·Attention_l(q, k, v)
 //	    PostNorms: a = norm(a)·post_attention_norm
 //	    Parallel (Cohere2):
@@ -59,6 +60,22 @@
 // local layers only, of windows W_l, the logits at a position
 // p > Σ(W_l − 1) do not depend, bit for bit, on the token at position 0; a
 // single global layer makes every position depend on it.
+//
+// # Sinks and their positions (issue 14)
+//
+// Model.Sinks = N keeps the first N positions in every local layer's keys
+// beside the band: the query at i attends to the sinks 0 … min(N, lo)−1
+// and the band lo … i, lo = FirstKey(W, i), each key once, at most N + W
+// keys. Model.Positions says where RoPE puts them. AbsolutePositions (the
+// default) rotates each key by its absolute position when it is computed.
+// CachePositions is StreamingLLM's (Xiao et al. 2023): keys are kept
+// un-rotated, and for each query the count keys it attends to are rotated
+// by their index 0 … count−1 in that list (absolute order), the query by
+// count−1. Until lo > N the list is 0 … i and the indices are the absolute
+// positions, bit for bit; from then on every query sees the positions
+// 0 … N+W−1, so a model of local layers only gives the same logits
+// wherever the text sits after its sinks. Global layers (W = 0) always
+// use absolute positions.
 //
 // The reference attends over the full history under this band mask. There is
 // no rolling cache and no chunking: those are what the GPU engine is checked

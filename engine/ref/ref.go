@@ -19,12 +19,48 @@ type Model struct {
 	// to the keys j ≤ i with j < Sinks or j ≥ i − W + 1, each once. Set it
 	// before Forward or NewState; 0 is none.
 	Sinks int
+	// Positions chooses the RoPE positions of a local layer's keys and
+	// query: AbsolutePositions (the zero value) or CachePositions. Global
+	// layers always use absolute positions. Set it before Forward or
+	// NewState.
+	Positions Positions
 
 	// invFreq[l][i] = θ_l^(−2i/RopeDim) / RopeFreqFactors[i], the RoPE
 	// angle per position of pair i in layer l (no division without
 	// factors); nil for a layer without RoPE. Layers of the same θ share
 	// one slice.
 	invFreq [][]float64 // (layer, ropeDim/2)
+}
+
+// Positions is the choice of RoPE positions in a local layer (Window > 0),
+// which matters once sinks sit beside the band (issue 14).
+type Positions int
+
+const (
+	// AbsolutePositions rotates every query and key by its absolute
+	// position in the sequence, once, when it is computed: a sink key
+	// keeps position j < Sinks while the query moves on.
+	AbsolutePositions Positions = iota
+	// CachePositions is StreamingLLM's choice (Xiao et al. 2023): keys
+	// are kept un-rotated, and at every query the keys it attends to (the
+	// sinks, then the band, count of them in absolute order) are rotated
+	// by their index in that list, 0 … count−1, and the query by count−1,
+	// the index of its own key. While the sinks and the band are
+	// contiguous (FirstKey ≤ Sinks) the indices are the absolute
+	// positions, bit for bit; past that every query sees the same
+	// positions 0 … Sinks+W−1 however far into the sequence it is.
+	CachePositions
+)
+
+// String names the mode as the measurement tables do.
+func (p Positions) String() string {
+	switch p {
+	case AbsolutePositions:
+		return "absolute"
+	case CachePositions:
+		return "cache"
+	}
+	return fmt.Sprintf("Positions(%d)", int(p))
 }
 
 // Weights holds every tensor dequantised to float32. Matrices are row-major
@@ -221,6 +257,9 @@ func FirstKey(w, pos int) int {
 // by layer over the whole sequence; each query attends to its layer's band
 // of the full history.
 func (m *Model) Forward(tokens []int) ([][]float32, error) {
+	if err := m.checkPositions(); err != nil {
+		return nil, err
+	}
 	for i, tok := range tokens {
 		if err := m.checkToken(tok); err != nil {
 			return nil, fmt.Errorf("ref: position %d: %w", i, err)
@@ -235,7 +274,7 @@ func (m *Model) Forward(tokens []int) ([][]float32, error) {
 		x[i] = m.embed(tok)
 	}
 	q := make([][]float32, n)      // (seq, heads*headDim) this layer's queries
-	keys := make([][]float32, n)   // (seq, kvHeads*headDim) this layer's keys, rotated
+	keys := make([][]float32, n)   // (seq, kvHeads*headDim) this layer's keys, rotated unless cacheRoPE
 	values := make([][]float32, n) // (seq, kvHeads*headDim)
 	for l := 0; l < c.NumLayers; l++ {
 		for i := range x {
@@ -259,7 +298,7 @@ func (m *Model) Forward(tokens []int) ([][]float32, error) {
 type State struct {
 	m      *Model
 	s      *runState
-	keys   [][][]float32 // (layer, pos, kvHeads*headDim) rotated keys
+	keys   [][][]float32 // (layer, pos, kvHeads*headDim) keys, rotated unless cacheRoPE(layer)
 	values [][][]float32 // (layer, pos, kvHeads*headDim)
 }
 
@@ -286,6 +325,9 @@ func (st *State) Pos() int {
 // returns that position's logits (vocab,).
 func (st *State) Step(token, pos int) ([]float32, error) {
 	m := st.m
+	if err := m.checkPositions(); err != nil {
+		return nil, err
+	}
 	if err := m.checkToken(token); err != nil {
 		return nil, fmt.Errorf("ref: position %d: %w", pos, err)
 	}
@@ -318,6 +360,20 @@ func Argmax(logits []float32) int {
 	return best
 }
 
+func (m *Model) checkPositions() error {
+	if m.Positions != AbsolutePositions && m.Positions != CachePositions {
+		return fmt.Errorf("ref: unknown Positions %d (want AbsolutePositions or CachePositions)", int(m.Positions))
+	}
+	return nil
+}
+
+// cacheRoPE reports whether layer l rotates q and k at attention time, by
+// cache index (CachePositions in a local layer with RoPE), rather than once
+// in qkv by absolute position.
+func (m *Model) cacheRoPE(l int) bool {
+	return m.Positions == CachePositions && m.Config.Layer(l).Window > 0 && m.invFreq[l] != nil
+}
+
 func (m *Model) checkToken(tok int) error {
 	if tok < 0 || tok >= m.Config.VocabSize {
 		return fmt.Errorf("token %d outside the vocabulary of %d", tok, m.Config.VocabSize)
@@ -329,25 +385,29 @@ func (m *Model) checkToken(tok int) error {
 // as llama2.c's RunState. The outputs that outlive a call (q, k, v, logits)
 // are allocated fresh.
 type runState struct {
-	xb     []float32 // (dim,) normed residual: the input of attention and FFN
-	att    []float32 // (heads*headDim,) attention output, heads concatenated
-	xb2    []float32 // (dim,) the attention branch's output, Wo·att (post-normed with PostNorms)
-	xb3    []float32 // (dim,) the FFN branch's output (post-normed with PostNorms)
-	hb     []float32 // (ffnDim,) gate, then act(gate)·up
-	hb2    []float32 // (ffnDim,) up
-	scores []float64 // (keys,) one head's scores, then softmax weights; grows
-	keyPos []int     // (keys,) the positions of the keys a query attends to, in order; grows
+	xb     []float32   // (dim,) normed residual: the input of attention and FFN
+	att    []float32   // (heads*headDim,) attention output, heads concatenated
+	xb2    []float32   // (dim,) the attention branch's output, Wo·att (post-normed with PostNorms)
+	xb3    []float32   // (dim,) the FFN branch's output (post-normed with PostNorms)
+	hb     []float32   // (ffnDim,) gate, then act(gate)·up
+	hb2    []float32   // (ffnDim,) up
+	scores []float64   // (keys,) one head's scores, then softmax weights; grows
+	keyPos []int       // (keys,) the positions of the keys a query attends to, in order; grows
+	keyVec [][]float32 // (keys,) the key vectors attended to, in keyPos order (rotated copies with cacheRoPE); grows
+	kRot   []float32   // (keys*kvHeads*headDim,) cacheRoPE: the keys rotated by cache index; grows
+	qRot   []float32   // (heads*headDim,) cacheRoPE: the query rotated by its cache index
 }
 
 func (m *Model) newRunState() *runState {
 	c := m.Config
 	return &runState{
-		xb:  make([]float32, c.Dim),
-		att: make([]float32, c.NumHeads*c.HeadDim),
-		xb2: make([]float32, c.Dim),
-		xb3: make([]float32, c.Dim),
-		hb:  make([]float32, c.FFNDim),
-		hb2: make([]float32, c.FFNDim),
+		xb:   make([]float32, c.Dim),
+		att:  make([]float32, c.NumHeads*c.HeadDim),
+		xb2:  make([]float32, c.Dim),
+		xb3:  make([]float32, c.Dim),
+		hb:   make([]float32, c.FFNDim),
+		hb2:  make([]float32, c.FFNDim),
+		qRot: make([]float32, c.NumHeads*c.HeadDim),
 	}
 }
 
@@ -369,7 +429,7 @@ func (m *Model) embed(token int) []float32 {
 // (kvHeads*headDim,) for the residual x (dim,) at absolute position pos:
 // attn_norm, the three products (plus their biases with QKVBias), then
 // (QKNorm) the RMSNorm of every q and k head, then the layer's RoPE of q
-// and k.
+// and k (not here for a cacheRoPE layer: attention rotates copies).
 func (m *Model) qkv(s *runState, l, pos int, x []float32) (q, k, v []float32) {
 	c, w := m.Config, &m.Weights
 	dim, hd, qd, kvd := c.Dim, c.HeadDim, c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
@@ -393,7 +453,7 @@ func (m *Model) qkv(s *runState, l, pos int, x []float32) (q, k, v []float32) {
 			rmsnorm(k[h*hd:(h+1)*hd], k[h*hd:(h+1)*hd], kn, c.NormEps)
 		}
 	}
-	if f := m.invFreq[l]; f != nil {
+	if f := m.invFreq[l]; f != nil && !m.cacheRoPE(l) {
 		p := float64(pos) / c.Layer(l).RopeScale
 		rope(q, hd, c.Rope, f, p)
 		rope(k, hd, c.Rope, f, p)
@@ -453,35 +513,49 @@ func (m *Model) ffn(s *runState, l int) {
 }
 
 // attention writes into s.att (heads*headDim,) each query head's
-// softmax(sⱼ)·vⱼ over layer l's keys: the sinks j < min(Sinks, lo), then
-// the band j = lo … pos, lo = FirstKey(Window, pos), with the score sⱼ =
-// (q·kⱼ)·QueryScale, soft-capped to c·tanh(sⱼ/c) when AttnSoftcap = c > 0.
-// Query head h reads KV head h/(heads/kvHeads). Other keys are not touched
-// at all.
+// softmax(sⱼ)·vⱼ over layer l's keys (attendedKeys: the sinks, then the
+// band), with the score sⱼ = (q·kⱼ)·QueryScale, soft-capped to
+// c·tanh(sⱼ/c) when AttnSoftcap = c > 0. Query head h reads KV head
+// h/(heads/kvHeads). Other keys are not touched at all. In a cacheRoPE
+// layer, q and the keys arrive un-rotated: key t of the list is rotated by
+// position t and q by the last index, on copies (the stored keys stay
+// un-rotated, since the next query gives them other indices).
 func (m *Model) attention(s *runState, l, pos int, q []float32, keys, values [][]float32) {
 	c := m.Config
-	hd, group := c.HeadDim, c.NumHeads/c.NumKVHeads
-	lo := FirstKey(c.Layer(l).Window, pos)
-	// The keys: the sinks before the band, then the band lo … pos.
-	sinks := min(m.Sinks, lo)
+	hd, group, kvd := c.HeadDim, c.NumHeads/c.NumKVHeads, c.NumKVHeads*c.HeadDim
+	s.keyPos = m.attendedKeys(s.keyPos[:0], l, pos)
+	n := len(s.keyPos)
+	s.keyVec = s.keyVec[:0]
+	if m.cacheRoPE(l) {
+		f, scale := m.invFreq[l], c.Layer(l).RopeScale
+		if cap(s.kRot) < n*kvd {
+			s.kRot = make([]float32, n*kvd, 2*n*kvd)
+		}
+		for t, j := range s.keyPos {
+			k := s.kRot[t*kvd : (t+1)*kvd]
+			copy(k, keys[j])
+			rope(k, hd, c.Rope, f, float64(t)/scale)
+			s.keyVec = append(s.keyVec, k)
+		}
+		copy(s.qRot, q)
+		rope(s.qRot, hd, c.Rope, f, float64(n-1)/scale)
+		q = s.qRot
+	} else {
+		for _, j := range s.keyPos {
+			s.keyVec = append(s.keyVec, keys[j])
+		}
+	}
 	scale, capping := c.QueryScale(), c.AttnSoftcap
-	s.keyPos = s.keyPos[:0]
-	for j := range sinks {
-		s.keyPos = append(s.keyPos, j)
+	if cap(s.scores) < n {
+		s.scores = make([]float64, n, 2*n)
 	}
-	for j := lo; j <= pos; j++ {
-		s.keyPos = append(s.keyPos, j)
-	}
-	if cap(s.scores) < len(s.keyPos) {
-		s.scores = make([]float64, len(s.keyPos), 2*len(s.keyPos))
-	}
-	scores := s.scores[:len(s.keyPos)] // scores[t] is key keyPos[t]'s
+	scores := s.scores[:n] // scores[t] is key keyPos[t]'s
 	for h := 0; h < c.NumHeads; h++ {
 		qh := q[h*hd : (h+1)*hd]
 		kvOff := (h / group) * hd
 		maxScore := math.Inf(-1)
-		for t, j := range s.keyPos {
-			kh := keys[j][kvOff : kvOff+hd]
+		for t, key := range s.keyVec {
+			kh := key[kvOff : kvOff+hd]
 			var dot float64
 			for d := range qh {
 				dot += float64(qh[d]) * float64(kh[d])
@@ -507,6 +581,23 @@ func (m *Model) attention(s *runState, l, pos int, q []float32, keys, values [][
 			out[d] = float32(acc)
 		}
 	}
+}
+
+// attendedKeys appends to dst the absolute positions of the keys that the
+// query at pos attends to in layer l, in the order attention reads them:
+// the sinks j < min(Sinks, lo), then the band lo … pos, lo =
+// FirstKey(Window, pos). Each key appears once, there are at most
+// Sinks + Window of them in a local layer, and the last is pos. Under
+// CachePositions a key's index in this list is its RoPE position.
+func (m *Model) attendedKeys(dst []int, l, pos int) []int {
+	lo := FirstKey(m.Config.Layer(l).Window, pos)
+	for j := range min(m.Sinks, lo) {
+		dst = append(dst, j)
+	}
+	for j := lo; j <= pos; j++ {
+		dst = append(dst, j)
+	}
+	return dst
 }
 
 // head is the final norm and classifier, x (dim,) -> logits (vocab,):
