@@ -50,9 +50,21 @@ if command -v npm >/dev/null && command -v node >/dev/null; then
   have=$(node -p "require(process.argv[1]).version" "$npm_dir/node_modules/openai/package.json" 2>/dev/null || true)
   if [ "$have" != "$openai_version" ]; then
     echo "setup: installing npm openai@$openai_version into $npm_dir" >&2
-    mkdir -p "$npm_dir"
-    npm install --prefix "$npm_dir" --no-save --no-audit --no-fund --loglevel=error "openai@$openai_version" >/dev/null
+    # Into a fresh directory first, moved into place only when complete: a
+    # failed install never leaves a half-written client for the test to run.
+    tmp="$npm_dir.tmp.$$"
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    if npm install --prefix "$tmp" --no-save --no-audit --no-fund --loglevel=error \
+         --fetch-retries=2 --fetch-timeout=60000 "openai@$openai_version" >/dev/null &&
+       [ "$(node -p "require(process.argv[1]).version" "$tmp/node_modules/openai/package.json" 2>/dev/null)" = "$openai_version" ]; then
+      rm -rf "$npm_dir" && mv "$tmp" "$npm_dir"
+    else
+      rm -rf "$tmp"
+      echo "setup: ERROR: npm could not install openai@$openai_version (is the npm registry reachable?)." >&2
+      echo "setup: TestOpenAIClient will skip (and fail under CI=true); rerun scripts/setup.sh (SKIP_APT=1 for this part only) when it is." >&2
+      if [ "${CI:-}" = true ]; then exit 1; fi
+    fi
   fi
 else
-  echo "setup: node or npm is missing: the OpenAI client test will skip (install nodejs and npm)" >&2
+  echo "setup: node or npm is missing: TestOpenAIClient will skip, and fail under CI=true (install nodejs and npm, then rerun scripts/setup.sh)" >&2
 fi

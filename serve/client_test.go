@@ -49,7 +49,7 @@ func TestOpenAIClient(t *testing.T) {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("under CI the OpenAI client test must run: %s (scripts/setup.sh installs it)", why)
 		}
-		t.Skipf("%s: run scripts/setup.sh to install it", why)
+		t.Skipf("%s: `SKIP_APT=1 scripts/setup.sh` installs it", why)
 	}
 	m := loadStories(t)
 	tmpl := rawTemplate(t)

@@ -128,7 +128,8 @@ func (m *metrics) write(w io.Writer, st *vkrun.BatchStats, ready bool) {
 	}
 	counter("vkrun_prompt_tokens_total", "Prompt tokens fed.", st.PromptTokens)
 	counter("vkrun_generated_tokens_total", "Tokens generated.", st.GeneratedTokens)
-	counter("vkrun_decode_steps_total", "Forward passes that produced tokens; generated tokens / steps is the mean batch size (1 until decode steps are batched).", st.Steps)
+	counter("vkrun_decode_steps_total", "Forward passes that produced tokens; generated tokens / steps is the mean batch size.", st.Steps)
+	writeStepSizes(w, st.StepSizes)
 	fmt.Fprintf(w, "# HELP vkrun_sequences_total Sequences ended, by how.\n# TYPE vkrun_sequences_total counter\n")
 	fmt.Fprintf(w, "vkrun_sequences_total{result=\"served\"} %d\nvkrun_sequences_total{result=\"cancelled\"} %d\nvkrun_sequences_total{result=\"failed\"} %d\n", st.Served, st.Cancelled, st.Failed)
 	gauge("vkrun_slots", "Sequences that can run at once.", st.Slots)
@@ -137,4 +138,21 @@ func (m *metrics) write(w io.Writer, st *vkrun.BatchStats, ready bool) {
 	fmt.Fprintf(w, "# HELP vkrun_device_memory_bytes Memory vkrun holds on the GPU (weights, KV caches, activations), by memory kind.\n# TYPE vkrun_device_memory_bytes gauge\n")
 	fmt.Fprintf(w, "vkrun_device_memory_bytes{memory=\"device\"} %d\nvkrun_device_memory_bytes{memory=\"host\"} %d\n", st.DeviceBytes, st.HostBytes)
 	gauge("vkrun_device_lost", "1 after the GPU was lost.", b2i(st.DeviceLost))
+}
+
+// writeStepSizes prints the batch size per step as a histogram: one bucket
+// per size 1..slots, from BatchStats.StepSizes (StepSizes[k]: the steps that
+// carried k sequences).
+func writeStepSizes(w io.Writer, sizes []uint64) {
+	const name = "vkrun_batch_size"
+	fmt.Fprintf(w, "# HELP %s Sequences carried by each decode step.\n# TYPE %s histogram\n", name, name)
+	var c, sum uint64
+	for k, n := range sizes {
+		c += n
+		sum += uint64(k) * n
+		if k > 0 { // a step of 0 sequences counts in le="1", as ≤ 1
+			fmt.Fprintf(w, "%s_bucket{le=\"%d\"} %d\n", name, k, c)
+		}
+	}
+	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %d\n%s_count %d\n", name, c, name, sum, name, c)
 }

@@ -7,6 +7,8 @@
 //	vkrun devices [--json]      list Vulkan devices and mark the one vkrun would use
 //	vkrun inspect [--json] FILE print a model file's architecture, config, tokenizer, tensors and their kernels
 //	vkrun tokenize -m FILE -p TEXT print token ids and pieces (see vkrun tokenize -h)
+//	vkrun serve -m FILE [--parallel N] [--port 8080]
+//	                            an OpenAI-compatible HTTP server with /health and /metrics (see vkrun serve -h)
 package main
 
 import (

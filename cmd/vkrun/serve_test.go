@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -38,6 +39,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--template", "jinja"}, `--template "jinja" is not one of mistral,`},
 		{[]string{"--kv", "f8"}, `--kv must be f16 or f32, not "f8"`},
 		{[]string{"--ctx", "-5"}, "must not be negative"},
+		{[]string{"--keep", "-1"}, "--chunk, -c and --keep must not be negative"},
 		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -161,6 +163,65 @@ func TestServeLoadsServesAndDrains(t *testing.T) {
 	assert.Contains(t, stderr.String(), "ready: model \"stories260K\", 2 slots")
 	assert.Contains(t, stderr.String(), "draining")
 	assert.Contains(t, stderr.String(), "stopped after 1 sequences (0 cancelled, 0 failed)")
+}
+
+// --keep reaches the model: with --window 8 the layers are rings, and two
+// sink rows each make the served model's KV cache the size of a model loaded
+// with WithKeep(2); a completion longer than the window gives a lone
+// session's text on that model.
+func TestServeKeep(t *testing.T) {
+	path := needModel(t)
+	loaded := make(chan *vkrun.Model, 1)
+	loadModel = func(ctx context.Context, path string, opts ...vkrun.Option) (*vkrun.Model, error) {
+		m, err := vkrun.Load(ctx, path, opts...)
+		if err == nil {
+			loaded <- m
+		}
+		return m, err
+	}
+	defer func() { loadModel = vkrun.Load }()
+	f, code := parseServe([]string{"-m", path, "--port", "0", "--window", "8", "--keep", "2", "--temp", "0"}, io.Discard)
+	require.Equal(t, -1, code)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan net.Addr, 1)
+	exit := make(chan int, 1)
+	var stderr syncBuffer
+	go func() { exit <- serveUntil(ctx, f, &stderr, func(a net.Addr) { addrs <- a }) }()
+	url := "http://" + (<-addrs).String()
+	m := <-loaded
+	waitHealth(t, url, http.StatusOK)
+
+	kv := func(opts ...vkrun.Option) uint64 {
+		ref, err := vkrun.Load(context.Background(), path, opts...)
+		require.NoError(t, err)
+		defer ref.Close()
+		return ref.KVBytes()
+	}
+	assert.Equal(t, kv(vkrun.WithWindow(8), vkrun.WithKeep(2)), m.KVBytes(), "the served model keeps 2 sinks")
+	assert.NotEqual(t, kv(vkrun.WithWindow(8)), m.KVBytes(), "sinks take rows of their own")
+
+	s, err := m.NewSession()
+	require.NoError(t, err)
+	var want strings.Builder
+	for tok, err := range s.Generate(context.Background(), "Once upon a time", vkrun.WithMaxTokens(30)) {
+		require.NoError(t, err)
+		want.WriteString(tok.Text)
+	}
+	s.Close()
+	resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"Once upon a time","max_tokens":30}`))
+	require.NoError(t, err)
+	var c struct {
+		Choices []struct {
+			Text string `json:"text"`
+		} `json:"choices"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&c))
+	resp.Body.Close()
+	require.Len(t, c.Choices, 1)
+	assert.Equal(t, want.String(), c.Choices[0].Text)
+	cancel()
+	assert.Equal(t, 0, <-exit, "stderr: %s", stderr.String())
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader on two goroutines.
