@@ -15,8 +15,9 @@ import (
 //	    q, k, v = Wq·h, Wk·h, Wv·h               // one product, q|k|v per row
 //	    q, k, v += bq, bk, bv                    // Qwen 2.5
 //	    q, k = headnorm(q, k)                    // Gemma 3, Qwen 3: per-head RMSNorm
+//	    qs = rope_l(q) at min(pos, N+W−1)        // with N sinks: the query that scores them, at its cache position
 //	    q, k = rope_l(q, k)                      // the layer's base and scale (and Llama 3.1's factors); none in Cohere2's global layers
-//	    a = Wo · attention(q, cache[l] ∪ {k, v}) // the layer's band; scores scaled, soft-capped (Gemma 2)
+//	    a = Wo · attention(q, qs, cache[l] ∪ {k, v}) // the layer's sinks and band; scores scaled, soft-capped (Gemma 2)
 //	    cache[l] ← k, v                          // slot = position mod slots
 //	    x += a, or x += post_attention_norm(a)   // Gemma
 //	    h = norm(x) · ffn_norm, or h as above    // Cohere2: the same h feeds both
@@ -50,6 +51,7 @@ type stepBufs struct {
 	att     ops.Tensor // (rows, heads*headDim)
 	hg, hu  ops.Tensor // (rows, 2·ffn) and (rows, ffn): gate and up projections, or both in hg
 	logits  ops.Tensor // (output rows, vocab)
+	sinkQ   ops.Tensor // (rows, heads*headDim): a layer's queries at their sinks' cache positions (only with sinks)
 	scratch ops.Tensor // the ops' scratch (split-K attention's partials), shared by the recordings
 
 	tokens ops.Tensor   // (rows,) u32: the step's token ids
@@ -128,6 +130,10 @@ func (m *Model) forward(p *ops.Plan, b *stepBufs, sh stepShape) error {
 		if c.QKNorm {
 			p.HeadNormQK(qkv, lw.qNorm, lw.kNorm, n, c.NumHeads, c.NumKVHeads, c.HeadDim, eps)
 		}
+		sinkRope := m.sinkRope[l]
+		if sinkRope >= 0 { // the sinks' query: q at min(pos, sinks + W − 1), from q before its RoPE
+			p.RoPEQTo(qkv, b.ropes[sinkRope].Sub(0, uint64(n*c.RopeDim)), b.sinkQ.Sub(0, uint64(n*qDim)), n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim, c.Rope)
+		}
 		if t := m.layerRope[l]; t >= 0 {
 			p.RoPEQK(qkv, b.ropes[t].Sub(0, uint64(n*c.RopeDim)), n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim, c.Rope)
 		}
@@ -137,10 +143,14 @@ func (m *Model) forward(p *ops.Plan, b *stepBufs, sh stepShape) error {
 			if sg.scratch.Buf != nil {
 				p.SetScratch(sg.scratch)
 			}
+			a := attn
+			if sinkRope >= 0 {
+				a.SinkQuery = b.sinkQ.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim))
+			}
 			if pr := sg.probe; pr != nil && pr.layer == l {
-				p.AttentionQKVProbs(q, cache, sg.pos, att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim)), pr.probs, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, attn)
+				p.AttentionQKVProbs(q, cache, sg.pos, att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim)), pr.probs, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, a)
 			} else {
-				p.AttentionQKV(q, cache, sg.pos, att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim)), sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, attn)
+				p.AttentionQKV(q, cache, sg.pos, att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim)), sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, a)
 			}
 			p.StoreKVQKV(q, cache, sg.pos, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim)
 		}

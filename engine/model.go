@@ -67,15 +67,25 @@ type Model struct {
 	opts      Options
 	w         weights
 	bufs      []*vk.Buffer
-	ropes     []ropeTable // the distinct RoPEs of the layers
+	ropes     []ropeTable // the distinct RoPEs of the layers, then those of their sinks' queries
 	layerRope []int       // per layer: its index in ropes, or −1 for none
+	// sinkRope is per layer the index in ropes of the table that rotates
+	// its sinks' queries (RoPEQTo) at their cache positions, or −1: a
+	// local layer with sinks and RoPE has one (RATIONALE.md, "Sinks sit
+	// at their cache positions").
+	sinkRope []int
 }
 
 // ropeTable is one RoPE of a model's layers: each step writes the cos and
-// sin of its angles, (pos/scale)·freqs[i], for the step's positions.
+// sin of its angles, (pos/scale)·freqs[i], for the step's positions, or,
+// for the queries of a layer's sinks, for min(pos, last).
 type ropeTable struct {
 	theta, scale float64
 	freqs        []float64 // θ^(−2i/ropeDim) for i < ropeDim/2
+	// last > 0 caps the positions: a query at pos sits at min(pos, last),
+	// last = sinks + window − 1, its index among the keys it attends (the
+	// sinks, then the band), which is where StreamingLLM puts it.
+	last int
 }
 
 // weights are the model's tensors on the device.
@@ -141,6 +151,7 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 		mod.Notes = append(mod.Notes, fmt.Sprintf("the context %d is beyond the model's training context of %d positions: later positions are outside what it was trained on", mod.Context, cfg.ContextLength))
 	}
 	mod.ropes, mod.layerRope = ropeTables(cfg)
+	mod.ropes, mod.sinkRope = sinkRopes(mod.ropes, mod.layerRope, mod.Cache)
 	if opts.Chunk < 0 {
 		return nil, fmt.Errorf("engine: chunk size %d", opts.Chunk)
 	}
@@ -240,6 +251,31 @@ func ropeTables(cfg loader.Config) (tables []ropeTable, layerRope []int) {
 		layerRope[l] = i
 	}
 	return tables, layerRope
+}
+
+// sinkRopes appends to tables the RoPEs of the sinks' queries: for each
+// local layer with sinks and a RoPE (layerRope), its table capped at the
+// query's cache position, sinks + window − 1, shared by the layers of the
+// same RoPE, window and sinks. It returns the tables and each layer's index
+// in them, or −1.
+func sinkRopes(tables []ropeTable, layerRope []int, cache []LayerCache) ([]ropeTable, []int) {
+	sinkRope := make([]int, len(layerRope))
+	for l, r := range layerRope {
+		sinkRope[l] = -1
+		lc := cache[l]
+		if r < 0 || !lc.Local() || lc.Sinks == 0 {
+			continue
+		}
+		t := tables[r]
+		t.last = lc.Sinks + lc.Window - 1
+		i := slices.IndexFunc(tables, func(u ropeTable) bool { return u.theta == t.theta && u.scale == t.scale && u.last == t.last })
+		if i < 0 {
+			i = len(tables)
+			tables = append(tables, t)
+		}
+		sinkRope[l] = i
+	}
+	return tables, sinkRope
 }
 
 // maxChunk caps one prefill step, bounding activation memory (a chunk of C

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -349,7 +350,7 @@ func (s *Session) writeStep(tokens []int) {
 func (m *Model) newActivations(dev func(name string, n int) ops.Tensor, rows, outRows int) stepBufs {
 	c := m.Config
 	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
-	return stepBufs{
+	b := stepBufs{
 		x:      dev("x", rows*c.Dim),
 		xb:     dev("xb", rows*c.Dim),
 		qkv:    dev("qkv", rows*(qDim+2*kvDim)),
@@ -358,12 +359,19 @@ func (m *Model) newActivations(dev func(name string, n int) ops.Tensor, rows, ou
 		hu:     dev("ffn up", rows*c.FFNDim),
 		logits: dev("logits", outRows*c.VocabSize),
 	}
+	if slices.ContainsFunc(m.sinkRope, func(t int) bool { return t >= 0 }) {
+		b.sinkQ = dev("sink queries", rows*qDim)
+	}
+	return b
 }
 
 // write puts row's cos and sin of position pos's angles into a table that
 // starts at element off, through put.
 func (t ropeTable) write(put func(elem uint64, v uint32), off uint64, row, pos int) {
 	half := len(t.freqs)
+	if t.last > 0 {
+		pos = min(pos, t.last)
+	}
 	p := float64(pos)
 	if t.scale != 1 {
 		p /= t.scale

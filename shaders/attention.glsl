@@ -19,7 +19,10 @@
 // overwritten. For an f16 ring the chunk's keys and values are rounded to f16
 // first, exactly as the store will round them, so a chunk sees the values it
 // would read back from the ring. A score is q·k·scale in base 2, soft-capped
-// to softcap·tanh(q·k·scale) when softcap ≠ 0 (Gemma 2).
+// to softcap·tanh(q·k·scale) when softcap ≠ 0 (Gemma 2). With SQ = 1 a
+// sink's score uses the query's sink query from binding 7 instead of q (q
+// rotated at its cache position; keys stay rotated at their absolute
+// positions, which for a sink are its cache positions too).
 //
 // Work. One workgroup per (query, HG query heads of one KV head, split).
 // The query's n keys (sinks, then band) are cut into S = p.splits splits of
@@ -49,10 +52,13 @@
 #include "attention_common.glsl"
 
 layout(constant_id = 1) const uint HG = 1; // query heads per workgroup: a divisor of p.group
+// SQ = 1: the sinks are scored with the sink queries (binding 7), kept in
+// the second half of q_sh; 0: there are none, or they use q.
+layout(constant_id = 2) const uint SQ = 0;
 
 // Partial results, (rows, n_heads, S, head_dim + 2) f32: a split's
 // numerator, then its maximum and denominator.
-layout(binding = 7) writeonly buffer PartBuf { float part[]; };
+layout(binding = 8) writeonly buffer PartBuf { float part[]; };
 
 const uint MAX_HEAD_DIM = 256;
 const uint MAX_PAIRS = MAX_HEAD_DIM / 2;
@@ -60,22 +66,24 @@ const uint NR = (MAX_PAIRS + WG - 1) / WG; // output pairs per thread and head, 
 const uint NG = WG < 16 ? WG : 16;         // threads of a tile max's first level, per head
 const float NEG_BIG = -3.0e38;             // below any score; exp2(NEG_BIG − m) = 0
 
-shared float q_sh[HG * MAX_HEAD_DIM]; // the HG queries
+shared float q_sh[(1 + SQ) * HG * MAX_HEAD_DIM]; // the HG queries, then (SQ) their sink queries
 shared float s_sh[HG * WG];           // the tile's scores; at the end, lane sums (x)
 shared float e_sh[HG * WG];           // exp2(score − max); at the end, lane sums (y)
 shared float m_sh[HG * WG];           // partial maxima; at the end, lane denominators
 
-// acc[h] += q_h[2c]·k.x, then += q_h[2c+1]·k.y, for each of the HG heads.
+// acc[h] += q_h[2c]·k.x, then += q_h[2c+1]·k.y, for each of the HG heads,
+// with the queries from element qo of q_sh (0, or a sink's HG·MAX_HEAD_DIM).
 #define DOT2(acc, c, k)                                                                        \
 	[[unroll]] for (uint hh = 0; hh < HG; hh++) {                                              \
-		acc[hh] = fma(q_sh[hh * MAX_HEAD_DIM + 2 * (c) + 1], (k).y,                             \
-			fma(q_sh[hh * MAX_HEAD_DIM + 2 * (c)], (k).x, acc[hh]));                            \
+		acc[hh] = fma(q_sh[qo + hh * MAX_HEAD_DIM + 2 * (c) + 1], (k).y,                        \
+			fma(q_sh[qo + hh * MAX_HEAD_DIM + 2 * (c)], (k).x, acc[hh]));                       \
 	}
 
 // scores sets s[h] to key j's q_h·k times scale, summed over d = 0 …
 // head_dim−1 in order whichever buffer holds the key and however it is
-// loaded, and soft-capped when p.softcap ≠ 0 (a uniform branch). col is
-// the KV head's first column.
+// loaded, and soft-capped when p.softcap ≠ 0 (a uniform branch), against
+// the sink queries when j is a sink and SQ = 1. col is the KV head's first
+// column.
 //
 // The sources and load widths are loops of which exactly one runs (the others
 // run zero times) rather than if/else: lavapipe runs both sides of a branch
@@ -84,6 +92,7 @@ shared float m_sh[HG * WG];           // partial maxima; at the end, lane denomi
 void scores(uint j, uint pos0, uint col, out float s[HG]) {
 	const uint np = p.head_dim / 2;
 	const bool ring = j < pos0;
+	const uint qo = SQ != 0 && j < band_sinks ? HG * MAX_HEAD_DIM : 0; // a sink: its own query
 	precise float acc[HG];
 	[[unroll]] for (uint hh = 0; hh < HG; hh++) {
 		acc[hh] = 0.0;
@@ -182,6 +191,12 @@ void main() {
 	const uint qb = p.q_off + r * p.q_stride + h0 * hd;
 	for (uint i = t; i < HG * hd; i += WG) {
 		q_sh[i / hd * MAX_HEAD_DIM + i % hd] = q[qb + i];
+	}
+	if (SQ != 0) {
+		const uint sb = p.sq_off + r * p.sq_stride + h0 * hd;
+		for (uint i = t; i < HG * hd; i += WG) {
+			q_sh[HG * MAX_HEAD_DIM + i / hd * MAX_HEAD_DIM + i % hd] = sq[sb + i];
+		}
 	}
 
 	// Value-pass roles: lane and first pair of this thread, and lane count.

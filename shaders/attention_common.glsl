@@ -28,6 +28,8 @@ layout(push_constant) uniform Params {
 	uint splits;    // S: the band is cut into S splits (GPU layout; 1 in the CPU layout)
 	uint part_off;  // element offset into the partials binding (GPU layout, S > 1), or the probabilities (PROBS)
 	uint sinks;     // N: keys 0 … N−1 are attended beside every band, from rows 0 … N−1 (0 with a global ring)
+	uint sq_off;    // element offset of the sink queries (binding 7)
+	uint sq_stride; // elements from one sink query row to the next
 } p;
 
 #ifdef RING_F16
@@ -54,6 +56,11 @@ layout(binding = 4) readonly buffer RVBuf { RING_T rv[]; };       // (sinks + sl
 layout(binding = 4) readonly buffer RVBuf4 { RING4_T rv4[]; };
 layout(binding = 5) readonly buffer StepBuf { uint step[]; };     // step[step_off] = pos0
 layout(binding = 6) writeonly buffer OutBuf { float o[]; };       // (rows, n_heads*head_dim) f32
+// The sink queries, (rows, sq_stride) f32: each query rotated at its cache
+// position, which scores the sinks (StreamingLLM's positions: RATIONALE.md,
+// "Sinks sit at their cache positions"). Read only with SQ = 1; the host
+// binds q itself otherwise.
+layout(binding = 7) readonly buffer SQBuf { float sq[]; };
 
 // as_ring rounds a chunk pair to the ring's type.
 vec2 as_ring(vec2 x) {

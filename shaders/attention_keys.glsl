@@ -11,7 +11,7 @@
 // of each key and value row and keeps that slice of the query and of the G
 // numerators; subgroupAdd sums the slices' partial dot products. Keys go in
 // batches of KB, with one rescale of the numerators per batch (an online
-// softmax over batches). The batch loop is the only loop that runs: lavapipe
+// softmax over batches). The batch loop (with SQ, the sinks' and the band's) is the only loop that runs: lavapipe
 // ends a shader after 65535 loop passes in all (Attention sends bands longer
 // than maxKeysBand to attention.glsl), and it runs every loop body and
 // both sides of every branch at least once, under a mask, whether or not an
@@ -55,6 +55,11 @@ layout(constant_id = 3) const uint VEC = 1;
 // invocation computes all KB·G scores of a batch, and lavapipe would run the
 // cap's exp and division under a mask even when no model asks for it.
 layout(constant_id = 4) const uint CAP = 0;
+// SQ = 1: the sinks are scored with the sink queries (binding 7,
+// attention.glsl) in batches of their own before the band's, the query
+// slices reloaded between the two; 0: no sinks, or they use q, and the
+// batches run over the sinks and the band as one sequence.
+layout(constant_id = 5) const uint SQ = 0;
 
 const uint DL = (HD + WG - 1) / WG; // dims per invocation
 const uint KB = 8;                  // keys per batch
@@ -66,14 +71,14 @@ const float NEG_BIG = -3.0e38;      // below any score; exp2(NEG_BIG − m) = 0
 // band_keys) f32 from element p.part_off (the partials' offset, which the
 // CPU layout has no other use for): key u in key order (key_pos) at u, 0
 // past the query's n keys. A define rather than a specialization constant,
-// so that the normal modules neither declare binding 7 nor change at all.
+// so that the normal modules neither declare binding 8 nor change at all.
 // While the batches run, each key's base-2 score goes to its own element,
 // written by invocation u mod WG; after the last batch the same invocation
 // turns it into exp2(score − m) / l with the final maximum m and
 // denominator l that the output was divided by, so the probabilities are the
 // softmax's own and each row sums to 1 up to f32 rounding. Each invocation
 // reads back only what it wrote, so no barrier is needed.
-layout(binding = 7) buffer ProbBuf { float prob[]; }; // (rows, n_heads, sinks + band_keys) f32
+layout(binding = 8) buffer ProbBuf { float prob[]; }; // (rows, n_heads, sinks + band_keys) f32
 uint probs_row;  // element of this (query, KV head)'s first head's key 0
 uint probs_keys; // keys per (query, head) row: sinks + band_keys
 #endif
@@ -165,9 +170,9 @@ void key_row(uint kind, uint j, uint pos0, uint col, out float x[DL]) {
 	}
 }
 
-// batch runs the online-softmax step of keys i0 … i0+KB−1 of the query's n
-// keys (key_pos: its sinks, then its band). Keys past the last repeat it and
-// get weight 0.
+// batch runs the online-softmax step of keys i0 … i0+KB−1 of the query's
+// keys (key_pos: its sinks, then its band), up to key n−1. Keys from n on
+// repeat key n−1 and get weight 0.
 void batch(uint i0, uint n, uint pos0, uint col, float qv[G][DL],
            inout float m[G], inout float l[G], inout float acc[G][DL]) {
 	// Each key's G dot products, from the invocations' parts.
@@ -241,6 +246,7 @@ void main() {
 	const uint n = begin_band(pos); // the sinks and the band: at most sinks + W (or slots)
 
 	const uint qb = p.q_off + r * p.q_stride + kh * G * HD + d0;
+	const uint sb = p.sq_off + r * p.sq_stride + kh * G * HD + d0;
 	float qv[G][DL];
 	float m[G];
 	float l[G];
@@ -251,20 +257,35 @@ void main() {
 		[[unroll]] for (uint d = 0; d < DL; d++) {
 			qv[h][d] = 0.0;
 			if (d0 + d < HD) { // never read past the head (HD % WG ≠ 0)
-				qv[h][d] = q[qb + h * HD + d];
+				qv[h][d] = SQ != 0 ? sq[sb + h * HD + d] : q[qb + h * HD + d];
 			}
 			acc[h][d] = 0.0;
 		}
 	}
 
 	// Batches are counted from the query's first key (its first sink, or
-	// lo) whatever the chunk, so a query's sums never depend on where the
-	// ring ends and the chunk begins.
+	// lo; with SQ the band's from lo) whatever the chunk, so a query's sums
+	// never depend on where the ring ends and the chunk begins.
 #ifdef PROBS
 	probs_keys = p.sinks + band_keys(p.window, p.slots);
 	probs_row = p.part_off + (r * p.n_heads + kh * G) * probs_keys;
 #endif
-	for (uint i0 = 0; i0 < n; i0 += KB) {
+	uint first = 0; // the band's first batch
+	if (SQ != 0) {
+		// The sinks, with the sink queries in qv; then the query itself.
+		for (uint i0 = 0; i0 < band_sinks; i0 += KB) {
+			batch(i0, band_sinks, pos0, col, qv, m, l, acc);
+		}
+		[[unroll]] for (uint h = 0; h < G; h++) {
+			[[unroll]] for (uint d = 0; d < DL; d++) {
+				if (d0 + d < HD) {
+					qv[h][d] = q[qb + h * HD + d];
+				}
+			}
+		}
+		first = band_sinks;
+	}
+	for (uint i0 = first; i0 < n; i0 += KB) {
 		batch(i0, n, pos0, col, qv, m, l, acc);
 	}
 #ifdef PROBS

@@ -106,7 +106,7 @@ func Push[T any](p *T) []byte {
 
 var (
 	rrw         = []vk.Access{vk.Read, vk.Read, vk.Write}
-	attnAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Write}
+	attnAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Write, vk.Read} // …, out, sink queries
 	splitAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.Write) // and the partials
 	storeAccess = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Write, vk.Write}
 	normAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite}               // x, w, w2, y (y += with Accumulate)
@@ -130,9 +130,10 @@ var (
 	// rmsnorm.comp with specialization constant 1 set.
 	LayerNorm = Kernel{Name: "layernorm", File: "rmsnorm", Bindings: normAccess, Params: reflect.TypeFor[RMSNormParams](),
 		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
-	// RoPE rotates pairs of x (ntok, nHeads·headDim) f32 in place by the
-	// angles of a (ntok, ropeDim/2, 2) f32 cos/sin table.
-	RoPE = Kernel{Name: "rope", Bindings: []vk.Access{vk.ReadWrite, vk.Read}, Params: reflect.TypeFor[RoPEParams]()}
+	// RoPE rotates pairs of x (ntok, nHeads·headDim) f32 by the angles of
+	// a (ntok, ropeDim/2, 2) f32 cos/sin table into y: x's own range (in
+	// place), or a copy.
+	RoPE = Kernel{Name: "rope", Bindings: []vk.Access{vk.Read, vk.Read, vk.Write}, Params: reflect.TypeFor[RoPEParams]()}
 	// SiluMul: h (n,) = g·sigmoid(g)·u elementwise, f32.
 	SiluMul = Kernel{Name: "silu_mul", Bindings: rrw, Params: reflect.TypeFor[SiluMulParams]()}
 	// GELUTanhMul: h (n,) = gelu_tanh(g)·u elementwise, f32 (GeGLU):
@@ -150,8 +151,9 @@ var (
 	// (rows, heads*headDim) f32 over an f32 ring (sinks + slots, kvDim),
 	// its sinks beside each band, and the chunk's k, v (rows, kvDim) f32,
 	// split-K: with Splits > 1 it writes each split's
-	// partial result (binding 7) for SWAMerge. Specialization constant 1 is
-	// the query heads per workgroup. The entry point is shaders/swa.comp.
+	// partial result (binding 8) for SWAMerge. Specialization constant 1 is
+	// the query heads per workgroup, 2 (SQ) set when the sinks are scored
+	// with the sink queries of binding 7. The entry point is shaders/swa.comp.
 	SWAF32 = Kernel{Name: "swa", Bindings: splitAccess, Params: reflect.TypeFor[AttentionParams](),
 		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
 	// SWAF16: as SWAF32 over an f16 ring; chunk k, v are rounded to f16.
@@ -182,7 +184,7 @@ var (
 	// SWAKeysProbsF32 is SWAKeysF32's debug variant (vkrun attention): the
 	// same attention, bit for bit, that also writes each query's softmax
 	// probabilities, (rows, heads, sinks + band) f32 from element PartOff,
-	// to binding 7 (attention_keys.glsl with PROBS). No normal path runs it.
+	// to binding 8 (attention_keys.glsl with PROBS). No normal path runs it.
 	SWAKeysProbsF32 = Kernel{Name: "swa_keys_probs", Bindings: probsAccess, Params: reflect.TypeFor[AttentionParams](),
 		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
 	// SWAKeysProbsF16 is SWAKeysF16's debug variant, as SWAKeysProbsF32.
@@ -225,6 +227,8 @@ type RoPEParams struct {
 	XOff, ROff                     uint32
 	XStride                        uint32 // elements from one token's row to the next
 	RotateHalf                     uint32 // 1: pairs (x[i], x[i+RopeDim/2]) (NEOX); 0: (x[2i], x[2i+1])
+	YOff, YStride                  uint32 // the output's offset and row stride (x's when in place)
+	Tail                           uint32 // dims ≥ RopeDim copied to y per head: 0 in place, else HeadDim − RopeDim
 }
 
 // SiluMulParams mirrors silu_mul.comp's push constants.
@@ -269,6 +273,8 @@ type AttentionParams struct {
 	Splits   uint32 // S, the band's splits (1 in the CPU layout)
 	PartOff  uint32 // element offset of the partial results (Splits > 1), or of the probabilities (SWAKeysProbs*)
 	Sinks    uint32 // N: keys 0 … N−1, in rows 0 … N−1, are attended beside every band
+	SQOff    uint32 // element offset of the sink queries (binding 7)
+	SQStride uint32 // elements from one sink query row to the next
 }
 
 // MergeParams mirrors swa_merge.comp's push constants.

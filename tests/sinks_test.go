@@ -1,10 +1,12 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"image/png"
 	"math"
 	"os"
 	"slices"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/vkrun/vkrun/engine"
 	"github.com/vkrun/vkrun/engine/ops"
+	"github.com/vkrun/vkrun/internal/plot"
 	"github.com/vkrun/vkrun/internal/testmodel"
 	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/loader"
@@ -95,6 +98,19 @@ func TestSinksPerplexity(t *testing.T) {
 	}
 	t.Logf("perplexity per %d-token segment:\n%s", segment, table.String())
 
+	// The plot of the table (README, docs/sinks.png): it must render and
+	// decode whether or not it is rewritten.
+	chart, err := sinksChart(runs)
+	require.NoError(t, err)
+	var pngBuf bytes.Buffer
+	require.NoError(t, chart.EncodePNG(&pngBuf))
+	img, err := png.Decode(&pngBuf)
+	require.NoError(t, err)
+	require.Equal(t, chart.Bounds(), img.Bounds())
+	if *updateSinks {
+		require.NoError(t, chart.WritePNG("../docs/sinks.png"))
+	}
+
 	const golden = "testdata/sinks/perplexity.json"
 	if *updateSinks {
 		b, err := json.MarshalIndent(struct {
@@ -129,6 +145,24 @@ func TestSinksPerplexity(t *testing.T) {
 			assert.InEpsilon(t, w.PPL[sIdx], r.PPL[sIdx], bound, "%s, segment %d", r.Name, sIdx)
 		}
 	}
+}
+
+// sinksChart draws each run's perplexity against the segment's first
+// token, on a log scale: full attention climbs out of the picture past the
+// training context while the window, with or without sinks, stays flat.
+func sinksChart(runs []sinkRun) (*plot.Canvas, error) {
+	ax := plot.Axes{Title: "stories260K: perplexity per 256 tokens", TextScale: 2,
+		X: plot.Axis{Label: "position (tokens)"},
+		Y: plot.Axis{Label: "perplexity", Scale: plot.Log}}
+	var lines []plot.Line
+	for _, r := range runs {
+		l := plot.Line{Name: r.Name}
+		for k, v := range r.PPL {
+			l.X, l.Y = append(l.X, float64(k*segment)), append(l.Y, v)
+		}
+		lines = append(lines, l)
+	}
+	return plot.LineChart(800, 500, ax, lines)
 }
 
 // logProb is log softmax(logits)[id], in float64.

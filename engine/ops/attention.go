@@ -172,6 +172,12 @@ func (p *Plan) ringBindings(r Ring) (k, v vk.Range, ko, vo uint32, err error) {
 type AttentionOpts struct {
 	Scale   float32 // multiplies q·k; 0: 1/√headDim
 	Softcap float32 // scores s ← Softcap·tanh(s/Softcap) after Scale (Gemma 2); 0: none
+	// SinkQuery, (ntok, nHeads·headDim) f32, is what scores a local ring's
+	// sinks in place of q: each query rotated at its cache position
+	// (RoPEQTo; StreamingLLM, RATIONALE.md "Sinks sit at their cache
+	// positions"), while the band is scored with q. No buffer: q scores
+	// the sinks too (a layer without RoPE). Unused without sinks.
+	SinkQuery Tensor
 }
 
 // params are the kernels' scale and softcap push constants for o: scores are
@@ -278,6 +284,11 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, pro
 		return fmt.Errorf("ops: Attention: q %d, k %d, v %d, out %d, step %d elements for %d tokens of (%d, %d): %w",
 			q.Len, k.Len, v.Len, out.Len, step.Len, ntok, qDim, kvDim, errShape)
 	}
+	sinkQ := o.SinkQuery.Buf != nil && ring.Sinks > 0 // the sinks have queries of their own
+	if sinkQ && o.SinkQuery.Len != n*qDim {
+		return fmt.Errorf("ops: Attention: sink queries %d elements for %d tokens of %d: %w", o.SinkQuery.Len, ntok, qDim, errShape)
+	}
+
 	scale, softcap, err := o.params(headDim)
 	if err != nil {
 		return fmt.Errorf("ops: Attention: %w", err)
@@ -341,12 +352,20 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, pro
 		if err != nil {
 			return fmt.Errorf("ops: Attention v: %w", err)
 		}
+		sqr, sqo, sqs := qr, qo, qs // the sink queries: q itself unless the sinks have their own
+		if sinkQ {
+			if sqr, sqo, err = p.binding(o.SinkQuery, i0*qDim, m*qDim, 4); err != nil {
+				return fmt.Errorf("ops: Attention sink queries: %w", err)
+			}
+			sqs = qDim
+		}
 		pc := shaders.AttentionParams{
 			NHeads: uint32(nHeads), Group: uint32(group), HeadDim: uint32(headDim), KVDim: uint32(kvDim),
 			Window: uint32(ring.Window), Slots: uint32(ring.Slots), Q0: uint32(i0), Rows: uint32(m),
 			Scale: scale, Softcap: softcap,
 			QOff: qo, KOff: ko, VOff: vo, RKOff: rko, RVOff: rvo, StepOff: so, OutOff: oo,
 			QStride: uint32(qs), KVStride: uint32(kvs), Splits: splits, Sinks: uint32(ring.Sinks),
+			SQOff: sqo, SQStride: uint32(sqs),
 		}
 		if cpu {
 			// The CPU layout has its own kernel for the shapes it suits (see
@@ -361,6 +380,9 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, pro
 			if softcap != 0 {
 				kk = kk.WithSpec(4, 1)
 			}
+			if sinkQ {
+				kk = kk.WithSpec(5, 1)
+			}
 			if debug {
 				// The probabilities of the block's queries, rows i0 … i0+m−1;
 				// the CPU layout has no partials, so PartOff carries their offset.
@@ -370,18 +392,21 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, pro
 					return fmt.Errorf("ops: AttentionProbs probabilities: %w", err)
 				}
 				pc.PartOff = po
-				if err := p.dispatch(kk, m*uint64(nKVHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or, pr); err != nil {
+				if err := p.dispatch(kk, m*uint64(nKVHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or, sqr, pr); err != nil {
 					return err
 				}
 				continue
 			}
 			p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: keys.Name, Kernel: kk.Name})
-			if err := p.dispatch(kk, m*uint64(nKVHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or); err != nil {
+			if err := p.dispatch(kk, m*uint64(nKVHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or, sqr); err != nil {
 				return err
 			}
 			continue
 		}
 		kk := kern.WithSpec(1, hg)
+		if sinkQ {
+			kk = kk.WithSpec(2, 1)
+		}
 		table, reason := kern.Name, fmt.Sprintf("%d query heads per workgroup, %d splits", hg, splits)
 		if p.lib.layout == shaders.CPULayout {
 			table = keys.Name
@@ -397,7 +422,7 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, pro
 			}
 			pc.PartOff = po
 		}
-		if err := p.dispatch(kk, m*uint64(nHeads/int(hg))*uint64(splits), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or, pr); err != nil {
+		if err := p.dispatch(kk, m*uint64(nHeads/int(hg))*uint64(splits), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or, sqr, pr); err != nil {
 			return err
 		}
 		if splits == 1 {
@@ -438,7 +463,9 @@ const (
 // chunk; Options.AttentionSplits overrides S.
 func (l *Library) attentionSplit(nHeads, nKVHeads, headDim, band int) (hg, splits uint32) {
 	group := nHeads / max(nKVHeads, 1)
-	shared := func(h int) uint32 { return uint32(4 * h * (MaxAttentionHeadDim + 3*int(l.WG))) }
+	// The shared memory of h heads, counting the sink queries' half of
+	// q_sh whether or not the ring has sinks, so that h never depends on them.
+	shared := func(h int) uint32 { return uint32(4 * h * (2*MaxAttentionHeadDim + 3*int(l.WG))) }
 	hg = 1
 	for h := min(group, maxHeadsPerGroup); h > 1; h-- {
 		if group%h == 0 && shared(h) <= l.Device.Info.MaxComputeSharedMemorySize {

@@ -44,6 +44,18 @@ type attnSeq struct {
 	slots      int               // the ring's slots; 0: s.Window
 	sinks      int               // the ring's sinks (Ring.Sinks)
 	opts       ops.AttentionOpts // the scores' scale and soft-cap
+	sq         []float32         // (npos, QDim): the sink queries (AttentionOpts.SinkQuery), or none
+	sqb        *vk.Buffer
+}
+
+// withSinkQueries gives a random sink queries of their own, unlike q, so
+// that a sink scored with the wrong one shows.
+func (a *attnSeq) withSinkQueries(t testing.TB, e *env, seed uint64) {
+	a.sq = optest.Rand(seed, a.npos*a.s.QDim())
+	for i := range a.sq {
+		a.sq[i] *= 3
+	}
+	a.sqb = e.put(t, "sink queries", append(make([]float32, a.pad), a.sq...))
 }
 
 func newAttnSeq(t testing.TB, e *env, s optest.AttnShape, npos int, seed uint64) *attnSeq {
@@ -115,7 +127,11 @@ func (a *attnSeq) run(t testing.TB, e *env, kv ops.KVType, sizes []int, from int
 		k, v := ops.F32(a.kb).Sub(a.pad+p0*kd, n*kd), ops.F32(a.vb).Sub(a.pad+p0*kd, n*kd)
 		if int(p0)+c > from {
 			q, o := ops.F32(a.qb).Sub(a.pad+p0*qd, n*qd), ops.F32(out).Sub(a.pad+p0*qd, n*qd)
-			plan.Attention(q, k, v, ring, step, o, c, s.Heads, s.KVHeads, s.HeadDim, a.opts)
+			opts := a.opts
+			if a.sqb != nil {
+				opts.SinkQuery = ops.F32(a.sqb).Sub(a.pad+p0*qd, n*qd)
+			}
+			plan.Attention(q, k, v, ring, step, o, c, s.Heads, s.KVHeads, s.HeadDim, opts)
 		}
 		plan.StoreKV(k, v, ring, step, c)
 		require.NoError(t, plan.Err())
@@ -220,6 +236,9 @@ func reference(a *attnSeq, round func([]float32) []float32, from int) []float32 
 	if round != nil {
 		k, v = round(k), round(v)
 	}
+	if a.sq != nil {
+		return swaSinkQ(a.q[from*a.s.QDim():], a.sq[from*a.s.QDim():], k, v, from, a.npos, a.s, a.opts, a.sinks)
+	}
 	if a.opts != (ops.AttentionOpts{}) || a.sinks > 0 {
 		return swaOpts(a.q[from*a.s.QDim():], k, v, from, a.npos, a.s, a.opts, a.sinks)
 	}
@@ -233,6 +252,13 @@ func reference(a *attnSeq, round func([]float32) []float32, from int) []float32 
 // TestAttentionReferenceOpts and TestAttentionReferenceSinks tie it to
 // optest.SWA.
 func swaOpts(q, k, v []float32, from, to int, s optest.AttnShape, o ops.AttentionOpts, sinks int) []float32 {
+	return swaSinkQ(q, nil, k, v, from, to, s, o, sinks)
+}
+
+// swaSinkQ is swaOpts where, with sq non-nil, a sink outside the band (j <
+// min(sinks, lo), lo = max(0, pos − W + 1)) is scored with the query's sink
+// query sq (rows as q) instead of q (AttentionOpts.SinkQuery).
+func swaSinkQ(q, sq, k, v []float32, from, to int, s optest.AttnShape, o ops.AttentionOpts, sinks int) []float32 {
 	hd, qd, kd, group := s.HeadDim, s.QDim(), s.KVDim(), s.Heads/s.KVHeads
 	scale := 1 / math.Sqrt(float64(hd))
 	if o.Scale != 0 {
@@ -241,12 +267,19 @@ func swaOpts(q, k, v []float32, from, to int, s optest.AttnShape, o ops.Attentio
 	out := make([]float32, (to-from)*qd)
 	for pos := from; pos < to; pos++ {
 		keys := sinkKeys(pos, s.Window, sinks)
-		qr := q[(pos-from)*qd:]
+		lo := 0
+		if s.Window > 0 {
+			lo = max(0, pos-s.Window+1)
+		}
 		for h := range s.Heads {
 			col := h / group * hd
 			sc := make([]float64, len(keys))
 			m := math.Inf(-1)
 			for u, j := range keys {
+				qr := q[(pos-from)*qd:]
+				if sq != nil && j < min(sinks, lo) {
+					qr = sq[(pos-from)*qd:]
+				}
 				var dot float64
 				for d := range hd {
 					dot += float64(qr[h*hd+d]) * float64(k[j*kd+col+d])
@@ -639,6 +672,7 @@ func TestAttentionSinks(t *testing.T) {
 		s            optest.AttnShape
 		sinks, slots int // slots 0: the window
 		opts         ops.AttentionOpts
+		sinkQ        bool // the sinks are scored with sink queries of their own
 	}{
 		{s: shape(8, 3), sinks: 1},
 		{s: shape(8, 5), sinks: 2, slots: 8},
@@ -647,6 +681,11 @@ func TestAttentionSinks(t *testing.T) {
 		{s: shape(8, 3), sinks: 4, slots: 5}, // more sinks than the window
 		{s: shape(8, 1), sinks: 2},           // the query itself and the sinks
 		{s: shape(8, 6), sinks: 2, opts: ops.AttentionOpts{Scale: 0.3, Softcap: 50}},
+		// Sink queries (cache positions): 16-byte and 4-byte loads, sinks
+		// in a batch of their own and more sinks than a batch of keys.
+		{s: shape(64, 8), sinks: 4, sinkQ: true},
+		{s: shape(8, 3), sinks: 11, slots: 5, sinkQ: true},
+		{s: shape(8, 6), sinks: 2, opts: ops.AttentionOpts{Softcap: 50}, sinkQ: true},
 	}
 	const npos = 37
 	var stats worst
@@ -655,10 +694,13 @@ func TestAttentionSinks(t *testing.T) {
 			round := f16Rounding(t, e)
 			for _, kv := range kvTypes {
 				for i, c := range cases {
-					name := fmt.Sprintf("%v/hd=%d/W=%d/sinks=%d/slots=%d/opts=%+v", kv, c.s.HeadDim, c.s.Window, c.sinks, c.slots, c.opts)
+					name := fmt.Sprintf("%v/hd=%d/W=%d/sinks=%d/slots=%d/scale=%g/softcap=%g/sinkq=%v", kv, c.s.HeadDim, c.s.Window, c.sinks, c.slots, c.opts.Scale, c.opts.Softcap, c.sinkQ)
 					t.Run(name, func(t *testing.T) {
 						a := newAttnSeq(t, e, c.s, npos, uint64(500+i))
 						a.sinks, a.slots, a.opts = c.sinks, c.slots, c.opts
+						if c.sinkQ {
+							a.withSinkQueries(t, e, uint64(600+i))
+						}
 						slots := max(c.slots, c.s.Window)
 						var want, raw []float32
 						if kv == ops.KVF16 {
@@ -839,6 +881,7 @@ func TestAttentionSplitK(t *testing.T) {
 		slots    int   // the ring's slots; 0: the window
 		opts     ops.AttentionOpts
 		sinks    int
+		sinkQ    bool // the sinks are scored with sink queries of their own
 	}{
 		// Bands of 1 (position 0), W−1 (position W−2) and W (from W−1 on).
 		{s: optest.AttnShape{Heads: 8, KVHeads: 2, HeadDim: 64, Window: 520}, npos: 523, chunks: []int{1}, wantMore: true},
@@ -856,6 +899,10 @@ func TestAttentionSplitK(t *testing.T) {
 		// library's choice of splits over band and sinks.
 		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 150}, sinks: 4, splits: 3, npos: 260, chunks: []int{7, 150}, wantMore: true},
 		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 100}, sinks: 200, splits: 3, npos: 330, chunks: []int{13, 100}, wantMore: true},
+		// Sink queries: more sinks than a tile (sinks in two tiles, the
+		// second shared with the band), and GQA heads sharing a workgroup.
+		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 100}, sinks: 70, splits: 3, npos: 330, chunks: []int{13, 100}, wantMore: true, sinkQ: true},
+		{s: optest.AttnShape{Heads: 8, KVHeads: 2, HeadDim: 64, Window: 40}, sinks: 4, npos: 90, chunks: []int{7, 40}, sinkQ: true},
 		{s: optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 8, Window: 150}, sinks: 60, slots: 170, opts: ops.AttentionOpts{Softcap: 50},
 			npos: 260, chunks: []int{170, 1}, wantMore: true},
 	}
@@ -865,7 +912,7 @@ func TestAttentionSplitK(t *testing.T) {
 			name += fmt.Sprintf("/slots=%d/opts=%+v", c.slots, c.opts)
 		}
 		if c.sinks > 0 {
-			name += fmt.Sprintf("/sinks=%d", c.sinks)
+			name += fmt.Sprintf("/sinks=%d/sinkq=%v", c.sinks, c.sinkQ)
 		}
 		band := c.s.Window + c.sinks // Ring.Keys
 		if c.s.Window == 0 {
@@ -881,6 +928,9 @@ func TestAttentionSplitK(t *testing.T) {
 			for _, kv := range kvTypes {
 				a := newAttnSeq(t, split, c.s, c.npos, uint64(c.s.Window+c.splits+c.sinks))
 				a.slots, a.opts, a.sinks = c.slots, c.opts, c.sinks
+				if c.sinkQ {
+					a.withSinkQueries(t, split, uint64(c.npos))
+				}
 				var round func([]float32) []float32
 				if kv == ops.KVF16 {
 					round = optest.RoundF16

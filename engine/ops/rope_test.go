@@ -136,6 +136,43 @@ func TestRoPEQK(t *testing.T) {
 	}
 }
 
+// TestRoPEQTo rotates the query heads of q|k|v rows into a copy, in both
+// pairings and with a partial rotary dim: the copy equals RoPE in place on
+// the query heads bit for bit (the same kernel arithmetic), its dims ≥
+// ropeDim are the input's, and qkv is left exactly as it was.
+func TestRoPEQTo(t *testing.T) {
+	const ntok, heads, kvHeads, headDim = 3, 4, 2, 10
+	e := newEnv(t, vk.DeviceOptions{}, 0)
+	row, qd := (heads+2*kvHeads)*headDim, heads*headDim
+	pos := []int{7, 4001, 65_537}
+	for _, ropeDim := range []int{6, 10} {
+		table := optest.RoPETable(pos, ropeDim, headDim, 1e4)
+		rb := e.upload(t, "rope", table)
+		for _, style := range ropeStyles {
+			t.Run(fmt.Sprintf("%s/rope=%d", style, ropeDim), func(t *testing.T) {
+				qkv := optest.Rand(77, ntok*row)
+				xb := e.upload(t, "qkv", qkv)
+				inPlace := e.upload(t, "qkv in place", qkv)
+				// The copy lies at element 5 of a buffer of NaN-free junk.
+				qb := e.upload(t, "q", optest.Rand(78, 5+ntok*qd))
+				e.run(t, func(p *ops.Plan) {
+					p.RoPEQTo(ops.F32(xb), ops.F32(rb), ops.F32(qb).Sub(5, uint64(ntok*qd)), ntok, heads, kvHeads, headDim, ropeDim, style)
+					p.RoPEQK(ops.F32(inPlace), ops.F32(rb), ntok, heads, kvHeads, headDim, ropeDim, style)
+				})
+				require.Equal(t, qkv, e.download(t, xb), "qkv is not changed")
+				got, ref := e.download(t, qb)[5:], e.download(t, inPlace)
+				var want, in []float32
+				for r := range ntok {
+					want = append(want, ref[r*row:r*row+qd]...)
+					in = append(in, qkv[r*row:r*row+qd]...)
+				}
+				require.Equal(t, want, got, "the copy is RoPE in place, bit for bit")
+				check(t, "rope q to", got, ropeRef(in, table, ntok, heads, headDim, ropeDim, style), nmseRoPE)
+			})
+		}
+	}
+}
+
 // TestRoPELargerThanOneBinding rotates an x larger than one binding, split
 // into blocks of tokens.
 func TestRoPELargerThanOneBinding(t *testing.T) {
@@ -167,6 +204,8 @@ func TestRoPEShapeErrors(t *testing.T) {
 		{"rope dim > head dim", func(p *ops.Plan) { p.RoPE(b.Sub(0, 16), b.Sub(16, 20), 1, 2, 8, 10, pw) }, "shape mismatch"},
 		{"x too short", func(p *ops.Plan) { p.RoPE(b.Sub(0, 16), b.Sub(16, 4), 2, 2, 8, 4, pw) }, "shape mismatch"},
 		{"qkv too short", func(p *ops.Plan) { p.RoPEQK(b.Sub(0, 31), b.Sub(32, 4), 1, 2, 1, 8, 4, pw) }, "shape mismatch"},
+		{"q copy too short", func(p *ops.Plan) { p.RoPEQTo(b.Sub(0, 32), b.Sub(32, 4), b.Sub(40, 15), 1, 2, 1, 8, 4, pw) }, "shape mismatch"},
+		{"q copy overlaps qkv", func(p *ops.Plan) { p.RoPEQTo(b.Sub(0, 32), b.Sub(32, 4), b.Sub(8, 16), 1, 2, 1, 8, 4, pw) }, "overlap"},
 		{"unknown style", func(p *ops.Plan) { p.RoPE(b.Sub(0, 16), b.Sub(16, 4), 1, 2, 8, 4, loader.RopeStyle(7)) }, "unknown pairing RopeStyle(7)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
