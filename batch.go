@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -93,7 +94,8 @@ type BatchStats struct {
 	// over all sequences.
 	PromptTokens, GeneratedTokens int
 	// Steps counts the batched steps: one submit each, feeding one
-	// token of every decoding sequence and a chunk of at most one prompt.
+	// token of every decoding sequence, a chunk of at most one prompt, and
+	// the last token of any other prompt that has one left.
 	Steps int
 	// StepSizes[k] counts the steps that carried k sequences (len Slots+1):
 	// the batch size per step.
@@ -129,7 +131,7 @@ type Batch struct {
 	eb       *engine.Batch // used by the scheduler goroutine only, after NewBatch
 
 	mu      sync.Mutex
-	free    []int       // idle slots
+	free    []int       // idle slots, in descending order (the lowest is taken first)
 	waiting []*Sequence // in Tokens, waiting for a slot, oldest first
 	active  []*Sequence // holding a slot, in the order they got it
 	pending int         // submitted and holding no slot (a place in the queue)
@@ -529,6 +531,12 @@ func (b *Batch) schedule() {
 		if len(run) == 0 {
 			select {
 			case <-b.wake:
+				// Woken from idle by the first of a burst of sequences
+				// (clients that submit together): let the goroutines that
+				// are ready to run join the queue before the first step,
+				// so that they start in one step rather than one step
+				// apart. Best effort; it costs nothing when busy.
+				runtime.Gosched()
 				continue
 			case <-b.quit:
 				return
@@ -588,9 +596,9 @@ func (b *Batch) admit() {
 }
 
 // step runs one batched step over the running sequences: one token of each
-// that is generating, and the next chunk of the oldest that is still
-// reading its prompt; then it samples, hands out the tokens, and ends the
-// sequences that are done.
+// that is generating, the next chunk of the oldest that is still reading
+// its prompt, and the last token of every other prompt with one left; then
+// it samples, hands out the tokens, and ends the sequences that are done.
 func (b *Batch) step(run []*Sequence) {
 	var segs []engine.Segment
 	var owners []*Sequence
@@ -603,6 +611,12 @@ func (b *Batch) step(run []*Sequence) {
 		switch {
 		case len(q.feed) == 0:
 			toks = []int{q.next}
+		case len(q.feed) == 1:
+			// A prompt's last token rides like a decode token, beside the
+			// chunk of another prompt: streams that submit one-token
+			// prompts together start (and so run) in the same steps,
+			// instead of joining one step apart.
+			toks = q.feed
 		case !prompt:
 			prompt = true
 			toks = q.feed[:min(len(q.feed), b.m.em.Chunk())]
@@ -618,6 +632,19 @@ func (b *Batch) step(run []*Sequence) {
 		owners = append(owners, q)
 		logits = logits || (out && !q.gpuGreedy)
 	}
+	// In slot order: the step's shape (and so its recording in the engine)
+	// is then the set of slots and their token counts, whatever order the
+	// sequences joined in, so that fewer shapes are recorded.
+	idx := make([]int, len(segs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(i, j int) int { return segs[i].Slot - segs[j].Slot })
+	sorted, sortedOwners := make([]engine.Segment, len(segs)), make([]*Sequence, len(segs))
+	for k, i := range idx {
+		sorted[k], sortedOwners[k] = segs[i], owners[i]
+	}
+	segs, owners = sorted, sortedOwners
 	var err error
 	if len(segs) > 0 {
 		err = b.eb.Step(context.Background(), segs, logits)
@@ -694,7 +721,12 @@ func (b *Batch) finish(q *Sequence, why FinishReason, err error) {
 	}
 	q.result.Finish = why
 	b.active = slices.DeleteFunc(b.active, func(a *Sequence) bool { return a == q })
-	b.free = append(b.free, q.slot)
+	// Kept in descending order, so that admit takes the lowest free slot:
+	// sequences then run in the same slots whatever order the last ones
+	// left in, and a step's shape (its slots and their token counts) recurs
+	// instead of being recorded anew.
+	i, _ := slices.BinarySearchFunc(b.free, q.slot, func(a, t int) int { return t - a })
+	b.free = slices.Insert(b.free, i, q.slot)
 	b.end(q, err)
 }
 

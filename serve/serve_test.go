@@ -816,18 +816,44 @@ func TestConcurrentGreedyEqualsAlone(t *testing.T) {
 	}
 }
 
-// A bounded load on loopback (issue 12): 200 requests, 16 at a time on 4
-// slots, chat and completions, streamed and not, greedy and sampled. None
-// fails; the device memory after the first request is the device memory at
-// the end, exactly; RSS at the end is RSS after the first request within a
-// small slack; and no goroutine outlives the server.
+// A bounded load on loopback (issue 12): 16 clients at a time on 2 slots,
+// chat and completions, streamed and not, greedy and sampled; 200 requests
+// to warm up, then 200 measured. None fails; the device memory after the
+// first request is the device memory at the end, exactly; the Go heap and
+// RSS at the end are what they were after the warm-up, within a tight
+// bound; and no goroutine outlives the server.
+//
+// Why after a warm-up, and why 2 slots: host memory grows with the step
+// shapes the engine has recorded (engine.Batch keeps one command buffer
+// per shape, the slots a step carries and their token counts, at most 32,
+// least recently used evicted). Measured on lavapipe, 2 cores, with a
+// scratch copy of this test that read runtime.MemStats and glibc's
+// mallinfo2 every 100 requests: the Go heap stays at 3.5 MiB and the file
+// mappings at 80 MiB throughout; each recorded shape holds about 0.2–0.3
+// MiB of driver memory.
+//   - On 2 slots this mix takes about 20 shapes. They are recorded over the
+//     first few hundred requests, and then nothing is: 140 MiB after the
+//     first request, 145.5 after 100, 146.6 after 1000 (+0.3 MiB from 300
+//     to 1000), malloc's in-use bytes flat.
+//   - On 4 slots it takes more than 77 shapes (which slot holds the prompt,
+//     its length, which others decode, whether logits are read back). The
+//     32 recordings are then evicted and made again (about one per three
+//     requests), and the churn fragments malloc's heap: in-use bytes flat
+//     at 49 MB from request 100 on, but free bytes held grow from 5 to 18
+//     MB, so RSS climbs for about 1500 requests (138, 155 after 300, 164
+//     after 1200) and only then holds (165.8 after 1800, 166.2 after 3000).
+//     That is a plateau, not a leak, but too slow to reach in a test.
+//
+// So this test runs the shapes of a 2-slot load, which fit the recording
+// cache: after the warm-up RSS is flat, and a bound of 2 MiB over 200
+// requests (10 KiB a request) is tight enough to catch a leak per request.
 func TestLoad(t *testing.T) {
 	m := loadStories(t)
 	goroutines := runtime.NumGoroutine()
-	const total, concurrent = 200, 16
+	const warm, total, concurrent = 200, 200, 16
 	// MaxQueue = concurrent: 16 clients can never overflow the queue, so a
 	// 429 here is a failure.
-	b, err := m.NewBatch(vkrun.BatchOptions{Slots: 4, MaxQueue: concurrent, Template: rawTemplate(t)})
+	b, err := m.NewBatch(vkrun.BatchOptions{Slots: 2, MaxQueue: concurrent, Template: rawTemplate(t)})
 	require.NoError(t, err)
 	h := New(Options{Defaults: []vkrun.GenerateOption{vkrun.WithMaxTokens(8)}})
 	h.Ready(b)
@@ -861,56 +887,60 @@ func TestLoad(t *testing.T) {
 		}
 		return nil
 	}
+	var mu sync.Mutex
+	var failures []string
+	// load sends requests from…to−1, concurrent at a time, and waits for
+	// them all.
+	load := func(from, to int) {
+		sem := make(chan struct{}, concurrent)
+		var wg sync.WaitGroup
+		for i := from; i < to; i++ {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if err := request(i); err != nil {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("request %d: %v", i, err))
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+	}
 	require.NoError(t, request(0))
 	first := b.Stats()
 	rssFirst := rss(t)
 
-	sem := make(chan struct{}, concurrent)
-	var mu sync.Mutex
-	var failures []string
-	var wg sync.WaitGroup
 	start := time.Now()
-	for i := 1; i < total; i++ {
-		if i == total/2 {
-			wg.Wait()
-			t.Logf("RSS %d KiB after %d requests", rss(t)>>10, i)
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := request(i); err != nil {
-				mu.Lock()
-				failures = append(failures, fmt.Sprintf("request %d: %v", i, err))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	rssEnd := rss(t)
-	t.Logf("%d requests, %d at a time, in %v; RSS %d KiB after the first, %d KiB at the end", total, concurrent,
-		time.Since(start), rssFirst>>10, rssEnd>>10)
+	load(1, warm)
+	rssWarm, heapWarm := rss(t), heapAlloc()
+	load(warm, warm+total)
+	rssEnd, heapEnd := rss(t), heapAlloc()
+	t.Logf("%d requests, %d at a time, in %v; RSS %d KiB after the first, %d KiB after %d, %d KiB at the end; Go heap %d KiB after %d, %d KiB at the end",
+		warm+total, concurrent, time.Since(start), rssFirst>>10, rssWarm>>10, warm, rssEnd>>10, heapWarm>>10, warm, heapEnd>>10)
 	assert.Empty(t, failures)
 	st := b.Stats()
-	assert.Equal(t, total, st.Served)
+	assert.Equal(t, warm+total, st.Served)
 	assert.Zero(t, st.Failed+st.Cancelled)
 	assert.Equal(t, first.DeviceBytes, st.DeviceBytes, "device memory after the first request and at the end")
 	assert.Equal(t, first.HostBytes, st.HostBytes, "host-visible device memory after the first request and at the end")
-	// RSS slack: the first request ran alone, the load 16 at once, so the
-	// high-water marks are higher at the end: the Go heap (16 connections'
-	// buffers, bodies, goroutine stacks; Go returns freed pages lazily, and
-	// FreeOSMemory cannot return spans that live pools hold) and glibc's
-	// per-thread malloc arenas of the driver's threads, which are not given
-	// back. Measured on lavapipe, 2 cores: +16 to +17 MiB over the first 100
-	// requests, +6 MiB over the next 100 (logged above), 138 to 162 MiB
-	// in all. 32 MiB allows that; a leak of 200 KiB per request would not
-	// pass.
-	const slack = 32 << 20
-	assert.LessOrEqual(t, rssEnd, rssFirst+slack, "RSS after the first request %d KiB, at the end %d KiB", rssFirst>>10, rssEnd>>10)
+	// The Go heap after a GC: live objects only, so 1 MiB is slack for
+	// the connections' buffers that the pool keeps (measured: ±0.2 MiB).
+	assert.LessOrEqual(t, heapEnd, heapWarm+1<<20, "Go heap after the warm-up %d KiB, at the end %d KiB", heapWarm>>10, heapEnd>>10)
+	assert.LessOrEqual(t, rssEnd, rssWarm+2<<20, "RSS after the warm-up %d KiB, at the end %d KiB", rssWarm>>10, rssEnd>>10)
 
 	client.CloseIdleConnections()
 	ts.Close()
 	require.NoError(t, b.Close())
 	settle(t, goroutines)
+}
+
+// heapAlloc is the bytes of live Go objects after a GC.
+func heapAlloc() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 // rss is the process's resident set (VmRSS of /proc/self/status) after a

@@ -270,23 +270,24 @@ void main() {
 	probs_keys = p.sinks + band_keys(p.window, p.slots);
 	probs_row = p.part_off + (r * p.n_heads + kh * G) * probs_keys;
 #endif
-	uint first = 0; // the band's first batch
-	if (SQ != 0) {
-		// The sinks, with the sink queries in qv; then the query itself.
-		for (uint i0 = 0; i0 < band_sinks; i0 += KB) {
-			batch(i0, band_sinks, pos0, col, qv, m, l, acc);
-		}
-		[[unroll]] for (uint h = 0; h < G; h++) {
-			[[unroll]] for (uint d = 0; d < DL; d++) {
-				if (d0 + d < HD) {
-					qv[h][d] = q[qb + h * HD + d];
+	// With SQ the sinks' batches (the sink queries in qv) come first, then
+	// the band's from key band_sinks (the query itself in qv); one loop,
+	// so that batch is inlined once.
+	const uint first = SQ != 0 ? band_sinks : 0;            // the band's first batch's key
+	const uint nsb = SQ != 0 ? (band_sinks + KB - 1) / KB : 0; // the sinks' batches
+	const uint nb = nsb + (n - first + KB - 1) / KB;
+	for (uint b = 0; b < nb; b++) {
+		if (SQ != 0 && b == nsb) {
+			[[unroll]] for (uint h = 0; h < G; h++) {
+				[[unroll]] for (uint d = 0; d < DL; d++) {
+					if (d0 + d < HD) {
+						qv[h][d] = q[qb + h * HD + d];
+					}
 				}
 			}
 		}
-		first = band_sinks;
-	}
-	for (uint i0 = first; i0 < n; i0 += KB) {
-		batch(i0, n, pos0, col, qv, m, l, acc);
+		const bool sink = b < nsb;
+		batch(sink ? b * KB : first + (b - nsb) * KB, sink ? band_sinks : n, pos0, col, qv, m, l, acc);
 	}
 #ifdef PROBS
 	[[unroll]] for (uint h = 0; h < G; h++) {

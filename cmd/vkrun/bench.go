@@ -220,6 +220,15 @@ type benchResult struct {
 	BarriersPerToken    int    `json:"barriers_per_token,omitempty"`
 	HostBytesPerToken   uint64 `json:"host_bytes_per_token,omitempty"`
 	AttentionWorkgroups int    `json:"attention_workgroups,omitempty"`
+	// Streams tests (--streams): the concurrent streams, each stream's
+	// time to first token (nearest-rank p50 and p99 over every stream of
+	// every repetition, in ms), and the batch's steps over the measured
+	// repetitions with the share of them that carried every stream.
+	Streams   int     `json:"streams,omitempty"`
+	TTFTp50   float64 `json:"ttft_ms_p50,omitempty"`
+	TTFTp99   float64 `json:"ttft_ms_p99,omitempty"`
+	Steps     int     `json:"steps,omitempty"`
+	FullSteps float64 `json:"full_steps,omitempty"`
 }
 
 // benchKernel is one kernel's share of a test's GPU time.
@@ -265,6 +274,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	profile := fs.Bool("profile", false, "time every kernel on the GPU and print where each test's time goes")
 	layout := fs.String("layout", "auto", layoutUsage)
 	plotPath := fs.String("plot", "", "also write a PNG of tok/s against depth, a line per test, to this file")
+	streamsFlag := fs.String("streams", "", streamsUsage)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -280,6 +290,13 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	}
 	if *reps < 1 || *pp < 0 || *tg < 0 || (*pp == 0 && *tg == 0) {
 		return fail(2, "-r must be ≥ 1, -p and -n ≥ 0 and not both 0")
+	}
+	streams, err := parseStreams(*streamsFlag)
+	if err != nil {
+		return fail(2, "%v", err)
+	}
+	if len(streams) > 0 && *tg < 2 {
+		return fail(2, "--streams needs -n ≥ 2: a stream's decode rate is over the tokens after its first")
 	}
 	if *kv != "f16" && *kv != "f32" {
 		return fail(2, "--kv must be f16 or f32, not %q", *kv)
@@ -349,26 +366,32 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	run := func(test string, depth, n int, measure func(s *vkrun.Session) (float64, error)) error {
 		r := benchResult{Test: test, Depth: depth, Tokens: n}
 		kernels := map[string]*benchKernel{}
-		for rep := range *reps {
+		// Repetition −1 is untimed: the driver compiles each kernel on its
+		// first run, and the session records each step shape on first use.
+		for rep := -1; rep < *reps; rep++ {
 			s, err := m.NewSession()
 			if err != nil {
 				return err
 			}
 			kvBytes = s.KVBytes()
 			if depth > 0 {
-				if err := s.Prefill(ctx, "", vkrun.WithPromptTokens(tokens(depth, rep))); err != nil {
+				if err := s.Prefill(ctx, "", vkrun.WithPromptTokens(tokens(depth, max(rep, 0)))); err != nil {
 					s.Close()
 					return err
 				}
 			}
 			before := s.Profile()
 			v, err := measure(s)
-			profileDelta(kernels, before, s.Profile())
+			if rep >= 0 {
+				profileDelta(kernels, before, s.Profile())
+			}
 			s.Close()
 			if err != nil {
 				return err
 			}
-			r.TokS = append(r.TokS, v)
+			if rep >= 0 {
+				r.TokS = append(r.TokS, v)
+			}
 		}
 		r.Mean, r.Stddev = meanStd(r.TokS)
 		for _, k := range kernels {
@@ -418,6 +441,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			r.AttentionWorkgroups = m.AttentionWorkgroups(d)
 		}
 	}
+	for _, n := range streams {
+		if err := benchStreams(ctx, m, n, *tg, *reps, tokens, &results); err != nil {
+			return fail(1, "%s", oneLine(err))
+		}
+	}
 	if *plotPath != "" {
 		c, err := benchChart(fmt.Sprintf("%s on %s", label, m.Device.Name), results)
 		if err == nil {
@@ -453,24 +481,44 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "t/s @ d%d\t", d)
 	}
 	fmt.Fprintln(tw)
-	for _, test := range []string{fmt.Sprintf("pp%d", *pp), fmt.Sprintf("tg%d", *tg)} {
-		row := false
+	tests := []string{fmt.Sprintf("pp%d", *pp), fmt.Sprintf("tg%d", *tg)}
+	for _, n := range streams {
+		tests = append(tests, streamsTest(n))
+	}
+	for _, test := range tests {
+		var cells []string
+		found := false
 		for _, d := range ds {
+			cell := "-" // streams tests run at depth 0 only
 			for _, r := range results {
 				if r.Test == test && r.Depth == d {
-					if !row {
-						fmt.Fprintf(tw, "%s\t", test)
-						row = true
-					}
-					fmt.Fprintf(tw, "%.2f ± %.2f\t", r.Mean, r.Stddev)
+					cell, found = fmt.Sprintf("%.2f ± %.2f", r.Mean, r.Stddev), true
 				}
 			}
+			cells = append(cells, cell)
 		}
-		if row {
-			fmt.Fprintln(tw)
+		if found {
+			label := test
+			if strings.HasPrefix(test, "s") {
+				label = fmt.Sprintf("%s (tg%d)", test, *tg)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t\n", label, strings.Join(cells, "\t"))
 		}
 	}
 	tw.Flush()
+	for _, r := range results {
+		if r.Streams == 0 {
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: %d streams of %d tokens: aggregate decode %.2f ± %.2f tok/s; TTFT p50 %.0f ms, p99 %.0f ms; %d steps, %.0f%% of them with all %d streams",
+			r.Test, r.Streams, r.Tokens, r.Mean, r.Stddev, r.TTFTp50, r.TTFTp99, r.Steps, 100*r.FullSteps, r.Streams)
+		for _, o := range results {
+			if o.Depth == 0 && o.Streams == 0 && o.Mean > 0 {
+				fmt.Fprintf(stdout, "; %.2f× %s", r.Mean/o.Mean, o.Test)
+			}
+		}
+		fmt.Fprintln(stdout)
+	}
 	for _, r := range results {
 		if r.DispatchesPerToken > 0 {
 			layers := max(m.Config.NumLayers, 1)
