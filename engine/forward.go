@@ -147,12 +147,13 @@ func (m *Model) forward(p *ops.Plan, b *stepBufs, sh stepShape) error {
 			if sinkRope >= 0 {
 				a.SinkQuery = b.sinkQ.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim))
 			}
+			out := att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim))
 			if pr := sg.probe; pr != nil && pr.layer == l {
-				p.AttentionQKVProbs(q, cache, sg.pos, att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim)), pr.probs, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, a)
+				p.AttentionQKVProbs(q, cache, sg.pos, out, pr.probs, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, a)
+				p.StoreKVQKV(q, cache, sg.pos, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim)
 			} else {
-				p.AttentionQKV(q, cache, sg.pos, att.Sub(uint64(sg.row*qDim), uint64(sg.n*qDim)), sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, a)
+				p.AttendQKV(q, cache, sg.pos, out, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim, a) // attention, then cache ← k, v
 			}
-			p.StoreKVQKV(q, cache, sg.pos, sg.n, c.NumHeads, c.NumKVHeads, c.HeadDim)
 		}
 		if c.PostNorms { // h is free once q|k|v are made
 			p.MatMul(lw.wo, att, h, n, false)

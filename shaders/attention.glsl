@@ -3,7 +3,9 @@
 // (flash-decoding), with the query heads of a KV head sharing every key and
 // value load. It is the body of swa.comp (f32 ring) and swa_f16.comp (f16
 // ring, RING_F16 defined: pairs of halves packed in uint words with
-// packHalf2x16, so no 16-bit storage feature is needed).
+// packHalf2x16, so no 16-bit storage feature is needed), and, with STORE
+// defined, of swa_store.comp and swa_f16_store.comp, which also write the
+// chunk into the ring (store_kv), for decode steps.
 //
 // Semantics (design §3, §12). The query at absolute position pos = pos0 + i,
 // with pos0 = step[step_off], attends the keys j in [lo, pos], lo =
@@ -163,6 +165,34 @@ vec2 chunk_value(uint i, uint col, uint c) {
 	return as_ring(vec2(vc[b], vc[b + 1]));
 }
 
+#ifdef STORE
+// store_kv writes chunk row i, at position pos, of the KV head at col into
+// its ring row, as kv_store_*.comp does (attention_store.glsl: the same row,
+// the same rounding), so that StoreKV needs no dispatch of its own. The host
+// runs this variant only when no query of the chunk reads a row that the
+// chunk writes (Ring.storeFuses): a global ring, or at most slots − W + 1
+// tokens (one, when slots = W), whose rows hold positions below every band.
+void store_kv(uint i, uint pos, uint col) {
+	const uint row = pos < p.sinks ? pos : p.sinks + pos % p.slots;
+	const uint src = i * p.kv_stride + col;
+	for (uint c = gl_LocalInvocationID.x; c < p.head_dim / 2; c += WG) {
+		const vec2 k = vec2(kc[p.k_off + src + 2 * c], kc[p.k_off + src + 2 * c + 1]);
+		const vec2 v = vec2(vc[p.v_off + src + 2 * c], vc[p.v_off + src + 2 * c + 1]);
+#ifdef RING_F16
+		const uint dst = (row * p.kv_dim + col) / 2 + c;
+		rk[p.rk_off + dst] = packHalf2x16(k);
+		rv[p.rv_off + dst] = packHalf2x16(v);
+#else
+		const uint dst = row * p.kv_dim + col + 2 * c;
+		rk[p.rk_off + dst] = k.x;
+		rk[p.rk_off + dst + 1] = k.y;
+		rv[p.rv_off + dst] = v.x;
+		rv[p.rv_off + dst + 1] = v.y;
+#endif
+	}
+}
+#endif
+
 void main() {
 	const uint hgs = p.n_heads / HG; // head groups per query
 	const uint g = group_index();
@@ -179,6 +209,11 @@ void main() {
 
 	const uint pos0 = step[p.step_off];
 	const uint pos = pos0 + p.q0 + r;
+#ifdef STORE
+	if (sp == 0 && h0 % p.group == 0) { // one workgroup per (query, KV head) stores its key and value
+		store_kv(p.q0 + r, pos, col);
+	}
+#endif
 	const uint n = begin_band(pos); // the sinks and the band: at most sinks + W (or slots)
 	const uint ks = split_len(n, p.splits, WG);
 	if (sp * ks >= n) {

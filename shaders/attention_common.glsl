@@ -50,10 +50,17 @@ layout(binding = 1) readonly buffer KBuf { float kc[]; };         // (q0+rows, k
 layout(binding = 1) readonly buffer KBuf4 { vec4 kc4[]; };
 layout(binding = 2) readonly buffer VBuf { float vc[]; };         // (q0+rows, kv_stride) f32
 layout(binding = 2) readonly buffer VBuf4 { vec4 vc4[]; };
-layout(binding = 3) readonly buffer RKBuf { RING_T rk[]; };       // (sinks + slots, kv_dim) ring keys
-layout(binding = 3) readonly buffer RKBuf4 { RING4_T rk4[]; };
-layout(binding = 4) readonly buffer RVBuf { RING_T rv[]; };       // (sinks + slots, kv_dim) ring values
-layout(binding = 4) readonly buffer RVBuf4 { RING4_T rv4[]; };
+// With STORE (swa_store.comp, swa_f16_store.comp) the kernel also writes the
+// chunk's keys and values into the ring, so the ring is not read-only there.
+#ifdef STORE
+#define RING_ACCESS
+#else
+#define RING_ACCESS readonly
+#endif
+layout(binding = 3) RING_ACCESS buffer RKBuf { RING_T rk[]; };       // (sinks + slots, kv_dim) ring keys
+layout(binding = 3) RING_ACCESS buffer RKBuf4 { RING4_T rk4[]; };
+layout(binding = 4) RING_ACCESS buffer RVBuf { RING_T rv[]; };       // (sinks + slots, kv_dim) ring values
+layout(binding = 4) RING_ACCESS buffer RVBuf4 { RING4_T rv4[]; };
 layout(binding = 5) readonly buffer StepBuf { uint step[]; };     // step[step_off] = pos0
 layout(binding = 6) writeonly buffer OutBuf { float o[]; };       // (rows, n_heads*head_dim) f32
 // The sink queries, (rows, sq_stride) f32: each query rotated at its cache

@@ -107,11 +107,15 @@ func Push[T any](p *T) []byte {
 var (
 	rrw         = []vk.Access{vk.Read, vk.Read, vk.Write}
 	attnAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Read, vk.Write, vk.Read} // …, out, sink queries
-	splitAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.Write) // and the partials
+	splitAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.Write)                       // and the partials
 	storeAccess = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Write, vk.Write}
 	normAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite}               // x, w, w2, y (y += with Accumulate)
 	probsAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.ReadWrite) // and the probabilities (written, read back, rewritten)
 )
+
+// storeAttnAccess is splitAccess with the ring (bindings 3 and 4) written
+// too: swa_store*.
+var storeAttnAccess = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite, vk.ReadWrite, vk.Read, vk.Write, vk.Read, vk.Write}
 
 // The kernels with one variant for all weight types. Each comment gives
 // the contract; shapes are row-major.
@@ -159,6 +163,14 @@ var (
 	// SWAF16: as SWAF32 over an f16 ring; chunk k, v are rounded to f16.
 	SWAF16 = Kernel{Name: "swa_f16", Bindings: splitAccess, Params: reflect.TypeFor[AttentionParams](),
 		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
+	// SWAStoreF32 is SWAF32 that also writes the chunk's k, v into the ring
+	// rows KVStoreF32 would: StoreKV fused into attention, for chunks whose
+	// rows no query of theirs reads (a decode step). shaders/swa_store.comp.
+	SWAStoreF32 = Kernel{Name: "swa_store", Bindings: storeAttnAccess, Params: reflect.TypeFor[AttentionParams](),
+		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
+	// SWAStoreF16 is SWAStoreF32 over an f16 ring (KVStoreF16's rounding).
+	SWAStoreF16 = Kernel{Name: "swa_f16_store", Bindings: storeAttnAccess, Params: reflect.TypeFor[AttentionParams](),
+		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
 	// SWAMerge: out (rows, heads*headDim) f32 = the splits' partial results
 	// (rows, heads, splits, headDim+2) f32 combined (shaders/swa_merge.comp);
 	// the splits cut each query's sinks and band as one sequence.
@@ -195,7 +207,7 @@ var (
 // Kernels lists every kernel: those above, then the weight kernels of the
 // table (WeightKernel) in WeightTypes order.
 var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, LayerNorm, RoPE, SiluMul, GELUTanhMul, ScaleCap, Argmax,
-	SWAF32, SWAF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16, SWAKeysProbsF32, SWAKeysProbsF16}, weightKernels()...)
+	SWAF32, SWAF16, SWAStoreF32, SWAStoreF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16, SWAKeysProbsF32, SWAKeysProbsF16}, weightKernels()...)
 
 // MatVecParams mirrors matvec.glsl's push constants.
 type MatVecParams struct {

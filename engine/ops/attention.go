@@ -265,11 +265,73 @@ func (p *Plan) AttentionQKV(qkv Tensor, ring Ring, step Tensor, out Tensor, ntok
 	p.fail(p.attention(q, k, v, ring, step, out, nil, ntok, nHeads, nKVHeads, headDim, int(stride), int(stride), o))
 }
 
+// Attend records Attention, then StoreKV of the same chunk: the step
+// of design §3, attend, then write the chunk into the cache. Where the
+// chunk's rows are rows that none of its queries reads (Ring.StoreFuses: a
+// decode step, or any chunk of a global ring) the GPU layout's kernel does
+// both in one dispatch (swa_store*.comp), writing what StoreKV would, bit
+// for bit; otherwise it is the two ops.
+func (p *Plan) Attend(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int, o AttentionOpts) {
+	if p.err == nil {
+		kd := nKVHeads * headDim
+		p.fail(p.attend(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim, nHeads*headDim, kd, o))
+	}
+}
+
+// AttendQKV is Attend of the q, k and v side by side in each row of qkv,
+// as AttentionQKV is of Attention.
+func (p *Plan) AttendQKV(qkv Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int, o AttentionOpts) {
+	if p.err != nil {
+		return
+	}
+	q, k, v, stride, err := qkvViews(qkv, ntok, nHeads, nKVHeads, headDim)
+	if err != nil {
+		p.fail(fmt.Errorf("ops: AttendQKV: %w", err))
+		return
+	}
+	p.fail(p.attend(q, k, v, ring, step, out, ntok, nHeads, nKVHeads, headDim, int(stride), int(stride), o))
+}
+
+func (p *Plan) attend(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim, qStride, kvStride int, o AttentionOpts) error {
+	if p.storeFuses(ring, ntok, nHeads, nKVHeads, headDim) {
+		return p.attentionStore(q, k, v, ring, step, out, nil, true, ntok, nHeads, nKVHeads, headDim, qStride, kvStride, o)
+	}
+	if err := p.attention(q, k, v, ring, step, out, nil, ntok, nHeads, nKVHeads, headDim, qStride, kvStride, o); err != nil {
+		return err
+	}
+	return p.storeKV(k, v, ring, step, ntok, kvStride)
+}
+
+// StoreFuses reports whether a chunk of ntok tokens can be written into
+// the ring by the dispatch that attends it: none of the chunk's queries may
+// read a ring row that the chunk writes. A global ring's chunk writes rows
+// past every key before it; a local ring's chunk of n tokens overwrites
+// the positions pos0 − slots … pos0 + n − 1 − slots, which the first query's
+// band (from pos0 − W + 1) misses while n ≤ slots − W + 1: one token when
+// slots = W. A sink row is written only by the chunk holding its position,
+// whose queries read it from the chunk.
+func (r Ring) StoreFuses(ntok int) bool {
+	return ntok >= 1 && (r.Window == 0 || ntok <= r.Slots-r.Window+1)
+}
+
+// storeFuses is StoreFuses where this library's kernel for the shape has
+// the fused variant: the GPU layout's (attention.glsl).
+func (p *Plan) storeFuses(ring Ring, ntok, nHeads, nKVHeads, headDim int) bool {
+	return ring.StoreFuses(ntok) && nKVHeads > 0 && !p.lib.keysKernel(nHeads, nKVHeads, headDim, ring.Keys())
+}
+
 // attention is Attention over q rows qStride and k, v rows kvStride
 // elements apart, returning its error. With probs non-nil it runs the CPU
 // layout's debug variant, which also writes the softmax probabilities to
 // probs (see AttentionProbs).
 func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, probs *Tensor, ntok, nHeads, nKVHeads, headDim, qStride, kvStride int, o AttentionOpts) error {
+	return p.attentionStore(q, k, v, ring, step, out, probs, false, ntok, nHeads, nKVHeads, headDim, qStride, kvStride, o)
+}
+
+// attentionStore is attention that, with store, also writes the chunk into
+// the ring in the same dispatch (the GPU layout's swa_store*; the caller
+// checks storeFuses).
+func (p *Plan) attentionStore(q, k, v Tensor, ring Ring, step Tensor, out Tensor, probs *Tensor, store bool, ntok, nHeads, nKVHeads, headDim, qStride, kvStride int, o AttentionOpts) error {
 	if err := ring.check(ntok); err != nil {
 		return fmt.Errorf("ops: Attention: %w", err)
 	}
@@ -297,6 +359,12 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, pro
 	if ring.Type == KVF16 {
 		kern, keys = shaders.SWAF16, shaders.SWAKeysF16
 	}
+	if store {
+		kern = shaders.SWAStoreF32
+		if ring.Type == KVF16 {
+			kern = shaders.SWAStoreF16
+		}
+	}
 	group := nHeads / nKVHeads
 	rk, rv, rko, rvo, err := p.ringBindings(ring)
 	if err != nil {
@@ -317,6 +385,9 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, pro
 		if ring.Type == KVF16 {
 			keys = shaders.SWAKeysProbsF16
 		}
+	}
+	if store && (cpu || debug || !ring.StoreFuses(ntok)) {
+		return fmt.Errorf("ops: Attend: no fused store for %d tokens over %s in this kernel", ntok, ring.K.Name)
 	}
 	hg, splits := p.lib.attentionSplit(nHeads, nKVHeads, headDim, band)
 	if cpu {
@@ -408,6 +479,9 @@ func (p *Plan) attention(q, k, v Tensor, ring Ring, step Tensor, out Tensor, pro
 			kk = kk.WithSpec(2, 1)
 		}
 		table, reason := kern.Name, fmt.Sprintf("%d query heads per workgroup, %d splits", hg, splits)
+		if store {
+			reason += "; StoreKV fused (no query of the chunk reads a row it writes)"
+		}
 		if p.lib.layout == shaders.CPULayout {
 			table = keys.Name
 			reason = fmt.Sprintf("group × head dim %d or band and sinks %d beyond the CPU kernel's %d and %d; ", group*headDim, band, maxKeysRegs, maxKeysBand) + reason

@@ -46,6 +46,7 @@ type attnSeq struct {
 	opts       ops.AttentionOpts // the scores' scale and soft-cap
 	sq         []float32         // (npos, QDim): the sink queries (AttentionOpts.SinkQuery), or none
 	sqb        *vk.Buffer
+	attend     bool // record Attend (attention and store, fused where it can be) instead of the two ops
 }
 
 // withSinkQueries gives a random sink queries of their own, unlike q, so
@@ -130,6 +131,11 @@ func (a *attnSeq) run(t testing.TB, e *env, kv ops.KVType, sizes []int, from int
 			opts := a.opts
 			if a.sqb != nil {
 				opts.SinkQuery = ops.F32(a.sqb).Sub(a.pad+p0*qd, n*qd)
+			}
+			if a.attend {
+				plan.Attend(q, k, v, ring, step, o, c, s.Heads, s.KVHeads, s.HeadDim, opts)
+				require.NoError(t, plan.Err())
+				continue
 			}
 			plan.Attention(q, k, v, ring, step, o, c, s.Heads, s.KVHeads, s.HeadDim, opts)
 		}
@@ -950,6 +956,71 @@ func TestAttentionSplitK(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAttendFusesStore: Attend, attention with the store fused into its
+// dispatch where no query of the chunk reads a row the chunk writes, gives
+// exactly the outputs of Attention then StoreKV (later queries read what it
+// stored, from rings that start as NaN), for decode steps of local rings
+// with and without sinks (and sink queries), chunks up to slots − W + 1 of
+// a ring with more slots than its window, and any chunk of a global ring,
+// f32 and f16, in the GPU layout; and the fused step has one dispatch less.
+func TestAttendFusesStore(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{})
+	e := newEnvOn(t, d, ops.Options{Layout: ops.ForceGPU})
+	cases := []struct {
+		s            optest.AttnShape
+		slots, sinks int
+		sinkQ        bool
+		chunks       []int
+		npos         int
+	}{
+		{s: optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 8, Window: 5}, chunks: []int{1}, npos: 23},
+		{s: optest.AttnShape{Heads: 8, KVHeads: 2, HeadDim: 64, Window: 6}, sinks: 2, sinkQ: true, chunks: []int{1}, npos: 20},
+		{s: optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 8, Window: 5}, slots: 9, chunks: []int{5, 1, 3}, npos: 31},
+		{s: optest.AttnShape{Heads: 4, KVHeads: 4, HeadDim: 16, Window: 0}, slots: 40, chunks: []int{7, 1, 13}, npos: 40},
+	}
+	for _, c := range cases {
+		for _, kv := range kvTypes {
+			t.Run(fmt.Sprintf("%v/W=%d/slots=%d/sinks=%d/chunks=%v", kv, c.s.Window, c.slots, c.sinks, c.chunks), func(t *testing.T) {
+				a := newAttnSeq(t, e, c.s, c.npos, uint64(90+c.npos))
+				a.slots, a.sinks = c.slots, c.sinks
+				if c.sinkQ {
+					a.withSinkQueries(t, e, uint64(91+c.npos))
+				}
+				apart := a.run(t, e, kv, c.chunks, 0)
+				a.attend = true
+				fused := a.run(t, e, kv, c.chunks, 0)
+				requireBitEqual(t, "Attend vs Attention then StoreKV", fused, apart, c.s.QDim())
+			})
+		}
+	}
+
+	// One decode token: Attend records one dispatch less than the two ops,
+	// and a chunk whose rows a query still reads gets the two ops.
+	s := optest.AttnShape{Heads: 4, KVHeads: 2, HeadDim: 8, Window: 4}
+	ring := ops.Ring{K: e.alloc(t, "rk", 4*s.KVDim()), V: e.alloc(t, "rv", 4*s.KVDim()), Window: 4, Slots: 4, KVDim: s.KVDim(), Type: ops.KVF32}
+	require.True(t, ring.StoreFuses(1))
+	require.False(t, ring.StoreFuses(2), "a second token would overwrite the first query's oldest key")
+	wide := ring
+	wide.Slots = 7
+	require.True(t, wide.StoreFuses(4))
+	require.False(t, wide.StoreFuses(5))
+	count := func(ntok int, fused bool) int {
+		q, k := e.alloc(t, "q", ntok*s.QDim()), e.alloc(t, "k", ntok*s.KVDim())
+		out, step := e.alloc(t, "out", ntok*s.QDim()), e.alloc(t, "step", 1)
+		p := e.plan(t)
+		if fused {
+			p.Attend(ops.F32(q), ops.F32(k), ops.F32(k), ring, ops.F32(step), ops.F32(out), ntok, s.Heads, s.KVHeads, s.HeadDim, ops.AttentionOpts{})
+		} else {
+			p.Attention(ops.F32(q), ops.F32(k), ops.F32(k), ring, ops.F32(step), ops.F32(out), ntok, s.Heads, s.KVHeads, s.HeadDim, ops.AttentionOpts{})
+			p.StoreKV(ops.F32(k), ops.F32(k), ring, ops.F32(step), ntok)
+		}
+		require.NoError(t, p.Err())
+		return p.Seq.Dispatches()
+	}
+	require.Equal(t, count(1, false)-1, count(1, true), "decode: the store rides in the attention dispatch")
+	require.Equal(t, count(3, false), count(3, true), "a chunk of 3 over a ring of its window keeps StoreKV apart")
 }
 
 // TestStoreKV writes chunks that wrap around the ring and compares the ring

@@ -11,9 +11,10 @@
 // a test can assert which kernel ran. Pipelines are built on first use.
 //
 // A Plan records ops (MatMul, Embed and EmbedScaled, RMSNorm, RMSNormAdd,
-// LayerNorm, HeadNormQK, RoPE in both pairings, Attention with its scale
-// and soft-cap, StoreKV, ActMul for SiLU and GELU-tanh, ScaleCap, Add,
-// Argmax) and, like vk.Sequence, keeps its first error: an op
+// LayerNorm, HeadNormQK, RoPE in both pairings and RoPEQTo (a rotated
+// copy: the sinks' queries), Attention with its scale, soft-cap and sink
+// queries, StoreKV, Attend (both, in one dispatch where the store cannot
+// race the reads), ActMul for SiLU and GELU-tanh, ScaleCap, Add, Argmax) and, like vk.Sequence, keeps its first error: an op
 // that fails records nothing more, and Err reports it. Ops bind tensors
 // larger than maxStorageBufferRange in parts, one dispatch each. The
 // ...Into, ...QKV and ...Rows forms work on strided rows: q|k|v side by
