@@ -820,8 +820,8 @@ func TestConcurrentGreedyEqualsAlone(t *testing.T) {
 // chat and completions, streamed and not, greedy and sampled; 200 requests
 // to warm up, then 200 measured. None fails; the device memory after the
 // first request is the device memory at the end, exactly; the Go heap and
-// RSS at the end are what they were after the warm-up, within a tight
-// bound; and no goroutine outlives the server.
+// RSS at the end are what they were after the warm-up, within tight
+// bounds; and no goroutine outlives the server.
 //
 // Why after a warm-up, and why 2 slots: host memory grows with the step
 // shapes the engine has recorded (engine.Batch keeps one command buffer
@@ -833,8 +833,9 @@ func TestConcurrentGreedyEqualsAlone(t *testing.T) {
 // MiB of driver memory.
 //   - On 2 slots this mix takes about 20 shapes. They are recorded over the
 //     first few hundred requests, and then nothing is: 140 MiB after the
-//     first request, 145.5 after 100, 146.6 after 1000 (+0.3 MiB from 300
-//     to 1000), malloc's in-use bytes flat.
+//     first request, 145.5 after 100, 146.6 after 1000 (+0.4 to +0.7 MiB
+//     from 300 to 1000 in two runs), malloc's in-use bytes growing only by
+//     the last few shapes.
 //   - On 4 slots it takes more than 77 shapes (which slot holds the prompt,
 //     its length, which others decode, whether logits are read back). The
 //     32 recordings are then evicted and made again (about one per three
@@ -845,8 +846,13 @@ func TestConcurrentGreedyEqualsAlone(t *testing.T) {
 //     That is a plateau, not a leak, but too slow to reach in a test.
 //
 // So this test runs the shapes of a 2-slot load, which fit the recording
-// cache: after the warm-up RSS is flat, and a bound of 2 MiB over 200
-// requests (10 KiB a request) is tight enough to catch a leak per request.
+// cache, and measures from the end of a warm-up of the same mix, when
+// (nearly) every shape has been recorded. Over the next 200 requests,
+// measured: the Go heap moves by less than 0.15 MiB and RSS grows by 0.4
+// to 2.1 MiB (a shape or two that the warm-up missed, and page-level
+// noise). The bounds, 1 MiB of Go heap (5 KiB a request) and 4 MiB of RSS
+// (20 KiB a request, an eighth of the 32 MiB slack from the first request
+// this test had before), catch a leak per request or per recording.
 func TestLoad(t *testing.T) {
 	m := loadStories(t)
 	goroutines := runtime.NumGoroutine()
@@ -927,7 +933,7 @@ func TestLoad(t *testing.T) {
 	// The Go heap after a GC: live objects only, so 1 MiB is slack for
 	// the connections' buffers that the pool keeps (measured: ±0.2 MiB).
 	assert.LessOrEqual(t, heapEnd, heapWarm+1<<20, "Go heap after the warm-up %d KiB, at the end %d KiB", heapWarm>>10, heapEnd>>10)
-	assert.LessOrEqual(t, rssEnd, rssWarm+2<<20, "RSS after the warm-up %d KiB, at the end %d KiB", rssWarm>>10, rssEnd>>10)
+	assert.LessOrEqual(t, rssEnd, rssWarm+4<<20, "RSS after the warm-up %d KiB, at the end %d KiB", rssWarm>>10, rssEnd>>10)
 
 	client.CloseIdleConnections()
 	ts.Close()
