@@ -204,9 +204,7 @@ func (m *Model) forward(p *ops.Plan, b *stepBufs, sh stepShape) error {
 		p.ScaleCap(logits, float32(scale), float32(c.FinalSoftcap))
 	}
 	if sh.argmax.Buf != nil {
-		for i := range rows {
-			p.Argmax(logits.Sub(uint64(i*c.VocabSize), uint64(c.VocabSize)), sh.argmax.Sub(uint64(i), 1))
-		}
+		p.ArgmaxRows(logits, sh.argmax, rows)
 	}
 	return p.Err()
 }

@@ -1,6 +1,7 @@
 #version 450
-// argmax: out[0] (u32) = the first index of the maximum of x (n,) f32, in
-// one workgroup. NaN never wins unless every element is NaN (then 0); −0
+// argmax: out[r] (u32) = the first index of the maximum of row r of x
+// (rows, n) f32, one workgroup per row (the dispatch's workgroups are the
+// rows). NaN never wins unless every element is NaN (then 0); −0
 // and +0 are equal, so the first of them wins.
 #include "common.glsl"
 
@@ -33,10 +34,12 @@ bool beats(float v, uint i, float w, uint j) {
 
 void main() {
 	const uint t = gl_LocalInvocationID.x;
+	const uint row = group_index();
+	const uint xb = p.x_off + row * p.n;
 	float bv = 0.0;
 	uint bi = 0xffffffffu; // none yet
 	for (uint i = t; i < p.n; i += WG) {
-		const float v = x[p.x_off + i];
+		const float v = x[xb + i];
 		if (bi == 0xffffffffu || beats(v, i, bv, bi)) {
 			bv = v;
 			bi = i;
@@ -57,6 +60,6 @@ void main() {
 		barrier();
 	}
 	if (t == 0) {
-		result[p.out_off] = best_i[0];
+		result[p.out_off + row] = best_i[0];
 	}
 }

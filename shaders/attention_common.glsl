@@ -50,7 +50,7 @@ layout(binding = 1) readonly buffer KBuf { float kc[]; };         // (q0+rows, k
 layout(binding = 1) readonly buffer KBuf4 { vec4 kc4[]; };
 layout(binding = 2) readonly buffer VBuf { float vc[]; };         // (q0+rows, kv_stride) f32
 layout(binding = 2) readonly buffer VBuf4 { vec4 vc4[]; };
-// With STORE (swa_store.comp, swa_f16_store.comp) the kernel also writes the
+// With STORE (swa_store*.comp, swa_keys_store*.comp) the kernel also writes the
 // chunk's keys and values into the ring, so the ring is not read-only there.
 #ifdef STORE
 #define RING_ACCESS
@@ -122,6 +122,34 @@ uint begin_band(uint pos) {
 	band_sinks = min(p.sinks, band_lo);
 	return band_sinks + pos - band_lo + 1;
 }
+
+#ifdef STORE
+// store_kv writes chunk row i, at position pos, of the KV head at col into
+// its ring row, as kv_store_*.comp does (attention_store.glsl: the same row,
+// the same rounding), so that StoreKV needs no dispatch of its own. The host
+// runs this variant only when no query of the chunk reads a row that the
+// chunk writes (Ring.storeFuses): a global ring, or at most slots − W + 1
+// tokens (one, when slots = W), whose rows hold positions below every band.
+void store_kv(uint i, uint pos, uint col) {
+	const uint row = pos < p.sinks ? pos : p.sinks + pos % p.slots;
+	const uint src = i * p.kv_stride + col;
+	for (uint c = gl_LocalInvocationID.x; c < p.head_dim / 2; c += WG) {
+		const vec2 k = vec2(kc[p.k_off + src + 2 * c], kc[p.k_off + src + 2 * c + 1]);
+		const vec2 v = vec2(vc[p.v_off + src + 2 * c], vc[p.v_off + src + 2 * c + 1]);
+#ifdef RING_F16
+		const uint dst = (row * p.kv_dim + col) / 2 + c;
+		rk[p.rk_off + dst] = packHalf2x16(k);
+		rv[p.rv_off + dst] = packHalf2x16(v);
+#else
+		const uint dst = row * p.kv_dim + col + 2 * c;
+		rk[p.rk_off + dst] = k.x;
+		rk[p.rk_off + dst + 1] = k.y;
+		rv[p.rv_off + dst] = v.x;
+		rv[p.rv_off + dst + 1] = v.y;
+#endif
+	}
+}
+#endif
 
 // softcap_tanh is tanh(x) by a formula that cannot overflow: tanh of a large
 // argument, as (e^x − e^−x)/(e^x + e^−x), is inf/inf = NaN on some drivers.

@@ -2,7 +2,9 @@
 // (same semantics, push constants and bindings), laid out for CPU devices.
 // It is the body of swa_keys.comp and swa_keys_f16.comp, and, with PROBS
 // defined, of their debug variants swa_keys_probs.comp and
-// swa_keys_f16_probs.comp, which also write the softmax probabilities.
+// swa_keys_f16_probs.comp, which also write the softmax probabilities, and,
+// with STORE, of swa_keys_store.comp and swa_keys_f16_store.comp, which
+// also write the chunk into the ring (store_kv, attention_common.glsl).
 //
 // Work. A workgroup is one subgroup (WG invocations, one SIMD fibre on a
 // CPU) and computes one (query, KV head): all G query heads that share the
@@ -243,6 +245,9 @@ void main() {
 
 	const uint pos0 = step[p.step_off];
 	const uint pos = pos0 + p.q0 + r;
+#ifdef STORE
+	store_kv(p.q0 + r, pos, col); // this (query, KV head)'s key and value into the ring
+#endif
 	const uint n = begin_band(pos); // the sinks and the band: at most sinks + W (or slots)
 
 	const uint qb = p.q_off + r * p.q_stride + kh * G * HD + d0;

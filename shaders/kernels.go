@@ -113,9 +113,12 @@ var (
 	probsAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.ReadWrite) // and the probabilities (written, read back, rewritten)
 )
 
-// storeAttnAccess is splitAccess with the ring (bindings 3 and 4) written
-// too: swa_store*.
-var storeAttnAccess = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite, vk.ReadWrite, vk.Read, vk.Write, vk.Read, vk.Write}
+// storeAttnAccess and storeKeysAccess are splitAccess and attnAccess with
+// the ring (bindings 3 and 4) written too: swa_store* and swa_keys_store*.
+var (
+	storeAttnAccess = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite, vk.ReadWrite, vk.Read, vk.Write, vk.Read, vk.Write}
+	storeKeysAccess = storeAttnAccess[:8]
+)
 
 // The kernels with one variant for all weight types. Each comment gives
 // the contract; shapes are row-major.
@@ -148,7 +151,8 @@ var (
 	// ScaleCap: x (n,) f32 in place ← cap·tanh(x·scale/cap), or x·scale
 	// when cap ≤ 0 (logit scale and soft-cap).
 	ScaleCap = Kernel{Name: "scale_cap", Bindings: []vk.Access{vk.ReadWrite}, Params: reflect.TypeFor[ScaleCapParams]()}
-	// Argmax: out[0] (u32) = the first index of the maximum of x (n,) f32.
+	// Argmax: out[r] (u32) = the first index of the maximum of row r of x
+	// (rows, n) f32, a workgroup per row.
 	Argmax = Kernel{Name: "argmax", Bindings: []vk.Access{vk.Read, vk.Write}, Params: reflect.TypeFor[ArgmaxParams]()}
 
 	// SWAF32: out (rows, heads*headDim) f32 = sliding-window attention of q
@@ -193,6 +197,14 @@ var (
 	SWAKeysF16 = Kernel{Name: "swa_keys_f16", Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams](),
 		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
 
+	// SWAKeysStoreF32 is SWAKeysF32 that also writes the chunk into the
+	// ring, as SWAStoreF32 (shaders/swa_keys_store.comp).
+	SWAKeysStoreF32 = Kernel{Name: "swa_keys_store", Bindings: storeKeysAccess, Params: reflect.TypeFor[AttentionParams](),
+		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
+	// SWAKeysStoreF16 is SWAKeysStoreF32 over an f16 ring.
+	SWAKeysStoreF16 = Kernel{Name: "swa_keys_f16_store", Bindings: storeKeysAccess, Params: reflect.TypeFor[AttentionParams](),
+		Subgroup: true, Spec: []vk.SpecConstant{{ID: 1, Value: 64}, {ID: 2, Value: 4}, {ID: 3, Value: 1}}}
+
 	// SWAKeysProbsF32 is SWAKeysF32's debug variant (vkrun attention): the
 	// same attention, bit for bit, that also writes each query's softmax
 	// probabilities, (rows, heads, sinks + band) f32 from element PartOff,
@@ -207,7 +219,7 @@ var (
 // Kernels lists every kernel: those above, then the weight kernels of the
 // table (WeightKernel) in WeightTypes order.
 var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, LayerNorm, RoPE, SiluMul, GELUTanhMul, ScaleCap, Argmax,
-	SWAF32, SWAF16, SWAStoreF32, SWAStoreF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16, SWAKeysProbsF32, SWAKeysProbsF16}, weightKernels()...)
+	SWAF32, SWAF16, SWAStoreF32, SWAStoreF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16, SWAKeysStoreF32, SWAKeysStoreF16, SWAKeysProbsF32, SWAKeysProbsF16}, weightKernels()...)
 
 // MatVecParams mirrors matvec.glsl's push constants.
 type MatVecParams struct {

@@ -12,23 +12,43 @@ import (
 // (32M elements on lavapipe), far above any vocabulary.
 func (p *Plan) Argmax(x Tensor, out Tensor) {
 	if p.err == nil {
-		p.fail(p.argmax(x, out))
+		if out.Len == 0 {
+			p.fail(fmt.Errorf("ops: Argmax: x %d, out %d elements: %w", x.Len, out.Len, errShape))
+			return
+		}
+		p.fail(p.argmax(x, out.Sub(0, 1), 1))
 	}
 }
 
-// argmax is Argmax, returning its error.
-func (p *Plan) argmax(x Tensor, out Tensor) error {
-	if x.Len == 0 || x.Len >= 1<<32-1 || out.Len == 0 {
-		return fmt.Errorf("ops: Argmax: x %d, out %d elements: %w", x.Len, out.Len, errShape)
+// ArgmaxRows records out[r] = Argmax of row r of x (rows, n), for every row
+// in one dispatch (a workgroup per row): a batched step's greedy ids.
+func (p *Plan) ArgmaxRows(x Tensor, out Tensor, rows int) {
+	if p.err == nil {
+		p.fail(p.argmax(x, out, rows))
 	}
-	xr, xo, err := p.binding(x, 0, x.Len, 4)
-	if err != nil {
-		return fmt.Errorf("ops: Argmax x: %w", err)
+}
+
+// argmax is ArgmaxRows, returning its error.
+func (p *Plan) argmax(x Tensor, out Tensor, rows int) error {
+	if rows <= 0 || x.Len == 0 || x.Len%uint64(rows) != 0 || x.Len/uint64(rows) >= 1<<32-1 || out.Len != uint64(rows) {
+		return fmt.Errorf("ops: Argmax: x %d, out %d elements for %d rows: %w", x.Len, out.Len, rows, errShape)
 	}
-	or, oo, err := p.binding(out, 0, 1, 4)
-	if err != nil {
-		return fmt.Errorf("ops: Argmax out: %w", err)
+	n := x.Len / uint64(rows)
+	step := p.maxRows(n, 4)
+	for r0 := uint64(0); r0 < uint64(rows); r0 += step {
+		m := min(step, uint64(rows)-r0)
+		xr, xo, err := p.binding(x, r0*n, m*n, 4)
+		if err != nil {
+			return fmt.Errorf("ops: Argmax x: %w", err)
+		}
+		or, oo, err := p.binding(out, r0, m, 4)
+		if err != nil {
+			return fmt.Errorf("ops: Argmax out: %w", err)
+		}
+		pc := shaders.ArgmaxParams{N: uint32(n), XOff: xo, OutOff: oo}
+		if err := p.dispatch(shaders.Argmax, m, shaders.Push(&pc), xr, or); err != nil {
+			return err
+		}
 	}
-	pc := shaders.ArgmaxParams{N: uint32(x.Len), XOff: xo, OutOff: oo}
-	return p.dispatch(shaders.Argmax, 1, shaders.Push(&pc), xr, or)
+	return nil
 }

@@ -268,9 +268,9 @@ func (p *Plan) AttentionQKV(qkv Tensor, ring Ring, step Tensor, out Tensor, ntok
 // Attend records Attention, then StoreKV of the same chunk: the step
 // of design §3, attend, then write the chunk into the cache. Where the
 // chunk's rows are rows that none of its queries reads (Ring.StoreFuses: a
-// decode step, or any chunk of a global ring) the GPU layout's kernel does
-// both in one dispatch (swa_store*.comp), writing what StoreKV would, bit
-// for bit; otherwise it is the two ops.
+// decode step, or any chunk of a global ring) the kernel does both in one
+// dispatch (swa_store*.comp, swa_keys_store*.comp), writing what StoreKV
+// would, bit for bit; otherwise it is the two ops.
 func (p *Plan) Attend(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int, o AttentionOpts) {
 	if p.err == nil {
 		kd := nKVHeads * headDim
@@ -314,10 +314,10 @@ func (r Ring) StoreFuses(ntok int) bool {
 	return ntok >= 1 && (r.Window == 0 || ntok <= r.Slots-r.Window+1)
 }
 
-// storeFuses is StoreFuses where this library's kernel for the shape has
-// the fused variant: the GPU layout's (attention.glsl).
+// storeFuses is StoreFuses for a valid shape (both layouts' kernels have
+// the fused variant).
 func (p *Plan) storeFuses(ring Ring, ntok, nHeads, nKVHeads, headDim int) bool {
-	return ring.StoreFuses(ntok) && nKVHeads > 0 && !p.lib.keysKernel(nHeads, nKVHeads, headDim, ring.Keys())
+	return ring.StoreFuses(ntok) && nKVHeads > 0 && nHeads > 0 && headDim > 0
 }
 
 // attention is Attention over q rows qStride and k, v rows kvStride
@@ -360,9 +360,9 @@ func (p *Plan) attentionStore(q, k, v Tensor, ring Ring, step Tensor, out Tensor
 		kern, keys = shaders.SWAF16, shaders.SWAKeysF16
 	}
 	if store {
-		kern = shaders.SWAStoreF32
+		kern, keys = shaders.SWAStoreF32, shaders.SWAKeysStoreF32
 		if ring.Type == KVF16 {
-			kern = shaders.SWAStoreF16
+			kern, keys = shaders.SWAStoreF16, shaders.SWAKeysStoreF16
 		}
 	}
 	group := nHeads / nKVHeads
@@ -386,7 +386,7 @@ func (p *Plan) attentionStore(q, k, v Tensor, ring Ring, step Tensor, out Tensor
 			keys = shaders.SWAKeysProbsF16
 		}
 	}
-	if store && (cpu || debug || !ring.StoreFuses(ntok)) {
+	if store && (debug || !ring.StoreFuses(ntok)) {
 		return fmt.Errorf("ops: Attend: no fused store for %d tokens over %s in this kernel", ntok, ring.K.Name)
 	}
 	hg, splits := p.lib.attentionSplit(nHeads, nKVHeads, headDim, band)

@@ -964,10 +964,20 @@ func TestAttentionSplitK(t *testing.T) {
 // stored, from rings that start as NaN), for decode steps of local rings
 // with and without sinks (and sink queries), chunks up to slots − W + 1 of
 // a ring with more slots than its window, and any chunk of a global ring,
-// f32 and f16, in the GPU layout; and the fused step has one dispatch less.
+// f32 and f16, in both layouts; and the fused step has one dispatch less.
 func TestAttendFusesStore(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
-	e := newEnvOn(t, d, ops.Options{Layout: ops.ForceGPU})
+	for _, l := range []struct {
+		name   string
+		layout ops.LayoutChoice
+	}{{"gpu", ops.ForceGPU}, {"cpu", ops.ForceCPU}} {
+		t.Run(l.name, func(t *testing.T) {
+			testAttendFusesStore(t, newEnvOn(t, d, ops.Options{Layout: l.layout}))
+		})
+	}
+}
+
+func testAttendFusesStore(t *testing.T, e *env) {
 	cases := []struct {
 		s            optest.AttnShape
 		slots, sinks int
