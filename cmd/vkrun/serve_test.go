@@ -136,15 +136,7 @@ func TestServeLoadsServesAndDrains(t *testing.T) {
 		return vkrun.Load(ctx, path, opts...)
 	}
 	defer func() { loadModel = vkrun.Load }()
-	f, code := parseServe([]string{"-m", path, "--port", "0", "--template", "raw", "--parallel", "2", "--api-key", "k"}, io.Discard)
-	require.Equal(t, -1, code)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrs := make(chan net.Addr, 1)
-	exit := make(chan int, 1)
-	var stderr syncBuffer
-	go func() { exit <- serveUntil(ctx, f, &stderr, func(a net.Addr) { addrs <- a }) }()
-	url := "http://" + (<-addrs).String()
+	url, cancel, exit, stderr := startServe(t, "-m", path, "--port", "0", "--template", "raw", "--parallel", "2", "--api-key", "k")
 
 	assert.Equal(t, http.StatusServiceUnavailable, health(url), "loading")
 	close(release)
@@ -180,15 +172,7 @@ func TestServeKeep(t *testing.T) {
 		return m, err
 	}
 	defer func() { loadModel = vkrun.Load }()
-	f, code := parseServe([]string{"-m", path, "--port", "0", "--window", "8", "--keep", "2", "--temp", "0"}, io.Discard)
-	require.Equal(t, -1, code)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrs := make(chan net.Addr, 1)
-	exit := make(chan int, 1)
-	var stderr syncBuffer
-	go func() { exit <- serveUntil(ctx, f, &stderr, func(a net.Addr) { addrs <- a }) }()
-	url := "http://" + (<-addrs).String()
+	url, cancel, exit, stderr := startServe(t, "-m", path, "--port", "0", "--window", "8", "--keep", "2", "--temp", "0")
 	m := <-loaded
 	waitHealth(t, url, http.StatusOK)
 
@@ -222,6 +206,21 @@ func TestServeKeep(t *testing.T) {
 	assert.Equal(t, want.String(), c.Choices[0].Text)
 	cancel()
 	assert.Equal(t, 0, <-exit, "stderr: %s", stderr.String())
+}
+
+// startServe parses args as vkrun serve does and serves them until cancel,
+// returning the server's URL once it listens, the exit code's channel and
+// its stderr. The test's end cancels it too.
+func startServe(t *testing.T, args ...string) (url string, cancel context.CancelFunc, exit chan int, stderr *syncBuffer) {
+	f, code := parseServe(args, io.Discard)
+	require.Equal(t, -1, code)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	addrs := make(chan net.Addr, 1)
+	exit = make(chan int, 1)
+	stderr = &syncBuffer{}
+	go func() { exit <- serveUntil(ctx, f, stderr, func(a net.Addr) { addrs <- a }) }()
+	return "http://" + (<-addrs).String(), cancel, exit, stderr
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader on two goroutines.
