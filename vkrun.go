@@ -21,7 +21,10 @@ type DeviceInfo = vk.DeviceInfo
 type KernelTime = engine.KernelTime
 
 // KernelPick is one kernel choice the model's kernel library made (see
-// Model.Kernels): for an op ("matmul1", "matmul", "embed", "attention") on
+// Model.Kernels): for an op ("matmul1", "matmul", "embed", "attention", and
+// in the GPU layout the gate-up products with their activation in the
+// epilogue, "matmul_swiglu", "matmul_swiglu1", "matmul_geglu",
+// "matmul_geglu1") on
 // a type (a weight type such as "Q4_K", or the KV ring's element type), the
 // kernel the table names (Table) and the kernel that runs (Kernel). They
 // differ only for a variant with other specialization constants, and then

@@ -169,10 +169,13 @@ func (m *Model) forward(p *ops.Plan, b *stepBufs, sh stepShape) error {
 		}
 		ffnIn := h
 		hidden := up
-		if lw.wGateUp.Buf != nil { // gate and up in one product
+		switch {
+		case lw.gateUpGLU: // gate and up interleaved in one product, act(gate)·up in its epilogue
+			p.MatMulGLU(lw.wGateUp, ffnIn, up, n, c.Act)
+		case lw.wGateUp.Buf != nil: // gate and up in one product
 			p.MatMul(lw.wGateUp, ffnIn, gateUp, n, false)
 			p.ActMulRows(c.Act, gateUp, up, n, c.FFNDim)
-		} else {
+		default:
 			p.MatMul(lw.wGate, ffnIn, gate, n, false)
 			p.MatMul(lw.wUp, ffnIn, up, n, false)
 			p.ActMul(c.Act, gate, up, gate)

@@ -117,11 +117,14 @@ type layerWeights struct {
 	ffnNorm                   ops.Tensor // (dim,) f32; none with Config.Parallel
 	// wGateUp is the gate rows then the up rows, (2·ffn, dim), one matrix
 	// packed at load when the file stores both in one type, so that one
-	// product makes both; otherwise wGate and wUp.
-	wGateUp ops.Weight
-	wGate   ops.Weight // (ffn, dim)
-	wUp     ops.Weight // (ffn, dim)
-	wDown   ops.Weight // (dim, ffn)
+	// product makes both; otherwise wGate and wUp. With gateUpGLU (the GPU
+	// layout) the two are interleaved instead, gate row i and up row i at
+	// rows 2i and 2i+1 (ops.PackGLU), for MatMulGLU.
+	wGateUp   ops.Weight
+	gateUpGLU bool
+	wGate     ops.Weight // (ffn, dim)
+	wUp       ops.Weight // (ffn, dim)
+	wDown     ops.Weight // (dim, ffn)
 }
 
 // Load uploads m's weights to d and builds the kernels. m may be closed
@@ -343,6 +346,7 @@ type uploadJob struct {
 	also       []*loader.Tensor // stacked under t's rows in one matrix (same type and columns)
 	rows, cols int
 	vector     bool // an f32 vector (norm weight), not a matrix
+	glu        bool // t's rows and also[0]'s interleaved (ops.PackGLU)
 	into       any  // *ops.Weight or *ops.Tensor
 }
 
@@ -405,7 +409,9 @@ func (m *Model) upload(src *loader.Model) error {
 		}
 		gate, up := src.Tensor(p+"ffn_gate.weight"), src.Tensor(p+"ffn_up.weight")
 		if gate != nil && up != nil && gate.Type == up.Type && slices.Equal(gate.Shape, up.Shape) {
-			jobs = append(jobs, uploadJob{name: gate.Name, t: gate, also: []*loader.Tensor{up}, rows: 2 * cfg.FFNDim, cols: cfg.Dim, into: &lw.wGateUp})
+			glu := m.gluPacked()
+			lw.gateUpGLU = glu
+			jobs = append(jobs, uploadJob{name: gate.Name, t: gate, also: []*loader.Tensor{up}, rows: 2 * cfg.FFNDim, cols: cfg.Dim, glu: glu, into: &lw.wGateUp})
 		} else {
 			matrix(p+"ffn_gate.weight", cfg.FFNDim, cfg.Dim, &lw.wGate)
 			matrix(p+"ffn_up.weight", cfg.FFNDim, cfg.Dim, &lw.wUp)
@@ -483,6 +489,15 @@ func (m *Model) upload(src *loader.Model) error {
 	return nil
 }
 
+// gluPacked reports whether a stacked gate-up matrix is packed for
+// MatMulGLU, the product with act(gate)·up in its epilogue: in the GPU
+// layout, which has those kernels, for an activation that has one. The
+// CPU layout keeps the plain product and ActMulRows.
+func (m *Model) gluPacked() bool {
+	_, ok := shaders.GLUOp(m.Config.Act, false)
+	return ok && m.lib.Layout() == shaders.GPULayout
+}
+
 func (m *Model) deviceBytes(j *uploadJob) (uint64, error) {
 	if j.vector {
 		return uint64(4 * j.cols), nil
@@ -541,7 +556,12 @@ func (m *Model) uploadOne(j *uploadJob) error {
 			return fmt.Errorf("engine: %s: %w", j.name, err)
 		}
 	}
-	packed, err := ops.Pack(wt, src, j.rows, j.cols)
+	var packed []byte
+	if j.glu {
+		packed, err = ops.PackGLU(wt, src, j.rows/2, j.cols)
+	} else {
+		packed, err = ops.Pack(wt, src, j.rows, j.cols)
+	}
 	if err != nil {
 		return fmt.Errorf("engine: tensor %q (%s, %d×%d): %w", j.name, j.t.Type, j.rows, j.cols, err)
 	}

@@ -46,16 +46,31 @@
 // no compiler may contract a*b+c into an fma or reassociate in one unrolled
 // copy and not in another; Vulkan makes f32 add and multiply correctly
 // rounded, so each sum is then fully determined.
+//
+// GLU epilogue (GPU layout, specialization constant 5, the matmul_swiglu_*
+// and matmul_geglu_* kernels): W's rows 2i and 2i+1 are the gate and up
+// rows of hidden unit i (ops.PackGLU interleaves them at load), so a
+// workgroup's NR rows (even) are NR/2 (gate, up) pairs, and instead of
+// their 2·NR y values it writes h[t][i] = act(gate)·up, the FFN's hidden
+// vector (ntok, rows/2): y_off and y_stride are then h's. act is act.glsl's
+// silu (GLU 1) or gelu_tanh (GLU 2) applied to the same f32 sums that the
+// plain kernel would store, as silu_mul.comp applies it to them, so the
+// fused product equals MatMul then ActMulRows. accumulate must be 0.
 #include "common.glsl"
 #include "weights.glsl"
 #ifdef MATMUL_BLOCKS
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#else
+#include "act.glsl"
 #endif
 
 layout(constant_id = 1) const uint NT = 8; // tokens per workgroup
 layout(constant_id = 2) const uint NR = 2; // rows of W per workgroup
 layout(constant_id = 3) const uint BP = 2; // blocks per step, 1 or 2 (block layout)
 layout(constant_id = 4) const uint XV = 1; // tiled types: 1 when x rows start on 16 bytes
+#ifndef MATMUL_BLOCKS
+layout(constant_id = 5) const uint GLU = 0; // 0: y = x·Wᵀ; 1: h = silu(gate)·up; 2: h = gelu_tanh(gate)·up
+#endif
 
 layout(push_constant) uniform Params {
 	uint rows;       // rows of W in this dispatch (a block of W's rows)
@@ -338,6 +353,19 @@ void main() {
 			}
 		}
 		barrier();
+	}
+	if (GLU != 0) {
+		// Pair j of the group: the gate sum of row 2j, the up sum of 2j+1.
+		for (uint i = tid; i < NR / 2 * NT; i += WG) {
+			const uint j = i / NT, t = i % NT, row = rg * NR + 2 * j;
+			if (row < p.rows && t < nt) {
+				const float gv = red[(2 * j * NT + t) * RW];
+				const float uv = red[((2 * j + 1) * NT + t) * RW];
+				const float a = GLU == 2 ? gelu_tanh(gv) : silu(gv);
+				y[p.y_off + (t0 + t) * p.y_stride + row / 2] = a * uv;
+			}
+		}
+		return;
 	}
 	for (uint i = tid; i < NR * NT; i += WG) {
 		const uint r = i / NT, t = i % NT, row = rg * NR + r;

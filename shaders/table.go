@@ -48,9 +48,50 @@ const (
 	// OpEmbed: x (ntok, cols) f32 = rows tokens[i] (u32) of a (vocab, cols)
 	// table; zeros for ids ≥ vocab.
 	OpEmbed
+	// OpMatMulSwiGLU: h (ntok, rows/2) f32 = silu(g)·u, where g and u are
+	// the products of W's even and odd rows (gate and up interleaved,
+	// ops.PackGLU) with x (ntok, cols) f32: OpMatMul with the gated
+	// activation in its epilogue. The GPU layout only.
+	OpMatMulSwiGLU
+	// OpMatMulSwiGLU1 is OpMatMulSwiGLU at one token per workgroup.
+	OpMatMulSwiGLU1
+	// OpMatMulGeGLU is OpMatMulSwiGLU with GELU's tanh approximation.
+	OpMatMulGeGLU
+	// OpMatMulGeGLU1 is OpMatMulGeGLU at one token per workgroup.
+	OpMatMulGeGLU1
 )
 
-var opNames = [...]string{"matmul", "matmul1", "embed"}
+var opNames = [...]string{"matmul", "matmul1", "embed", "matmul_swiglu", "matmul_swiglu1", "matmul_geglu", "matmul_geglu1"}
+
+// Ops are every op of the table, in order.
+var Ops = []Op{OpMatMul, OpMatMul1, OpEmbed, OpMatMulSwiGLU, OpMatMulSwiGLU1, OpMatMulGeGLU, OpMatMulGeGLU1}
+
+// ParseOp is the op named s (Op.String), and whether there is one.
+func ParseOp(s string) (Op, bool) {
+	for _, o := range Ops {
+		if o.String() == s {
+			return o, true
+		}
+	}
+	return 0, false
+}
+
+// GLUOp is the fused gate-up op for activation a, at one token per
+// workgroup or MatMulTokens; ok is false for an activation without one.
+func GLUOp(a loader.Activation, oneToken bool) (op Op, ok bool) {
+	switch a {
+	case loader.ActSiLU:
+		op = OpMatMulSwiGLU
+	case loader.ActGELUTanh:
+		op = OpMatMulGeGLU
+	default:
+		return 0, false
+	}
+	if oneToken {
+		op++
+	}
+	return op, true
+}
 
 func (o Op) String() string {
 	if o < 0 || int(o) >= len(opNames) {
@@ -166,6 +207,15 @@ func matmulKernel(t loader.DType, l Layout, tokens uint32) Kernel {
 	return k
 }
 
+// gluKernel is the GPU layout's matmul kernel of type t with the GLU
+// epilogue glu (constant 5: 1 SiLU, 2 GELU-tanh), named matmul_<name>_<type>.
+func gluKernel(t loader.DType, name string, glu, tokens uint32) Kernel {
+	k := matmulKernel(t, GPULayout, tokens)
+	k.Name = strings.Replace(k.Name, "matmul_", "matmul_"+name+"_", 1)
+	k.Spec = append(k.Spec, vk.SpecConstant{ID: 5, Value: glu})
+	return k
+}
+
 func embedKernel(t loader.DType) Kernel {
 	b := []vk.Access{vk.Read, vk.Read, vk.Write} // table, tokens, x
 	if weightInfos[t].body[1] != 0 {
@@ -181,7 +231,10 @@ type tableKey struct {
 }
 
 // table is the kernel table: which kernel serves an op for a weight type in
-// a layout. Embed has one kernel for both layouts.
+// a layout. Embed has one kernel for both layouts. The GLU ops have kernels
+// in the GPU layout alone: the CPU layout keeps the plain product and
+// ActMulRows (its workgroups' 16 rows are tuned for a CPU's lanes, and the
+// step there is bound by arithmetic, not by dispatches).
 var table = func() map[tableKey]Kernel {
 	m := map[tableKey]Kernel{}
 	for _, t := range WeightTypes {
@@ -190,6 +243,10 @@ var table = func() map[tableKey]Kernel {
 			m[tableKey{OpMatMul1, t, l}] = matmulKernel(t, l, 1)
 			m[tableKey{OpEmbed, t, l}] = embedKernel(t)
 		}
+		m[tableKey{OpMatMulSwiGLU, t, GPULayout}] = gluKernel(t, "swiglu", 1, MatMulTokens)
+		m[tableKey{OpMatMulSwiGLU1, t, GPULayout}] = gluKernel(t, "swiglu", 1, 1)
+		m[tableKey{OpMatMulGeGLU, t, GPULayout}] = gluKernel(t, "geglu", 2, MatMulTokens)
+		m[tableKey{OpMatMulGeGLU1, t, GPULayout}] = gluKernel(t, "geglu", 2, 1)
 	}
 	return m
 }()
@@ -238,6 +295,10 @@ func weightKernels() []Kernel {
 		}
 		k, _ := WeightKernel(OpEmbed, t, GPULayout)
 		ks = append(ks, k)
+		for _, op := range []Op{OpMatMulSwiGLU, OpMatMulSwiGLU1, OpMatMulGeGLU, OpMatMulGeGLU1} {
+			k, _ := WeightKernel(op, t, GPULayout)
+			ks = append(ks, k)
+		}
 	}
 	return ks
 }

@@ -437,15 +437,8 @@ func TestQuantModels(t *testing.T) {
 				}
 				picked[p.Type] = true
 				assert.Equal(t, p.Table, p.Kernel, "%s on %s ran another kernel than the table's (%s)", p.Op, p.Type, p.Reason)
-				var op shaders.Op
-				switch p.Op {
-				case "matmul":
-					op = shaders.OpMatMul
-				case "matmul1":
-					op = shaders.OpMatMul1
-				default:
-					op = shaders.OpEmbed
-				}
+				op, ok := shaders.ParseOp(p.Op)
+				require.True(t, ok, "pick of an unknown op %q", p.Op)
 				var dt loader.DType
 				for _, x := range shaders.WeightTypes {
 					if x.String() == p.Type {

@@ -68,7 +68,11 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 			}
 			pc := shaders.MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
 				XOff: xo, YOff: yo, YStride: uint32(ys), Accumulate: acc}
-			kern, err := p.matmulKernel(w.Type, cols, m == 1, wo, so, xo)
+			op := shaders.OpMatMul
+			if m == 1 {
+				op = shaders.OpMatMul1
+			}
+			kern, err := p.matmulKernel(op, w.Type, cols, wo, so, xo)
 			if err != nil {
 				return fmt.Errorf("ops: MatMul: %w", err)
 			}
@@ -87,18 +91,14 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 	return nil
 }
 
-// matmulKernel picks the kernel for a W of type t with cols columns whose
-// bound rows start at word wo and side half so, and an x at element xo, in
-// a dispatch of one token or more, and records the pick: the table's
-// kernel, or its variant where the offsets do not suit it. The choice
-// depends on the weight and the binding offsets, never on the token count
-// beyond one or more (both kernels sum in the same order), so every
-// chunking gives the same bits.
-func (p *Plan) matmulKernel(t loader.DType, cols uint64, oneToken bool, wo, so, xo uint32) (shaders.Kernel, error) {
-	op := shaders.OpMatMul
-	if oneToken {
-		op = shaders.OpMatMul1
-	}
+// matmulKernel picks the kernel of op (a matmul op of one token per
+// workgroup or more) for a W of type t with cols columns whose bound rows
+// start at word wo and side half so, and an x at element xo, and records
+// the pick: the table's kernel, or its variant where the offsets do not
+// suit it. The choice depends on the weight and the binding offsets, never
+// on the token count beyond one or more (both kernels sum in the same
+// order), so every chunking gives the same bits.
+func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, xo uint32) (shaders.Kernel, error) {
 	k, err := p.lib.WeightKernel(op, t)
 	if err != nil {
 		return k, err
@@ -138,4 +138,105 @@ func tokenStep(budget, rows, cols, n uint64) uint64 {
 		m -= m % shaders.MatMulTokens
 	}
 	return max(m, 1)
+}
+
+// MatMulGLU records the gated FFN's hidden vector h (ntok, w.Rows/2) =
+// act(g)·u, where g and u are x (ntok, w.Cols) times W's even and odd rows
+// (W packed by PackGLU: gate row i and up row i at rows 2i and 2i+1): the
+// product and ActMulRows in one dispatch, act applied to the same f32 sums
+// in the product's epilogue, so h equals MatMul of the gate and up rows
+// stacked followed by ActMulRows. act is loader.ActSiLU (SwiGLU) or
+// loader.ActGELUTanh (GeGLU). The kernels are the GPU layout's alone
+// (shaders.OpMatMulSwiGLU); a CPU-layout library returns an error. Chunked
+// prefill equals token-by-token decode bit for bit, as with MatMul.
+func (p *Plan) MatMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation) {
+	if p.err == nil {
+		p.fail(p.matMulGLU(w, x, h, ntok, act))
+	}
+}
+
+// matMulGLU is MatMulGLU, returning its error.
+func (p *Plan) matMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation) error {
+	if _, ok := shaders.GLUOp(act, false); !ok {
+		return fmt.Errorf("ops: MatMulGLU: no kernel for activation %s", act)
+	}
+	wt, l, err := w.words()
+	if err != nil {
+		return fmt.Errorf("ops: MatMulGLU: %w", err)
+	}
+	rows, cols, nt := uint64(w.Rows), uint64(w.Cols), uint64(ntok)
+	ffn := rows / 2
+	if ntok <= 0 || rows%2 != 0 || x.Len != nt*cols || h.Len != nt*ffn {
+		return fmt.Errorf("ops: MatMulGLU: x %d, h %d elements for %d tokens and a %d×%d W of gate and up rows interleaved (an even number): %w", x.Len, h.Len, ntok, rows, cols, errShape)
+	}
+	rowStep := p.weightRowStep(l)
+	rowStep -= rowStep % 2 // whole (gate, up) pairs per dispatch
+	if rowStep == 0 {
+		return fmt.Errorf("ops: MatMulGLU: a %s row of %d columns does not fit a binding twice", w.Type, cols)
+	}
+	for r0 := uint64(0); r0 < rows; r0 += rowStep {
+		n := min(rowStep, rows-r0)
+		wr, wo, so, err := p.weightRanges(wt, l, r0, n)
+		if err != nil {
+			return fmt.Errorf("ops: MatMulGLU W rows [%d, %d): %w", r0, r0+n, err)
+		}
+		tokStep := tokenStep(p.maxRows(1, 4), ffn, cols, n/2)
+		for t0 := uint64(0); t0 < nt; t0 += tokStep {
+			m := min(tokStep, nt-t0)
+			xr, xo, err := p.binding(x, t0*cols, m*cols, 4)
+			if err != nil {
+				return fmt.Errorf("ops: MatMulGLU x: %w", err)
+			}
+			hr, ho, err := p.binding(h, t0*ffn+r0/2, (m-1)*ffn+n/2, 4)
+			if err != nil {
+				return fmt.Errorf("ops: MatMulGLU h: %w", err)
+			}
+			op, _ := shaders.GLUOp(act, m == 1)
+			kern, err := p.matmulKernel(op, w.Type, cols, wo, so, xo)
+			if err != nil {
+				return fmt.Errorf("ops: MatMulGLU: %w", err)
+			}
+			tokens, _ := kern.SpecValue(1)
+			wgRows, _ := kern.SpecValue(2)
+			if wgRows%2 != 0 {
+				return fmt.Errorf("ops: MatMulGLU: %s takes %d rows per workgroup, not whole (gate, up) pairs", kern.Name, wgRows)
+			}
+			pc := shaders.MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
+				XOff: xo, YOff: ho, YStride: uint32(ffn)}
+			groups := (n + uint64(wgRows) - 1) / uint64(wgRows) * ((m + uint64(tokens) - 1) / uint64(tokens))
+			pipe, err := p.lib.Pipeline(kern)
+			if err != nil {
+				return fmt.Errorf("ops: MatMulGLU: %w", err)
+			}
+			if err := p.dispatchPipe(pipe, groups, shaders.Push(&pc), append(wr, xr, hr)...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// PackGLU is Pack of a (2·ffn, cols) matrix given as the ffn gate rows
+// then the ffn up rows (GGUF data of type t, ffn_gate then ffn_up), with
+// the two interleaved: gate row i becomes row 2i, up row i row 2i+1, the
+// layout MatMulGLU reads. Every device layout keeps rows whole, so this is
+// a permutation of whole rows before packing.
+func PackGLU(t loader.DType, gateUp []byte, ffn, cols int) ([]byte, error) {
+	if ffn <= 0 || cols <= 0 {
+		return nil, fmt.Errorf("ops: packing a gate-up matrix of 2×%d×%d %s: %w", ffn, cols, t, errShape)
+	}
+	rb, err := t.RowBytes(uint64(cols))
+	if err != nil {
+		return nil, fmt.Errorf("ops: packing a gate-up matrix of 2×%d×%d %s: %w", ffn, cols, t, err)
+	}
+	if uint64(len(gateUp)) != 2*uint64(ffn)*rb {
+		return nil, fmt.Errorf("ops: packing a gate-up matrix of 2×%d×%d %s: %d bytes, want %d", ffn, cols, t, len(gateUp), 2*uint64(ffn)*rb)
+	}
+	mixed := make([]byte, len(gateUp))
+	half := uint64(ffn) * rb
+	for i := range uint64(ffn) {
+		copy(mixed[2*i*rb:(2*i+1)*rb], gateUp[i*rb:(i+1)*rb])
+		copy(mixed[(2*i+1)*rb:(2*i+2)*rb], gateUp[half+i*rb:half+(i+1)*rb])
+	}
+	return Pack(t, mixed, 2*ffn, cols)
 }
