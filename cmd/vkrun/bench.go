@@ -447,7 +447,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *plotPath != "" {
-		c, err := benchChart(fmt.Sprintf("%s on %s", label, m.Device.Name), results)
+		title := fmt.Sprintf("%s on %s", label, m.Device.Name)
+		if m.Config.Window > 0 {
+			title = fmt.Sprintf("%s, window %d, on %s", label, m.Config.Window, m.Device.Name)
+		}
+		c, err := benchChart(title, results)
 		if err == nil {
 			err = c.WritePNG(*plotPath)
 		}
