@@ -128,8 +128,9 @@ uint begin_band(uint pos) {
 // its ring row, as kv_store_*.comp does (attention_store.glsl: the same row,
 // the same rounding), so that StoreKV needs no dispatch of its own. The host
 // runs this variant only when no query of the chunk reads a row that the
-// chunk writes (Ring.storeFuses): a global ring, or at most slots − W + 1
-// tokens (one, when slots = W), whose rows hold positions below every band.
+// chunk writes (Ring.StoreFuses): at most slots − band + 1 tokens (one, a
+// decode step, when slots is the band), whose rows hold positions below
+// every band of the chunk.
 void store_kv(uint i, uint pos, uint col) {
 	const uint row = pos < p.sinks ? pos : p.sinks + pos % p.slots;
 	const uint src = i * p.kv_stride + col;

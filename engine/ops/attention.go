@@ -268,7 +268,7 @@ func (p *Plan) AttentionQKV(qkv Tensor, ring Ring, step Tensor, out Tensor, ntok
 // Attend records Attention, then StoreKV of the same chunk: the step
 // of design §3, attend, then write the chunk into the cache. Where the
 // chunk's rows are rows that none of its queries reads (Ring.StoreFuses: a
-// decode step, or any chunk of a global ring) the kernel does both in one
+// decode step) the kernel does both in one
 // dispatch (swa_store*.comp, swa_keys_store*.comp), writing what StoreKV
 // would, bit for bit; otherwise it is the two ops.
 func (p *Plan) Attend(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, nHeads, nKVHeads, headDim int, o AttentionOpts) {
@@ -304,14 +304,15 @@ func (p *Plan) attend(q, k, v Tensor, ring Ring, step Tensor, out Tensor, ntok, 
 
 // StoreFuses reports whether a chunk of ntok tokens can be written into
 // the ring by the dispatch that attends it: none of the chunk's queries may
-// read a ring row that the chunk writes. A global ring's chunk writes rows
-// past every key before it; a local ring's chunk of n tokens overwrites
-// the positions pos0 − slots … pos0 + n − 1 − slots, which the first query's
-// band (from pos0 − W + 1) misses while n ≤ slots − W + 1: one token when
-// slots = W. A sink row is written only by the chunk holding its position,
-// whose queries read it from the chunk.
+// read a ring row that the chunk writes. A chunk of n tokens overwrites
+// the positions pos0 − Slots … pos0 + n − 1 − Slots, which the first
+// query's band (from pos0 − Band() + 1) misses while n ≤ Slots − Band() + 1:
+// one token, a decode step, when Slots is the window, and for a global ring
+// (whose band is Slots, so that a ring used past its linear contract still
+// never reads an overwritten row). A sink row is written only by the chunk
+// holding its position, whose queries read it from the chunk.
 func (r Ring) StoreFuses(ntok int) bool {
-	return ntok >= 1 && (r.Window == 0 || ntok <= r.Slots-r.Window+1)
+	return ntok >= 1 && ntok <= r.Slots-r.Band()+1
 }
 
 // storeFuses is StoreFuses for a valid shape (both layouts' kernels have

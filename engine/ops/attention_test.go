@@ -963,7 +963,8 @@ func TestAttentionSplitK(t *testing.T) {
 // exactly the outputs of Attention then StoreKV (later queries read what it
 // stored, from rings that start as NaN), for decode steps of local rings
 // with and without sinks (and sink queries), chunks up to slots − W + 1 of
-// a ring with more slots than its window, and any chunk of a global ring,
+// a ring with more slots than its window, and a global ring's decode steps
+// beside chunks that keep the two ops,
 // f32 and f16, in both layouts; and the fused step has one dispatch less.
 func TestAttendFusesStore(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
@@ -1016,6 +1017,10 @@ func testAttendFusesStore(t *testing.T, e *env) {
 	wide.Slots = 7
 	require.True(t, wide.StoreFuses(4))
 	require.False(t, wide.StoreFuses(5))
+	global := ring
+	global.Window, global.Slots = 0, 64
+	require.True(t, global.StoreFuses(1))
+	require.False(t, global.StoreFuses(2), "a global ring's band is its slots")
 	count := func(ntok int, fused bool) int {
 		q, k := e.alloc(t, "q", ntok*s.QDim()), e.alloc(t, "k", ntok*s.KVDim())
 		out, step := e.alloc(t, "out", ntok*s.QDim()), e.alloc(t, "step", 1)
