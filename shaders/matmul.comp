@@ -42,10 +42,11 @@
 // A token's result is bit-identical whatever ntok and whatever its place in
 // the batch (chunked prefill equals token-by-token decode): every (row,
 // token) sum is made by the same operations in the same order, and ntok is
-// a push constant, never a different pipeline. The sums are `precise`, so
-// no compiler may contract a*b+c into an fma or reassociate in one unrolled
-// copy and not in another; Vulkan makes f32 add and multiply correctly
-// rounded, so each sum is then fully determined.
+// a push constant, never a different pipeline. The sums are `precise` and
+// every product joins its sum through an explicit fma, in one fixed order,
+// so no compiler may contract or reassociate one unrolled copy and not
+// another, and each sum is fully determined (one rounding per step, where
+// a multiply then an add would take two and twice the instructions).
 //
 // GLU epilogue (GPU layout, specialization constant 5, the matmul_swiglu_*
 // and matmul_geglu_* kernels): W's rows 2i and 2i+1 are the gate and up
@@ -273,10 +274,10 @@ void main() {
 				[[unroll]] for (uint r = 0; r < NR; r++) {
 					precise float s = 0.0;
 					[[unroll]] for (uint k = 0; k < W_UNIT; k++) {
-						s += wv[r][k] * xv[k];
+						s = fma(wv[r][k], xv[k], s);
 					}
 #ifdef W_SCALED
-					acc[r * NT + t] += s * d[r];
+					acc[r * NT + t] = fma(s, d[r], acc[r * NT + t]);
 #else
 					acc[r * NT + t] += s;
 #endif
@@ -294,7 +295,7 @@ void main() {
 				[[unroll]] for (uint r = 0; r < NR; r++) {
 					precise float s = 0.0;
 					for (uint c = c0; c < p.cols; c++) {
-						s += w_elem(wrow[r], srow[r], c) * x[xb + c];
+						s = fma(w_elem(wrow[r], srow[r], c), x[xb + c], s);
 					}
 					acc[r * NT + t] += s;
 				}
