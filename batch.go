@@ -7,6 +7,7 @@ import (
 	"iter"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -216,8 +217,9 @@ type Sequence struct {
 
 	// the scheduler's
 	slot      int
-	feed      []int // prompt tokens not yet fed
-	next      int   // the token sampled last, fed by the next step
+	feed      []int  // prompt tokens not yet fed
+	next      int    // the token sampled last, fed by the next step
+	nextBuf   [1]int // next as the next step's segment tokens, without an allocation per token
 	gen       *genState
 	sampler   *engine.Sampler
 	gpuGreedy bool      // greedy without log-probabilities: the argmax is taken on the device
@@ -595,6 +597,19 @@ func (b *Batch) admit() {
 	}
 }
 
+// bySlot sorts a step's segments and their owners together, by slot.
+type bySlot struct {
+	segs   []engine.Segment
+	owners []*Sequence
+}
+
+func (b bySlot) Len() int           { return len(b.segs) }
+func (b bySlot) Less(i, j int) bool { return b.segs[i].Slot < b.segs[j].Slot }
+func (b bySlot) Swap(i, j int) {
+	b.segs[i], b.segs[j] = b.segs[j], b.segs[i]
+	b.owners[i], b.owners[j] = b.owners[j], b.owners[i]
+}
+
 // step runs one batched step over the running sequences: one token of each
 // that is generating, the next chunk of the oldest that is still reading
 // its prompt, and the last token of every other prompt with one left; then
@@ -610,7 +625,8 @@ func (b *Batch) step(run []*Sequence) {
 		var toks []int
 		switch {
 		case len(q.feed) == 0:
-			toks = []int{q.next}
+			q.nextBuf[0] = q.next
+			toks = q.nextBuf[:]
 		case len(q.feed) == 1:
 			// A prompt's last token rides like a decode token, beside the
 			// chunk of another prompt: streams that submit one-token
@@ -635,16 +651,7 @@ func (b *Batch) step(run []*Sequence) {
 	// In slot order: the step's shape (and so its recording in the engine)
 	// is then the set of slots and their token counts, whatever order the
 	// sequences joined in, so that fewer shapes are recorded.
-	idx := make([]int, len(segs))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(i, j int) int { return segs[i].Slot - segs[j].Slot })
-	sorted, sortedOwners := make([]engine.Segment, len(segs)), make([]*Sequence, len(segs))
-	for k, i := range idx {
-		sorted[k], sortedOwners[k] = segs[i], owners[i]
-	}
-	segs, owners = sorted, sortedOwners
+	sort.Sort(bySlot{segs, owners})
 	var err error
 	if len(segs) > 0 {
 		err = b.eb.Step(context.Background(), segs, logits)

@@ -307,16 +307,7 @@ func (b *Batch) Logits(i int, dst []float32) []float32 {
 	if r < 0 || !b.haveLogits {
 		return nil
 	}
-	vocab := b.m.Config.VocabSize
-	src := b.out.Mapped()[4*r*vocab : 4*(r+1)*vocab]
-	if cap(dst) < vocab {
-		dst = make([]float32, vocab)
-	}
-	dst = dst[:vocab]
-	for j := range dst {
-		dst[j] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*j:]))
-	}
-	return dst
+	return logitsRow(b.out.Mapped(), r, b.m.Config.VocabSize, dst)
 }
 
 // scratchFor gives each segment its own part of the attention scratch.

@@ -238,17 +238,21 @@ func (s *Session) DecodeGreedy(ctx context.Context, token int) (int, error) {
 
 // readLogits copies position i's logits into dst (reallocated if too small).
 func (s *Session) readLogits(i int, dst []float32) []float32 {
-	vocab := s.m.Config.VocabSize
-	b := s.out.Mapped()[4*i*vocab : 4*(i+1)*vocab]
-	out := dst
-	if cap(out) < vocab {
-		out = make([]float32, vocab)
+	return logitsRow(s.out.Mapped(), i, s.m.Config.VocabSize, dst)
+}
+
+// logitsRow decodes row i of the (rows, vocab) f32 logits mapped in out
+// into dst, reusing it when it has room.
+func logitsRow(out []byte, i, vocab int, dst []float32) []float32 {
+	b := out[4*i*vocab : 4*(i+1)*vocab]
+	if cap(dst) < vocab {
+		dst = make([]float32, vocab)
 	}
-	out = out[:vocab]
-	for j := range out {
-		out[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
+	dst = dst[:vocab]
+	for j := range dst {
+		dst[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
 	}
-	return out
+	return dst
 }
 
 // run executes one step over tokens at positions pos…pos+len−1: it writes
