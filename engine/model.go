@@ -494,7 +494,7 @@ func (m *Model) upload(src *loader.Model) error {
 // layout, which has those kernels, for an activation that has one. The
 // CPU layout keeps the plain product and ActMulRows.
 func (m *Model) gluPacked() bool {
-	_, ok := shaders.GLUOp(m.Config.Act, false)
+	_, ok := shaders.GLUOp(m.Config.Act, shaders.OpMatMul)
 	return ok && m.lib.Layout() == shaders.GPULayout
 }
 

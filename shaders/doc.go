@@ -18,8 +18,10 @@
 // kind and activation.
 //
 // The kernel table, WeightKernel, says which kernel serves each weight op
-// (OpMatMul, OpMatMul1, OpEmbed) for each type in WeightTypes and each
-// Layout: GPULayout, coalesced loads and shared-memory reductions, and
+// (OpMatMul1, OpMatMul, OpMatMulTiled and their GLU forms, OpEmbed; MatMulOp
+// picks the size by token count) for each type in WeightTypes and each
+// Layout: GPULayout, a few lanes per row with an x tile in shared memory
+// and shared-memory reductions, the same sum order at every size, and
 // CPULayout, for devices such as lavapipe where every load costs scalar
 // work per lane (one subgroup per workgroup, many rows per invocation,
 // subgroupAdd). Block sizes come from loader's dtype table; BlockBody is the

@@ -4,17 +4,31 @@
 // accumulating in f32 and dequantising on the fly. Built once per weight
 // type (WEIGHT_<TYPE>), with and without MATMUL_BLOCKS (shaders.Sources).
 //
-// A workgroup computes NR rows of W for up to NT tokens, so each weight
-// element is read (and dequantised) once per NT tokens; further tokens are
-// further workgroups. Invocation i takes units i, i+WG, … of each row (a
-// unit is a few consecutive columns, so neighbouring invocations read
-// neighbouring words), keeps one partial sum per (row, token), and the
-// workgroup adds the partial sums in one fixed order.
+// GPU layout (the matmul_<type> kernels): LANES invocations share a row
+// (specialization constant 6; 256 columns over the lanes: 8 lanes of
+// 32-column chunks, or 4 of the 64-column tiles), so a workgroup has
+// WG/LANES row slots of NR rows each and computes WG/LANES·NR rows of W for
+// up to NT tokens. Lane l of a slot takes chunks l, l+LANES, … of its rows (a
+// chunk: 32 columns of the untiled types, taken as their units, or one tile
+// of a tiled type), keeps one partial sum per (row, token) and the lanes'
+// sums are added by a fixed tree of adjacent pairs. The workgroup steps
+// through the row 256 columns at a time: it stages the NT tokens' x for the
+// step in shared memory (the x tile, with the W_GROUP-column sums the tiled
+// types with an offset need), then every lane multiplies its chunk of NR
+// rows (its W tile, loaded and dequantised once per workgroup, in registers)
+// with the NT tokens' x read from the tile. So each weight element is read
+// once per NT tokens and each x element once per WG/LANES·NR rows. The
+// sizes are the table's: one token and one row per slot for decode
+// (matmul1: 16 rows a workgroup at WG 128), 8 tokens and 2 rows for short
+// batches (matmul), 16 tokens and 4 rows for prefill (matmul_tiled, 64 rows
+// × 16 tokens). Every size computes each (row, token) sum in the same order
+// (the chunk partition and the tree depend on LANES alone), so they are
+// interchangeable bit for bit and the host picks by the token count.
 //
 // Tiled types (W_TILED: the K-quants, IQ4 and the other legacy types) take
-// whole blocks instead, in both layouts: invocation i takes blocks i, i+WG,
-// … of NR rows, loading each row's block side (its scales) once into
-// registers, then the block's tiles of W_TILE columns with 16-byte loads.
+// whole blocks in the CPU layout: invocation i takes blocks i, i+WG, … of NR
+// rows, loading each row's block side (its scales) once into registers,
+// then the block's tiles of W_TILE columns with 16-byte loads.
 // Per tile, the x values are loaded once for the NR rows, and each group of
 // W_GROUP columns is unpacked, summed on raw values and scaled once
 // (a·Σ r·x + b·Σ x, with the x sum made once per token), group after group
@@ -22,7 +36,8 @@
 // tiles in groups of 16 ran Q4_K and Q6_K up to twice as fast as 64- and
 // 128-column ones, and unrolling a block's tiles made them slower.
 // Specialization constant 4 (XV) says whether x rows start on 16 bytes
-// (vec4 loads) or not (scalar loads).
+// (vec4 loads) or not (scalar loads): the tiled types' x in the CPU
+// layout, and every type's x tile in the GPU layout.
 //
 // With MATMUL_BLOCKS defined (the matmul_blocks_* kernels) the workgroup
 // is one subgroup, and invocation i takes whole 32-column blocks instead,
@@ -66,7 +81,7 @@
 #endif
 
 layout(constant_id = 1) const uint NT = 8; // tokens per workgroup
-layout(constant_id = 2) const uint NR = 2; // rows of W per workgroup
+layout(constant_id = 2) const uint NR = 2; // rows of W per workgroup (GPU layout: per row slot)
 layout(constant_id = 3) const uint BP = 2; // blocks per step, 1 or 2 (block layout)
 layout(constant_id = 4) const uint XV = 1; // tiled types: 1 when x rows start on 16 bytes
 #ifndef MATMUL_BLOCKS
@@ -92,12 +107,24 @@ layout(binding = X_BINDING) readonly buffer XBuf4 { vec4 x4[]; };
 layout(binding = Y_BINDING) buffer YBuf { float y[]; };
 
 #ifndef MATMUL_BLOCKS
-// The reduction's width: shared memory is NR·NT·RW floats, 8 KiB at most
-// (NR a power of two ≤ 256, NT ≤ 8) whatever the workgroup width. RW must
-// not depend on NT: the one-token pipelines would sum in another order.
-const uint RW_MAX = 256 / NR;
-const uint RW = WG < RW_MAX ? WG : RW_MAX;
-shared float red[NR * NT * RW];
+layout(constant_id = 6) const uint LANES = 8; // invocations per row, a power of two dividing WG
+const uint SLOTS = WG / LANES;   // row slots of a workgroup
+const uint WG_ROWS = SLOTS * NR; // rows of W per workgroup
+#ifdef W_TILED
+#define CHUNK uint(W_TILE)
+#else
+#define CHUNK 32u
+#endif
+const uint XS = LANES * CHUNK; // columns of a step (256: whole blocks of every type)
+const uint XV4 = XS / 4;       // vec4s of a token's x in the tile
+shared vec4 xt[NT * XV4];      // the x tile: xt[t·XV4 + c/4][c%4] is column c0 + c of token t
+#ifdef W_MIN
+shared float xg[NT * (XS / W_GROUP)]; // the sums of its runs of W_GROUP columns
+#endif
+// The lanes' sums are added RA (row, token) sums at a time: shared memory
+// of RA·WG floats, 4 KiB at WG 128.
+const uint RA = NR * NT < 8 ? NR * NT : 8;
+shared float red[RA * WG];
 #endif
 
 // w_block_scales are the scales of blocks b … b+BP−1 of a row (b even when
@@ -118,6 +145,7 @@ void w_block_scales(uint row_scale, uint b, out float d[BP]) {
 #endif
 }
 
+#ifdef MATMUL_BLOCKS
 void main() {
 	const uint tid = gl_LocalInvocationID.x;
 	const uint ntg = (p.ntok + NT - 1) / NT;
@@ -142,17 +170,10 @@ void main() {
 		acc[i] = 0.0;
 	}
 #if defined(W_TILED)
-	// Tiles. In the block layout (MATMUL_BLOCKS) invocation i takes blocks
-	// i, i+WG, … of all NR rows: it loads each row's side once, then the
-	// block's W_TPB tiles in turn. In the GPU layout it takes tiles i, i+WG,
-	// … with their block's sides, so that a row of few blocks still spreads
-	// over the workgroup.
+	// Tiles: invocation i takes blocks i, i+WG, … of all NR rows: it loads
+	// each row's side once, then the block's W_TPB tiles in turn.
 	const uint nblk = p.cols / W_BLOCK;
-#ifdef MATMUL_BLOCKS
 	const uint steps = nblk, step_tiles = W_TPB;
-#else
-	const uint steps = nblk * W_TPB, step_tiles = 1;
-#endif
 	for (uint it = tid; it < steps; it += WG) {
 		const uint blk = it / (W_TPB / step_tiles);
 		// Every row's side stays in registers for the step's tiles.
@@ -217,7 +238,7 @@ void main() {
 			}
 		}
 	}
-#elif defined(MATMUL_BLOCKS)
+#else
 	// Block layout: invocation i takes the BP blocks from BP·i, then from
 	// BP·(i+WG), … (32 columns each) of all NR rows, with 16-byte loads (the
 	// host checks the alignment). A block's x values are loaded once for the
@@ -257,55 +278,8 @@ void main() {
 			}
 		}
 	}
-#else
-	const uint units = w_units(p.cols);
-	for (uint u = tid; u < units; u += WG) {
-		float wv[NR][W_UNIT], d[NR];
-		[[unroll]] for (uint r = 0; r < NR; r++) {
-			w_unit(wrow[r], srow[r], u, wv[r], d[r]);
-		}
-		[[unroll]] for (uint t = 0; t < NT; t++) {
-			if (t < nt) {
-				const uint xb = p.x_off + (t0 + t) * p.cols;
-				float xv[W_UNIT];
-				[[unroll]] for (uint k = 0; k < W_UNIT; k++) {
-					xv[k] = x[xb + w_col(u, k)];
-				}
-				[[unroll]] for (uint r = 0; r < NR; r++) {
-					precise float s = 0.0;
-					[[unroll]] for (uint k = 0; k < W_UNIT; k++) {
-						s = fma(wv[r][k], xv[k], s);
-					}
-#ifdef W_SCALED
-					acc[r * NT + t] = fma(s, d[r], acc[r * NT + t]);
-#else
-					acc[r * NT + t] += s;
-#endif
-				}
-			}
-		}
-	}
-	// Columns past the last whole unit (f32 and f16 rows only), taken by
-	// the invocation whose turn the next unit would be.
-	const uint c0 = units * W_UNIT;
-	if (c0 < p.cols && tid == units % WG) {
-		[[unroll]] for (uint t = 0; t < NT; t++) {
-			if (t < nt) {
-				const uint xb = p.x_off + (t0 + t) * p.cols;
-				[[unroll]] for (uint r = 0; r < NR; r++) {
-					precise float s = 0.0;
-					for (uint c = c0; c < p.cols; c++) {
-						s = fma(w_elem(wrow[r], srow[r], c), x[xb + c], s);
-					}
-					acc[r * NT + t] += s;
-				}
-			}
-		}
-	}
-
 #endif
 
-#ifdef MATMUL_BLOCKS
 	// Each (row, token) sum over the subgroup; invocation k of pass i0
 	// writes sum i0 + k.
 	[[unroll]] for (uint i0 = 0; i0 < NR * NT; i0 += WG) {
@@ -325,59 +299,203 @@ void main() {
 			y[yi] = v;
 		}
 	}
-#else
-	// Sum the active partial sums over the workgroup in a fixed order: fold
-	// the workgroup onto RW columns of red, group after group, then add the
-	// RW columns by a tree.
-	for (uint g = 0; g < WG / RW; g++) {
-		if (tid / RW == g) {
-			[[unroll]] for (uint t = 0; t < NT; t++) {
-				if (t < nt) {
-					[[unroll]] for (uint r = 0; r < NR; r++) {
-						const uint i = (r * NT + t) * RW + tid % RW;
-						red[i] = g == 0 ? acc[r * NT + t] : red[i] + acc[r * NT + t];
-					}
-				}
-			}
-		}
-		barrier();
-	}
-	[[unroll]] for (uint s = RW / 2; s > 0; s >>= 1) {
-		if (tid < s) {
-			[[unroll]] for (uint t = 0; t < NT; t++) {
-				if (t < nt) {
-					[[unroll]] for (uint r = 0; r < NR; r++) {
-						const uint i = (r * NT + t) * RW + tid;
-						red[i] += red[i + s];
-					}
-				}
-			}
-		}
-		barrier();
-	}
-	if (GLU != 0) {
-		// Pair j of the group: the gate sum of row 2j, the up sum of 2j+1.
-		for (uint i = tid; i < NR / 2 * NT; i += WG) {
-			const uint j = i / NT, t = i % NT, row = rg * NR + 2 * j;
-			if (row < p.rows && t < nt) {
-				const float gv = red[(2 * j * NT + t) * RW];
-				const float uv = red[((2 * j + 1) * NT + t) * RW];
-				const float a = GLU == 2 ? gelu_tanh(gv) : silu(gv);
-				y[p.y_off + (t0 + t) * p.y_stride + row / 2] = a * uv;
-			}
-		}
-		return;
-	}
-	for (uint i = tid; i < NR * NT; i += WG) {
-		const uint r = i / NT, t = i % NT, row = rg * NR + r;
-		if (row < p.rows && t < nt) {
-			const uint yi = p.y_off + (t0 + t) * p.y_stride + row;
-			float v = red[i * RW];
-			if (p.accumulate != 0) {
-				v = y[yi] + v;
-			}
-			y[yi] = v;
-		}
-	}
-#endif
 }
+#else
+void main() {
+	const uint tid = gl_LocalInvocationID.x;
+	const uint lane = tid % LANES, slot = tid / LANES;
+	const uint ntg = (p.ntok + NT - 1) / NT;
+	const uint g = group_index();
+	const uint tg = g % ntg; // token groups vary fastest: neighbours share W's rows
+	const uint rg = g / ntg;
+	if (rg * WG_ROWS >= p.rows) {
+		return; // uniform across the workgroup
+	}
+	const uint t0 = tg * NT;
+	const uint nt = min(NT, p.ntok - t0);
+	const uint rw = w_row_words(p.cols), rs = w_row_scales(p.cols);
+	uint wrow[NR], srow[NR];
+	[[unroll]] for (uint r = 0; r < NR; r++) {
+		const uint row = min(rg * WG_ROWS + slot * NR + r, p.rows - 1); // a short last group repeats a row
+		wrow[r] = p.w_off + row * rw;
+		srow[r] = p.s_off + row * rs;
+	}
+
+	precise float acc[NR * NT]; // acc[t·NR + r]: token t, row r
+	[[unroll]] for (uint i = 0; i < NR * NT; i++) {
+		acc[i] = 0.0;
+	}
+#ifdef W_TILED
+	const uint nch = p.cols / W_TILE; // chunks: the row's tiles
+#else
+	const uint units = w_units(p.cols);
+	const uint nch = (p.cols + CHUNK - 1) / CHUNK; // chunks of 32 columns; the last may be short
+#endif
+	for (uint c0 = 0; c0 < p.cols; c0 += XS) {
+		// Stage the step's x tile: columns [c0, c0 + XS) of the NT tokens,
+		// zeros past the row and past ntok.
+		const uint ncols = min(XS, p.cols - c0);
+		for (uint i = tid; i < NT * XV4; i += WG) {
+			const uint t = i / XV4, j = 4 * (i % XV4);
+			vec4 v = vec4(0.0);
+			if (t < nt && j < ncols) {
+				const uint xb = p.x_off + (t0 + t) * p.cols + c0 + j;
+				if (XV != 0) {
+					v = x4[xb / 4];
+				} else {
+					[[unroll]] for (uint k = 0; k < 4; k++) {
+						v[k] = j + k < ncols ? x[xb + k] : 0.0;
+					}
+				}
+			}
+			xt[i] = v;
+		}
+		barrier();
+#ifdef W_MIN
+		// The sum of each run of W_GROUP columns, for the offsets b.
+		for (uint i = tid; i < NT * (XS / W_GROUP); i += WG) {
+			const uint v0 = i * (W_GROUP / 4);
+			precise vec4 s4 = xt[v0];
+			[[unroll]] for (uint k = 1; k < W_GROUP / 4; k++) {
+				s4 += xt[v0 + k];
+			}
+			precise float s = (s4.x + s4.y) + (s4.z + s4.w);
+			xg[i] = s;
+		}
+		barrier();
+#endif
+		const uint ch = c0 / CHUNK + lane;
+		if (ch < nch) {
+#ifdef W_TILED
+			// Tile k of block blk, for each row: its side, its quants, and its
+			// groups' coefficients; then each group's raw values against the
+			// NT tokens' x.
+			const uint blk = ch / W_TPB, k = ch % W_TPB;
+			const uint cb = blk * W_BLOCK - c0; // the block's first column in the tile
+			[[unroll]] for (uint r = 0; r < NR; r++) {
+				uint sw[W_SIDE_REGS];
+				w_side_load(srow[r] + blk * W_SIDE, sw);
+				uvec4 q[W_TILE_VEC4];
+				w_tile_load(wrow[r], blk, k, q);
+				float a[W_GROUPS], b[W_GROUPS];
+				w_tile_coefs(sw, k, a, b);
+				[[unroll]] for (uint g = 0; g < W_GROUPS; g++) {
+					float wv[W_GROUP];
+					[[unroll]] for (uint i = 0; i < W_GROUP; i++) {
+						wv[i] = w_tile_raw(q, sw, k, W_GROUP * g + i);
+					}
+					// Group g is W_GROUP consecutive columns from run.
+					const uint run = cb + w_tile_col(k, W_GROUP * g);
+					[[unroll]] for (uint t = 0; t < NT; t++) {
+						if (t < nt) {
+							precise float s = 0.0;
+							[[unroll]] for (uint i = 0; i < W_GROUP / 4; i++) {
+								const vec4 xv = xt[t * XV4 + run / 4 + i];
+								[[unroll]] for (uint c = 0; c < 4; c++) {
+									s = fma(wv[4 * i + c], xv[c], s);
+								}
+							}
+							acc[t * NR + r] = fma(s, a[g], acc[t * NR + r]);
+#ifdef W_MIN
+							acc[t * NR + r] = fma(xg[t * (XS / W_GROUP) + run / W_GROUP], b[g], acc[t * NR + r]);
+#endif
+						}
+					}
+				}
+			}
+#else
+			// The chunk's units, then (the row's last chunk) the columns past
+			// the last whole unit (f32 and f16 rows only).
+			[[unroll]] for (uint k = 0; k < CHUNK / W_UNIT; k++) {
+				const uint u = ch * (CHUNK / W_UNIT) + k;
+				if (u < units) {
+					float wv[NR][W_UNIT], d[NR];
+					[[unroll]] for (uint r = 0; r < NR; r++) {
+						w_unit(wrow[r], srow[r], u, wv[r], d[r]);
+					}
+					[[unroll]] for (uint t = 0; t < NT; t++) {
+						if (t < nt) {
+							float xv[W_UNIT];
+							[[unroll]] for (uint kk = 0; kk < W_UNIT; kk++) {
+								const uint c = w_col(u, kk) - c0;
+								xv[kk] = xt[t * XV4 + c / 4][c % 4];
+							}
+							[[unroll]] for (uint r = 0; r < NR; r++) {
+								precise float s = 0.0;
+								[[unroll]] for (uint kk = 0; kk < W_UNIT; kk++) {
+									s = fma(wv[r][kk], xv[kk], s);
+								}
+#ifdef W_SCALED
+								acc[t * NR + r] = fma(s, d[r], acc[t * NR + r]);
+#else
+								acc[t * NR + r] += s;
+#endif
+							}
+						}
+					}
+				}
+			}
+			const uint ct = units * W_UNIT;
+			if (ch == nch - 1 && ct < p.cols) {
+				[[unroll]] for (uint t = 0; t < NT; t++) {
+					if (t < nt) {
+						[[unroll]] for (uint r = 0; r < NR; r++) {
+							precise float s = 0.0;
+							for (uint c = ct; c < p.cols; c++) {
+								s = fma(w_elem(wrow[r], srow[r], c), xt[t * XV4 + (c - c0) / 4][(c - c0) % 4], s);
+							}
+							acc[t * NR + r] += s;
+						}
+					}
+				}
+			}
+#endif
+		}
+		barrier(); // the tile is read before the next step overwrites it
+	}
+
+	// Add each (row, token) sum over the slot's lanes by a tree of adjacent
+	// pairs, RA sums at a time; lane 0 writes them.
+	[[unroll]] for (uint a0 = 0; a0 < NR * NT; a0 += RA) {
+		[[unroll]] for (uint i = 0; i < RA; i++) {
+			red[i * WG + tid] = acc[a0 + i];
+		}
+		barrier();
+		[[unroll]] for (uint s = 1; s < LANES; s <<= 1) {
+			if (lane % (2 * s) == 0) {
+				[[unroll]] for (uint i = 0; i < RA; i++) {
+					red[i * WG + tid] += red[i * WG + tid + s];
+				}
+			}
+			barrier();
+		}
+		if (lane == 0) {
+			if (GLU != 0) {
+				// Pair j: the gate sum of row 2j, the up sum of row 2j+1 (RA and
+				// NR even, so a pair is in one pass).
+				[[unroll]] for (uint i = 0; i < RA; i += 2) {
+					const uint a = a0 + i, t = a / NR, row = rg * WG_ROWS + slot * NR + a % NR;
+					if (row < p.rows && t < nt) {
+						const float gv = red[i * WG + tid], uv = red[(i + 1) * WG + tid];
+						const float h = GLU == 2 ? gelu_tanh(gv) : silu(gv);
+						y[p.y_off + (t0 + t) * p.y_stride + row / 2] = h * uv;
+					}
+				}
+			} else {
+				[[unroll]] for (uint i = 0; i < RA; i++) {
+					const uint a = a0 + i, t = a / NR, row = rg * WG_ROWS + slot * NR + a % NR;
+					if (row < p.rows && t < nt) {
+						const uint yi = p.y_off + (t0 + t) * p.y_stride + row;
+						float v = red[i * WG + tid];
+						if (p.accumulate != 0) {
+							v = y[yi] + v;
+						}
+						y[yi] = v;
+					}
+				}
+			}
+		}
+		barrier(); // red is read before the next pass overwrites it
+	}
+}
+#endif

@@ -59,12 +59,23 @@ const (
 	OpMatMulGeGLU
 	// OpMatMulGeGLU1 is OpMatMulGeGLU at one token per workgroup.
 	OpMatMulGeGLU1
+	// OpMatMulTiled is OpMatMul in prefill tiles (in the GPU layout, 64
+	// rows a workgroup where OpMatMul has 32), bit-identical to it, for
+	// MatMulTileTokens tokens or more. The CPU layout serves it with
+	// OpMatMul's kernel.
+	OpMatMulTiled
+	// OpMatMulSwiGLUTiled is OpMatMulSwiGLU in prefill tiles.
+	OpMatMulSwiGLUTiled
+	// OpMatMulGeGLUTiled is OpMatMulGeGLU in prefill tiles.
+	OpMatMulGeGLUTiled
 )
 
-var opNames = [...]string{"matmul", "matmul1", "embed", "matmul_swiglu", "matmul_swiglu1", "matmul_geglu", "matmul_geglu1"}
+var opNames = [...]string{"matmul", "matmul1", "embed", "matmul_swiglu", "matmul_swiglu1", "matmul_geglu", "matmul_geglu1",
+	"matmul_tiled", "matmul_swiglu_tiled", "matmul_geglu_tiled"}
 
 // Ops are every op of the table, in order.
-var Ops = []Op{OpMatMul, OpMatMul1, OpEmbed, OpMatMulSwiGLU, OpMatMulSwiGLU1, OpMatMulGeGLU, OpMatMulGeGLU1}
+var Ops = []Op{OpMatMul, OpMatMul1, OpEmbed, OpMatMulSwiGLU, OpMatMulSwiGLU1, OpMatMulGeGLU, OpMatMulGeGLU1,
+	OpMatMulTiled, OpMatMulSwiGLUTiled, OpMatMulGeGLUTiled}
 
 // ParseOp is the op named s (Op.String), and whether there is one.
 func ParseOp(s string) (Op, bool) {
@@ -76,21 +87,39 @@ func ParseOp(s string) (Op, bool) {
 	return 0, false
 }
 
-// GLUOp is the fused gate-up op for activation a, at one token per
-// workgroup or MatMulTokens; ok is false for an activation without one.
-func GLUOp(a loader.Activation, oneToken bool) (op Op, ok bool) {
+// MatMulOp is the product op for ntok tokens: OpMatMul1 for one,
+// OpMatMulTiled from MatMulTileTokens, OpMatMul between. The three sum in
+// the same order, so the choice never changes a result.
+func MatMulOp(ntok uint64) Op {
+	switch {
+	case ntok <= 1:
+		return OpMatMul1
+	case ntok >= MatMulTileTokens:
+		return OpMatMulTiled
+	}
+	return OpMatMul
+}
+
+// GLUOp is the fused gate-up op for activation a in the size of the
+// product op size (OpMatMul1, OpMatMul or OpMatMulTiled); ok is false for
+// an activation without one.
+func GLUOp(a loader.Activation, size Op) (op Op, ok bool) {
+	var ops [3]Op
 	switch a {
 	case loader.ActSiLU:
-		op = OpMatMulSwiGLU
+		ops = [3]Op{OpMatMulSwiGLU1, OpMatMulSwiGLU, OpMatMulSwiGLUTiled}
 	case loader.ActGELUTanh:
-		op = OpMatMulGeGLU
+		ops = [3]Op{OpMatMulGeGLU1, OpMatMulGeGLU, OpMatMulGeGLUTiled}
 	default:
 		return 0, false
 	}
-	if oneToken {
-		op++
+	switch size {
+	case OpMatMul1:
+		return ops[0], true
+	case OpMatMulTiled:
+		return ops[2], true
 	}
-	return op, true
+	return ops[1], true
 }
 
 func (o Op) String() string {
@@ -100,8 +129,13 @@ func (o Op) String() string {
 	return opNames[o]
 }
 
-// MatMulTokens is the tokens one OpMatMul workgroup covers (constant 1).
-const MatMulTokens = 8
+// MatMulTokens is the tokens one OpMatMul or OpMatMulTiled workgroup
+// covers (constant 1); MatMulTileTokens is the token count from which a
+// product takes OpMatMulTiled.
+const (
+	MatMulTokens     = 8
+	MatMulTileTokens = 16
+)
 
 // WeightTypes are the weight types that have kernels, in table order.
 var WeightTypes = []loader.DType{
@@ -120,6 +154,12 @@ type weightInfo struct {
 	// tiled types read rows in tiles (quants.glsl) in both layouts; the
 	// others in units (GPU) or 32-column blocks (CPU).
 	tiled bool
+	// wide tiles are 64 columns (W_TILE), so the GPU layout gives a row 4
+	// lanes (256 columns a step) where the others give it 8.
+	wide bool
+	// minGroup is W_GROUP of the types with an offset per group (W_MIN),
+	// whose x tile carries its groups' sums; 0 for the others.
+	minGroup uint32
 }
 
 var weightInfos = map[loader.DType]weightInfo{
@@ -128,15 +168,15 @@ var weightInfos = map[loader.DType]weightInfo{
 	loader.BF16:   {},
 	loader.Q8_0:   {body: [2]uint64{2, 34}},
 	loader.Q4_0:   {body: [2]uint64{2, 18}},
-	loader.Q4_1:   {body: [2]uint64{4, 20}, tiled: true},
+	loader.Q4_1:   {body: [2]uint64{4, 20}, tiled: true, minGroup: 32},
 	loader.Q5_0:   {body: [2]uint64{6, 22}, tiled: true},
-	loader.Q5_1:   {body: [2]uint64{8, 24}, tiled: true},
+	loader.Q5_1:   {body: [2]uint64{8, 24}, tiled: true, minGroup: 32},
 	loader.IQ4_NL: {body: [2]uint64{2, 18}, tiled: true},
-	loader.Q2_K:   {body: [2]uint64{16, 80}, tiled: true},
-	loader.Q3_K:   {body: [2]uint64{0, 96}, tiled: true},
-	loader.Q4_K:   {body: [2]uint64{16, 144}, tiled: true},
-	loader.Q5_K:   {body: [2]uint64{16, 176}, tiled: true},
-	loader.Q6_K:   {body: [2]uint64{0, 192}, tiled: true},
+	loader.Q2_K:   {body: [2]uint64{16, 80}, tiled: true, wide: true, minGroup: 16},
+	loader.Q3_K:   {body: [2]uint64{0, 96}, tiled: true, wide: true},
+	loader.Q4_K:   {body: [2]uint64{16, 144}, tiled: true, minGroup: 16},
+	loader.Q5_K:   {body: [2]uint64{16, 176}, tiled: true, minGroup: 16},
+	loader.Q6_K:   {body: [2]uint64{0, 192}, tiled: true, wide: true, minGroup: 16},
 	loader.IQ4_XS: {body: [2]uint64{8, 136}, tiled: true},
 }
 
@@ -165,11 +205,16 @@ func Tiled(t loader.DType) bool { return weightInfos[t].tiled }
 // typeName is t's name in kernel and file names ("q4_k").
 func typeName(t loader.DType) string { return strings.ToLower(t.String()) }
 
-// Matmul tile sizes, the kernels' specialization constants: a GPU-layout
-// workgroup computes matmulRows rows of W for up to MatMulTokens tokens
-// (constants 2 and 1); a CPU-layout one matmulBlockRows rows, taking
-// matmulBlockPair adjacent 32-column blocks per step (constant 3; the
-// untiled types). The tiled types take x in vec4 loads (constant 4).
+// Matmul tile sizes, the kernels' specialization constants. A GPU-layout
+// workgroup has WG/lanes row slots (constant 6: 8 lanes a row, 4 for the
+// wide tiles) of a few rows each (constant 2) for a few tokens (constant
+// 1): 1 row and 1 token for decode (matmul1; 2 rows with a GLU epilogue,
+// whose rows pair), matmulRows and MatMulTokens for short batches,
+// matmulTileRows and MatMulTokens for prefill (from MatMulTileTokens
+// tokens: 64 rows × 8 tokens at WG 128, 12.5 KiB of shared memory). A CPU-layout one computes
+// matmulBlockRows rows, taking matmulBlockPair adjacent 32-column blocks
+// per step (constant 3; the untiled types). The tiled types, and every
+// type in the GPU layout, take x in vec4 loads (constant 4).
 //
 // Sixteen rows in the CPU layout: on lavapipe every x load is a gather
 // lane by lane, and it serves that many rows. Q6_K's 128-column tiles at 8
@@ -178,40 +223,96 @@ func typeName(t loader.DType) string { return strings.ToLower(t.String()) }
 // kernel.
 const (
 	matmulRows      = 2
+	matmulTileRows  = 4
 	matmulBlockRows = 16
 	matmulBlockPair = 2
 )
 
-func matmulKernel(t loader.DType, l Layout, tokens uint32) Kernel {
+// matmulLanes is the lanes a GPU-layout workgroup gives a row of type t
+// (constant 6): 256 columns a step.
+func matmulLanes(t loader.DType) uint32 {
+	if weightInfos[t].wide {
+		return 4
+	}
+	return 8
+}
+
+// MatMulRowsPerGroup is the rows of W one workgroup of matmul kernel k
+// computes at workgroup width wg.
+func MatMulRowsPerGroup(k Kernel, wg uint32) uint32 {
+	rows, _ := k.SpecValue(2)
+	if lanes, ok := k.SpecValue(6); ok {
+		return wg / lanes * rows
+	}
+	return rows
+}
+
+// MatMulSharedBytes is the shared memory a workgroup of matmul kernel k
+// for weight type t uses at workgroup width wg (the GPU layout's x tile,
+// its group sums and the lanes' reduction; the CPU layout uses none).
+func MatMulSharedBytes(k Kernel, t loader.DType, wg uint32) uint32 {
+	if _, ok := k.SpecValue(6); !ok {
+		return 0
+	}
+	tokens, _ := k.SpecValue(1)
+	rows, _ := k.SpecValue(2)
+	const step = 256 // columns a step: lanes × chunk
+	b := tokens * step * 4
+	if g := weightInfos[t].minGroup; g != 0 {
+		b += tokens * step / g * 4
+	}
+	return b + min(rows*tokens, 8)*wg*4
+}
+
+// matmulKernel is the matmul kernel of type t in layout l in the size of
+// op size (OpMatMul1, OpMatMul or OpMatMulTiled).
+func matmulKernel(t loader.DType, l Layout, size Op) Kernel {
 	info := weightInfos[t]
 	b := []vk.Access{vk.Read, vk.Read, vk.ReadWrite} // W, x, y
 	if info.body[1] != 0 {
 		b = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite} // W bodies, W sides, x, y
 	}
 	k := Kernel{Name: "matmul_" + typeName(t), Bindings: b, Params: reflect.TypeFor[MatMulParams]()}
-	rows := uint32(matmulRows)
+	tokens, rows := uint32(MatMulTokens), uint32(matmulRows)
+	switch {
+	case size == OpMatMul1:
+		tokens, rows = 1, 1
+	case size == OpMatMulTiled && l == GPULayout:
+		rows = matmulTileRows
+	}
 	if l == CPULayout {
 		k.Name, rows, k.Subgroup = "matmul_blocks_"+typeName(t), matmulBlockRows, true
 	}
 	k.File = k.Name
 	k.Spec = []vk.SpecConstant{{ID: 1, Value: tokens}, {ID: 2, Value: rows}}
 	switch {
+	case l == GPULayout:
+		k.Spec = append(k.Spec, vk.SpecConstant{ID: 4, Value: 1}, vk.SpecConstant{ID: 6, Value: matmulLanes(t)})
 	case info.tiled:
 		k.Spec = append(k.Spec, vk.SpecConstant{ID: 4, Value: 1})
-	case l == CPULayout:
+	default:
 		k.Spec = append(k.Spec, vk.SpecConstant{ID: 3, Value: matmulBlockPair})
 	}
-	if tokens == 1 {
+	switch {
+	case tokens == 1:
 		k.Name += "_1tok"
+	case size == OpMatMulTiled && l == GPULayout:
+		k.Name += "_tiled"
 	}
 	return k
 }
 
-// gluKernel is the GPU layout's matmul kernel of type t with the GLU
-// epilogue glu (constant 5: 1 SiLU, 2 GELU-tanh), named matmul_<name>_<type>.
-func gluKernel(t loader.DType, name string, glu, tokens uint32) Kernel {
-	k := matmulKernel(t, GPULayout, tokens)
+// gluKernel is the GPU layout's matmul kernel of type t in the size of op
+// size with the GLU epilogue glu (constant 5: 1 SiLU, 2 GELU-tanh), named
+// matmul_<name>_<type>. Its rows per slot are even, whole (gate, up) pairs.
+func gluKernel(t loader.DType, name string, glu uint32, size Op) Kernel {
+	k := matmulKernel(t, GPULayout, size)
 	k.Name = strings.Replace(k.Name, "matmul_", "matmul_"+name+"_", 1)
+	for i, c := range k.Spec {
+		if c.ID == 2 && c.Value%2 != 0 {
+			k.Spec[i].Value++
+		}
+	}
 	k.Spec = append(k.Spec, vk.SpecConstant{ID: 5, Value: glu})
 	return k
 }
@@ -239,14 +340,17 @@ var table = func() map[tableKey]Kernel {
 	m := map[tableKey]Kernel{}
 	for _, t := range WeightTypes {
 		for _, l := range []Layout{GPULayout, CPULayout} {
-			m[tableKey{OpMatMul, t, l}] = matmulKernel(t, l, MatMulTokens)
-			m[tableKey{OpMatMul1, t, l}] = matmulKernel(t, l, 1)
+			for _, op := range []Op{OpMatMul, OpMatMul1, OpMatMulTiled} {
+				m[tableKey{op, t, l}] = matmulKernel(t, l, op)
+			}
 			m[tableKey{OpEmbed, t, l}] = embedKernel(t)
 		}
-		m[tableKey{OpMatMulSwiGLU, t, GPULayout}] = gluKernel(t, "swiglu", 1, MatMulTokens)
-		m[tableKey{OpMatMulSwiGLU1, t, GPULayout}] = gluKernel(t, "swiglu", 1, 1)
-		m[tableKey{OpMatMulGeGLU, t, GPULayout}] = gluKernel(t, "geglu", 2, MatMulTokens)
-		m[tableKey{OpMatMulGeGLU1, t, GPULayout}] = gluKernel(t, "geglu", 2, 1)
+		for _, op := range []Op{OpMatMul, OpMatMul1, OpMatMulTiled} {
+			swiglu, _ := GLUOp(loader.ActSiLU, op)
+			geglu, _ := GLUOp(loader.ActGELUTanh, op)
+			m[tableKey{swiglu, t, GPULayout}] = gluKernel(t, "swiglu", 1, op)
+			m[tableKey{geglu, t, GPULayout}] = gluKernel(t, "geglu", 2, op)
+		}
 	}
 	return m
 }()
@@ -293,9 +397,11 @@ func weightKernels() []Kernel {
 				ks = append(ks, k)
 			}
 		}
-		k, _ := WeightKernel(OpEmbed, t, GPULayout)
+		k, _ := WeightKernel(OpMatMulTiled, t, GPULayout) // the CPU layout's is its OpMatMul kernel
 		ks = append(ks, k)
-		for _, op := range []Op{OpMatMulSwiGLU, OpMatMulSwiGLU1, OpMatMulGeGLU, OpMatMulGeGLU1} {
+		k, _ = WeightKernel(OpEmbed, t, GPULayout)
+		ks = append(ks, k)
+		for _, op := range []Op{OpMatMulSwiGLU, OpMatMulSwiGLU1, OpMatMulGeGLU, OpMatMulGeGLU1, OpMatMulSwiGLUTiled, OpMatMulGeGLUTiled} {
 			k, _ := WeightKernel(op, t, GPULayout)
 			ks = append(ks, k)
 		}

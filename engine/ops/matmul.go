@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/shaders"
@@ -68,17 +69,13 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 			}
 			pc := shaders.MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
 				XOff: xo, YOff: yo, YStride: uint32(ys), Accumulate: acc}
-			op := shaders.OpMatMul
-			if m == 1 {
-				op = shaders.OpMatMul1
-			}
-			kern, err := p.matmulKernel(op, w.Type, cols, wo, so, xo)
+			kern, err := p.matmulKernel(p.matmulSize(w.Type, m), w.Type, cols, wo, so, xo)
 			if err != nil {
 				return fmt.Errorf("ops: MatMul: %w", err)
 			}
 			tokens, _ := kern.SpecValue(1)
-			wgRows, _ := kern.SpecValue(2)
-			groups := (n + uint64(wgRows) - 1) / uint64(wgRows) * ((m + uint64(tokens) - 1) / uint64(tokens))
+			wgRows := uint64(shaders.MatMulRowsPerGroup(kern, p.lib.WG))
+			groups := (n + wgRows - 1) / wgRows * ((m + uint64(tokens) - 1) / uint64(tokens))
 			pipe, err := p.lib.Pipeline(kern)
 			if err != nil {
 				return fmt.Errorf("ops: MatMul: %w", err)
@@ -91,13 +88,27 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 	return nil
 }
 
+// matmulSize is the product op for m tokens of a W of type t:
+// shaders.MatMulOp's, or OpMatMul where the device's shared memory cannot
+// hold the prefill tile. Every size sums in the same order.
+func (p *Plan) matmulSize(t loader.DType, m uint64) shaders.Op {
+	op := shaders.MatMulOp(m)
+	if op == shaders.OpMatMulTiled {
+		k, err := p.lib.WeightKernel(op, t)
+		if err != nil || shaders.MatMulSharedBytes(k, t, p.lib.WG) > p.lib.Device.Info.MaxComputeSharedMemorySize {
+			return shaders.OpMatMul
+		}
+	}
+	return op
+}
+
 // matmulKernel picks the kernel of op (a matmul op of one token per
-// workgroup or more) for a W of type t with cols columns whose bound rows
-// start at word wo and side half so, and an x at element xo, and records
-// the pick: the table's kernel, or its variant where the offsets do not
-// suit it. The choice depends on the weight and the binding offsets, never
-// on the token count beyond one or more (both kernels sum in the same
-// order), so every chunking gives the same bits.
+// workgroup, a few, or a prefill tile) for a W of type t with cols columns
+// whose bound rows start at word wo and side half so, and an x at element
+// xo, and records the pick: the table's kernel, or its variant where the
+// offsets do not suit it. The choice depends on the weight and the binding
+// offsets, never on the token count beyond the op's size (every size sums
+// in the same order), so every chunking gives the same bits.
 func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, xo uint32) (shaders.Kernel, error) {
 	k, err := p.lib.WeightKernel(op, t)
 	if err != nil {
@@ -106,20 +117,22 @@ func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, 
 	chosen, reason := k, ""
 	_, _, block := shaders.BlockBody(t)
 	switch {
-	case shaders.Tiled(t):
-		if wo%4 != 0 {
-			return k, fmt.Errorf("%s rows bound at word %d, not on 16 bytes", t, wo)
-		}
-		if xo%4 != 0 {
-			chosen, reason = k.WithSpec(4, 0), "x rows not on 16 bytes: scalar x loads"
-		}
-	case p.lib.layout == shaders.CPULayout:
+	case shaders.Tiled(t) && wo%4 != 0:
+		return k, fmt.Errorf("%s rows bound at word %d, not on 16 bytes", t, wo)
+	case p.lib.layout == shaders.CPULayout && !shaders.Tiled(t):
 		if cols%32 != 0 || wo%4 != 0 || xo%4 != 0 {
 			chosen, _ = shaders.WeightKernel(op, t, shaders.GPULayout)
 			reason = "rows not in 16-byte-aligned 32-column blocks: the GPU layout's kernel"
 		} else if cols/32%2 != 0 || (block && so%2 != 0) {
 			chosen, reason = k.WithSpec(3, 1), "an odd number of blocks per row or an odd first scale: one block per step"
 		}
+	}
+	if _, vec := chosen.SpecValue(4); vec && (xo%4 != 0 || cols%4 != 0) {
+		chosen = chosen.WithSpec(4, 0)
+		reason = strings.TrimPrefix(reason+"; x rows not on 16 bytes: scalar x loads", "; ")
+	}
+	if lanes, ok := chosen.SpecValue(6); ok && p.lib.WG%lanes != 0 {
+		return k, fmt.Errorf("%s gives a row %d lanes, more than a workgroup of %d", chosen.Name, lanes, p.lib.WG)
 	}
 	p.lib.record(Pick{Op: op.String(), Type: t.String(), Table: k.Name, Kernel: chosen.Name, Reason: reason})
 	return chosen, nil
@@ -157,7 +170,7 @@ func (p *Plan) MatMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation)
 
 // matMulGLU is MatMulGLU, returning its error.
 func (p *Plan) matMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation) error {
-	if _, ok := shaders.GLUOp(act, false); !ok {
+	if _, ok := shaders.GLUOp(act, shaders.OpMatMul); !ok {
 		return fmt.Errorf("ops: MatMulGLU: no kernel for activation %s", act)
 	}
 	wt, l, err := w.words()
@@ -191,19 +204,19 @@ func (p *Plan) matMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation)
 			if err != nil {
 				return fmt.Errorf("ops: MatMulGLU h: %w", err)
 			}
-			op, _ := shaders.GLUOp(act, m == 1)
+			op, _ := shaders.GLUOp(act, p.matmulSize(w.Type, m))
 			kern, err := p.matmulKernel(op, w.Type, cols, wo, so, xo)
 			if err != nil {
 				return fmt.Errorf("ops: MatMulGLU: %w", err)
 			}
 			tokens, _ := kern.SpecValue(1)
-			wgRows, _ := kern.SpecValue(2)
-			if wgRows%2 != 0 {
-				return fmt.Errorf("ops: MatMulGLU: %s takes %d rows per workgroup, not whole (gate, up) pairs", kern.Name, wgRows)
+			if slotRows, _ := kern.SpecValue(2); slotRows%2 != 0 {
+				return fmt.Errorf("ops: MatMulGLU: %s takes %d rows per row slot, not whole (gate, up) pairs", kern.Name, slotRows)
 			}
+			wgRows := uint64(shaders.MatMulRowsPerGroup(kern, p.lib.WG))
 			pc := shaders.MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
 				XOff: xo, YOff: ho, YStride: uint32(ffn)}
-			groups := (n + uint64(wgRows) - 1) / uint64(wgRows) * ((m + uint64(tokens) - 1) / uint64(tokens))
+			groups := (n + wgRows - 1) / wgRows * ((m + uint64(tokens) - 1) / uint64(tokens))
 			pipe, err := p.lib.Pipeline(kern)
 			if err != nil {
 				return fmt.Errorf("ops: MatMulGLU: %w", err)

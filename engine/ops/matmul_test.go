@@ -43,6 +43,27 @@ var matmulShapes = map[int][][2]int{
 	256: {{1, 256}, {7, 512}, {33, 2304}, {3, 8448}},
 }
 
+// tileTypes are the types whose prefill-tile kernels (OpMatMulTiled, from
+// shaders.MatMulTileTokens tokens) the op tests run. A type's tile kernel
+// is its OpMatMul module with 4 rows a row slot instead of 2, whose code
+// paths the other token counts run for every type; the unit path with a
+// column tail (F32) and with scales (Q4_0), the 32-column tiles with an
+// offset (Q4_1) and the K-quants' 32- and 64-column tiles (Q4_K, Q6_K)
+// stand for the rest, as each new variant costs lavapipe seconds of JIT.
+var tileTypes = map[loader.DType]bool{loader.F32: true, loader.Q4_0: true, loader.Q4_1: true, loader.Q4_K: true, loader.Q6_K: true}
+
+// tokenCounts are counts of ntok up to max for a type: those of a tile only
+// for tileTypes.
+func tokenCounts(typ loader.DType, counts ...int) []int {
+	var out []int
+	for _, n := range counts {
+		if n < shaders.MatMulTileTokens || tileTypes[typ] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func TestMatMul(t *testing.T) {
 	variants(t, func(t *testing.T, e *env) { layouts(t, e, func(t *testing.T, e *env) { testMatMul(t, e) }) })
 }
@@ -52,7 +73,7 @@ func testMatMul(t *testing.T, e *env) {
 		for i, s := range matmulShapes[blockSize(typ)] {
 			rows, cols := s[0], s[1]
 			w, deq := e.uploadRand(t, typ, rows, cols, uint64(10+i))
-			for _, ntok := range []int{1, 3, 8, 9, 17} {
+			for _, ntok := range tokenCounts(typ, 1, 3, 8, 9, 17) {
 				t.Run(fmt.Sprintf("%s/%dx%d/ntok=%d", typ, rows, cols, ntok), func(t *testing.T) {
 					x := optest.Rand(uint64(100+ntok), ntok*cols)
 					y0 := optest.Rand(uint64(200+ntok), ntok*rows)
@@ -73,8 +94,9 @@ func testMatMul(t *testing.T, e *env) {
 // larger buffers, and checks that MatMul writes nothing outside y.
 //
 // An x at element 5 cannot take 16-byte loads: the untiled types' CPU
-// layout runs the GPU layout's kernel there, the tiled types their
-// scalar-x variant (and the pick says so); one at element 8 can.
+// layout runs the GPU layout's kernel there, and every kernel that stages
+// or loads x in vec4s its scalar-x variant (and the pick says so); one at
+// element 8 can.
 func TestMatMulOffsets(t *testing.T) {
 	e := newEnv(t, vk.DeviceOptions{}, 0)
 	// The tiled types share their scalar-x path: Q4_K stands for them.
@@ -103,11 +125,11 @@ func testMatMulOffsets(t *testing.T, e *env, typ loader.DType, xOff int) {
 	kernel := table.Name
 	switch {
 	case xOff%4 == 0:
-	case shaders.Tiled(typ):
-		kernel = table.WithSpec(4, 0).Name
-	case e.lib.Layout() == shaders.CPULayout:
+	case e.lib.Layout() == shaders.CPULayout && !shaders.Tiled(typ):
 		k, _ := shaders.WeightKernel(shaders.OpMatMul, typ, shaders.GPULayout)
-		kernel = k.Name
+		kernel = k.WithSpec(4, 0).Name
+	default:
+		kernel = table.WithSpec(4, 0).Name
 	}
 	require.Contains(t, kernelsRun(e.lib, "matmul", typ), kernel)
 }
@@ -165,7 +187,7 @@ func testMatMulBitExactShape(t *testing.T, e *env, typ loader.DType, rows, cols 
 	})
 	want := e.download(t, single.Buf)
 	check(t, "matmul one token at a time", want, optest.MatMul(deq, x, nil, rows, cols, maxTok), nmseMatMul[typ])
-	for _, k := range []int{2, 7, 8, 9, 17} {
+	for _, k := range tokenCounts(typ, 2, 7, 8, 9, 16, 17) {
 		for _, start := range []int{0, maxTok - k, 3} {
 			if start+k > maxTok {
 				continue
