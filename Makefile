@@ -30,8 +30,10 @@ test: setup
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory test-go test-cgocheck fuzz
 
+# -timeout: a package's default 10 minutes is too close on a slow
+# 2-core machine with a cold Mesa cache (engine/ops JITs every kernel it tests).
 test-go:
-	VKRUN_VALIDATE=1 $(GO) test -count=1 ./...
+	VKRUN_VALIDATE=1 $(GO) test -count=1 -timeout 30m ./...
 
 # The vk layer must obey cgo's pointer rules under the strict checker too.
 test-cgocheck:

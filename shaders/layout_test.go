@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vkrun/vkrun/loader"
 )
 
 // pushMember is one member of a push-constant block as SPIR-V lays it out.
@@ -194,4 +196,36 @@ func TestCompiledShadersMatchSources(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, bytes.Equal(want, got), "spv/%s.spv is stale: run make shaders", s.Name)
 	}
+}
+
+// TestMatMulSizes: the token counts pick the three product sizes, and at
+// the default workgroup of 128 every GPU-layout size fits the 16 KiB of
+// shared memory that Vulkan guarantees, with the rows a workgroup the
+// RATIONALE gives (twice as many for the 4-lane wide tiles).
+func TestMatMulSizes(t *testing.T) {
+	for n, want := range map[uint64]Op{1: OpMatMul1, 2: OpMatMul, 15: OpMatMul, 16: OpMatMulTiled, 512: OpMatMulTiled} {
+		assert.Equal(t, want, MatMulOp(n), "%d tokens", n)
+	}
+	for _, typ := range WeightTypes {
+		for op, rows := range map[Op]uint32{OpMatMul1: 16, OpMatMul: 32, OpMatMulTiled: 64} {
+			k, ok := WeightKernel(op, typ, GPULayout)
+			require.True(t, ok)
+			if weightInfos[typ].wide {
+				rows *= 2
+			}
+			assert.Equal(t, rows, MatMulRowsPerGroup(k, 128), "%s %s", op, typ)
+			assert.LessOrEqual(t, MatMulSharedBytes(k, typ, 128), uint32(16<<10), "%s %s", op, typ)
+			cpu, _ := WeightKernel(op, typ, CPULayout)
+			assert.Zero(t, MatMulSharedBytes(cpu, typ, 128), "%s %s in the CPU layout", op, typ)
+		}
+		for _, op := range []Op{OpMatMul1, OpMatMul, OpMatMulTiled} {
+			glu, _ := GLUOp(loader.ActSiLU, op)
+			k, _ := WeightKernel(glu, typ, GPULayout)
+			rows, _ := k.SpecValue(2)
+			assert.Zero(t, rows%2, "%s %s: whole (gate, up) pairs per row slot", glu, typ)
+		}
+	}
+	tiled, _ := WeightKernel(OpMatMulTiled, loader.Q4_K, CPULayout)
+	batch, _ := WeightKernel(OpMatMul, loader.Q4_K, CPULayout)
+	assert.Equal(t, batch, tiled, "the CPU layout serves the prefill tile with its batch kernel")
 }

@@ -23,7 +23,12 @@
 // batches (matmul), 16 tokens and 4 rows for prefill (matmul_tiled, 64 rows
 // × 16 tokens). Every size computes each (row, token) sum in the same order
 // (the chunk partition and the tree depend on LANES alone), so they are
-// interchangeable bit for bit and the host picks by the token count.
+// interchangeable bit for bit and the host picks by the token count. The
+// untiled types read a whole chunk, one 32-column block, in 16-byte loads
+// where W's rows start on 16 bytes, and in word loads otherwise, with the
+// same values in the same order; the x tile is staged in vec4 loads where
+// x's rows start on 16 bytes. Both are uniform branches on the push
+// constants, not pipelines.
 //
 // Tiled types (W_TILED: the K-quants, IQ4 and the other legacy types) take
 // whole blocks in the CPU layout: invocation i takes blocks i, i+WG, … of NR
@@ -36,8 +41,7 @@
 // tiles in groups of 16 ran Q4_K and Q6_K up to twice as fast as 64- and
 // 128-column ones, and unrolling a block's tiles made them slower.
 // Specialization constant 4 (XV) says whether x rows start on 16 bytes
-// (vec4 loads) or not (scalar loads): the tiled types' x in the CPU
-// layout, and every type's x tile in the GPU layout.
+// (vec4 loads) or not (scalar loads).
 //
 // With MATMUL_BLOCKS defined (the matmul_blocks_* kernels) the workgroup
 // is one subgroup, and invocation i takes whole 32-column blocks instead,
@@ -83,7 +87,7 @@
 layout(constant_id = 1) const uint NT = 8; // tokens per workgroup
 layout(constant_id = 2) const uint NR = 2; // rows of W per workgroup (GPU layout: per row slot)
 layout(constant_id = 3) const uint BP = 2; // blocks per step, 1 or 2 (block layout)
-layout(constant_id = 4) const uint XV = 1; // tiled types: 1 when x rows start on 16 bytes
+layout(constant_id = 4) const uint XV = 1; // CPU layout, tiled types: 1 when x rows start on 16 bytes
 #ifndef MATMUL_BLOCKS
 layout(constant_id = 5) const uint GLU = 0; // 0: y = x·Wᵀ; 1: h = silu(gate)·up; 2: h = gelu_tanh(gate)·up
 #endif
@@ -314,6 +318,10 @@ void main() {
 	const uint t0 = tg * NT;
 	const uint nt = min(NT, p.ntok - t0);
 	const uint rw = w_row_words(p.cols), rs = w_row_scales(p.cols);
+	// Uniform over the dispatch: x rows on 16 bytes (vec4 staging), and W
+	// rows on 16 bytes (the untiled types' 16-byte chunk loads).
+	const bool x_vec4 = (p.x_off & 3u) == 0u && (p.cols & 3u) == 0u;
+	const bool w_vec4 = (p.w_off & 3u) == 0u && (rw & 3u) == 0u;
 	uint wrow[NR], srow[NR];
 	[[unroll]] for (uint r = 0; r < NR; r++) {
 		const uint row = min(rg * WG_ROWS + slot * NR + r, p.rows - 1); // a short last group repeats a row
@@ -340,7 +348,7 @@ void main() {
 			vec4 v = vec4(0.0);
 			if (t < nt && j < ncols) {
 				const uint xb = p.x_off + (t0 + t) * p.cols + c0 + j;
-				if (XV != 0) {
+				if (x_vec4) {
 					v = x4[xb / 4];
 				} else {
 					[[unroll]] for (uint k = 0; k < 4; k++) {
@@ -405,31 +413,63 @@ void main() {
 			}
 #else
 			// The chunk's units, then (the row's last chunk) the columns past
-			// the last whole unit (f32 and f16 rows only).
-			[[unroll]] for (uint k = 0; k < CHUNK / W_UNIT; k++) {
-				const uint u = ch * (CHUNK / W_UNIT) + k;
-				if (u < units) {
-					float wv[NR][W_UNIT], d[NR];
-					[[unroll]] for (uint r = 0; r < NR; r++) {
-						w_unit(wrow[r], srow[r], u, wv[r], d[r]);
-					}
-					[[unroll]] for (uint t = 0; t < NT; t++) {
-						if (t < nt) {
-							float xv[W_UNIT];
-							[[unroll]] for (uint kk = 0; kk < W_UNIT; kk++) {
-								const uint c = w_col(u, kk) - c0;
-								xv[kk] = xt[t * XV4 + c / 4][c % 4];
-							}
-							[[unroll]] for (uint r = 0; r < NR; r++) {
+			// the last whole unit (f32 and f16 rows only). A whole chunk of a
+			// row on 16 bytes (w_vec4) is one block, loaded per row in 16-byte
+			// loads; its units are then taken from the loaded values, in the
+			// same order and arithmetic as the unit loads would.
+			if (w_vec4 && (ch + 1) * CHUNK <= units * W_UNIT) {
+				[[unroll]] for (uint r = 0; r < NR; r++) {
+					uvec4 q[W_BLOCK_VEC4];
+					w_block_load(wrow[r], ch, q);
+					float bv[32];
+					w_block_values(q, bv);
+					[[unroll]] for (uint k = 0; k < CHUNK / W_UNIT; k++) {
+						const uint u = ch * (CHUNK / W_UNIT) + k;
+#ifdef W_SCALED
+						const float d = w_scale(srow[r] + ch);
+#endif
+						[[unroll]] for (uint t = 0; t < NT; t++) {
+							if (t < nt) {
 								precise float s = 0.0;
 								[[unroll]] for (uint kk = 0; kk < W_UNIT; kk++) {
-									s = fma(wv[r][kk], xv[kk], s);
+									const uint c = w_col(u, kk) - c0;
+									s = fma(bv[w_col(u, kk) % 32], xt[t * XV4 + c / 4][c % 4], s);
 								}
 #ifdef W_SCALED
-								acc[t * NR + r] = fma(s, d[r], acc[t * NR + r]);
+								acc[t * NR + r] = fma(s, d, acc[t * NR + r]);
 #else
 								acc[t * NR + r] += s;
 #endif
+							}
+						}
+					}
+				}
+			} else {
+				[[unroll]] for (uint k = 0; k < CHUNK / W_UNIT; k++) {
+					const uint u = ch * (CHUNK / W_UNIT) + k;
+					if (u < units) {
+						float wv[NR][W_UNIT], d[NR];
+						[[unroll]] for (uint r = 0; r < NR; r++) {
+							w_unit(wrow[r], srow[r], u, wv[r], d[r]);
+						}
+						[[unroll]] for (uint t = 0; t < NT; t++) {
+							if (t < nt) {
+								float xv[W_UNIT];
+								[[unroll]] for (uint kk = 0; kk < W_UNIT; kk++) {
+									const uint c = w_col(u, kk) - c0;
+									xv[kk] = xt[t * XV4 + c / 4][c % 4];
+								}
+								[[unroll]] for (uint r = 0; r < NR; r++) {
+									precise float s = 0.0;
+									[[unroll]] for (uint kk = 0; kk < W_UNIT; kk++) {
+										s = fma(wv[r][kk], xv[kk], s);
+									}
+#ifdef W_SCALED
+									acc[t * NR + r] = fma(s, d[r], acc[t * NR + r]);
+#else
+									acc[t * NR + r] += s;
+#endif
+								}
 							}
 						}
 					}

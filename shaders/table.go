@@ -213,8 +213,9 @@ func typeName(t loader.DType) string { return strings.ToLower(t.String()) }
 // matmulTileRows and MatMulTokens for prefill (from MatMulTileTokens
 // tokens: 64 rows × 8 tokens at WG 128, 12.5 KiB of shared memory). A CPU-layout one computes
 // matmulBlockRows rows, taking matmulBlockPair adjacent 32-column blocks
-// per step (constant 3; the untiled types). The tiled types, and every
-// type in the GPU layout, take x in vec4 loads (constant 4).
+// per step (constant 3; the untiled types), and its tiled types take x in
+// vec4 loads (constant 4). The GPU layout chooses its vec4 and 16-byte
+// loads from the push constants, in the shader.
 //
 // Sixteen rows in the CPU layout: on lavapipe every x load is a gather
 // lane by lane, and it serves that many rows. Q6_K's 128-column tiles at 8
@@ -287,7 +288,7 @@ func matmulKernel(t loader.DType, l Layout, size Op) Kernel {
 	k.Spec = []vk.SpecConstant{{ID: 1, Value: tokens}, {ID: 2, Value: rows}}
 	switch {
 	case l == GPULayout:
-		k.Spec = append(k.Spec, vk.SpecConstant{ID: 4, Value: 1}, vk.SpecConstant{ID: 6, Value: matmulLanes(t)})
+		k.Spec = append(k.Spec, vk.SpecConstant{ID: 6, Value: matmulLanes(t)})
 	case info.tiled:
 		k.Spec = append(k.Spec, vk.SpecConstant{ID: 4, Value: 1})
 	default:

@@ -134,6 +134,9 @@ func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, 
 	if lanes, ok := chosen.SpecValue(6); ok && p.lib.WG%lanes != 0 {
 		return k, fmt.Errorf("%s gives a row %d lanes, more than a workgroup of %d", chosen.Name, lanes, p.lib.WG)
 	}
+	if need, have := shaders.MatMulSharedBytes(chosen, t, p.lib.WG), p.lib.Device.Info.MaxComputeSharedMemorySize; need > have {
+		return k, fmt.Errorf("%s needs %d bytes of shared memory at a workgroup of %d, more than the device's %d (a narrower workgroup needs less)", chosen.Name, need, p.lib.WG, have)
+	}
 	p.lib.record(Pick{Op: op.String(), Type: t.String(), Table: k.Name, Kernel: chosen.Name, Reason: reason})
 	return chosen, nil
 }

@@ -94,9 +94,9 @@ func testMatMul(t *testing.T, e *env) {
 // larger buffers, and checks that MatMul writes nothing outside y.
 //
 // An x at element 5 cannot take 16-byte loads: the untiled types' CPU
-// layout runs the GPU layout's kernel there, and every kernel that stages
-// or loads x in vec4s its scalar-x variant (and the pick says so); one at
-// element 8 can.
+// layout runs the GPU layout's kernel there, the tiled types their
+// scalar-x variant (and the pick says so), and the GPU layout's kernels
+// stage x in scalar loads by a uniform branch; one at element 8 can.
 func TestMatMulOffsets(t *testing.T) {
 	e := newEnv(t, vk.DeviceOptions{}, 0)
 	// The tiled types share their scalar-x path: Q4_K stands for them.
@@ -124,10 +124,10 @@ func testMatMulOffsets(t *testing.T, e *env, typ loader.DType, xOff int) {
 	table, _ := shaders.WeightKernel(shaders.OpMatMul, typ, e.lib.Layout())
 	kernel := table.Name
 	switch {
-	case xOff%4 == 0:
-	case e.lib.Layout() == shaders.CPULayout && !shaders.Tiled(typ):
+	case xOff%4 == 0 || e.lib.Layout() == shaders.GPULayout:
+	case !shaders.Tiled(typ):
 		k, _ := shaders.WeightKernel(shaders.OpMatMul, typ, shaders.GPULayout)
-		kernel = k.WithSpec(4, 0).Name
+		kernel = k.Name
 	default:
 		kernel = table.WithSpec(4, 0).Name
 	}
