@@ -152,7 +152,7 @@ type weightInfo struct {
 	// for the plain types F32, F16, BF16.
 	body [2]uint64
 	// tiled types read rows in tiles (quants.glsl) in both layouts; the
-	// others in units (GPU) or 32-column blocks (CPU).
+	// others in 32-column blocks (the GPU layout takes a block as its units).
 	tiled bool
 	// wide tiles are 64 columns (W_TILE), so the GPU layout gives a row 4
 	// lanes (256 columns a step) where the others give it 8.
