@@ -139,7 +139,7 @@ func ExampleModel_Kernels() {
 	fmt.Printf("weights %d bytes, KV cache %d bytes, %s layout\n", m.WeightBytes(), s.KVBytes(), m.Layout())
 	for _, k := range m.Kernels() {
 		if k.Op == "matmul1" {
-			fmt.Println(k.Op, k.Type, k.Kernel)
+			fmt.Println(k.Op, k.Type, k.Table) // k.Kernel: the variant that ran
 		}
 	}
 	// Output:

@@ -11,7 +11,8 @@
 // tanh that cannot overflow). Variants of an entry point come
 // from defines (Sources: matmul.comp and embed.comp are built once per
 // weight type, with WEIGHT_<TYPE>, and matmul.comp again with MATMUL_BLOCKS
-// for the CPU layout) and from specialization constants (Kernel.Spec: the
+// for the CPU layout and with MATMUL_SHUFFLE for GPUs with subgroup
+// shuffles, MatMulShuffled) and from specialization constants (Kernel.Spec: the
 // one-token matmul for decode, tile and head sizes, LayerNorm from
 // rmsnorm.comp, GELU-tanh from silu_mul.comp, the soft-capped CPU-layout
 // attention). NormKernel and ActMulKernel say which kernel serves each norm
@@ -21,7 +22,9 @@
 // (OpMatMul1, OpMatMul, OpMatMulTiled and their GLU forms, OpEmbed; MatMulOp
 // picks the size by token count) for each type in WeightTypes and each
 // Layout: GPULayout, a few lanes per row with an x tile in shared memory
-// and shared-memory reductions, the same sum order at every size, and
+// and its lanes' sums by a fixed tree (in shared memory, or the same tree
+// by subgroup shuffles: the library takes MatMulShuffled's variant where
+// the device offers them), the same sum order at every size, and
 // CPULayout, for devices such as lavapipe where every load costs scalar
 // work per lane (one subgroup per workgroup, many rows per invocation,
 // subgroupAdd). Block sizes come from loader's dtype table; BlockBody is the

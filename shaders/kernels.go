@@ -30,6 +30,10 @@ type Kernel struct {
 	// device's subgroup size, and the kernel uses subgroup arithmetic. A
 	// device without subgroup arithmetic in compute shaders cannot run it.
 	Subgroup bool
+	// Shuffles are subgroup shuffles: a device needs them in compute
+	// shaders, and the pipeline full subgroups of at least 8 invocations
+	// (Library picks such a variant only where the device gives both).
+	Shuffles bool
 }
 
 // Source is the kernel's SPIR-V module stem.

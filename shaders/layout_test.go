@@ -217,6 +217,22 @@ func TestMatMulSizes(t *testing.T) {
 			assert.LessOrEqual(t, MatMulSharedBytes(k, typ, 128), uint32(16<<10), "%s %s", op, typ)
 			cpu, _ := WeightKernel(op, typ, CPULayout)
 			assert.Zero(t, MatMulSharedBytes(cpu, typ, 128), "%s %s in the CPU layout", op, typ)
+			// The shuffle variant: the same sizes, less shared memory (no
+			// tree), its own module; the CPU layout has none.
+			sh, ok := MatMulShuffled(k)
+			require.True(t, ok, "%s %s", op, typ)
+			assert.True(t, sh.Shuffles)
+			assert.Equal(t, "matmul_shuffle_"+typeName(typ), sh.Source())
+			assert.Equal(t, k.Spec, sh.Spec)
+			assert.Equal(t, MatMulRowsPerGroup(k, 128), MatMulRowsPerGroup(sh, 128))
+			tokens, _ := k.SpecValue(1)
+			slotRows, _ := k.SpecValue(2)
+			tree := min(slotRows*tokens, 8) // the tree's sums at a time
+			assert.Equal(t, MatMulSharedBytes(k, typ, 128)-tree*128*4, MatMulSharedBytes(sh, typ, 128), "%s %s", op, typ)
+			_, ok = MatMulShuffled(cpu)
+			assert.False(t, ok, "%s %s in the CPU layout", op, typ)
+			_, ok = MatMulShuffled(sh)
+			assert.False(t, ok, "a shuffle variant has none of its own")
 		}
 		for _, op := range []Op{OpMatMul1, OpMatMul, OpMatMulTiled} {
 			glu, _ := GLUOp(loader.ActSiLU, op)

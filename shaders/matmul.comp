@@ -17,11 +17,12 @@
 // types with an offset need), then every lane multiplies its chunk of NR
 // rows (its W tile, loaded and dequantised once per workgroup, in registers)
 // with the NT tokens' x read from the tile. So each weight element is read
-// once per NT tokens and each x element once per WG/LANES·NR rows. The
-// sizes are the table's: one token and one row per slot for decode
-// (matmul1: 16 rows a workgroup at WG 128), 8 tokens and 2 rows for short
-// batches (matmul), 16 tokens and 4 rows for prefill (matmul_tiled, 64 rows
-// × 16 tokens). Every size computes each (row, token) sum in the same order
+// once per NT tokens and each x element once per WG/LANES·NR rows. Decode
+// (NT = 1) stages nothing: each lane loads its chunk's x itself (X_TILE),
+// so its loop has no barrier. The sizes are the table's: one token and one
+// row per slot for decode (matmul1: 16 rows a workgroup at WG 128), 8
+// tokens and 2 rows for short batches (matmul), 8 tokens and 4 rows for
+// prefill (matmul_tiled, 64 rows × 8 tokens). Every size computes each (row, token) sum in the same order
 // (the chunk partition and the tree depend on LANES alone), so they are
 // interchangeable bit for bit and the host picks by the token count. The
 // untiled types read a whole chunk, one 32-column block, in 16-byte loads
@@ -29,6 +30,14 @@
 // same values in the same order; the x tile is staged in vec4 loads where
 // x's rows start on 16 bytes. Both are uniform branches on the push
 // constants, not pipelines.
+//
+// With MATMUL_SHUFFLE defined (the matmul_shuffle_<type> modules, which
+// the library takes where the device offers subgroup shuffles and full
+// subgroups of at least 8 invocations), a slot's lanes are adjacent
+// invocations of one subgroup, and they add their sums by the same tree as
+// an xor butterfly in registers: no shared memory and no barrier for it,
+// and the same bits (float addition commutes, so both lanes of a pair
+// hold the tree's sum of the pair).
 //
 // Tiled types (W_TILED: the K-quants, IQ4 and the other legacy types) take
 // whole blocks in the CPU layout: invocation i takes blocks i, i+WG, … of NR
@@ -83,6 +92,10 @@
 #else
 #include "act.glsl"
 #endif
+#ifdef MATMUL_SHUFFLE
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 
 layout(constant_id = 1) const uint NT = 8; // tokens per workgroup
 layout(constant_id = 2) const uint NR = 2; // rows of W per workgroup (GPU layout: per row slot)
@@ -127,8 +140,70 @@ shared float xg[NT * (XS / W_GROUP)]; // the sums of its runs of W_GROUP columns
 #endif
 // The lanes' sums are added RA (row, token) sums at a time: shared memory
 // of RA·WG floats, 4 KiB at WG 128.
+#ifndef MATMUL_SHUFFLE
 const uint RA = NR * NT < 8 ? NR * NT : 8;
 shared float red[RA * WG];
+#endif
+
+// X_TILE: the NT tokens' x is staged in shared memory a step at a time,
+// where it serves NT tokens per W load. Decode (NT = 1) reads x straight
+// from memory in each lane's own loads instead (the workgroup's slots read
+// the same x, from cache), so its loop has no barrier: every lane's loads
+// go ahead independently of the others'. The values and the order of the
+// sums are the same either way.
+const bool X_TILE = NT > 1;
+
+// x_vec is columns c0 + j … c0 + j + 3 of tile token t (the workgroup's
+// token t0 + t), j a multiple of 4 and the four within the row.
+vec4 x_vec(uint t, uint t0, uint c0, uint j, bool x_vec4) {
+	if (X_TILE) {
+		return xt[t * XV4 + j / 4];
+	}
+	const uint xb = p.x_off + (t0 + t) * p.cols + c0 + j;
+	if (x_vec4) {
+		return x4[xb / 4];
+	}
+	return vec4(x[xb], x[xb + 1], x[xb + 2], x[xb + 3]);
+}
+
+// x_el is column c0 + j of tile token t.
+float x_el(uint t, uint t0, uint c0, uint j) {
+	if (X_TILE) {
+		return xt[t * XV4 + j / 4][j % 4];
+	}
+	return x[p.x_off + (t0 + t) * p.cols + c0 + j];
+}
+
+#ifdef W_MIN
+// x_group is the sum of columns c0 + j … c0 + j + W_GROUP − 1 of tile token
+// t (j a multiple of W_GROUP), made as the tile's xg is.
+float x_group(uint t, uint t0, uint c0, uint j, bool x_vec4) {
+	if (X_TILE) {
+		return xg[t * (XS / W_GROUP) + j / W_GROUP];
+	}
+	precise vec4 s4 = x_vec(t, t0, c0, j, x_vec4);
+	[[unroll]] for (uint k = 1; k < W_GROUP / 4; k++) {
+		s4 += x_vec(t, t0, c0, j + 4 * k, x_vec4);
+	}
+	precise float s = (s4.x + s4.y) + (s4.z + s4.w);
+	return s;
+}
+#endif
+
+// y_store writes the sum v of (row, token t), or, with the GLU epilogue,
+// h of the pair whose gate sum is v and up sum u (row even).
+void y_store(uint t, uint row, float v, float u) {
+	if (GLU != 0) {
+		const float h = GLU == 2 ? gelu_tanh(v) : silu(v);
+		y[p.y_off + t * p.y_stride + row / 2] = h * u;
+	} else {
+		const uint yi = p.y_off + t * p.y_stride + row;
+		if (p.accumulate != 0) {
+			v = y[yi] + v;
+		}
+		y[yi] = v;
+	}
+}
 #endif
 
 // w_block_scales are the scales of blocks b … b+BP−1 of a row (b even when
@@ -307,7 +382,14 @@ void main() {
 #else
 void main() {
 	const uint tid = gl_LocalInvocationID.x;
+#ifdef MATMUL_SHUFFLE
+	// A slot's lanes are LANES adjacent invocations of one subgroup (the
+	// host asks for full subgroups of at least LANES invocations).
+	const uint lane = gl_SubgroupInvocationID % LANES;
+	const uint slot = gl_SubgroupID * (gl_SubgroupSize / LANES) + gl_SubgroupInvocationID / LANES;
+#else
 	const uint lane = tid % LANES, slot = tid / LANES;
+#endif
 	const uint ntg = (p.ntok + NT - 1) / NT;
 	const uint g = group_index();
 	const uint tg = g % ntg; // token groups vary fastest: neighbours share W's rows
@@ -343,35 +425,37 @@ void main() {
 		// Stage the step's x tile: columns [c0, c0 + XS) of the NT tokens,
 		// zeros past the row and past ntok.
 		const uint ncols = min(XS, p.cols - c0);
-		for (uint i = tid; i < NT * XV4; i += WG) {
-			const uint t = i / XV4, j = 4 * (i % XV4);
-			vec4 v = vec4(0.0);
-			if (t < nt && j < ncols) {
-				const uint xb = p.x_off + (t0 + t) * p.cols + c0 + j;
-				if (x_vec4) {
-					v = x4[xb / 4];
-				} else {
-					[[unroll]] for (uint k = 0; k < 4; k++) {
-						v[k] = j + k < ncols ? x[xb + k] : 0.0;
+		if (X_TILE) {
+			for (uint i = tid; i < NT * XV4; i += WG) {
+				const uint t = i / XV4, j = 4 * (i % XV4);
+				vec4 v = vec4(0.0);
+				if (t < nt && j < ncols) {
+					const uint xb = p.x_off + (t0 + t) * p.cols + c0 + j;
+					if (x_vec4) {
+						v = x4[xb / 4];
+					} else {
+						[[unroll]] for (uint k = 0; k < 4; k++) {
+							v[k] = j + k < ncols ? x[xb + k] : 0.0;
+						}
 					}
 				}
+				xt[i] = v;
 			}
-			xt[i] = v;
-		}
-		barrier();
+			barrier();
 #ifdef W_MIN
-		// The sum of each run of W_GROUP columns, for the offsets b.
-		for (uint i = tid; i < NT * (XS / W_GROUP); i += WG) {
-			const uint v0 = i * (W_GROUP / 4);
-			precise vec4 s4 = xt[v0];
-			[[unroll]] for (uint k = 1; k < W_GROUP / 4; k++) {
-				s4 += xt[v0 + k];
+			// The sum of each run of W_GROUP columns, for the offsets b.
+			for (uint i = tid; i < NT * (XS / W_GROUP); i += WG) {
+				const uint v0 = i * (W_GROUP / 4);
+				precise vec4 s4 = xt[v0];
+				[[unroll]] for (uint k = 1; k < W_GROUP / 4; k++) {
+					s4 += xt[v0 + k];
+				}
+				precise float s = (s4.x + s4.y) + (s4.z + s4.w);
+				xg[i] = s;
 			}
-			precise float s = (s4.x + s4.y) + (s4.z + s4.w);
-			xg[i] = s;
-		}
-		barrier();
+			barrier();
 #endif
+		}
 		const uint ch = c0 / CHUNK + lane;
 		if (ch < nch) {
 #ifdef W_TILED
@@ -398,14 +482,14 @@ void main() {
 						if (t < nt) {
 							precise float s = 0.0;
 							[[unroll]] for (uint i = 0; i < W_GROUP / 4; i++) {
-								const vec4 xv = xt[t * XV4 + run / 4 + i];
+								const vec4 xv = x_vec(t, t0, c0, run + 4 * i, x_vec4);
 								[[unroll]] for (uint c = 0; c < 4; c++) {
 									s = fma(wv[4 * i + c], xv[c], s);
 								}
 							}
 							acc[t * NR + r] = fma(s, a[g], acc[t * NR + r]);
 #ifdef W_MIN
-							acc[t * NR + r] = fma(xg[t * (XS / W_GROUP) + run / W_GROUP], b[g], acc[t * NR + r]);
+							acc[t * NR + r] = fma(x_group(t, t0, c0, run, x_vec4), b[g], acc[t * NR + r]);
 #endif
 						}
 					}
@@ -418,6 +502,17 @@ void main() {
 			// loads; its units are then taken from the loaded values, in the
 			// same order and arithmetic as the unit loads would.
 			if (w_vec4 && (ch + 1) * CHUNK <= units * W_UNIT) {
+				// Decode: the chunk's x in 16-byte loads (where aligned), once
+				// for the NR rows; a tile reads its x from shared memory.
+				float xc[32];
+				if (!X_TILE) {
+					[[unroll]] for (uint i = 0; i < 8; i++) {
+						const vec4 v = x_vec(0, t0, c0, ch * CHUNK - c0 + 4 * i, x_vec4);
+						[[unroll]] for (uint k = 0; k < 4; k++) {
+							xc[4 * i + k] = v[k];
+						}
+					}
+				}
 				[[unroll]] for (uint r = 0; r < NR; r++) {
 					uvec4 q[W_BLOCK_VEC4];
 					w_block_load(wrow[r], ch, q);
@@ -433,7 +528,7 @@ void main() {
 								precise float s = 0.0;
 								[[unroll]] for (uint kk = 0; kk < W_UNIT; kk++) {
 									const uint c = w_col(u, kk) - c0;
-									s = fma(bv[w_col(u, kk) % 32], xt[t * XV4 + c / 4][c % 4], s);
+									s = fma(bv[w_col(u, kk) % 32], X_TILE ? x_el(t, t0, c0, c) : xc[w_col(u, kk) % 32], s);
 								}
 #ifdef W_SCALED
 								acc[t * NR + r] = fma(s, d, acc[t * NR + r]);
@@ -457,7 +552,7 @@ void main() {
 								float xv[W_UNIT];
 								[[unroll]] for (uint kk = 0; kk < W_UNIT; kk++) {
 									const uint c = w_col(u, kk) - c0;
-									xv[kk] = xt[t * XV4 + c / 4][c % 4];
+									xv[kk] = x_el(t, t0, c0, c);
 								}
 								[[unroll]] for (uint r = 0; r < NR; r++) {
 									precise float s = 0.0;
@@ -482,7 +577,7 @@ void main() {
 						[[unroll]] for (uint r = 0; r < NR; r++) {
 							precise float s = 0.0;
 							for (uint c = ct; c < p.cols; c++) {
-								s = fma(w_elem(wrow[r], srow[r], c), xt[t * XV4 + (c - c0) / 4][(c - c0) % 4], s);
+								s = fma(w_elem(wrow[r], srow[r], c), x_el(t, t0, c0, c - c0), s);
 							}
 							acc[t * NR + r] += s;
 						}
@@ -491,11 +586,35 @@ void main() {
 			}
 #endif
 		}
-		barrier(); // the tile is read before the next step overwrites it
+		if (X_TILE) {
+			barrier(); // the tile is read before the next step overwrites it
+		}
 	}
 
+#ifdef MATMUL_SHUFFLE
+	// The same tree as an xor butterfly in registers: at distance s, lane l
+	// adds lane l^s's sum to its own. Float addition commutes, so lanes l
+	// and l^s both hold the tree's sum of that pair, bit for bit, and after
+	// the log2(LANES) steps every lane holds its slot's sums. Lane l writes
+	// the sums (GLU: the pairs) whose index is l modulo LANES.
+	[[unroll]] for (uint s = 1; s < LANES; s <<= 1) {
+		[[unroll]] for (uint i = 0; i < NR * NT; i++) {
+			const float o = subgroupShuffleXor(acc[i], s);
+			acc[i] = acc[i] + o;
+		}
+	}
+	const uint step = GLU != 0 ? 2 : 1;
+	[[unroll]] for (uint a = 0; a < NR * NT; a += step) {
+		const uint t = a / NR, row = rg * WG_ROWS + slot * NR + a % NR;
+		if ((a / step) % LANES == lane && row < p.rows && t < nt) {
+			y_store(t0 + t, row, acc[a], GLU != 0 ? acc[a + 1] : 0.0);
+		}
+	}
+#else
 	// Add each (row, token) sum over the slot's lanes by a tree of adjacent
-	// pairs, RA sums at a time; lane 0 writes them.
+	// pairs, RA sums at a time; lane 0 writes them. GLU: pair j is the gate
+	// sum of row 2j and the up sum of row 2j+1 (RA and NR even, so a pair is
+	// in one pass).
 	[[unroll]] for (uint a0 = 0; a0 < NR * NT; a0 += RA) {
 		[[unroll]] for (uint i = 0; i < RA; i++) {
 			red[i * WG + tid] = acc[a0 + i];
@@ -510,32 +629,17 @@ void main() {
 			barrier();
 		}
 		if (lane == 0) {
-			if (GLU != 0) {
-				// Pair j: the gate sum of row 2j, the up sum of row 2j+1 (RA and
-				// NR even, so a pair is in one pass).
-				[[unroll]] for (uint i = 0; i < RA; i += 2) {
-					const uint a = a0 + i, t = a / NR, row = rg * WG_ROWS + slot * NR + a % NR;
-					if (row < p.rows && t < nt) {
-						const float gv = red[i * WG + tid], uv = red[(i + 1) * WG + tid];
-						const float h = GLU == 2 ? gelu_tanh(gv) : silu(gv);
-						y[p.y_off + (t0 + t) * p.y_stride + row / 2] = h * uv;
-					}
-				}
-			} else {
-				[[unroll]] for (uint i = 0; i < RA; i++) {
-					const uint a = a0 + i, t = a / NR, row = rg * WG_ROWS + slot * NR + a % NR;
-					if (row < p.rows && t < nt) {
-						const uint yi = p.y_off + (t0 + t) * p.y_stride + row;
-						float v = red[i * WG + tid];
-						if (p.accumulate != 0) {
-							v = y[yi] + v;
-						}
-						y[yi] = v;
-					}
+			[[unroll]] for (uint i = 0; i < RA; i += GLU != 0 ? 2 : 1) {
+				const uint a = a0 + i, t = a / NR, row = rg * WG_ROWS + slot * NR + a % NR;
+				if (row < p.rows && t < nt) {
+					y_store(t0 + t, row, red[i * WG + tid], GLU != 0 ? red[(i + 1) * WG + tid] : 0.0);
 				}
 			}
 		}
-		barrier(); // red is read before the next pass overwrites it
+		if (a0 + RA < NR * NT) {
+			barrier(); // red is read before the next pass overwrites it
+		}
 	}
+#endif
 }
 #endif

@@ -249,8 +249,10 @@ func MatMulRowsPerGroup(k Kernel, wg uint32) uint32 {
 }
 
 // MatMulSharedBytes is the shared memory a workgroup of matmul kernel k
-// for weight type t uses at workgroup width wg (the GPU layout's x tile,
-// its group sums and the lanes' reduction; the CPU layout uses none).
+// for weight type t declares at workgroup width wg (the GPU layout's x
+// tile, its group sums and the lanes' reduction, the latter absent with
+// shuffles; decode declares its tile but leaves it unused; the CPU layout
+// uses none).
 func MatMulSharedBytes(k Kernel, t loader.DType, wg uint32) uint32 {
 	if _, ok := k.SpecValue(6); !ok {
 		return 0
@@ -262,7 +264,27 @@ func MatMulSharedBytes(k Kernel, t loader.DType, wg uint32) uint32 {
 	if g := weightInfos[t].minGroup; g != 0 {
 		b += tokens * step / g * 4
 	}
-	return b + min(rows*tokens, 8)*wg*4
+	if !k.Shuffles {
+		b += min(rows*tokens, 8) * wg * 4 // the lanes' sums
+	}
+	return b
+}
+
+// MatMulShuffled is the variant of GPU-layout matmul kernel k (a table
+// kernel, GLU or not) whose lanes add their sums by subgroup shuffles (an
+// xor butterfly in registers) instead of the tree in shared memory: the
+// same tree, so the same bits, with no barrier and no shared memory for
+// it. Its module is matmul_shuffle_<type> (matmul.comp with
+// MATMUL_SHUFFLE). ok is false for a kernel that has no such variant.
+func MatMulShuffled(k Kernel) (Kernel, bool) {
+	f := k.Source()
+	if _, gpu := k.SpecValue(6); !gpu || k.Shuffles || !strings.HasPrefix(f, "matmul_") {
+		return k, false
+	}
+	k.File = "matmul_shuffle_" + strings.TrimPrefix(f, "matmul_")
+	k.Name += "/shuffle"
+	k.Shuffles = true
+	return k, true
 }
 
 // matmulKernel is the matmul kernel of type t in layout l in the size of
@@ -406,6 +428,10 @@ func weightKernels() []Kernel {
 			k, _ := WeightKernel(op, t, GPULayout)
 			ks = append(ks, k)
 		}
+		// One kernel of the shuffle module stands for its variants.
+		k, _ = WeightKernel(OpMatMul, t, GPULayout)
+		k, _ = MatMulShuffled(k)
+		ks = append(ks, k)
 	}
 	return ks
 }
@@ -433,9 +459,9 @@ func Sources() []Source {
 	return out
 }
 
-// sourceOf derives a module's source from its name: matmul_<type> and
-// matmul_blocks_<type> are matmul.comp with WEIGHT_<TYPE> (and
-// MATMUL_BLOCKS), embed_<type> is embed.comp with WEIGHT_<TYPE>, and every
+// sourceOf derives a module's source from its name: matmul_<type>,
+// matmul_blocks_<type> and matmul_shuffle_<type> are matmul.comp with
+// WEIGHT_<TYPE> (and MATMUL_BLOCKS or MATMUL_SHUFFLE), embed_<type> is embed.comp with WEIGHT_<TYPE>, and every
 // other module is the .comp of its own name.
 func sourceOf(name string) Source {
 	for _, t := range WeightTypes {
@@ -445,6 +471,8 @@ func sourceOf(name string) Source {
 			return Source{Name: name, Comp: "matmul", Defines: []string{def}}
 		case "matmul_blocks_" + typeName(t):
 			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_BLOCKS"}}
+		case "matmul_shuffle_" + typeName(t):
+			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_SHUFFLE"}}
 		case "embed_" + typeName(t):
 			return Source{Name: name, Comp: "embed", Defines: []string{def}}
 		}

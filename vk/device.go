@@ -16,7 +16,11 @@ type Features struct {
 	Storage16           bool // storageBuffer16BitAccess
 	Storage8            bool // storageBuffer8BitAccess
 	SubgroupSizeControl bool
-	SubgroupArithmetic  bool // subgroup add/min/max in compute shaders (a property, not a feature)
+	// ComputeFullSubgroups: a pipeline can require full subgroups
+	// (PipelineDesc.FullSubgroups).
+	ComputeFullSubgroups bool
+	SubgroupArithmetic   bool // subgroup add/min/max in compute shaders (a property, not a feature)
+	SubgroupShuffle      bool // subgroup shuffles in compute shaders (a property, not a feature)
 }
 
 // DeviceOptions configure NewDevice.
@@ -84,13 +88,15 @@ func (in *Instance) NewDevice(info DeviceInfo, opts DeviceOptions) (*Device, err
 	var cf cFeatures
 	if !opts.NoOptionalFeatures {
 		f = Features{
-			Float16:             info.Float16,
-			Int8:                info.Int8,
-			Int16:               info.Int16,
-			Storage16:           info.Storage16,
-			Storage8:            info.Storage8,
-			SubgroupSizeControl: info.SubgroupSizeControl,
-			SubgroupArithmetic:  info.SubgroupInCompute && info.SubgroupOps&SubgroupArithmetic != 0,
+			Float16:              info.Float16,
+			Int8:                 info.Int8,
+			Int16:                info.Int16,
+			Storage16:            info.Storage16,
+			Storage8:             info.Storage8,
+			SubgroupSizeControl:  info.SubgroupSizeControl,
+			ComputeFullSubgroups: info.ComputeFullSubgroups,
+			SubgroupArithmetic:   info.SubgroupInCompute && info.SubgroupOps&SubgroupArithmetic != 0,
+			SubgroupShuffle:      info.SubgroupInCompute && info.SubgroupOps&SubgroupShuffle != 0,
 		}
 		cf = cFeatures{
 			Float16: info.Float16, Int8: info.Int8, Int16: info.Int16,

@@ -36,6 +36,11 @@ type PipelineDesc struct {
 	Spec             []SpecConstant
 	// RequiredSubgroupSize, when non-zero, needs Features.SubgroupSizeControl.
 	RequiredSubgroupSize uint32
+	// FullSubgroups makes every subgroup of a workgroup full
+	// (VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT): it needs
+	// Features.ComputeFullSubgroups, and a workgroup width that is a
+	// multiple of the required subgroup size, or else of the largest one.
+	FullSubgroups bool
 }
 
 // Pipeline is a compute pipeline with its descriptor-set and pipeline layouts.
@@ -71,6 +76,9 @@ func (d *Device) NewPipeline(desc PipelineDesc) (*Pipeline, error) {
 	if desc.RequiredSubgroupSize != 0 && !d.Features.SubgroupSizeControl {
 		return nil, fmt.Errorf("vk: pipeline %s: needs subgroup size %d but subgroup size control is off on %s", desc.Name, desc.RequiredSubgroupSize, d.Info.Name)
 	}
+	if desc.FullSubgroups && !d.Features.ComputeFullSubgroups {
+		return nil, fmt.Errorf("vk: pipeline %s: needs full subgroups, which %s does not offer", desc.Name, d.Info.Name)
+	}
 	code := make([]uint32, len(desc.SPIRV)/4)
 	for i := range code {
 		code[i] = binary.LittleEndian.Uint32(desc.SPIRV[4*i:])
@@ -89,7 +97,7 @@ func (d *Device) NewPipeline(desc PipelineDesc) (*Pipeline, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	dsl, layout, pipe, r := cCreatePipeline(d.c, d.cache.handle, code, types, desc.PushConstantSize, ids, vals, desc.RequiredSubgroupSize, false)
+	dsl, layout, pipe, r := cCreatePipeline(d.c, d.cache.handle, code, types, desc.PushConstantSize, ids, vals, desc.RequiredSubgroupSize, desc.FullSubgroups)
 	if r != Success {
 		return nil, d.fail("vkCreateComputePipelines", r, desc.Name)
 	}

@@ -135,6 +135,19 @@ func (l *Library) subgroupWidth() (width uint32, ok, require bool) {
 	return s, ok, ok && control
 }
 
+// Shuffles reports whether this device runs kernels with subgroup
+// shuffles among groups of up to 8 invocations (shaders.Kernel.Shuffles)
+// at the library's workgroup width: shuffles in compute shaders, full
+// subgroups on request, and every subgroup size it may choose at least 8
+// and a divisor of WG (then each run of 8 aligned invocations of a
+// subgroup lies in it whole).
+func (l *Library) Shuffles() bool {
+	info, f := l.Device.Info, l.Device.Features
+	lo, hi := info.MinSubgroupSize, info.MaxSubgroupSize
+	return f.SubgroupShuffle && f.ComputeFullSubgroups && lo >= 8 && lo&(lo-1) == 0 &&
+		hi&(hi-1) == 0 && hi <= l.WG && l.WG%hi == 0
+}
+
 // SubgroupSize is the workgroup width of the kernels that are one
 // subgroup (shaders.Kernel.Subgroup), and whether their pipelines request
 // it through subgroup size control.
@@ -173,6 +186,12 @@ func (l *Library) Pipeline(k shaders.Kernel) (*vk.Pipeline, error) {
 	}
 	if _, _, require := l.subgroupWidth(); k.Subgroup && require {
 		desc.RequiredSubgroupSize = wg
+	}
+	if k.Shuffles {
+		if !l.Shuffles() {
+			return nil, fmt.Errorf("ops: %s needs subgroup shuffles in compute shaders and full subgroups of 8 to %d invocations, which %s cannot give", k.Name, l.WG, l.Device.Info.Name)
+		}
+		desc.FullSubgroups = true
 	}
 	p, err := l.Device.NewPipeline(desc)
 	if err != nil {

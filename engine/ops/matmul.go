@@ -131,6 +131,10 @@ func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, 
 		chosen = chosen.WithSpec(4, 0)
 		reason = strings.TrimPrefix(reason+"; x rows not on 16 bytes: scalar x loads", "; ")
 	}
+	if sh, ok := shaders.MatMulShuffled(chosen); ok && p.lib.Shuffles() {
+		chosen = sh
+		reason = strings.TrimPrefix(reason+"; the lanes' sums by subgroup shuffles", "; ")
+	}
 	if lanes, ok := chosen.SpecValue(6); ok && p.lib.WG%lanes != 0 {
 		return k, fmt.Errorf("%s gives a row %d lanes, more than a workgroup of %d", chosen.Name, lanes, p.lib.WG)
 	}

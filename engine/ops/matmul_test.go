@@ -10,6 +10,7 @@ import (
 
 	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/internal/optest"
+	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/shaders"
 	"github.com/vkrun/vkrun/vk"
@@ -122,16 +123,18 @@ func testMatMulOffsets(t *testing.T, e *env, typ loader.DType, xOff int) {
 	optest.Check(t, "before y untouched", got[:y.Off], all[:y.Off], 0)
 	optest.Check(t, "after y untouched", got[y.Off+y.Len:], all[y.Off+y.Len:], 0)
 	table, _ := shaders.WeightKernel(shaders.OpMatMul, typ, e.lib.Layout())
-	kernel := table.Name
+	kernel := table
 	switch {
 	case xOff%4 == 0 || e.lib.Layout() == shaders.GPULayout:
 	case !shaders.Tiled(typ):
-		k, _ := shaders.WeightKernel(shaders.OpMatMul, typ, shaders.GPULayout)
-		kernel = k.Name
+		kernel, _ = shaders.WeightKernel(shaders.OpMatMul, typ, shaders.GPULayout)
 	default:
-		kernel = table.WithSpec(4, 0).Name
+		kernel = table.WithSpec(4, 0)
 	}
-	require.Contains(t, kernelsRun(e.lib, "matmul", typ), kernel)
+	if sh, ok := shaders.MatMulShuffled(kernel); ok && e.lib.Shuffles() { // a GPU-layout kernel, where the device shuffles
+		kernel = sh
+	}
+	require.Contains(t, kernelsRun(e.lib, "matmul", typ), kernel.Name)
 }
 
 // kernelsRun are the kernels the library picked for op on type t.
@@ -352,6 +355,75 @@ func BenchmarkMatMul(b *testing.B) {
 			sec := b.Elapsed().Seconds()
 			b.ReportMetric(float64(size)*reps*float64(b.N)/sec/1e9, "GB/s")
 			b.ReportMetric(float64(ntok*reps*b.N)/sec, "tok/s")
+		})
+	}
+}
+
+// TestMatMulShuffles: where the device offers subgroup shuffles and full
+// subgroups, the GPU layout's lanes add their sums by an xor butterfly in
+// registers (shaders.MatMulShuffled), which must give the shared-memory
+// tree's bits. The tree runs on the baseline device (no optional feature)
+// at a workgroup width of 64: the order depends on the lanes alone. One
+// untiled type of 8 lanes, a tiled type of 4, and the GLU epilogue (whose
+// lanes write pairs), for one token and for a prefill tile.
+func TestMatMulShuffles(t *testing.T) {
+	full := newEnvOn(t, vktest.Device(t, vk.DeviceOptions{}), ops.Options{Layout: ops.ForceGPU})
+	if !full.lib.Shuffles() {
+		t.Skipf("%s offers no subgroup shuffles with full subgroups of 8 to %d invocations: the tree alone runs there", full.d.Info.Name, full.lib.WG)
+	}
+	tree := newEnvOn(t, vktest.Device(t, vk.DeviceOptions{NoOptionalFeatures: true}), ops.Options{WG: 64, Layout: ops.ForceGPU})
+	require.False(t, tree.lib.Shuffles(), "the baseline device enables no subgroup feature")
+	const rows, cols = 37, 512
+	for _, c := range []struct {
+		typ loader.DType
+		glu bool
+	}{{loader.Q4_0, false}, {loader.Q6_K, false}, {loader.Q4_K, true}} {
+		t.Run(fmt.Sprintf("%s/glu=%v", c.typ, c.glu), func(t *testing.T) {
+			gguf := randGGUF(c.typ, rows+1, cols, 9) // rows+1: GLU takes (gate, up) pairs
+			x := optest.Rand(8, 17*cols)
+			n := rows + 1 // y's row
+			if c.glu {
+				n /= 2
+			}
+			var outs [2][]float32
+			for i, e := range []*env{full, tree} {
+				xb := ops.F32(e.upload(t, "x", x))
+				var w ops.Weight
+				if c.glu {
+					w = e.uploadGLU(t, c.typ, gguf, (rows+1)/2, cols)
+				} else {
+					w, _ = e.uploadGGUF(t, c.typ, gguf, rows+1, cols)
+				}
+				for _, ntok := range []int{1, 17} {
+					y := ops.F32(e.zeros(t, "y", ntok*n))
+					e.run(t, func(p *ops.Plan) {
+						if c.glu {
+							p.MatMulGLU(w, xb.Sub(0, uint64(ntok*cols)), y, ntok, loader.ActSiLU)
+						} else {
+							p.MatMul(w, xb.Sub(0, uint64(ntok*cols)), y, ntok, false)
+						}
+					})
+					outs[i] = append(outs[i], e.download(t, y.Buf)...)
+				}
+			}
+			requireBitEqual(t, "shuffles against the tree", outs[0], outs[1], n)
+			op := "matmul1"
+			if c.glu {
+				op = "matmul_swiglu1"
+			}
+			for _, l := range []struct {
+				lib    *ops.Library
+				suffix string
+			}{{full.lib, "/shuffle"}, {tree.lib, ""}} {
+				found := false
+				for _, p := range l.lib.Picks() {
+					if p.Op == op && p.Type == c.typ.String() {
+						found = true
+						require.Equal(t, p.Table+l.suffix, p.Kernel, p.Reason)
+					}
+				}
+				require.True(t, found, "a %s pick for %s", op, c.typ)
+			}
 		})
 	}
 }
