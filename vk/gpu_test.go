@@ -473,3 +473,24 @@ func TestInstanceCloseClosesDevices(t *testing.T) {
 	_, err = in.Devices()
 	assert.ErrorIs(t, err, vk.ErrClosed)
 }
+
+// TestFullSubgroups: a pipeline that requires full subgroups builds where
+// the device enables computeFullSubgroups (the validation layer checks the
+// workgroup width against the subgroup sizes), and is an error, not a
+// driver fault, on a device without it.
+func TestFullSubgroups(t *testing.T) {
+	desc, err := shaders.Add.Desc(64)
+	require.NoError(t, err)
+	desc.FullSubgroups = true
+	base := vktest.Device(t, vk.DeviceOptions{NoOptionalFeatures: true})
+	require.False(t, base.Features.ComputeFullSubgroups)
+	_, err = base.NewPipeline(desc)
+	require.ErrorContains(t, err, "full subgroups")
+	d := vktest.Device(t, vk.DeviceOptions{})
+	if !d.Features.ComputeFullSubgroups {
+		t.Skipf("%s does not offer computeFullSubgroups", d.Info.Name)
+	}
+	p, err := d.NewPipeline(desc)
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
+}

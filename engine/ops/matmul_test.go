@@ -373,6 +373,10 @@ func TestMatMulShuffles(t *testing.T) {
 	}
 	tree := newEnvOn(t, vktest.Device(t, vk.DeviceOptions{NoOptionalFeatures: true}), ops.Options{WG: 64, Layout: ops.ForceGPU})
 	require.False(t, tree.lib.Shuffles(), "the baseline device enables no subgroup feature")
+	k, _ := shaders.WeightKernel(shaders.OpMatMul1, loader.Q4_0, shaders.GPULayout)
+	sh, _ := shaders.MatMulShuffled(k)
+	_, err := tree.lib.Pipeline(sh)
+	require.ErrorContains(t, err, "subgroup shuffles", "a shuffle kernel on a device without them is an error")
 	const rows, cols = 37, 512
 	for _, c := range []struct {
 		typ loader.DType
