@@ -22,9 +22,10 @@
 // so its loop has no barrier. The sizes are the table's: one token and one
 // row per slot for decode (matmul1: 16 rows a workgroup at WG 128), 8
 // tokens and 2 rows for short batches (matmul), 8 tokens and 4 rows for
-// prefill (matmul_tiled, 64 rows × 8 tokens). Every size computes each (row, token) sum in the same order
-// (the chunk partition and the tree depend on LANES alone), so they are
-// interchangeable bit for bit and the host picks by the token count. The
+// prefill (matmul_tiled, 64 rows × 8 tokens). Every size computes each
+// (row, token) sum in the same order (the chunk partition and the tree
+// depend on LANES alone), so they are interchangeable bit for bit and the
+// host picks by the token count. The
 // untiled types read a whole chunk, one 32-column block, in 16-byte loads
 // where W's rows start on 16 bytes, and in word loads otherwise, with the
 // same values in the same order; the x tile is staged in vec4 loads where
@@ -138,9 +139,9 @@ shared vec4 xt[NT * XV4];      // the x tile: xt[t·XV4 + c/4][c%4] is column c0
 #ifdef W_MIN
 shared float xg[NT * (XS / W_GROUP)]; // the sums of its runs of W_GROUP columns
 #endif
+#ifndef MATMUL_SHUFFLE
 // The lanes' sums are added RA (row, token) sums at a time: shared memory
 // of RA·WG floats, 4 KiB at WG 128.
-#ifndef MATMUL_SHUFFLE
 const uint RA = NR * NT < 8 ? NR * NT : 8;
 shared float red[RA * WG];
 #endif
@@ -607,7 +608,7 @@ void main() {
 	[[unroll]] for (uint a = 0; a < NR * NT; a += step) {
 		const uint t = a / NR, row = rg * WG_ROWS + slot * NR + a % NR;
 		if ((a / step) % LANES == lane && row < p.rows && t < nt) {
-			y_store(t0 + t, row, acc[a], GLU != 0 ? acc[a + 1] : 0.0);
+			y_store(t0 + t, row, acc[a], GLU != 0 ? acc[min(a + 1, NR * NT - 1)] : 0.0);
 		}
 	}
 #else
