@@ -34,6 +34,10 @@ type Kernel struct {
 	// shaders, and the pipeline full subgroups of at least 8 invocations
 	// (Library picks such a variant only where the device gives both).
 	Shuffles bool
+	// Dot is the integer dot product (SPV_KHR_integer_dot_product): a
+	// device needs shaderIntegerDotProduct. A Dot matmul reads its x as q8
+	// rows (QuantizeQ8's output), not f32.
+	Dot bool
 }
 
 // Source is the kernel's SPIR-V module stem.
@@ -158,6 +162,11 @@ var (
 	// Argmax: out[r] (u32) = the first index of the maximum of row r of x
 	// (rows, n) f32, a workgroup per row.
 	Argmax = Kernel{Name: "argmax", Bindings: []vk.Access{vk.Read, vk.Write}, Params: reflect.TypeFor[ArgmaxParams]()}
+	// QuantizeQ8: q8 rows (Q8RowWords words a row) = x (rows, cols) f32,
+	// cols a multiple of 32: per 32 columns, 32 int8 values, the f32 scale
+	// and the values' int32 sum (quantize_q8.comp), the x of the Dot matmul
+	// kernels (MatMulDot).
+	QuantizeQ8 = Kernel{Name: "quantize_q8", Bindings: []vk.Access{vk.Read, vk.Write}, Params: reflect.TypeFor[QuantizeParams]()}
 
 	// SWAF32: out (rows, heads*headDim) f32 = sliding-window attention of q
 	// (rows, heads*headDim) f32 over an f32 ring (sinks + slots, kvDim),
@@ -222,7 +231,7 @@ var (
 
 // Kernels lists every kernel: those above, then the weight kernels of the
 // table (WeightKernel) in WeightTypes order.
-var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, LayerNorm, RoPE, SiluMul, GELUTanhMul, ScaleCap, Argmax,
+var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, LayerNorm, RoPE, SiluMul, GELUTanhMul, ScaleCap, Argmax, QuantizeQ8,
 	SWAF32, SWAF16, SWAStoreF32, SWAStoreF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16, SWAKeysStoreF32, SWAKeysStoreF16, SWAKeysProbsF32, SWAKeysProbsF16}, weightKernels()...)
 
 // MatVecParams mirrors matvec.glsl's push constants.
@@ -328,6 +337,21 @@ type KVStoreParams struct {
 	KVStride uint32 // elements from one chunk k or v row to the next
 	Sinks    uint32 // rows 0 … Sinks−1 hold positions 0 … Sinks−1
 }
+
+// QuantizeParams mirrors quantize_q8.comp's push constants.
+type QuantizeParams struct {
+	Blocks uint32 // 32-column blocks in the dispatch: rows · cols/32
+	Cols   uint32
+	XOff   uint32 // element offset of x's first row
+	QOff   uint32 // word offset of the first q8 row
+}
+
+// Q8BlockWords is the words of one q8 block (QuantizeQ8): 32 int8 values,
+// the scale, the sum and two words of padding, three 16-byte loads.
+const Q8BlockWords = 12
+
+// Q8RowWords is the words of a q8 row of cols columns (a multiple of 32).
+func Q8RowWords(cols uint64) uint64 { return cols / 32 * Q8BlockWords }
 
 // MatMulParams mirrors matmul.comp's push constants.
 type MatMulParams struct {

@@ -245,3 +245,46 @@ func TestMatMulSizes(t *testing.T) {
 	batch, _ := WeightKernel(OpMatMul, loader.Q4_K, CPULayout)
 	assert.Equal(t, batch, tiled, "the CPU layout serves the prefill tile with its batch kernel")
 }
+
+// TestMatMulDot: the integer-dot variants exist for DotTypes alone, in the
+// GPU layout, for every size and GLU op: their own module, the same sizes,
+// shuffles for the lanes' sums, and the q8 x tile within the guaranteed
+// 16 KiB of shared memory.
+func TestMatMulDot(t *testing.T) {
+	isDot := map[loader.DType]bool{}
+	for _, typ := range DotTypes {
+		isDot[typ] = true
+	}
+	for _, typ := range WeightTypes {
+		for _, op := range []Op{OpMatMul1, OpMatMul, OpMatMulTiled} {
+			glu, _ := GLUOp(loader.ActGELUTanh, op)
+			for _, o := range []Op{op, glu} {
+				k, _ := WeightKernel(o, typ, GPULayout)
+				dk, ok := MatMulDot(k)
+				require.Equal(t, isDot[typ], ok, "%s %s", o, typ)
+				cpu, _ := WeightKernel(o, typ, CPULayout)
+				if _, ok := MatMulDot(cpu); ok {
+					t.Errorf("%s %s: a CPU-layout kernel has no integer-dot variant", o, typ)
+				}
+				if !ok {
+					continue
+				}
+				assert.True(t, dk.Dot && dk.Shuffles, "%s %s", o, typ)
+				assert.Equal(t, "matmul_dot_"+typeName(typ), dk.Source())
+				assert.Equal(t, k.Name+"/dot", dk.Name)
+				assert.Equal(t, k.Spec, dk.Spec)
+				assert.Equal(t, MatMulRowsPerGroup(k, 128), MatMulRowsPerGroup(dk, 128))
+				tokens, _ := k.SpecValue(1)
+				assert.Equal(t, tokens*256/32*4*Q8BlockWords, MatMulSharedBytes(dk, typ, 128), "%s %s", o, typ)
+				_, again := MatMulDot(dk)
+				assert.False(t, again, "a dot variant has none of its own")
+				sh, _ := MatMulShuffled(k)
+				_, fromShuffle := MatMulDot(sh)
+				assert.False(t, fromShuffle, "the variant is of the table's kernel")
+			}
+		}
+	}
+	src := sourceOf("matmul_dot_q4_0")
+	assert.Equal(t, Source{Name: "matmul_dot_q4_0", Comp: "matmul", Defines: []string{"WEIGHT_Q4_0", "MATMUL_SHUFFLE", "MATMUL_DOT"}}, src)
+	assert.EqualValues(t, 3*Q8BlockWords, Q8RowWords(96))
+}

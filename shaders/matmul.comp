@@ -87,7 +87,13 @@
 // plain kernel would store, as silu_mul.comp applies it to them, so the
 // fused product equals MatMul then ActMulRows. accumulate must be 0.
 #include "common.glsl"
+#ifdef MATMUL_DOT
+#include "idot.glsl"
+#endif
 #include "weights.glsl"
+#if defined(MATMUL_DOT) && (!defined(W_DOT) || !defined(MATMUL_SHUFFLE))
+#error "MATMUL_DOT needs a weight type with w_block_idot, and MATMUL_SHUFFLE"
+#endif
 #ifdef MATMUL_BLOCKS
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #else
@@ -123,6 +129,11 @@ layout(push_constant) uniform Params {
 layout(binding = X_BINDING) readonly buffer XBuf { float x[]; };
 layout(binding = X_BINDING) readonly buffer XBuf4 { vec4 x4[]; };
 layout(binding = Y_BINDING) buffer YBuf { float y[]; };
+#ifdef MATMUL_DOT
+// The integer-dot kernels' x is q8 rows (quantize_q8.comp): 12 words, three
+// uvec4, per 32 columns; x_off is then the word offset of the first row.
+layout(binding = X_BINDING) readonly buffer XQBuf4 { uvec4 xq4[]; };
+#endif
 
 #ifndef MATMUL_BLOCKS
 layout(constant_id = 6) const uint LANES = 8; // invocations per row, a power of two dividing WG
@@ -134,8 +145,13 @@ const uint WG_ROWS = SLOTS * NR; // rows of W per workgroup
 #define CHUNK 32u
 #endif
 const uint XS = LANES * CHUNK; // columns of a step (256: whole blocks of every type)
+#ifdef MATMUL_DOT
+const uint XQ4 = 3 * (XS / 32); // uvec4s of a token's q8 x in the tile
+shared uvec4 xqt[NT * XQ4];     // the q8 x tile: token t's blocks from xqt[t·XQ4]
+#else
 const uint XV4 = XS / 4;       // vec4s of a token's x in the tile
 shared vec4 xt[NT * XV4];      // the x tile: xt[t·XV4 + c/4][c%4] is column c0 + c of token t
+#endif
 #ifdef W_MIN
 shared float xg[NT * (XS / W_GROUP)]; // the sums of its runs of W_GROUP columns
 #endif
@@ -154,6 +170,27 @@ shared float red[RA * WG];
 // sums are the same either way.
 const bool X_TILE = NT > 1;
 
+#ifdef MATMUL_DOT
+// x_q8 is q8 block ch of tile token t (the workgroup's token t0 + t), the
+// step's block ch − c0/32: its values 0–15 (xa) and 16–31 (xb), its scale
+// d and the sum of its values.
+void x_q8(uint t, uint t0, uint c0, uint ch, out uvec4 xa, out uvec4 xb, out float d, out int sum) {
+	uvec4 ds;
+	if (X_TILE) {
+		const uint i = t * XQ4 + 3 * (ch - c0 / 32);
+		xa = xqt[i];
+		xb = xqt[i + 1];
+		ds = xqt[i + 2];
+	} else {
+		const uint i = p.x_off / 4 + (t0 + t) * 3 * (p.cols / 32) + 3 * ch;
+		xa = xq4[i];
+		xb = xq4[i + 1];
+		ds = xq4[i + 2];
+	}
+	d = uintBitsToFloat(ds.x);
+	sum = int(ds.y);
+}
+#else
 // x_vec is columns c0 + j … c0 + j + 3 of tile token t (the workgroup's
 // token t0 + t), j a multiple of 4 and the four within the row.
 vec4 x_vec(uint t, uint t0, uint c0, uint j, bool x_vec4) {
@@ -190,6 +227,7 @@ float x_group(uint t, uint t0, uint c0, uint j, bool x_vec4) {
 	return s;
 }
 #endif
+#endif // MATMUL_DOT
 
 // y_store writes the sum v of (row, token t), or, with the GLU epilogue,
 // h of the pair whose gate sum is v and up sum u (row even).
@@ -426,6 +464,20 @@ void main() {
 		// Stage the step's x tile: columns [c0, c0 + XS) of the NT tokens,
 		// zeros past the row and past ntok.
 		const uint ncols = min(XS, p.cols - c0);
+#ifdef MATMUL_DOT
+		if (X_TILE) {
+			// The q8 tile: the step's whole blocks of the NT tokens.
+			for (uint i = tid; i < NT * XQ4; i += WG) {
+				const uint t = i / XQ4, j = i % XQ4;
+				uvec4 v = uvec4(0u);
+				if (t < nt && 32 * (j / 3) < ncols) {
+					v = xq4[p.x_off / 4 + (t0 + t) * 3 * (p.cols / 32) + 3 * (c0 / 32) + j];
+				}
+				xqt[i] = v;
+			}
+			barrier();
+		}
+#else
 		if (X_TILE) {
 			for (uint i = tid; i < NT * XV4; i += WG) {
 				const uint t = i / XV4, j = 4 * (i % XV4);
@@ -457,9 +509,32 @@ void main() {
 			barrier();
 #endif
 		}
+#endif // MATMUL_DOT
 		const uint ch = c0 / CHUNK + lane;
 		if (ch < nch) {
-#ifdef W_TILED
+#if defined(MATMUL_DOT)
+			// Block ch: each token's q8 x once for the NR rows, then per row
+			// its quants in 16-byte loads (the host checks W's alignment),
+			// the integer sum and one scaling, d_w·d_x, into the sum.
+			uvec4 xa[NT], xb[NT];
+			float xd[NT];
+			int xs[NT];
+			[[unroll]] for (uint t = 0; t < NT; t++) {
+				x_q8(t, t0, c0, ch, xa[t], xb[t], xd[t], xs[t]);
+			}
+			[[unroll]] for (uint r = 0; r < NR; r++) {
+				uvec4 q[W_BLOCK_VEC4];
+				w_block_load(wrow[r], ch, q);
+				const float d = w_scale(srow[r] + ch);
+				[[unroll]] for (uint t = 0; t < NT; t++) {
+					if (t < nt) {
+						const int si = w_block_idot(q, xa[t], xb[t], xs[t]);
+						precise float dd = d * xd[t];
+						acc[t * NR + r] = fma(float(si), dd, acc[t * NR + r]);
+					}
+				}
+			}
+#elif defined(W_TILED)
 			// Tile k of block blk, for each row: its side, its quants, and its
 			// groups' coefficients; then each group's raw values against the
 			// NT tokens' x.

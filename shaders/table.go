@@ -264,6 +264,9 @@ func MatMulSharedBytes(k Kernel, t loader.DType, wg uint32) uint32 {
 	if g := weightInfos[t].minGroup; g != 0 {
 		b += tokens * step / g * 4
 	}
+	if k.Dot {
+		b = tokens * step / 32 * 4 * Q8BlockWords // the q8 x tile
+	}
 	if !k.Shuffles {
 		b += min(rows*tokens, 8) * wg * 4 // the lanes' sums
 	}
@@ -285,6 +288,36 @@ func MatMulShuffled(k Kernel) (Kernel, bool) {
 	k.Name += "/shuffle"
 	k.Shuffles = true
 	return k, true
+}
+
+// DotTypes are the weight types with an integer-dot matmul (MatMulDot):
+// 32-column blocks of int8 (Q8_0) or nibbles (Q4_0) with one scale.
+var DotTypes = []loader.DType{loader.Q8_0, loader.Q4_0}
+
+// MatMulDot is the integer-dot variant of GPU-layout matmul kernel k (a
+// table kernel of a DotTypes type, GLU or not): x quantised to q8 rows
+// (QuantizeQ8) and each 32-column block summed exactly in int32 by packed
+// 4×int8 dot products, then scaled once by d_w·d_x; the lanes add their
+// sums by shuffles, as MatMulShuffled's. Every size sums in one order, so
+// its chunked prefill equals its decode bit for bit, but its sums are not
+// the f32 kernel's (x is rounded to 8 bits a block). Its module is
+// matmul_dot_<type> (matmul.comp with MATMUL_DOT and MATMUL_SHUFFLE). ok
+// is false for a kernel without one.
+func MatMulDot(k Kernel) (Kernel, bool) {
+	f := k.Source()
+	if _, gpu := k.SpecValue(6); !gpu || k.Shuffles || k.Dot || !strings.HasPrefix(f, "matmul_") {
+		return k, false
+	}
+	typ := strings.TrimPrefix(f, "matmul_")
+	for _, t := range DotTypes {
+		if typ == typeName(t) {
+			k.File = "matmul_dot_" + typ
+			k.Name += "/dot"
+			k.Shuffles, k.Dot = true, true
+			return k, true
+		}
+	}
+	return k, false
 }
 
 // matmulKernel is the matmul kernel of type t in layout l in the size of
@@ -432,6 +465,10 @@ func weightKernels() []Kernel {
 		k, _ = WeightKernel(OpMatMul, t, GPULayout)
 		k, _ = MatMulShuffled(k)
 		ks = append(ks, k)
+		k, _ = WeightKernel(OpMatMul, t, GPULayout)
+		if k, ok := MatMulDot(k); ok {
+			ks = append(ks, k)
+		}
 	}
 	return ks
 }
@@ -460,8 +497,9 @@ func Sources() []Source {
 }
 
 // sourceOf derives a module's source from its name: matmul_<type>,
-// matmul_blocks_<type> and matmul_shuffle_<type> are matmul.comp with
-// WEIGHT_<TYPE> (and MATMUL_BLOCKS or MATMUL_SHUFFLE), embed_<type> is embed.comp with WEIGHT_<TYPE>, and every
+// matmul_blocks_<type>, matmul_shuffle_<type> and matmul_dot_<type> are
+// matmul.comp with WEIGHT_<TYPE> (and MATMUL_BLOCKS, MATMUL_SHUFFLE, or
+// both MATMUL_SHUFFLE and MATMUL_DOT), embed_<type> is embed.comp with WEIGHT_<TYPE>, and every
 // other module is the .comp of its own name.
 func sourceOf(name string) Source {
 	for _, t := range WeightTypes {
@@ -473,6 +511,8 @@ func sourceOf(name string) Source {
 			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_BLOCKS"}}
 		case "matmul_shuffle_" + typeName(t):
 			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_SHUFFLE"}}
+		case "matmul_dot_" + typeName(t):
+			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_SHUFFLE", "MATMUL_DOT"}}
 		case "embed_" + typeName(t):
 			return Source{Name: name, Comp: "embed", Defines: []string{def}}
 		}

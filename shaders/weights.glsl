@@ -190,6 +190,21 @@ void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
 
 float w_block_scale(uint row_scale, uint b) { return w_scale(row_scale + b); }
 
+#ifdef MATMUL_DOT
+// w_block_idot is Σ q_j·x_j over a block's 32 raw values q and a q8 block
+// of x (xa: values 0–15 in 4 words, xb: values 16–31; xsum: their sum),
+// exact in int32.
+#define W_DOT
+int w_block_idot(uvec4 q[W_BLOCK_VEC4], uvec4 xa, uvec4 xb, int xsum) {
+	int s = 0;
+	[[unroll]] for (uint k = 0; k < 4; k++) {
+		s += sdot4x8(q[0][k], xa[k]);
+		s += sdot4x8(q[1][k], xb[k]);
+	}
+	return s;
+}
+#endif
+
 #elif defined(WEIGHT_Q4_0)
 // A block is 4 words of nibbles and one f16 scale d. Byte j (byte j % 4 of
 // word j / 4) holds element j in its low nibble and element j+16 in its
@@ -229,6 +244,21 @@ void w_block_values(uvec4 q[W_BLOCK_VEC4], out float v[32]) {
 }
 
 float w_block_scale(uint row_scale, uint b) { return w_scale(row_scale + b); }
+
+#ifdef MATMUL_DOT
+// w_block_idot is Q8_0's for Q4_0: the nibbles n_j as int8 against x, less
+// 8·Σx for the values n_j − 8. Word k's low nibbles are values 4k…4k+3
+// (x word k), its high nibbles values 16+4k… (x word 4+k).
+#define W_DOT
+int w_block_idot(uvec4 q[W_BLOCK_VEC4], uvec4 xa, uvec4 xb, int xsum) {
+	int s = 0;
+	[[unroll]] for (uint k = 0; k < 4; k++) {
+		s += sdot4x8(q[0][k] & 0x0f0f0f0fu, xa[k]);
+		s += sdot4x8((q[0][k] >> 4) & 0x0f0f0f0fu, xb[k]);
+	}
+	return s - 8 * xsum;
+}
+#endif
 
 #else
 #include "quants.glsl"

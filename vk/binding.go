@@ -127,6 +127,8 @@ func cDeviceInfo(in unsafe.Pointer, pd uintptr) DeviceInfo {
 		SubgroupInCompute:               c.subgroup_stages&C.VK_SHADER_STAGE_COMPUTE_BIT != 0,
 		SubgroupSizeControl:             c.subgroup_size_control != 0,
 		ComputeFullSubgroups:            c.compute_full_subgroups != 0,
+		IntegerDotProduct:               c.integer_dot != 0,
+		IntegerDot4x8Accelerated:        c.integer_dot_4x8_accelerated != 0,
 		Float16:                         c.shader_float16 != 0,
 		Int8:                            c.shader_int8 != 0,
 		Int16:                           c.shader_int16 != 0,
@@ -187,6 +189,7 @@ func cHeapBudget(in unsafe.Pointer, pd uintptr, hasBudget bool) []MemoryHeap {
 type cFeatures struct {
 	Float16, Int8, Int16, Storage16, UniformStorage16, Storage8, UniformStorage8 bool
 	SubgroupSizeControl, ComputeFullSubgroups                                    bool
+	IntegerDotProduct                                                            bool
 }
 
 func cCreateDevice(in unsafe.Pointer, pd uintptr, family uint32, f cFeatures) (unsafe.Pointer, Result, string) {
@@ -200,6 +203,7 @@ func cCreateDevice(in unsafe.Pointer, pd uintptr, family uint32, f cFeatures) (u
 		uniform_storage8:       cbool(f.UniformStorage8),
 		subgroup_size_control:  cbool(f.SubgroupSizeControl),
 		compute_full_subgroups: cbool(f.ComputeFullSubgroups),
+		integer_dot:            cbool(f.IntegerDotProduct),
 	}
 	var e [errBufLen]C.char
 	var out *C.vkr_device

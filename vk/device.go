@@ -21,6 +21,12 @@ type Features struct {
 	ComputeFullSubgroups bool
 	SubgroupArithmetic   bool // subgroup add/min/max in compute shaders (a property, not a feature)
 	SubgroupShuffle      bool // subgroup shuffles in compute shaders (a property, not a feature)
+	// IntegerDotProduct: shaders may use SPIR-V's integer dot products
+	// (shaderIntegerDotProduct, enabled at device creation).
+	IntegerDotProduct bool
+	// IntegerDot4x8Accelerated: the packed 4×int8 signed dot product is
+	// accelerated (a property, DeviceInfo.IntegerDot4x8Accelerated).
+	IntegerDot4x8Accelerated bool
 }
 
 // DeviceOptions configure NewDevice.
@@ -88,21 +94,24 @@ func (in *Instance) NewDevice(info DeviceInfo, opts DeviceOptions) (*Device, err
 	var cf cFeatures
 	if !opts.NoOptionalFeatures {
 		f = Features{
-			Float16:              info.Float16,
-			Int8:                 info.Int8,
-			Int16:                info.Int16,
-			Storage16:            info.Storage16,
-			Storage8:             info.Storage8,
-			SubgroupSizeControl:  info.SubgroupSizeControl,
-			ComputeFullSubgroups: info.ComputeFullSubgroups,
-			SubgroupArithmetic:   info.SubgroupInCompute && info.SubgroupOps&SubgroupArithmetic != 0,
-			SubgroupShuffle:      info.SubgroupInCompute && info.SubgroupOps&SubgroupShuffle != 0,
+			Float16:                  info.Float16,
+			Int8:                     info.Int8,
+			Int16:                    info.Int16,
+			Storage16:                info.Storage16,
+			Storage8:                 info.Storage8,
+			SubgroupSizeControl:      info.SubgroupSizeControl,
+			ComputeFullSubgroups:     info.ComputeFullSubgroups,
+			SubgroupArithmetic:       info.SubgroupInCompute && info.SubgroupOps&SubgroupArithmetic != 0,
+			SubgroupShuffle:          info.SubgroupInCompute && info.SubgroupOps&SubgroupShuffle != 0,
+			IntegerDotProduct:        info.IntegerDotProduct,
+			IntegerDot4x8Accelerated: info.IntegerDotProduct && info.IntegerDot4x8Accelerated,
 		}
 		cf = cFeatures{
 			Float16: info.Float16, Int8: info.Int8, Int16: info.Int16,
 			Storage16: info.Storage16, UniformStorage16: info.UniformStorage16,
 			Storage8: info.Storage8, UniformStorage8: info.UniformStorage8,
 			SubgroupSizeControl: info.SubgroupSizeControl, ComputeFullSubgroups: info.ComputeFullSubgroups,
+			IntegerDotProduct: info.IntegerDotProduct,
 		}
 	}
 	c, r, msg := cCreateDevice(in.c, info.handle, uint32(info.ComputeQueueFamily), cf)

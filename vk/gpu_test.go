@@ -19,6 +19,7 @@ import (
 	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/internal/optest"
 	"github.com/vkrun/vkrun/internal/vktest"
+	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/shaders"
 	"github.com/vkrun/vkrun/vk"
 )
@@ -489,6 +490,34 @@ func TestFullSubgroups(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
 	if !d.Features.ComputeFullSubgroups {
 		t.Skipf("%s does not offer computeFullSubgroups", d.Info.Name)
+	}
+	p, err := d.NewPipeline(desc)
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
+}
+
+// TestIntegerDotProduct: shaderIntegerDotProduct is enabled wherever the
+// device offers it and never on the baseline, the acceleration property
+// only with it, and a module using OpSDot (the integer-dot matmul) builds
+// under validation with it enabled.
+func TestIntegerDotProduct(t *testing.T) {
+	base := vktest.Device(t, vk.DeviceOptions{NoOptionalFeatures: true})
+	require.False(t, base.Features.IntegerDotProduct)
+	require.False(t, base.Features.IntegerDot4x8Accelerated)
+	d := vktest.Device(t, vk.DeviceOptions{})
+	require.Equal(t, d.Info.IntegerDotProduct, d.Features.IntegerDotProduct)
+	require.Equal(t, d.Info.IntegerDotProduct && d.Info.IntegerDot4x8Accelerated, d.Features.IntegerDot4x8Accelerated)
+	t.Logf("%s: shaderIntegerDotProduct %v, 4×8-bit packed signed accelerated %v", d.Info.Name, d.Info.IntegerDotProduct, d.Info.IntegerDot4x8Accelerated)
+	if !d.Features.IntegerDotProduct {
+		t.Skipf("%s does not offer shaderIntegerDotProduct", d.Info.Name)
+	}
+	k, _ := shaders.WeightKernel(shaders.OpMatMul1, loader.Q8_0, shaders.GPULayout)
+	dk, ok := shaders.MatMulDot(k)
+	require.True(t, ok)
+	desc, err := dk.Desc(128)
+	require.NoError(t, err)
+	if d.Features.ComputeFullSubgroups {
+		desc.FullSubgroups = true
 	}
 	p, err := d.NewPipeline(desc)
 	require.NoError(t, err)

@@ -358,13 +358,20 @@ type DeviceInfo struct {
 	SubgroupInCompute             bool
 	SubgroupSizeControl           bool
 	ComputeFullSubgroups          bool
-	Float16, Int8                 bool // shaderFloat16, shaderInt8
-	Int16, Int64                  bool // shaderInt16, shaderInt64
-	Storage16                     bool // storageBuffer16BitAccess
-	UniformStorage16              bool
-	Storage8                      bool // storageBuffer8BitAccess
-	UniformStorage8               bool
-	MaxStorageBufferRange         uint64
+	// IntegerDotProduct is shaderIntegerDotProduct (Vulkan 1.3 or
+	// VK_KHR_shader_integer_dot_product): SPIR-V's OpSDot and kin.
+	IntegerDotProduct bool
+	// IntegerDot4x8Accelerated is integerDotProduct4x8BitPackedSignedAccelerated:
+	// a signed dot product of two words of four int8 is faster than the
+	// equivalent integer arithmetic on this device.
+	IntegerDot4x8Accelerated bool
+	Float16, Int8            bool // shaderFloat16, shaderInt8
+	Int16, Int64             bool // shaderInt16, shaderInt64
+	Storage16                bool // storageBuffer16BitAccess
+	UniformStorage16         bool
+	Storage8                 bool // storageBuffer8BitAccess
+	UniformStorage8          bool
+	MaxStorageBufferRange    uint64
 	// MaxMemoryAllocationSize is maxMemoryAllocationSize (Vulkan 1.1).
 	MaxMemoryAllocationSize         uint64
 	MaxMemoryAllocationCount        uint32

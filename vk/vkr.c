@@ -340,6 +340,7 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	int has_sgsc = v13 || has_device_ext(in, pd, "VK_EXT_subgroup_size_control");
 	int has_f16i8 = v12 || has_device_ext(in, pd, "VK_KHR_shader_float16_int8");
 	int has_8bit = v12 || has_device_ext(in, pd, "VK_KHR_8bit_storage");
+	int has_idot = v13 || has_device_ext(in, pd, "VK_KHR_shader_integer_dot_product");
 	info->has_budget = has_device_ext(in, pd, "VK_EXT_memory_budget");
 
 	// Properties.
@@ -355,9 +356,12 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	drv.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES;
 	VkPhysicalDeviceSubgroupSizeControlProperties sgsc = {0};
 	sgsc.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES;
+	VkPhysicalDeviceShaderIntegerDotProductProperties idotp = {0};
+	idotp.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES;
 	void *chain = &idp;
 	if (has_driver_props) { drv.pNext = chain; chain = &drv; }
 	if (has_sgsc) { sgsc.pNext = chain; chain = &sgsc; }
+	if (has_idot) { idotp.pNext = chain; chain = &idotp; }
 	VkPhysicalDeviceProperties2 p2 = {0};
 	p2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
 	p2.pNext = chain;
@@ -380,6 +384,7 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	info->subgroup_size = sg.subgroupSize;
 	info->subgroup_stages = sg.supportedStages;
 	info->subgroup_ops = sg.supportedOperations;
+	info->integer_dot_4x8_accelerated = has_idot && idotp.integerDotProduct4x8BitPackedSignedAccelerated;
 	if (has_sgsc) {
 		info->min_subgroup_size = sgsc.minSubgroupSize;
 		info->max_subgroup_size = sgsc.maxSubgroupSize;
@@ -417,6 +422,8 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	fi.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES;
 	VkPhysicalDeviceSubgroupSizeControlFeatures sc = {0};
 	sc.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES;
+	VkPhysicalDeviceShaderIntegerDotProductFeatures idf = {0};
+	idf.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES;
 	VkPhysicalDeviceFeatures2 f2 = {0};
 	f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
 	chain = NULL;
@@ -429,7 +436,10 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 		if (has_f16i8) { fi.pNext = chain; chain = &fi; }
 	}
 	if (v13) { f13.pNext = chain; chain = &f13; }
-	else if (has_sgsc) { sc.pNext = chain; chain = &sc; }
+	else {
+		if (has_sgsc) { sc.pNext = chain; chain = &sc; }
+		if (has_idot) { idf.pNext = chain; chain = &idf; }
+	}
 	f2.pNext = chain;
 	in->GetPhysicalDeviceFeatures2(pd, &f2);
 	info->shader_int16 = f2.features.shaderInt16;
@@ -456,10 +466,15 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	if (v13) {
 		info->subgroup_size_control = f13.subgroupSizeControl;
 		info->compute_full_subgroups = f13.computeFullSubgroups;
-	} else if (has_sgsc) {
-		info->subgroup_size_control = sc.subgroupSizeControl;
-		info->compute_full_subgroups = sc.computeFullSubgroups;
+		info->integer_dot = f13.shaderIntegerDotProduct;
+	} else {
+		if (has_sgsc) {
+			info->subgroup_size_control = sc.subgroupSizeControl;
+			info->compute_full_subgroups = sc.computeFullSubgroups;
+		}
+		if (has_idot) info->integer_dot = idf.shaderIntegerDotProduct;
 	}
+	if (!info->integer_dot) info->integer_dot_4x8_accelerated = 0;
 
 	vkr_heap_budget(in, pdh, info);
 
@@ -532,7 +547,7 @@ VkResult vkr_create_device(vkr_instance *in, uintptr_t pdh, uint32_t family, con
 
 	uint32_t api = effective_api(in, pd);
 	int v12 = api >= VK_API_VERSION_1_2, v13 = api >= VK_API_VERSION_1_3;
-	const char *exts[4];
+	const char *exts[8];
 	uint32_t next = 0;
 
 	VkPhysicalDeviceVulkan11Features f11 = {0};
@@ -549,9 +564,12 @@ VkResult vkr_create_device(vkr_instance *in, uintptr_t pdh, uint32_t family, con
 	fi.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES;
 	VkPhysicalDeviceSubgroupSizeControlFeatures sc = {0};
 	sc.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES;
+	VkPhysicalDeviceShaderIntegerDotProductFeatures idf = {0};
+	idf.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES;
 	VkPhysicalDeviceFeatures2 f2 = {0};
 	f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
 	f2.features.shaderInt16 = f->shader_int16;
+	int in13 = 0; // f13 is in the chain
 	void *chain = NULL;
 	if (v12) {
 		f11.storageBuffer16BitAccess = f->storage16;
@@ -584,11 +602,22 @@ VkResult vkr_create_device(vkr_instance *in, uintptr_t pdh, uint32_t family, con
 			f13.subgroupSizeControl = f->subgroup_size_control;
 			f13.computeFullSubgroups = f->compute_full_subgroups;
 			f13.pNext = chain; chain = &f13;
+			in13 = 1;
 		} else {
 			sc.subgroupSizeControl = f->subgroup_size_control;
 			sc.computeFullSubgroups = f->compute_full_subgroups;
 			sc.pNext = chain; chain = &sc;
 			exts[next++] = "VK_EXT_subgroup_size_control";
+		}
+	}
+	if (f->integer_dot) {
+		if (v13) {
+			f13.shaderIntegerDotProduct = VK_TRUE;
+			if (!in13) { f13.pNext = chain; chain = &f13; }
+		} else {
+			idf.shaderIntegerDotProduct = VK_TRUE;
+			idf.pNext = chain; chain = &idf;
+			exts[next++] = "VK_KHR_shader_integer_dot_product";
 		}
 	}
 	f2.pNext = chain;

@@ -87,6 +87,7 @@ typedef struct vkr_devinfo {
 	uint32_t subgroup_size, subgroup_stages, subgroup_ops;
 	uint32_t min_subgroup_size, max_subgroup_size, required_subgroup_size_stages;
 	int subgroup_size_control, compute_full_subgroups;
+	int integer_dot, integer_dot_4x8_accelerated;
 	int shader_float16, shader_int8, shader_int16, shader_int64;
 	int storage16, uniform_storage16, push16;
 	int storage8, uniform_storage8, push8;
@@ -176,6 +177,7 @@ typedef struct vkr_features {
 	int storage16, uniform_storage16;
 	int storage8, uniform_storage8;
 	int subgroup_size_control, compute_full_subgroups;
+	int integer_dot;
 } vkr_features;
 
 VkResult vkr_create_device(vkr_instance *in, uintptr_t pd, uint32_t family, const vkr_features *f, vkr_device **out, char *err, size_t errlen);

@@ -26,7 +26,8 @@ type Library struct {
 
 	layout shaders.Layout
 	notes  []string
-	splits int // Options.AttentionSplits
+	splits int  // Options.AttentionSplits
+	dot    bool // Options.Dot resolved: the integer-dot matmul kernels
 
 	mu    sync.Mutex // guards pipes and picks
 	pipes map[string]*vk.Pipeline
@@ -44,6 +45,34 @@ type Options struct {
 	// into this many splits (0: chosen from the shape; 1: one pass, no
 	// merge), to compare the split-K kernel with the single pass.
 	AttentionSplits int
+	// Dot is where the GPU layout's Q4_0 and Q8_0 products take the
+	// integer-dot kernels (shaders.MatMulDot: x rounded to 8 bits a
+	// 32-column block): AutoDot where the device accelerates the packed
+	// 4×int8 dot product, ForceDot wherever it has shaderIntegerDotProduct
+	// at all (an error elsewhere), NoDot nowhere.
+	Dot DotChoice
+}
+
+// DotChoice is Options.Dot.
+type DotChoice int
+
+const (
+	AutoDot DotChoice = iota
+	ForceDot
+	NoDot
+)
+
+// ParseDot reads an integer-dot choice: "auto", "on" or "off".
+func ParseDot(s string) (DotChoice, error) {
+	switch s {
+	case "", "auto":
+		return AutoDot, nil
+	case "on":
+		return ForceDot, nil
+	case "off":
+		return NoDot, nil
+	}
+	return AutoDot, fmt.Errorf("integer dot %q: want auto, on or off", s)
 }
 
 // LayoutChoice is Options.Layout.
@@ -104,8 +133,22 @@ func NewLibrary(d *vk.Device, opts Options) (*Library, error) {
 			}
 		}
 	}
+	canDot := l.layout == shaders.GPULayout && d.Features.IntegerDotProduct && l.Shuffles()
+	switch opts.Dot {
+	case ForceDot:
+		if !canDot {
+			return nil, fmt.Errorf("ops: the integer-dot matmul needs the GPU kernel layout, shaderIntegerDotProduct and subgroup shuffles with full subgroups, which %s (%s layout) cannot give", d.Info.Name, l.layout)
+		}
+		l.dot = true
+	case AutoDot:
+		l.dot = canDot && d.Features.IntegerDot4x8Accelerated
+	}
 	return l, nil
 }
+
+// IntegerDot reports whether the GPU layout's Q4_0 and Q8_0 products take
+// the integer-dot kernels (Options.Dot).
+func (l *Library) IntegerDot() bool { return l.dot }
 
 // Layout is the library's kernel layout.
 func (l *Library) Layout() shaders.Layout { return l.layout }
@@ -187,6 +230,9 @@ func (l *Library) Pipeline(k shaders.Kernel) (*vk.Pipeline, error) {
 	if _, _, require := l.subgroupWidth(); k.Subgroup && require {
 		desc.RequiredSubgroupSize = wg
 	}
+	if k.Dot && !l.Device.Features.IntegerDotProduct {
+		return nil, fmt.Errorf("ops: %s needs shaderIntegerDotProduct, which %s does not offer", k.Name, l.Device.Info.Name)
+	}
 	if k.Shuffles {
 		if !l.Shuffles() {
 			return nil, fmt.Errorf("ops: %s needs subgroup shuffles in compute shaders and full subgroups of 8 to %d invocations, which %s cannot give", k.Name, l.WG, l.Device.Info.Name)
@@ -264,6 +310,7 @@ type Plan struct {
 	sets    []*vk.DescriptorSet
 	scratch Tensor       // SetScratch's, or the largest of own
 	own     []*vk.Buffer // scratch the plan allocated itself
+	q8      Tensor       // the largest q8 activations buffer of own (quantizeQ8)
 	err     error
 }
 
@@ -311,7 +358,7 @@ func (p *Plan) Close() {
 		b.Close()
 	}
 	p.own = nil
-	p.scratch = Tensor{}
+	p.scratch, p.q8 = Tensor{}, Tensor{}
 }
 
 // Tensor names f32 elements [Off, Off+Len) of a buffer.

@@ -50,6 +50,7 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 		acc = 1
 	}
 	rowStep := p.weightRowStep(l)
+	var q8 Tensor // x as q8 rows, made at the first integer-dot dispatch
 	for r0 := uint64(0); r0 < rows; r0 += rowStep {
 		n := min(rowStep, rows-r0)
 		wr, wo, so, err := p.weightRanges(wt, l, r0, n)
@@ -72,6 +73,16 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 			kern, err := p.matmulKernel(p.matmulSize(w.Type, m), w.Type, cols, wo, so, xo)
 			if err != nil {
 				return fmt.Errorf("ops: MatMul: %w", err)
+			}
+			if kern.Dot {
+				if q8.Buf == nil {
+					if q8, err = p.quantizeQ8(x, nt, cols, tokStep); err != nil {
+						return fmt.Errorf("ops: MatMul: %w", err)
+					}
+				}
+				if xr, pc.XOff, err = p.q8Binding(q8, t0, m, cols); err != nil {
+					return fmt.Errorf("ops: MatMul q8 x: %w", err)
+				}
 			}
 			tokens, _ := kern.SpecValue(1)
 			wgRows := uint64(shaders.MatMulRowsPerGroup(kern, p.lib.WG))
@@ -131,7 +142,10 @@ func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, 
 		chosen = chosen.WithSpec(4, 0)
 		reason = strings.TrimPrefix(reason+"; x rows not on 16 bytes: scalar x loads", "; ")
 	}
-	if sh, ok := shaders.MatMulShuffled(chosen); ok && p.lib.Shuffles() {
+	if d, ok := shaders.MatMulDot(chosen); ok && p.lib.dot && cols%32 == 0 && wo%4 == 0 {
+		chosen = d
+		reason = strings.TrimPrefix(reason+"; x in q8 blocks: integer dot products, the lanes' sums by subgroup shuffles", "; ")
+	} else if sh, ok := shaders.MatMulShuffled(chosen); ok && p.lib.Shuffles() {
 		chosen = sh
 		reason = strings.TrimPrefix(reason+"; the lanes' sums by subgroup shuffles", "; ")
 	}
@@ -194,6 +208,7 @@ func (p *Plan) matMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation)
 	if rowStep == 0 {
 		return fmt.Errorf("ops: MatMulGLU: a %s row of %d columns does not fit a binding twice", w.Type, cols)
 	}
+	var q8 Tensor // x as q8 rows, made at the first integer-dot dispatch
 	for r0 := uint64(0); r0 < rows; r0 += rowStep {
 		n := min(rowStep, rows-r0)
 		wr, wo, so, err := p.weightRanges(wt, l, r0, n)
@@ -215,6 +230,16 @@ func (p *Plan) matMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation)
 			kern, err := p.matmulKernel(op, w.Type, cols, wo, so, xo)
 			if err != nil {
 				return fmt.Errorf("ops: MatMulGLU: %w", err)
+			}
+			if kern.Dot {
+				if q8.Buf == nil {
+					if q8, err = p.quantizeQ8(x, nt, cols, tokStep); err != nil {
+						return fmt.Errorf("ops: MatMulGLU: %w", err)
+					}
+				}
+				if xr, xo, err = p.q8Binding(q8, t0, m, cols); err != nil {
+					return fmt.Errorf("ops: MatMulGLU q8 x: %w", err)
+				}
 			}
 			tokens, _ := kern.SpecValue(1)
 			if slotRows, _ := kern.SpecValue(2); slotRows%2 != 0 {
