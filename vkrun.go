@@ -91,6 +91,7 @@ type loadOptions struct {
 	validation bool
 	profile    bool
 	layout     string
+	intDot     string
 }
 
 // WithDevice picks the device by index or by a substring of its name (as
@@ -155,6 +156,15 @@ func WithProfile() Option { return func(o *loadOptions) { o.profile = true } }
 // other value, and with "cpu" on a device without subgroup arithmetic.
 func WithLayout(layout string) Option { return func(o *loadOptions) { o.layout = layout } }
 
+// WithIntegerDot chooses where the GPU layout's Q4_0 and Q8_0 products
+// round x to 8 bits a 32-column block and sum each block in exact integer
+// dot products: "auto", the default, where the device accelerates packed
+// 4×int8 dot products; "on" wherever it has them at all (Load fails
+// elsewhere, and in the CPU layout); "off" nowhere. Its outputs differ
+// from the f32 products by the rounding of x (an NMSE near 2e-5 on random
+// data), and its decode still equals its chunked prefill bit for bit.
+func WithIntegerDot(choice string) Option { return func(o *loadOptions) { o.intDot = choice } }
+
 // Model is a model loaded onto a device. Sessions made from it may be used
 // from different goroutines.
 type Model struct {
@@ -197,6 +207,10 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vkrun: kernel layout must be auto, gpu or cpu, not %q", o.layout)
 	}
+	dot, err := ops.ParseDot(o.intDot)
+	if err != nil {
+		return nil, fmt.Errorf("vkrun: integer dot must be auto, on or off, not %q", o.intDot)
+	}
 	if o.window < -1 || o.chunk < 0 || o.context < 0 || o.keep < 0 {
 		return nil, fmt.Errorf("vkrun: window, chunk, context and keep must not be negative")
 	}
@@ -217,7 +231,7 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 		return nil, err
 	}
 	progress := o.progress
-	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context, Keep: o.keep, Profile: o.profile, Layout: layout,
+	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context, Keep: o.keep, Profile: o.profile, Layout: layout, Dot: dot,
 		Progress: func(done, total uint64) {
 			if progress != nil {
 				progress(done, total)
@@ -318,6 +332,10 @@ func (m *Model) AttentionWorkgroups(depth int) int { return m.em.AttentionWorkgr
 // Layout is the kernel layout the model runs: "gpu" or "cpu" (see
 // WithLayout).
 func (m *Model) Layout() string { return m.em.Library().Layout().String() }
+
+// IntegerDot reports whether the model's Q4_0 and Q8_0 products take the
+// integer-dot kernels (see WithIntegerDot).
+func (m *Model) IntegerDot() bool { return m.em.Library().IntegerDot() }
 
 // Kernels lists the kernel choices made so far, sorted by op, type and
 // kernel. Kernels are chosen as sessions first run each step shape, so

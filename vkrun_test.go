@@ -155,6 +155,8 @@ func TestLoadErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "f16 or f32")
 	_, err = vkrun.Load(ctx, "x.gguf", vkrun.WithLayout("fast"))
 	assert.ErrorContains(t, err, `kernel layout must be auto, gpu or cpu, not "fast"`)
+	_, err = vkrun.Load(ctx, "x.gguf", vkrun.WithIntegerDot("yes"))
+	assert.ErrorContains(t, err, `integer dot must be auto, on or off, not "yes"`)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err = vkrun.Load(cctx, "x.gguf")

@@ -100,6 +100,9 @@ func (m *Model) NewBatch(slots int) (*Batch, error) {
 	if partials > 0 {
 		b.scratch = dev("attention partials", int(partials))
 	}
+	if n := m.lib.Q8Scratch(rows, m.matmulCols()); n > 0 {
+		b.q8 = dev("q8 activations", int(n))
+	}
 	nRope := rows * c.RopeDim
 	words := slots + rows + len(m.ropes)*nRope + slots
 	all := dev("step", words)
@@ -385,6 +388,7 @@ func (b *Batch) recording(key string, sh stepShape, logits bool) (*recording, er
 	}
 	plan := b.m.lib.NewPlan(seq)
 	plan.SetScratch(b.scratch)
+	plan.SetQ8Scratch(b.q8)
 	b.copyIn(seq, sh)
 	err = b.m.forward(plan, &b.stepBufs, sh)
 	if err == nil {

@@ -53,6 +53,7 @@ type stepBufs struct {
 	logits  ops.Tensor // (output rows, vocab)
 	sinkQ   ops.Tensor // (rows, heads*headDim): a layer's queries at their sinks' cache positions (only with sinks)
 	scratch ops.Tensor // the ops' scratch (split-K attention's partials), shared by the recordings
+	q8      ops.Tensor // x as q8 rows for the integer-dot products (Library.Q8Scratch), shared likewise
 
 	tokens ops.Tensor   // (rows,) u32: the step's token ids
 	ropes  []ops.Tensor // per RoPE of the model: (rows, ropeDim/2, 2) f32, cos and sin of each row's angles

@@ -41,6 +41,10 @@ type Options struct {
 	WG uint32
 	// Layout forces a kernel layout (default: by device type).
 	Layout ops.LayoutChoice
+	// Dot is where the GPU layout's Q4_0 and Q8_0 products take the
+	// integer-dot kernels (ops.Options.Dot; default: where the device
+	// accelerates them).
+	Dot ops.DotChoice
 	// Profile records GPU timestamps around every dispatch (see Session.Profile).
 	Profile bool
 }
@@ -169,7 +173,7 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 		mod.opts.Chunk = smallest
 	}
 
-	lib, err := ops.NewLibrary(d, ops.Options{WG: opts.WG, Layout: opts.Layout})
+	lib, err := ops.NewLibrary(d, ops.Options{WG: opts.WG, Layout: opts.Layout, Dot: opts.Dot})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}

@@ -138,6 +138,7 @@ func (s *Session) probeStep(tokens []int, probe *attentionProbe, host *vk.Buffer
 	plan := s.m.lib.NewPlan(seq)
 	defer plan.Close()
 	plan.SetScratch(s.scratch)
+	plan.SetQ8Scratch(s.q8)
 	s.copyStepIn(seq, n)
 	// No logits: the probabilities are the step's result.
 	sh := stepShape{rows: n, segs: []segment{{n: n, cache: s.cache, pos: s.step, scratch: s.scratch, probe: probe}}}

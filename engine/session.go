@@ -112,6 +112,9 @@ func (m *Model) NewSession() (*Session, error) {
 	if partials > 0 {
 		s.scratch = dev("attention partials", int(partials))
 	}
+	if n := m.lib.Q8Scratch(chunk, m.matmulCols()); n > 0 {
+		s.q8 = dev("q8 activations", int(n))
+	}
 	nRope := chunk * c.RopeDim // (chunk, ropeDim/2, 2) per table
 	stepWords := 1 + chunk + len(m.ropes)*nRope
 	all := dev("step", stepWords)
@@ -351,6 +354,13 @@ func (s *Session) writeStep(tokens []int) {
 
 // newActivations allocates, through dev, the activations of a step of
 // rows tokens that makes the logits of outRows of them.
+// matmulCols is the widest x of the model's products: the residual
+// stream, the attention output or the FFN's hidden vector.
+func (m *Model) matmulCols() int {
+	c := m.Config
+	return max(c.Dim, c.NumHeads*c.HeadDim, c.FFNDim)
+}
+
 func (m *Model) newActivations(dev func(name string, n int) ops.Tensor, rows, outRows int) stepBufs {
 	c := m.Config
 	qDim, kvDim := c.NumHeads*c.HeadDim, c.NumKVHeads*c.HeadDim
@@ -461,6 +471,7 @@ func (s *Session) recording(n int, out output) (*recording, error) {
 	}
 	plan := s.m.lib.NewPlan(seq)
 	plan.SetScratch(s.scratch)
+	plan.SetQ8Scratch(s.q8)
 	s.copyStepIn(seq, n)
 	err = s.forward(plan, n, out)
 	if err == nil {

@@ -20,6 +20,7 @@
 #             DEPTHS: pp512 and tg128, with structure counts and a profile.
 #   q4_k_m    the same on the Q4_K_M mix.
 #   streams   batched decode: 1 and 8 concurrent streams on the Q4_0 model.
+#   intdot    the Q4_0 model with --int-dot on and off (pp512, tg64, depth 0).
 #   gobench   go test -bench for MatMul and Attention.
 # The summary (summary.txt) puts tg tok/s beside the roofline, the memory
 # bandwidth BW_GBS (default 4800, an H200's HBM3e) over the weight bytes.
@@ -35,7 +36,7 @@ mode=${1:-}
 out=${OUT:-$PWD/gpu-bench-out}
 shape=${GPU_BENCH_SHAPE:-mistral-7b}
 depths=${GPU_BENCH_DEPTHS:-0,4096,32768}
-parts=${GPU_BENCH_PARTS:-devices ops q4_0 q4_k_m streams gobench}
+parts=${GPU_BENCH_PARTS:-devices ops q4_0 q4_k_m streams intdot gobench}
 bw=${BW_GBS:-4800}
 
 prepare() {
@@ -96,10 +97,11 @@ run() {
 	part ops 120 bash -c 'cd engine/ops && ../../bin/ops.test -test.count=1 -test.timeout=110s -test.run "TestMatMul|TestAttention|TestArgmax|TestRoPE|TestRMSNorm|TestEmbed" 2>&1 | grep -v "^=== RUN" | tail -n 60'
 	local q
 	for q in q4_0 q4_k_m; do
-		part "$q" 150 bin/vkrun bench --synthetic "$shape:$q" --layout gpu -p 512 -n 128 -r 3 --depth "$depths" --json
+		part "$q" 140 bin/vkrun bench --synthetic "$shape:$q" --layout gpu -p 512 -n 128 -r 3 --depth "$depths" --json
 	done
-	part streams 60 bin/vkrun bench --synthetic "$shape:q4_0" --layout gpu -p 8 -n 64 -r 3 --streams 1,8 --json
-	part gobench 60 bash -c 'cd engine/ops && ../../bin/ops.test -test.run "^$" -test.bench "MatMul|Attention" -test.benchtime 20x 2>&1'
+	part intdot 50 bash -c "bin/vkrun bench --synthetic $shape:q4_0 --layout gpu -p 512 -n 64 -r 2 --int-dot on --json && bin/vkrun bench --synthetic $shape:q4_0 --layout gpu -p 512 -n 64 -r 2 --int-dot off --json"
+	part streams 50 bin/vkrun bench --synthetic "$shape:q4_0" --layout gpu -p 8 -n 64 -r 3 --streams 1,8 --json
+	part gobench 40 bash -c 'cd engine/ops && ../../bin/ops.test -test.run "^$" -test.bench "MatMul|Attention" -test.benchtime 20x 2>&1'
 
 	# tg against the roofline: weight bytes over bandwidth is the least time a
 	# token can take.
@@ -126,6 +128,28 @@ for q in ("q4_0", "q4_k_m"):
             if k in r:
                 line += f", {k} {r[k]}"
         print(line)
+# intdot: two reports, --int-dot on then off; their ratio per test.
+path = os.path.join(out, "intdot.out")
+if os.path.exists(path):
+    text, reps, dec, i = open(path).read(), [], json.JSONDecoder(), 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            break
+        try:
+            rep, i = dec.raw_decode(text, i)
+        except ValueError as e:
+            print(f"intdot: bad JSON in {path}: {e}")
+            break
+        reps.append(rep)
+    if len(reps) == 2 and reps[0].get("integer_dot") and not reps[1].get("integer_dot"):
+        off = {r["test"]: r["mean_tok_s"] for r in reps[1].get("results", [])}
+        for r in reps[0].get("results", []):
+            if off.get(r["test"]):
+                print(f"intdot {r['test']}: on {r['mean_tok_s']:.1f}, off {off[r['test']]:.1f} tok/s, on/off {r['mean_tok_s'] / off[r['test']]:.2f}")
+    else:
+        print(f"intdot: want an --int-dot on report then an off one in {path}, got {len(reps)}")
 EOF
 	fi
 }

@@ -11,8 +11,10 @@
 // tanh that cannot overflow). Variants of an entry point come
 // from defines (Sources: matmul.comp and embed.comp are built once per
 // weight type, with WEIGHT_<TYPE>, and matmul.comp again with MATMUL_BLOCKS
-// for the CPU layout and with MATMUL_SHUFFLE for GPUs with subgroup
-// shuffles, MatMulShuffled) and from specialization constants (Kernel.Spec: the
+// for the CPU layout, with MATMUL_SHUFFLE for GPUs with subgroup
+// shuffles, MatMulShuffled, and with MATMUL_DOT too for the integer-dot
+// products of Q8_0 and Q4_0 over q8 rows of x made by QuantizeQ8,
+// MatMulDot) and from specialization constants (Kernel.Spec: the
 // one-token matmul for decode, tile and head sizes, LayerNorm from
 // rmsnorm.comp, GELU-tanh from silu_mul.comp, the soft-capped CPU-layout
 // attention). NormKernel and ActMulKernel say which kernel serves each norm

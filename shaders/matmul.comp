@@ -40,6 +40,15 @@
 // and the same bits (float addition commutes, so both lanes of a pair
 // hold the tree's sum of the pair).
 //
+// With MATMUL_DOT defined as well (matmul_dot_<type>, Q8_0 and Q4_0 alone:
+// the library takes it where the device accelerates integer dot products,
+// or where told to), x is q8 rows (quantize_q8.comp, 48 bytes a 32-column
+// block) and the tile holds those blocks. A lane's chunk is one block: its
+// 32 products summed exactly in int32 by packed 4×int8 dot products
+// (w_block_idot), then one fma of that sum with d_w·d_x into the chain.
+// The chains and the tree are the f32 kernel's, so every size gives the
+// same bits; the values are not the f32 kernel's (x rounded to 8 bits).
+//
 // Tiled types (W_TILED: the K-quants, IQ4 and the other legacy types) take
 // whole blocks in the CPU layout: invocation i takes blocks i, i+WG, … of NR
 // rows, loading each row's block side (its scales) once into registers,

@@ -273,6 +273,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	device := fs.String("device", os.Getenv("VKRUN_DEVICE"), "device index or name substring")
 	profile := fs.Bool("profile", false, "time every kernel on the GPU and print where each test's time goes")
 	layout := fs.String("layout", "auto", layoutUsage)
+	intDot := fs.String("int-dot", "auto", intDotUsage)
 	plotPath := fs.String("plot", "", "also write a PNG of tok/s against depth, a line per test, to this file")
 	streamsFlag := fs.String("streams", "", streamsUsage)
 	if err := fs.Parse(args); err != nil {
@@ -302,6 +303,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		return fail(2, "--kv must be f16 or f32, not %q", *kv)
 	}
 	if err := checkLayout(*layout); err != nil {
+		return fail(2, "%v", err)
+	}
+	if err := checkIntDot(*intDot); err != nil {
 		return fail(2, "%v", err)
 	}
 	if *plotPath != "" { // before the tests run, not after
@@ -337,7 +341,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	opts := []vkrun.Option{vkrun.WithKV(*kv), vkrun.WithDevice(*device), vkrun.WithChunk(*chunk), vkrun.WithContext(*ctxLen),
-		vkrun.WithLayout(*layout), vkrun.WithProgress(progressPrinter(stderr, *asJSON))}
+		vkrun.WithLayout(*layout), vkrun.WithIntegerDot(*intDot), vkrun.WithProgress(progressPrinter(stderr, *asJSON))}
 	if *window >= 0 {
 		opts = append(opts, vkrun.WithWindow(*window))
 	}
@@ -471,13 +475,14 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			WeightBytes uint64 `json:"weight_bytes"` // the weights' device memory
 			KVBytes     uint64 `json:"kv_bytes"`     // one session's KV cache
 			Layout      string `json:"layout"`       // "gpu" or "cpu"
+			IntegerDot  bool   `json:"integer_dot"`  // Q4_0 and Q8_0 products in integer dot products (--int-dot)
 			// Kernels are the kernel choices the tests made.
 			Kernels []kernelJSON  `json:"kernels"`
 			Results []benchResult `json:"results"`
-		}{label, m.Device.Name, m.Config.Window, m.Context(), *kv, m.WeightBytes(), kvBytes, m.Layout(), kernelsJSON(m.Kernels()), results})
+		}{label, m.Device.Name, m.Config.Window, m.Context(), *kv, m.WeightBytes(), kvBytes, m.Layout(), m.IntegerDot(), kernelsJSON(m.Kernels()), results})
 		return 0
 	}
-	fmt.Fprintf(stdout, "model %s on %s (%s), %s kernel layout, window %d, context %d, kv %s, %d reps\n", label, m.Device.Name, m.Device.Type, m.Layout(), m.Config.Window, m.Context(), *kv, *reps)
+	fmt.Fprintf(stdout, "model %s on %s (%s), %s, window %d, context %d, kv %s, %d reps\n", label, m.Device.Name, m.Device.Type, kernelLayout(m), m.Config.Window, m.Context(), *kv, *reps)
 	fmt.Fprintf(stdout, "weights %s, KV cache %s\n\n", fmtSize(m.WeightBytes()), fmtSize(kvBytes))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "test\t")

@@ -38,6 +38,8 @@ type deviceJSON struct {
 	Int8                       bool       `json:"int8"`
 	Storage16                  bool       `json:"storage_16bit"`
 	Storage8                   bool       `json:"storage_8bit"`
+	IntegerDot                 bool       `json:"integer_dot"`             // shaderIntegerDotProduct
+	IntegerDotAccelerated      bool       `json:"integer_dot_accelerated"` // the 4×8-bit packed signed one
 	MaxStorageBufferRange      uint64     `json:"max_storage_buffer_range"`
 	MaxMemoryAllocationSize    uint64     `json:"max_memory_allocation_size"`
 	MaxComputeSharedMemorySize uint32     `json:"max_compute_shared_memory_size"`
@@ -92,6 +94,7 @@ func cmdDevices(args []string, stdout, stderr io.Writer) int {
 				SubgroupSize: d.SubgroupSize, SubgroupSizeRange: [2]uint32{d.MinSubgroupSize, d.MaxSubgroupSize},
 				SubgroupArithmetic: d.SubgroupInCompute && d.SubgroupOps&vk.SubgroupArithmetic != 0,
 				Float16:            d.Float16, Int8: d.Int8, Storage16: d.Storage16, Storage8: d.Storage8,
+				IntegerDot: d.IntegerDotProduct, IntegerDotAccelerated: d.IntegerDot4x8Accelerated,
 				MaxStorageBufferRange: d.MaxStorageBufferRange, MaxMemoryAllocationSize: d.MaxMemoryAllocationSize,
 				MaxComputeSharedMemorySize: d.MaxComputeSharedMemorySize, TimestampPeriodNS: d.TimestampPeriod,
 			}
@@ -175,7 +178,8 @@ func featureSummary(d vk.DeviceInfo) string {
 		on   bool
 		name string
 	}{{d.Float16, "fp16"}, {d.Int8, "int8"}, {d.Storage16, "16bit-storage"}, {d.Storage8, "8bit-storage"},
-		{d.SubgroupInCompute && d.SubgroupOps&vk.SubgroupArithmetic != 0, "subgroup-arith"}} {
+		{d.SubgroupInCompute && d.SubgroupOps&vk.SubgroupArithmetic != 0, "subgroup-arith"},
+		{d.IntegerDotProduct && !d.IntegerDot4x8Accelerated, "int-dot"}, {d.IntegerDot4x8Accelerated, "int-dot(accel)"}} {
 		if x.on {
 			f = append(f, x.name)
 		}

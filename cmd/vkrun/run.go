@@ -31,7 +31,7 @@ type runFlags struct {
 	topK                              int
 	seed                              uint64
 	window, chunk, context, keep      int
-	kv, device, layout                string
+	kv, device, layout, intDot        string
 	json, validate                    bool
 }
 
@@ -58,13 +58,14 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.kv, "kv", "f16", "KV cache precision: f16 or f32")
 	fs.StringVar(&f.device, "device", os.Getenv("VKRUN_DEVICE"), "device index or name substring (see 'vkrun devices')")
 	fs.StringVar(&f.layout, "layout", "auto", layoutUsage)
+	fs.StringVar(&f.intDot, "int-dot", "auto", intDotUsage)
 	fs.BoolVar(&f.json, "json", false, "print one JSON object: ids, text, logprobs, timings, device")
 	fs.BoolVar(&f.validate, "validate", false, "turn on the Vulkan validation layer")
 }
 
 func (f *runFlags) loadOptions() []vkrun.Option {
 	opts := []vkrun.Option{vkrun.WithKV(f.kv), vkrun.WithDevice(f.device), vkrun.WithChunk(f.chunk), vkrun.WithContext(f.context),
-		vkrun.WithKeep(f.keep), vkrun.WithLayout(f.layout)}
+		vkrun.WithKeep(f.keep), vkrun.WithLayout(f.layout), vkrun.WithIntegerDot(f.intDot)}
 	if f.window >= 0 {
 		opts = append(opts, vkrun.WithWindow(f.window))
 	}
@@ -86,6 +87,8 @@ func (f *runFlags) check() error {
 		return fmt.Errorf("--kv must be f16 or f32, not %q", f.kv)
 	case checkLayout(f.layout) != nil:
 		return checkLayout(f.layout)
+	case checkIntDot(f.intDot) != nil:
+		return checkIntDot(f.intDot)
 	case f.n < 0:
 		return fmt.Errorf("-n must not be negative")
 	case f.window < -1:
@@ -182,7 +185,10 @@ type runJSON struct {
 	// choices the run made.
 	Layout  string       `json:"layout"`
 	Kernels []kernelJSON `json:"kernels"`
-	Timings struct {
+	// IntegerDot is whether the Q4_0 and Q8_0 products take integer dot
+	// products (--int-dot).
+	IntegerDot bool `json:"integer_dot"`
+	Timings    struct {
 		LoadMS       float64 `json:"load_ms"`
 		PromptTokens int     `json:"prompt_tokens"`
 		PrefillMS    float64 `json:"prefill_ms"`
@@ -214,7 +220,7 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 	}
 	defer m.Close()
 	if !f.json {
-		fmt.Fprintf(stderr, "device: %s (%s, %s), %s kernel layout\n", m.Device.Name, m.Device.Type, m.Device.DriverName, m.Layout())
+		fmt.Fprintf(stderr, "device: %s (%s, %s), %s\n", m.Device.Name, m.Device.Type, m.Device.DriverName, kernelLayout(m))
 		if m.Notice != "" {
 			fmt.Fprintln(stderr, m.Notice)
 		}
@@ -272,7 +278,7 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 		t.LoadMS = ms(m.LoadTime)
 		t.PromptTokens, t.PrefillMS, t.PrefillTokS = st.PromptTokens, ms(st.PrefillTime), st.PrefillRate()
 		t.Generated, t.DecodeMS, t.DecodeTokS = st.Generated, ms(st.DecodeTime), st.DecodeRate()
-		out.WeightBytes, out.KVBytes, out.Layout, out.Kernels = m.WeightBytes(), s.KVBytes(), m.Layout(), kernelsJSON(m.Kernels())
+		out.WeightBytes, out.KVBytes, out.Layout, out.Kernels, out.IntegerDot = m.WeightBytes(), s.KVBytes(), m.Layout(), kernelsJSON(m.Kernels()), m.IntegerDot()
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
@@ -288,6 +294,25 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 }
 
 const layoutUsage = "kernel layout: auto (by device type), gpu or cpu (the layout for CPU devices such as lavapipe)"
+
+// kernelLayout names m's kernel layout for a status line, and its
+// integer-dot products where it takes them.
+func kernelLayout(m *vkrun.Model) string {
+	if m.IntegerDot() {
+		return m.Layout() + " kernel layout with integer-dot products"
+	}
+	return m.Layout() + " kernel layout"
+}
+
+const intDotUsage = "integer-dot products for Q4_0 and Q8_0 weights, x rounded to 8 bits a block: auto (where the device accelerates them), on or off"
+
+// checkIntDot validates an --int-dot value.
+func checkIntDot(s string) error {
+	if _, err := ops.ParseDot(s); err != nil || s == "" {
+		return fmt.Errorf("--int-dot must be auto, on or off, not %q", s)
+	}
+	return nil
+}
 
 // checkLayout validates a --layout value.
 func checkLayout(s string) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +11,24 @@ import (
 	"github.com/vkrun/vkrun/internal/modeldir"
 	"github.com/vkrun/vkrun/vk"
 )
+
+// chosenDevice is the device the scripts' vkrun picks.
+func chosenDevice(t *testing.T) vk.DeviceInfo {
+	in, err := vk.NewInstance(vk.InstanceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	devs, err := in.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _, err := vk.Choose(devs, os.Getenv(vk.DeviceEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
@@ -46,6 +65,12 @@ func TestScripts(t *testing.T) {
 			env.Setenv("VKRUN_CACHE_DIR", "off")
 			env.Setenv("VKRUN_DEVICE", os.Getenv("VKRUN_DEVICE"))
 			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond != "intdot" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			return chosenDevice(t).IntegerDotProduct, nil
 		},
 	})
 }

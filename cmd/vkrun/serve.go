@@ -154,7 +154,7 @@ func serveUntil(ctx context.Context, f serveFlags, stderr io.Writer, listening f
 		return 1
 	}
 	defer m.Close()
-	fmt.Fprintf(stderr, "device: %s (%s, %s), %s kernel layout\n", m.Device.Name, m.Device.Type, m.Device.DriverName, m.Layout())
+	fmt.Fprintf(stderr, "device: %s (%s, %s), %s\n", m.Device.Name, m.Device.Type, m.Device.DriverName, kernelLayout(m))
 	if m.Notice != "" {
 		fmt.Fprintln(stderr, m.Notice)
 	}

@@ -21,7 +21,8 @@
 // side from one product of stacked Q, K and V weights, gate|up likewise.
 // Split-K attention (GPU layout) needs scratch for its partial results
 // (Library.AttentionScratch): give a plan a shared buffer with SetScratch,
-// or it allocates its own.
+// or it allocates its own. The integer-dot products (Options.Dot) likewise
+// round x into q8 rows first (Library.Q8Scratch, SetQ8Scratch).
 //
 // Weights stay in their file's type on the device (Weight, Pack): F32, F16
 // and BF16 rows as they are, every block type split into bodies (the quants,

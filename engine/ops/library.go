@@ -310,7 +310,7 @@ type Plan struct {
 	sets    []*vk.DescriptorSet
 	scratch Tensor       // SetScratch's, or the largest of own
 	own     []*vk.Buffer // scratch the plan allocated itself
-	q8      Tensor       // the largest q8 activations buffer of own (quantizeQ8)
+	q8      Tensor       // SetQ8Scratch's, or the largest q8 activations of own (quantizeQ8)
 	err     error
 }
 
@@ -318,6 +318,22 @@ type Plan struct {
 // (Library.AttentionScratch), so that plans that never run at once can
 // share one buffer; without it a plan allocates its own.
 func (p *Plan) SetScratch(t Tensor) { p.scratch = t }
+
+// SetQ8Scratch gives the plan device memory for the q8 rows that its
+// integer-dot products round x to (Library.Q8Scratch), so that plans that
+// never run at once can share one buffer; without it, or where it is too
+// small, a plan allocates its own.
+func (p *Plan) SetQ8Scratch(t Tensor) { p.q8 = t }
+
+// Q8Scratch is the words of q8 rows that the integer-dot products of ntok
+// tokens of at most cols columns need (Plan.SetQ8Scratch): 0 where the
+// library takes no integer-dot kernel.
+func (l *Library) Q8Scratch(ntok, cols int) uint64 {
+	if !l.dot || ntok <= 0 || cols <= 0 {
+		return 0
+	}
+	return uint64(ntok) * shaders.Q8RowWords(uint64(cols+31)/32*32)
+}
 
 // scratchFor returns at least n elements of scratch: SetScratch's tensor
 // when it is large enough, else a buffer of the plan's own (kept until

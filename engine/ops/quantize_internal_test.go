@@ -97,3 +97,50 @@ func TestQuantizeQ8(t *testing.T) {
 	}
 	t.Logf("%d of %d values a step off the reference's rounding", off, rows*cols)
 }
+
+// TestQ8Scratch: a plan given Q8Scratch's words by SetQ8Scratch rounds x
+// into them and allocates nothing; one given too few allocates its own.
+func TestQ8Scratch(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{})
+	if !d.Features.IntegerDotProduct {
+		t.Skipf("%s has no shaderIntegerDotProduct", d.Info.Name)
+	}
+	lib, err := NewLibrary(d, Options{Layout: ForceGPU, Dot: ForceDot})
+	if err != nil {
+		t.Skipf("the integer-dot matmul needs subgroup shuffles too: %v", err)
+	}
+	defer lib.Close()
+	plain, err := NewLibrary(d, Options{Layout: ForceGPU, Dot: NoDot})
+	require.NoError(t, err)
+	defer plain.Close()
+	require.Zero(t, plain.Q8Scratch(8, 4096), "no integer dot, no q8 rows")
+	const rows, cols = 3, 64
+	n := lib.Q8Scratch(rows, cols)
+	require.EqualValues(t, rows*shaders.Q8RowWords(cols), n)
+	require.Equal(t, n, lib.Q8Scratch(rows, cols-5), "columns rounded up to whole blocks")
+	xb, err := d.NewBuffer("x", 4*rows*cols, vk.DeviceMemory)
+	require.NoError(t, err)
+	defer xb.Close()
+	shared, err := d.NewBuffer("shared q8", 4*n, vk.DeviceMemory)
+	require.NoError(t, err)
+	defer shared.Close()
+	for _, c := range []struct {
+		scratch Tensor
+		own     int
+	}{{F32(shared), 0}, {F32(shared).Sub(0, n-1), 1}} {
+		seq, err := d.NewSequence(vk.SequenceOptions{OneTime: true})
+		require.NoError(t, err)
+		require.NoError(t, seq.Begin())
+		p := lib.NewPlan(seq)
+		p.SetQ8Scratch(c.scratch)
+		q, err := p.quantizeQ8(F32(xb), rows, cols, rows)
+		require.NoError(t, err)
+		require.Len(t, p.own, c.own)
+		if c.own == 0 {
+			require.Same(t, shared, q.Buf)
+		}
+		require.NoError(t, seq.End())
+		p.Close()
+		seq.Close()
+	}
+}
