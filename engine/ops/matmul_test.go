@@ -298,23 +298,47 @@ func TestMatMulShapeErrors(t *testing.T) {
 //
 // Every type runs the one-token product of 4096²; the types of the common
 // files (F16, Q4_0, and Q4_K and Q6_K, which make Q4_K_M) also the FFN's
-// 14336×4096 and 8 tokens.
+// 14336×4096 and 8 tokens, in the device's own choice of kernels. Q4_0 and
+// Q8_0 also run in the GPU layout with the integer-dot products on and off
+// (dot=on, dot=off; dot=on skips where the device has none), at 1, 8 and
+// 64 tokens, for benchstat to compare.
 func BenchmarkMatMul(b *testing.B) {
 	type bench struct {
 		typ              loader.DType
 		rows, cols, ntok int
+		dot              string // "": the device's default library; "on", "off": GPU layout, ForceDot or NoDot
 	}
 	var cases []bench
 	for _, typ := range shaders.WeightTypes {
-		cases = append(cases, bench{typ, 4096, 4096, 1})
+		cases = append(cases, bench{typ, 4096, 4096, 1, ""})
 		if typ == loader.F16 || typ == loader.Q4_0 || typ == loader.Q4_K || typ == loader.Q6_K {
-			cases = append(cases, bench{typ, 14336, 4096, 1}, bench{typ, 4096, 4096, 8})
+			cases = append(cases, bench{typ, 14336, 4096, 1, ""}, bench{typ, 4096, 4096, 8, ""})
+		}
+	}
+	for _, typ := range shaders.DotTypes {
+		for _, ntok := range []int{1, 8, 64} {
+			for _, dot := range []string{"on", "off"} {
+				cases = append(cases, bench{typ, 4096, 4096, ntok, dot})
+			}
 		}
 	}
 	for _, c := range cases {
 		typ, rows, cols, ntok := c.typ, c.rows, c.cols, c.ntok
-		b.Run(fmt.Sprintf("%s/%dx%d/ntok=%d", typ, rows, cols, ntok), func(b *testing.B) {
+		name := fmt.Sprintf("%s/%dx%d/ntok=%d", typ, rows, cols, ntok)
+		if c.dot != "" {
+			name += "/dot=" + c.dot
+		}
+		b.Run(name, func(b *testing.B) {
 			e := newBenchEnv(b)
+			if c.dot != "" {
+				choice, _ := ops.ParseDot(c.dot)
+				lib, err := ops.NewLibrary(e.d, ops.Options{Layout: ops.ForceGPU, Dot: choice})
+				if err != nil {
+					b.Skip(err)
+				}
+				b.Cleanup(lib.Close)
+				e.lib = lib
+			}
 			size, err := ops.PackedSize(typ, rows, cols)
 			require.NoError(b, err)
 			wb, err := e.d.NewBuffer("W", size, vk.DeviceMemory)
