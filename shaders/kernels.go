@@ -118,6 +118,7 @@ var (
 	splitAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.Write)                       // and the partials
 	storeAccess = []vk.Access{vk.Read, vk.Read, vk.Read, vk.Write, vk.Write}
 	normAccess  = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite}               // x, w, w2, y (y += with Accumulate)
+	normQ8      = []vk.Access{vk.Read, vk.Read, vk.Read, vk.ReadWrite, vk.Write}     // and q, y's q8 rows
 	probsAccess = append(attnAccess[:len(attnAccess):len(attnAccess)], vk.ReadWrite) // and the probabilities (written, read back, rewritten)
 )
 
@@ -144,6 +145,13 @@ var (
 	// LayerNorm is RMSNorm of x − mean(x) (LayerNorm without bias):
 	// rmsnorm.comp with specialization constant 1 set.
 	LayerNorm = Kernel{Name: "layernorm", File: "rmsnorm", Bindings: normAccess, Params: reflect.TypeFor[RMSNormParams](),
+		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
+	// RMSNormQ8 and LayerNormQ8 are RMSNorm and LayerNorm of plain rows
+	// (one head, no accumulation, n a multiple of 32) that also write y as
+	// q8 rows (binding 4, at word QOff), the bits QuantizeQ8 makes of y:
+	// rmsnorm.comp with NORM_Q8, for the integer-dot matmul that follows.
+	RMSNormQ8   = Kernel{Name: "rmsnorm_q8", Bindings: normQ8, Params: reflect.TypeFor[RMSNormParams]()}
+	LayerNormQ8 = Kernel{Name: "layernorm_q8", File: "rmsnorm_q8", Bindings: normQ8, Params: reflect.TypeFor[RMSNormParams](),
 		Spec: []vk.SpecConstant{{ID: 1, Value: 1}}}
 	// RoPE rotates pairs of x (ntok, nHeads·headDim) f32 by the angles of
 	// a (ntok, ropeDim/2, 2) f32 cos/sin table into y: x's own range (in
@@ -231,7 +239,7 @@ var (
 
 // Kernels lists every kernel: those above, then the weight kernels of the
 // table (WeightKernel) in WeightTypes order.
-var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, LayerNorm, RoPE, SiluMul, GELUTanhMul, ScaleCap, Argmax, QuantizeQ8,
+var Kernels = append([]Kernel{MatVecF32, Add, RMSNorm, LayerNorm, RMSNormQ8, LayerNormQ8, RoPE, SiluMul, GELUTanhMul, ScaleCap, Argmax, QuantizeQ8,
 	SWAF32, SWAF16, SWAStoreF32, SWAStoreF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16, SWAKeysStoreF32, SWAKeysStoreF16, SWAKeysProbsF32, SWAKeysProbsF16}, weightKernels()...)
 
 // MatVecParams mirrors matvec.glsl's push constants.
@@ -256,6 +264,7 @@ type RMSNormParams struct {
 	XStride, YStride uint32 // elements from one token's rows to the next
 	W2From, W2Off    uint32 // the first head of a token that takes w2, and w2's offset
 	Accumulate       uint32 // 1: y += the norm
+	QOff             uint32 // RMSNormQ8, LayerNormQ8: word offset of the first row's q8 blocks
 }
 
 // RoPEParams mirrors rope.comp's push constants.

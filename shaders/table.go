@@ -431,6 +431,18 @@ func NormKernel(n loader.NormKind) (k Kernel, ok bool) {
 	return Kernel{}, false
 }
 
+// NormQ8Kernel is NormKernel's kernel that also writes its rows as q8
+// rows (RMSNormQ8, LayerNormQ8).
+func NormQ8Kernel(n loader.NormKind) (k Kernel, ok bool) {
+	switch n {
+	case loader.NormRMS:
+		return RMSNormQ8, true
+	case loader.NormLayer:
+		return LayerNormQ8, true
+	}
+	return Kernel{}, false
+}
+
 // ActMulKernel is the kernel of the gated activation h = act(g)·u with
 // activation a (silu_mul.comp, specialization constant 1 = a); ok is false
 // for an activation without one.
@@ -499,9 +511,13 @@ func Sources() []Source {
 // sourceOf derives a module's source from its name: matmul_<type>,
 // matmul_blocks_<type>, matmul_shuffle_<type> and matmul_dot_<type> are
 // matmul.comp with WEIGHT_<TYPE> (and MATMUL_BLOCKS, MATMUL_SHUFFLE, or
-// both MATMUL_SHUFFLE and MATMUL_DOT), embed_<type> is embed.comp with WEIGHT_<TYPE>, and every
-// other module is the .comp of its own name.
+// both MATMUL_SHUFFLE and MATMUL_DOT), embed_<type> is embed.comp with WEIGHT_<TYPE>,
+// rmsnorm_q8 is rmsnorm.comp with NORM_Q8, and every other module is the
+// .comp of its own name.
 func sourceOf(name string) Source {
+	if name == "rmsnorm_q8" {
+		return Source{Name: name, Comp: "rmsnorm", Defines: []string{"NORM_Q8"}}
+	}
 	for _, t := range WeightTypes {
 		def := "WEIGHT_" + strings.ToUpper(typeName(t))
 		switch name {

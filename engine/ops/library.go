@@ -311,6 +311,7 @@ type Plan struct {
 	scratch Tensor       // SetScratch's, or the largest of own
 	own     []*vk.Buffer // scratch the plan allocated itself
 	q8      Tensor       // SetQ8Scratch's, or the largest q8 activations of own (quantizeQ8)
+	q8src   q8Source     // whose q8 rows q8 holds
 	err     error
 }
 
@@ -374,7 +375,7 @@ func (p *Plan) Close() {
 		b.Close()
 	}
 	p.own = nil
-	p.scratch, p.q8 = Tensor{}, Tensor{}
+	p.scratch, p.q8, p.q8src = Tensor{}, Tensor{}, q8Source{}
 }
 
 // Tensor names f32 elements [Off, Off+Len) of a buffer.
@@ -437,6 +438,7 @@ func (p *Plan) dispatchPipe(pipe *vk.Pipeline, n uint64, push []byte, ranges ...
 	}
 	p.sets = append(p.sets, set)
 	p.Seq.Dispatch(pipe, set, grid(n, p.lib.Device.Info.MaxWorkgroupCount), push)
+	p.forgetWritten(pipe.Bindings, ranges)
 	return nil
 }
 

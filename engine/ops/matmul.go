@@ -76,8 +76,11 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 			}
 			if kern.Dot {
 				if q8.Buf == nil {
-					if q8, err = p.quantizeQ8(x, nt, cols, tokStep); err != nil {
-						return fmt.Errorf("ops: MatMul: %w", err)
+					var ok bool
+					if q8, ok = p.q8Of(x, cols); !ok {
+						if q8, err = p.quantizeQ8(x, nt, cols, tokStep); err != nil {
+							return fmt.Errorf("ops: MatMul: %w", err)
+						}
 					}
 				}
 				if xr, pc.XOff, err = p.q8Binding(q8, t0, m, cols); err != nil {
@@ -233,8 +236,11 @@ func (p *Plan) matMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation)
 			}
 			if kern.Dot {
 				if q8.Buf == nil {
-					if q8, err = p.quantizeQ8(x, nt, cols, tokStep); err != nil {
-						return fmt.Errorf("ops: MatMulGLU: %w", err)
+					var ok bool
+					if q8, ok = p.q8Of(x, cols); !ok {
+						if q8, err = p.quantizeQ8(x, nt, cols, tokStep); err != nil {
+							return fmt.Errorf("ops: MatMulGLU: %w", err)
+						}
 					}
 				}
 				if xr, xo, err = p.q8Binding(q8, t0, m, cols); err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/shaders"
+	"github.com/vkrun/vkrun/vk"
 )
 
 // RMSNorm records y (rows, n) = x (rows, n) / sqrt(mean(x²)+eps) * w (n,),
@@ -56,7 +57,21 @@ func (p *Plan) rowNorm(op string, kind loader.NormKind, x, w, y Tensor, rows, n 
 	if accumulate && overlap(x, y) {
 		return fmt.Errorf("ops: %s: x and y overlap in %s (y += norm(x) needs them distinct)", op, x.Buf.Name)
 	}
-	return p.norm(op, kind, normRows{ntok: r, heads: 1, n: c, xStride: c, yStride: c, w2From: 1}, x, w, w, y, eps, accumulate)
+	rowsOf := normRows{ntok: r, heads: 1, n: c, xStride: c, yStride: c, w2From: 1}
+	if accumulate || !p.lib.dot || c%32 != 0 || p.lib.WG%32 != 0 {
+		return p.norm(op, kind, rowsOf, x, w, w, y, Tensor{}, eps, accumulate)
+	}
+	// Where the library takes integer-dot products, a plain norm also
+	// writes y as q8 rows, for the product that reads y next (q8Of).
+	q, err := p.q8Rows(r * shaders.Q8RowWords(c))
+	if err != nil {
+		return fmt.Errorf("ops: %s: q8 rows of %d×%d: %w", op, rows, n, err)
+	}
+	if err := p.norm(op, kind, rowsOf, x, w, w, y, q, eps, false); err != nil {
+		return err
+	}
+	p.q8src = q8Source{x: y, cols: c, q: q}
+	return nil
 }
 
 // headNormQK is HeadNormQK, returning its error.
@@ -73,7 +88,7 @@ func (p *Plan) headNormQK(qkv, qNorm, kNorm Tensor, ntok, nHeads, nKVHeads, head
 	}
 	qk := qkv.Sub(0, (nt-1)*stride+heads*hd) // the last row's v heads are not bound
 	rows := normRows{ntok: nt, heads: heads, n: hd, xStride: stride, yStride: stride, w2From: uint64(nHeads)}
-	return p.norm("HeadNormQK", loader.NormRMS, rows, qk, qNorm, kNorm, qk, eps, false)
+	return p.norm("HeadNormQK", loader.NormRMS, rows, qk, qNorm, kNorm, qk, Tensor{}, eps, false)
 }
 
 // normRows is how a norm dispatch finds its rows: ntok tokens of heads
@@ -88,9 +103,14 @@ type normRows struct {
 
 // norm records a norm of kind over rows, with x and y holding the rows
 // (ntok−1 strides plus one token's rows each), bound in blocks of tokens
-// that fit one binding.
-func (p *Plan) norm(op string, kind loader.NormKind, rows normRows, x, w, w2, y Tensor, eps float32, accumulate bool) error {
+// that fit one binding. With q given (plain rows of whole q8 blocks, no
+// accumulation) it also writes y's rows as q8 rows into q
+// (shaders.RMSNormQ8).
+func (p *Plan) norm(op string, kind loader.NormKind, rows normRows, x, w, w2, y, q Tensor, eps float32, accumulate bool) error {
 	k, ok := shaders.NormKernel(kind)
+	if q.Buf != nil {
+		k, ok = shaders.NormQ8Kernel(kind)
+	}
 	if !ok {
 		return fmt.Errorf("ops: %s: no kernel for norm %s", op, kind)
 	}
@@ -124,7 +144,17 @@ func (p *Plan) norm(op string, kind loader.NormKind, rows normRows, x, w, w2, y 
 		pc := shaders.RMSNormParams{N: uint32(rows.n), Rows: uint32(m * rows.heads), Eps: eps, XOff: xo, WOff: wo, YOff: yo,
 			Heads: uint32(rows.heads), XStride: uint32(rows.xStride), YStride: uint32(rows.yStride),
 			W2From: uint32(rows.w2From), W2Off: w2o, Accumulate: acc}
-		if err := p.dispatch(k, m*rows.heads, shaders.Push(&pc), xr, wr, w2r, yr); err != nil {
+		ranges := []vk.Range{xr, wr, w2r, yr}
+		if q.Buf != nil {
+			rw := shaders.Q8RowWords(rows.n)
+			qr, qo, err := p.binding(q, t0*rw, m*rw, 4)
+			if err != nil {
+				return fmt.Errorf("ops: %s q8 rows: %w", op, err)
+			}
+			pc.QOff = qo
+			ranges = append(ranges, qr)
+		}
+		if err := p.dispatch(k, m*rows.heads, shaders.Push(&pc), ranges...); err != nil {
 			return err
 		}
 	}

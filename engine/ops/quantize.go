@@ -21,18 +21,10 @@ func (p *Plan) quantizeQ8(x Tensor, nt, cols, tokStep uint64) (Tensor, error) {
 		return Tensor{}, fmt.Errorf("quantising x to q8: %d columns (want a multiple of 32) at a workgroup of %d (want a multiple of 8)", cols, p.lib.WG)
 	}
 	rw := shaders.Q8RowWords(cols)
-	need := nt * rw
-	if p.q8.Buf == nil || p.q8.Len < need {
-		// Recorded dispatches may still bind a smaller buffer: it stays in
-		// own until Close.
-		b, err := p.lib.Device.NewBuffer("q8 activations", 4*need, vk.DeviceMemory)
-		if err != nil {
-			return Tensor{}, fmt.Errorf("q8 activations for %d tokens of %d columns: %w", nt, cols, err)
-		}
-		p.own = append(p.own, b)
-		p.q8 = F32(b)
+	q, err := p.q8Rows(nt * rw)
+	if err != nil {
+		return Tensor{}, fmt.Errorf("q8 activations for %d tokens of %d columns: %w", nt, cols, err)
 	}
-	q := p.q8.Sub(0, need)
 	for t0 := uint64(0); t0 < nt; t0 += tokStep {
 		m := min(tokStep, nt-t0)
 		xr, xo, err := p.binding(x, t0*cols, m*cols, 4)
@@ -50,7 +42,62 @@ func (p *Plan) quantizeQ8(x Tensor, nt, cols, tokStep uint64) (Tensor, error) {
 			return Tensor{}, fmt.Errorf("quantising x: %w", err)
 		}
 	}
+	p.q8src = q8Source{x: x, cols: cols, q: q}
 	return q, nil
+}
+
+// q8Rows is need words of the plan's q8 buffer from its start:
+// SetQ8Scratch's, or one of the plan's own, replaced by a larger one when
+// too small (recorded dispatches may still bind the smaller: it stays in
+// own until Close). What it held before is no longer any tensor's q8 rows.
+func (p *Plan) q8Rows(need uint64) (Tensor, error) {
+	if p.q8.Buf == nil || p.q8.Len < need {
+		b, err := p.lib.Device.NewBuffer("q8 activations", 4*need, vk.DeviceMemory)
+		if err != nil {
+			return Tensor{}, err
+		}
+		p.own = append(p.own, b)
+		p.q8 = F32(b)
+	}
+	p.q8src = q8Source{}
+	return p.q8.Sub(0, need), nil
+}
+
+// q8Source is the tensor whose q8 rows the plan's q8 buffer holds (made by
+// quantizeQ8 or a norm with q8 output), so that a later integer-dot product
+// of the same x reads them instead of rounding x again: x (the whole
+// tensor, of rows of cols columns) and q, its rows. Any dispatch that writes
+// x forgets it (dispatchPipe).
+type q8Source struct {
+	x    Tensor
+	cols uint64
+	q    Tensor
+}
+
+// q8Of is the q8 rows of x (rows of cols columns) that the plan's buffer
+// holds, if it holds x's.
+func (p *Plan) q8Of(x Tensor, cols uint64) (Tensor, bool) {
+	s := p.q8src
+	if s.q.Buf == nil || s.x.Buf != x.Buf || s.x.Off != x.Off || s.x.Len != x.Len || s.cols != cols {
+		return Tensor{}, false
+	}
+	return s.q, true
+}
+
+// forgetWritten forgets the q8 rows of a tensor that a dispatch binding
+// ranges (of pipeline access acc) writes.
+func (p *Plan) forgetWritten(acc []vk.Access, ranges []vk.Range) {
+	s := p.q8src
+	if s.q.Buf == nil {
+		return
+	}
+	lo, hi := 4*s.x.Off, 4*(s.x.Off+s.x.Len)
+	for i, r := range ranges {
+		if i < len(acc) && acc[i]&vk.Write != 0 && r.Buffer == s.x.Buf && r.Offset < hi && lo < r.Offset+r.Size {
+			p.q8src = q8Source{}
+			return
+		}
+	}
 }
 
 // q8Binding binds the q8 rows of tokens [t0, t0+m) of q (quantizeQ8's) as
