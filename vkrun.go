@@ -158,11 +158,16 @@ func WithLayout(layout string) Option { return func(o *loadOptions) { o.layout =
 
 // WithIntegerDot chooses where the GPU layout's Q4_0 and Q8_0 products
 // round x to 8 bits a 32-column block and sum each block in exact integer
-// dot products: "auto", the default, where the device accelerates packed
-// 4×int8 dot products; "on" wherever it has them at all (Load fails
-// elsewhere, and in the CPU layout); "off" nowhere. Its outputs differ
-// from the f32 products by the rounding of x (an NMSE near 2e-5 on random
-// data), and its decode still equals its chunked prefill bit for bit.
+// dot products. "on" takes them wherever the device has them at all (Load
+// fails elsewhere, and in the CPU layout) for the products of a norm's
+// output (Q, K and V, gate and up, the logits), whose q8 rows the norm
+// writes in its own dispatch, so a step has no more dispatches than
+// without; "all" for every product, at a dispatch more for each other
+// product's x; "auto", the default, is "on" where the device accelerates
+// packed 4×int8 dot products and "off" elsewhere; "off" nowhere. Their
+// outputs differ from the f32 products by the rounding of x (an NMSE near
+// 3e-5 a product on random data), and decode still equals chunked prefill
+// bit for bit.
 func WithIntegerDot(choice string) Option { return func(o *loadOptions) { o.intDot = choice } }
 
 // Model is a model loaded onto a device. Sessions made from it may be used
@@ -209,7 +214,7 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 	}
 	dot, err := ops.ParseDot(o.intDot)
 	if err != nil {
-		return nil, fmt.Errorf("vkrun: integer dot must be auto, on or off, not %q", o.intDot)
+		return nil, fmt.Errorf("vkrun: integer dot must be auto, on, all or off, not %q", o.intDot)
 	}
 	if o.window < -1 || o.chunk < 0 || o.context < 0 || o.keep < 0 {
 		return nil, fmt.Errorf("vkrun: window, chunk, context and keep must not be negative")
@@ -333,9 +338,18 @@ func (m *Model) AttentionWorkgroups(depth int) int { return m.em.AttentionWorkgr
 // WithLayout).
 func (m *Model) Layout() string { return m.em.Library().Layout().String() }
 
-// IntegerDot reports whether the model's Q4_0 and Q8_0 products take the
-// integer-dot kernels (see WithIntegerDot).
-func (m *Model) IntegerDot() bool { return m.em.Library().IntegerDot() }
+// IntegerDot is where the model's Q4_0 and Q8_0 products take the
+// integer-dot kernels (see WithIntegerDot): "off", "on" (the products of a
+// norm's output) or "all".
+func (m *Model) IntegerDot() string {
+	switch on, all := m.em.Library().IntegerDot(); {
+	case all:
+		return "all"
+	case on:
+		return "on"
+	}
+	return "off"
+}
 
 // Kernels lists the kernel choices made so far, sorted by op, type and
 // kernel. Kernels are chosen as sessions first run each step shape, so

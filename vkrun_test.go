@@ -156,7 +156,7 @@ func TestLoadErrors(t *testing.T) {
 	_, err = vkrun.Load(ctx, "x.gguf", vkrun.WithLayout("fast"))
 	assert.ErrorContains(t, err, `kernel layout must be auto, gpu or cpu, not "fast"`)
 	_, err = vkrun.Load(ctx, "x.gguf", vkrun.WithIntegerDot("yes"))
-	assert.ErrorContains(t, err, `integer dot must be auto, on or off, not "yes"`)
+	assert.ErrorContains(t, err, `integer dot must be auto, on, all or off, not "yes"`)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err = vkrun.Load(cctx, "x.gguf")

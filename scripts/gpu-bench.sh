@@ -20,7 +20,7 @@
 #             DEPTHS: pp512 and tg128, with structure counts and a profile.
 #   q4_k_m    the same on the Q4_K_M mix.
 #   streams   batched decode: 1 and 8 concurrent streams on the Q4_0 model.
-#   intdot    the Q4_0 model with --int-dot on and off (pp512, tg64, depth 0).
+#   intdot    the Q4_0 model with --int-dot off, on and all (pp512, tg64, depth 0).
 #   gobench   go test -bench for MatMul and Attention.
 # The summary (summary.txt) puts tg tok/s beside the roofline, the memory
 # bandwidth BW_GBS (default 4800, an H200's HBM3e) over the weight bytes.
@@ -99,7 +99,7 @@ run() {
 	for q in q4_0 q4_k_m; do
 		part "$q" 140 bin/vkrun bench --synthetic "$shape:$q" --layout gpu -p 512 -n 128 -r 3 --depth "$depths" --json
 	done
-	part intdot 50 bash -c "bin/vkrun bench --synthetic $shape:q4_0 --layout gpu -p 512 -n 64 -r 2 --int-dot on --json && bin/vkrun bench --synthetic $shape:q4_0 --layout gpu -p 512 -n 64 -r 2 --int-dot off --json"
+	part intdot 50 bash -c "for d in off on all; do bin/vkrun bench --synthetic $shape:q4_0 --layout gpu -p 512 -n 64 -r 2 --int-dot \$d --json || exit; done"
 	part streams 50 bin/vkrun bench --synthetic "$shape:q4_0" --layout gpu -p 8 -n 64 -r 3 --streams 1,8 --json
 	part gobench 40 bash -c 'cd engine/ops && ../../bin/ops.test -test.run "^$" -test.bench "MatMul|Attention" -test.benchtime 20x 2>&1'
 
@@ -128,7 +128,7 @@ for q in ("q4_0", "q4_k_m"):
             if k in r:
                 line += f", {k} {r[k]}"
         print(line)
-# intdot: two reports, --int-dot on then off; their ratio per test.
+# intdot: three reports, --int-dot off, on and all; each against off, per test.
 path = os.path.join(out, "intdot.out")
 if os.path.exists(path):
     text, reps, dec, i = open(path).read(), [], json.JSONDecoder(), 0
@@ -143,13 +143,15 @@ if os.path.exists(path):
             print(f"intdot: bad JSON in {path}: {e}")
             break
         reps.append(rep)
-    if len(reps) == 2 and reps[0].get("integer_dot") and not reps[1].get("integer_dot"):
-        off = {r["test"]: r["mean_tok_s"] for r in reps[1].get("results", [])}
-        for r in reps[0].get("results", []):
-            if off.get(r["test"]):
-                print(f"intdot {r['test']}: on {r['mean_tok_s']:.1f}, off {off[r['test']]:.1f} tok/s, on/off {r['mean_tok_s'] / off[r['test']]:.2f}")
+    modes = [rep.get("integer_dot") for rep in reps]
+    if modes == ["off", "on", "all"]:
+        off = {r["test"]: r["mean_tok_s"] for r in reps[0].get("results", [])}
+        for rep in reps[1:]:
+            for r in rep.get("results", []):
+                if off.get(r["test"]):
+                    print(f"intdot {rep['integer_dot']} {r['test']}: {r['mean_tok_s']:.1f} tok/s against {off[r['test']]:.1f} off, {r['mean_tok_s'] / off[r['test']]:.2f}×, dispatches_per_token {r.get('dispatches_per_token', '-')}")
     else:
-        print(f"intdot: want an --int-dot on report then an off one in {path}, got {len(reps)}")
+        print(f"intdot: want --int-dot off, on and all reports in {path}, got {modes}")
 EOF
 	fi
 }

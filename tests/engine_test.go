@@ -376,7 +376,7 @@ func TestQuantModels(t *testing.T) {
 		dt     loader.DType
 		mix    loader.QuantMix
 		layout ops.LayoutChoice
-		dot    bool // ops.ForceDot: x rounded to q8 blocks in the Q4_0 and Q8_0 products
+		dot    ops.DotChoice // ops.ForceDot or ops.AllDot: x rounded to q8 blocks in (some of) the Q4_0 and Q8_0 products
 	}
 	var cases []tc
 	for _, dt := range shaders.WeightTypes {
@@ -388,7 +388,8 @@ func TestQuantModels(t *testing.T) {
 	cases = append(cases, tc{mix: "Q4_K_M"}, tc{mix: "Q3_K_M"}, tc{mix: "Q4_K_M", layout: ops.ForceGPU})
 	// The integer-dot products of Q4_0 and Q8_0, where the device has them.
 	if d.Features.IntegerDotProduct {
-		cases = append(cases, tc{dt: loader.Q4_0, layout: ops.ForceGPU, dot: true}, tc{dt: loader.Q8_0, layout: ops.ForceGPU, dot: true})
+		cases = append(cases, tc{dt: loader.Q4_0, layout: ops.ForceGPU, dot: ops.ForceDot}, tc{dt: loader.Q8_0, layout: ops.ForceGPU, dot: ops.ForceDot},
+			tc{dt: loader.Q4_0, layout: ops.ForceGPU, dot: ops.AllDot})
 	} else {
 		t.Logf("%s has no shaderIntegerDotProduct: the integer-dot cases do not run", d.Info.Name)
 	}
@@ -402,14 +403,21 @@ func TestQuantModels(t *testing.T) {
 			name += "/gpu-layout"
 		}
 		dot, maxNMSE := ops.NoDot, nmseKVF32
-		if c.dot {
+		switch c.dot {
+		case ops.ForceDot:
 			name += "/int-dot"
-			dot, maxNMSE = ops.ForceDot, nmseIntDot
+			dot, maxNMSE = c.dot, nmseIntDot
+		case ops.AllDot:
+			name += "/int-dot-all"
+			dot, maxNMSE = c.dot, nmseIntDot
 		}
 		t.Run(name, func(t *testing.T) {
 			path := quantSynthetic(t, c.dt, c.mix, w)
 			m, lm := loadGPU(t, d, path, engine.Options{KV: ops.KVF32, Layout: c.layout, Dot: dot})
-			require.Equal(t, c.dot, m.Library().IntegerDot())
+			on, all := m.Library().IntegerDot()
+			require.Equal(t, dot != ops.NoDot, on)
+			require.Equal(t, dot == ops.AllDot, all)
+			var dotPicks int
 			assert.Empty(t, m.Notes, "no tensor is converted")
 			var fileBytes uint64
 			fileTypes := map[string]bool{}
@@ -467,15 +475,40 @@ func TestQuantModels(t *testing.T) {
 				assert.Equal(t, k.Name, p.Table, "%s on %s", p.Op, p.Type)
 				// The table's kernel as it is, or its shuffle variant (the same
 				// bits) where the device offers subgroup shuffles.
-				// With ForceDot, the integer-dot variant of every product.
-				if dk, ok := shaders.MatMulDot(k); ok && c.dot {
+				// With AllDot the integer-dot variant of every product; with
+				// ForceDot of those of a norm's output (q|k|v, gate|up), the
+				// shuffle variant of the others (Wo, down).
+				sh, shuffled := shaders.MatMulShuffled(k)
+				dk, hasDot := shaders.MatMulDot(k)
+				switch {
+				case hasDot && dot == ops.AllDot:
 					k = dk
-				} else if sh, ok := shaders.MatMulShuffled(k); ok && m.Library().Shuffles() {
+				case hasDot && dot == ops.ForceDot && p.Kernel == dk.Name:
+					k = dk
+				case shuffled && m.Library().Shuffles():
 					k = sh
+				}
+				if k.Dot {
+					dotPicks++
 				}
 				assert.Equal(t, k.Name, p.Kernel, "%s on %s ran another kernel than the table's (%s)", p.Op, p.Type, p.Reason)
 			}
 			assert.Equal(t, fileTypes, picked, "every matrix type of the file was picked, and no other")
+			if dot != ops.NoDot {
+				assert.NotZero(t, dotPicks, "integer-dot kernels ran")
+				// ForceDot rounds no x in a dispatch of its own: a decode step
+				// has as many dispatches as without integer dots.
+				plain, _ := loadGPU(t, d, path, engine.Options{KV: ops.KVF32, Layout: c.layout, Dot: ops.NoDot})
+				st, err := session(t, m).DecodeStats()
+				require.NoError(t, err)
+				pst, err := session(t, plain).DecodeStats()
+				require.NoError(t, err)
+				if dot == ops.ForceDot {
+					assert.Equal(t, pst.Dispatches, st.Dispatches, "dispatches of a decode step, with integer dots and without")
+				} else {
+					assert.Greater(t, st.Dispatches, pst.Dispatches, "AllDot rounds the attention output and the FFN's hidden vector in dispatches of their own")
+				}
+			}
 		})
 	}
 }

@@ -475,7 +475,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			WeightBytes uint64 `json:"weight_bytes"` // the weights' device memory
 			KVBytes     uint64 `json:"kv_bytes"`     // one session's KV cache
 			Layout      string `json:"layout"`       // "gpu" or "cpu"
-			IntegerDot  bool   `json:"integer_dot"`  // Q4_0 and Q8_0 products in integer dot products (--int-dot)
+			IntegerDot  string `json:"integer_dot"`  // where Q4_0 and Q8_0 products take integer dot products (--int-dot): off, on or all
 			// Kernels are the kernel choices the tests made.
 			Kernels []kernelJSON  `json:"kernels"`
 			Results []benchResult `json:"results"`

@@ -185,9 +185,9 @@ type runJSON struct {
 	// choices the run made.
 	Layout  string       `json:"layout"`
 	Kernels []kernelJSON `json:"kernels"`
-	// IntegerDot is whether the Q4_0 and Q8_0 products take integer dot
-	// products (--int-dot).
-	IntegerDot bool `json:"integer_dot"`
+	// IntegerDot is where the Q4_0 and Q8_0 products take integer dot
+	// products (--int-dot): "off", "on" or "all".
+	IntegerDot string `json:"integer_dot"`
 	Timings    struct {
 		LoadMS       float64 `json:"load_ms"`
 		PromptTokens int     `json:"prompt_tokens"`
@@ -298,18 +298,21 @@ const layoutUsage = "kernel layout: auto (by device type), gpu or cpu (the layou
 // kernelLayout names m's kernel layout for a status line, and its
 // integer-dot products where it takes them.
 func kernelLayout(m *vkrun.Model) string {
-	if m.IntegerDot() {
+	switch m.IntegerDot() {
+	case "on":
 		return m.Layout() + " kernel layout with integer-dot products"
+	case "all":
+		return m.Layout() + " kernel layout with integer-dot products for all"
 	}
 	return m.Layout() + " kernel layout"
 }
 
-const intDotUsage = "integer-dot products for Q4_0 and Q8_0 weights, x rounded to 8 bits a block: auto (where the device accelerates them), on or off"
+const intDotUsage = "integer-dot products for Q4_0 and Q8_0 weights, x rounded to 8 bits a block: auto (on where the device accelerates them), on (the products of a norm's output), all (every product, a dispatch more for each other x) or off"
 
 // checkIntDot validates an --int-dot value.
 func checkIntDot(s string) error {
 	if _, err := ops.ParseDot(s); err != nil || s == "" {
-		return fmt.Errorf("--int-dot must be auto, on or off, not %q", s)
+		return fmt.Errorf("--int-dot must be auto, on, all or off, not %q", s)
 	}
 	return nil
 }

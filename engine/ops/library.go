@@ -28,6 +28,7 @@ type Library struct {
 	notes  []string
 	splits int  // Options.AttentionSplits
 	dot    bool // Options.Dot resolved: the integer-dot matmul kernels
+	dotAll bool // and for every product, not only those of a norm's output (AllDot)
 
 	mu    sync.Mutex // guards pipes and picks
 	pipes map[string]*vk.Pipeline
@@ -47,32 +48,45 @@ type Options struct {
 	AttentionSplits int
 	// Dot is where the GPU layout's Q4_0 and Q8_0 products take the
 	// integer-dot kernels (shaders.MatMulDot: x rounded to 8 bits a
-	// 32-column block): AutoDot where the device accelerates the packed
-	// 4×int8 dot product, ForceDot wherever it has shaderIntegerDotProduct
-	// at all (an error elsewhere), NoDot nowhere.
+	// 32-column block). See DotChoice.
 	Dot DotChoice
 }
 
-// DotChoice is Options.Dot.
+// DotChoice is Options.Dot: where the integer-dot kernels serve.
+//
+// With AutoDot (where the device accelerates the packed 4×int8 dot
+// product) and ForceDot (wherever it has shaderIntegerDotProduct at all;
+// an error elsewhere) they serve the products whose x is a norm's output,
+// whose q8 rows the norm writes in its own dispatch: no product pays a
+// dispatch to round its x, and the others (the attention output's, the
+// FFN hidden vector's) take the f32 kernels. AllDot serves every product,
+// rounding x in a dispatch of its own where no norm made its q8 rows.
+// NoDot serves none. Either way a product's kernel depends on where its x
+// comes from, never on the token count, so chunked prefill still equals
+// decode bit for bit.
 type DotChoice int
 
 const (
 	AutoDot DotChoice = iota
 	ForceDot
+	AllDot
 	NoDot
 )
 
-// ParseDot reads an integer-dot choice: "auto", "on" or "off".
+// ParseDot reads an integer-dot choice: "auto", "on" (ForceDot), "all" or
+// "off".
 func ParseDot(s string) (DotChoice, error) {
 	switch s {
 	case "", "auto":
 		return AutoDot, nil
 	case "on":
 		return ForceDot, nil
+	case "all":
+		return AllDot, nil
 	case "off":
 		return NoDot, nil
 	}
-	return AutoDot, fmt.Errorf("integer dot %q: want auto, on or off", s)
+	return AutoDot, fmt.Errorf("integer dot %q: want auto, on, all or off", s)
 }
 
 // LayoutChoice is Options.Layout.
@@ -135,11 +149,11 @@ func NewLibrary(d *vk.Device, opts Options) (*Library, error) {
 	}
 	canDot := l.layout == shaders.GPULayout && d.Features.IntegerDotProduct && l.Shuffles()
 	switch opts.Dot {
-	case ForceDot:
+	case ForceDot, AllDot:
 		if !canDot {
 			return nil, fmt.Errorf("ops: the integer-dot matmul needs the GPU kernel layout, shaderIntegerDotProduct and subgroup shuffles with full subgroups, which %s (%s layout) cannot give", d.Info.Name, l.layout)
 		}
-		l.dot = true
+		l.dot, l.dotAll = true, opts.Dot == AllDot
 	case AutoDot:
 		l.dot = canDot && d.Features.IntegerDot4x8Accelerated
 	}
@@ -147,8 +161,9 @@ func NewLibrary(d *vk.Device, opts Options) (*Library, error) {
 }
 
 // IntegerDot reports whether the GPU layout's Q4_0 and Q8_0 products take
-// the integer-dot kernels (Options.Dot).
-func (l *Library) IntegerDot() bool { return l.dot }
+// the integer-dot kernels (Options.Dot), and whether all of them do
+// (AllDot) or only those of a norm's output.
+func (l *Library) IntegerDot() (on, all bool) { return l.dot, l.dotAll }
 
 // Layout is the library's kernel layout.
 func (l *Library) Layout() shaders.Layout { return l.layout }

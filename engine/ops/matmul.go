@@ -51,6 +51,7 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 	}
 	rowStep := p.weightRowStep(l)
 	var q8 Tensor // x as q8 rows, made at the first integer-dot dispatch
+	_, ready := p.q8Of(x, cols)
 	for r0 := uint64(0); r0 < rows; r0 += rowStep {
 		n := min(rowStep, rows-r0)
 		wr, wo, so, err := p.weightRanges(wt, l, r0, n)
@@ -70,7 +71,7 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 			}
 			pc := shaders.MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
 				XOff: xo, YOff: yo, YStride: uint32(ys), Accumulate: acc}
-			kern, err := p.matmulKernel(p.matmulSize(w.Type, m), w.Type, cols, wo, so, xo)
+			kern, err := p.matmulKernel(p.matmulSize(w.Type, m), w.Type, cols, wo, so, xo, ready)
 			if err != nil {
 				return fmt.Errorf("ops: MatMul: %w", err)
 			}
@@ -120,10 +121,12 @@ func (p *Plan) matmulSize(t loader.DType, m uint64) shaders.Op {
 // workgroup, a few, or a prefill tile) for a W of type t with cols columns
 // whose bound rows start at word wo and side half so, and an x at element
 // xo, and records the pick: the table's kernel, or its variant where the
-// offsets do not suit it. The choice depends on the weight and the binding
-// offsets, never on the token count beyond the op's size (every size sums
-// in the same order), so every chunking gives the same bits.
-func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, xo uint32) (shaders.Kernel, error) {
+// offsets do not suit it, or its integer-dot variant (Options.Dot; q8:
+// x's q8 rows are at hand, a norm's). The choice depends on the weight,
+// the binding offsets and where x comes from, never on the token count
+// beyond the op's size (every size sums in the same order), so every
+// chunking gives the same bits.
+func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, xo uint32, q8 bool) (shaders.Kernel, error) {
 	k, err := p.lib.WeightKernel(op, t)
 	if err != nil {
 		return k, err
@@ -145,7 +148,7 @@ func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, 
 		chosen = chosen.WithSpec(4, 0)
 		reason = strings.TrimPrefix(reason+"; x rows not on 16 bytes: scalar x loads", "; ")
 	}
-	if d, ok := shaders.MatMulDot(chosen); ok && p.lib.dot && cols%32 == 0 && wo%4 == 0 {
+	if d, ok := shaders.MatMulDot(chosen); ok && p.lib.dot && (q8 || p.lib.dotAll) && cols%32 == 0 && wo%4 == 0 {
 		chosen = d
 		reason = strings.TrimPrefix(reason+"; x in q8 blocks: integer dot products, the lanes' sums by subgroup shuffles", "; ")
 	} else if sh, ok := shaders.MatMulShuffled(chosen); ok && p.lib.Shuffles() {
@@ -212,6 +215,7 @@ func (p *Plan) matMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation)
 		return fmt.Errorf("ops: MatMulGLU: a %s row of %d columns does not fit a binding twice", w.Type, cols)
 	}
 	var q8 Tensor // x as q8 rows, made at the first integer-dot dispatch
+	_, ready := p.q8Of(x, cols)
 	for r0 := uint64(0); r0 < rows; r0 += rowStep {
 		n := min(rowStep, rows-r0)
 		wr, wo, so, err := p.weightRanges(wt, l, r0, n)
@@ -230,7 +234,7 @@ func (p *Plan) matMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation)
 				return fmt.Errorf("ops: MatMulGLU h: %w", err)
 			}
 			op, _ := shaders.GLUOp(act, p.matmulSize(w.Type, m))
-			kern, err := p.matmulKernel(op, w.Type, cols, wo, so, xo)
+			kern, err := p.matmulKernel(op, w.Type, cols, wo, so, xo, ready)
 			if err != nil {
 				return fmt.Errorf("ops: MatMulGLU: %w", err)
 			}

@@ -27,19 +27,20 @@ const (
 	nmseDotF32 = 1e-3
 )
 
-// dotEnv is an env whose library takes the integer-dot kernels (ForceDot),
-// or a skip naming what the device lacks.
+// dotEnv is an env whose library takes the integer-dot kernels for every
+// product (AllDot), or a skip naming what the device lacks.
 func dotEnv(t *testing.T) *env {
 	d := vktest.Device(t, vk.DeviceOptions{})
 	if !d.Features.IntegerDotProduct {
 		t.Skipf("%s has no shaderIntegerDotProduct: the integer-dot matmul cannot run there", d.Info.Name)
 	}
-	lib, err := ops.NewLibrary(d, ops.Options{Layout: ops.ForceGPU, Dot: ops.ForceDot})
+	lib, err := ops.NewLibrary(d, ops.Options{Layout: ops.ForceGPU, Dot: ops.AllDot})
 	if err != nil {
 		t.Skipf("the integer-dot matmul needs subgroup shuffles too: %v", err)
 	}
 	t.Cleanup(lib.Close)
-	require.True(t, lib.IntegerDot())
+	on, all := lib.IntegerDot()
+	require.True(t, on && all)
 	return &env{d: d, lib: lib, types: shaders.DotTypes}
 }
 
@@ -156,19 +157,25 @@ func TestMatMulDotGLU(t *testing.T) {
 	}
 }
 
-// TestMatMulDotChoice: ForceDot on a device without the integer dot
-// product (the baseline feature set) is an error, AutoDot takes the
+// TestMatMulDotChoice: ForceDot or AllDot on a device without the integer
+// dot product (the baseline feature set) is an error, AutoDot takes the
 // kernels only where the device accelerates them, NoDot never, and a Dot
-// kernel's pipeline on a device without the feature is an error.
+// kernel's pipeline on a device without the feature is an error. ForceDot
+// serves only the products of a norm's output: a product of any other x
+// takes the f32 kernel (and so the bits of a NoDot library), with no
+// dispatch to round x.
 func TestMatMulDotChoice(t *testing.T) {
 	base := vktest.Device(t, vk.DeviceOptions{NoOptionalFeatures: true})
 	require.False(t, base.Features.IntegerDotProduct, "the baseline enables no optional feature")
-	_, err := ops.NewLibrary(base, ops.Options{Layout: ops.ForceGPU, Dot: ops.ForceDot})
-	require.ErrorContains(t, err, "integer-dot")
+	for _, c := range []ops.DotChoice{ops.ForceDot, ops.AllDot} {
+		_, err := ops.NewLibrary(base, ops.Options{Layout: ops.ForceGPU, Dot: c})
+		require.ErrorContains(t, err, "integer-dot")
+	}
 	bl, err := ops.NewLibrary(base, ops.Options{Layout: ops.ForceGPU})
 	require.NoError(t, err)
 	defer bl.Close()
-	require.False(t, bl.IntegerDot())
+	on, _ := bl.IntegerDot()
+	require.False(t, on)
 	k, _ := shaders.WeightKernel(shaders.OpMatMul1, loader.Q8_0, shaders.GPULayout)
 	dk, ok := shaders.MatMulDot(k)
 	require.True(t, ok)
@@ -185,14 +192,44 @@ func TestMatMulDotChoice(t *testing.T) {
 	} {
 		l, err := ops.NewLibrary(d, ops.Options{Layout: ops.ForceGPU, Dot: c.choice})
 		require.NoError(t, err)
-		require.Equal(t, c.want && l.Shuffles(), l.IntegerDot(), "choice %d on %s (accelerated: %v)", c.choice, d.Info.Name, d.Features.IntegerDot4x8Accelerated)
+		on, all := l.IntegerDot()
+		require.Equal(t, c.want && l.Shuffles(), on, "choice %d on %s (accelerated: %v)", c.choice, d.Info.Name, d.Features.IntegerDot4x8Accelerated)
+		require.False(t, all)
 		l.Close()
 	}
-	for s, want := range map[string]ops.DotChoice{"": ops.AutoDot, "auto": ops.AutoDot, "on": ops.ForceDot, "off": ops.NoDot} {
+	for s, want := range map[string]ops.DotChoice{"": ops.AutoDot, "auto": ops.AutoDot, "on": ops.ForceDot, "all": ops.AllDot, "off": ops.NoDot} {
 		got, err := ops.ParseDot(s)
 		require.NoError(t, err)
 		require.Equal(t, want, got, s)
 	}
 	_, err = ops.ParseDot("yes")
-	require.ErrorContains(t, err, "want auto, on or off")
+	require.ErrorContains(t, err, "want auto, on, all or off")
+
+	if !d.Features.IntegerDotProduct {
+		t.Skipf("%s has no shaderIntegerDotProduct: ForceDot cannot run there", d.Info.Name)
+	}
+	force, err := ops.NewLibrary(d, ops.Options{Layout: ops.ForceGPU, Dot: ops.ForceDot})
+	if err != nil {
+		t.Skipf("the integer-dot matmul needs subgroup shuffles too: %v", err)
+	}
+	defer force.Close()
+	fe, pe := &env{d: d, lib: force}, newEnvOn(t, d, ops.Options{Layout: ops.ForceGPU, Dot: ops.NoDot})
+	const rows, cols, ntok = 9, 64, 3
+	gguf := randGGUF(loader.Q8_0, rows, cols, 70)
+	x := optest.Rand(71, ntok*cols)
+	var outs [2][]float32
+	for i, e := range []*env{fe, pe} {
+		w, _ := e.uploadGGUF(t, loader.Q8_0, gguf, rows, cols)
+		y := ops.F32(e.zeros(t, "y", ntok*rows))
+		p := e.plan(t)
+		p.MatMul(w, ops.F32(e.upload(t, "x", x)), y, ntok, false)
+		require.NoError(t, p.Err())
+		require.Equal(t, 1, p.Seq.Dispatches(), "no dispatch rounds an x that no norm made")
+		e.run(t, func(p *ops.Plan) { p.MatMul(w, ops.F32(e.upload(t, "x", x)), y, ntok, false) })
+		outs[i] = e.download(t, y.Buf)
+	}
+	requireBitEqual(t, "ForceDot's product of an x no norm made against NoDot's", outs[0], outs[1], rows)
+	for _, k := range kernelsRun(force, "matmul", loader.Q8_0) {
+		require.False(t, strings.HasSuffix(k, "/dot"), k)
+	}
 }

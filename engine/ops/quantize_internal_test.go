@@ -147,14 +147,15 @@ func TestQ8Scratch(t *testing.T) {
 	}
 }
 
-// dotLib is a GPU-layout library with the integer-dot products forced, at
-// workgroup width wg, or a skip naming what the device lacks.
-func dotLib(t *testing.T, d *vk.Device, wg uint32) *Library {
+// dotLib is a GPU-layout library with the integer-dot products of choice
+// (ForceDot or AllDot) at workgroup width wg, or a skip naming what the
+// device lacks.
+func dotLib(t *testing.T, d *vk.Device, wg uint32, choice DotChoice) *Library {
 	t.Helper()
 	if !d.Features.IntegerDotProduct {
 		t.Skipf("%s has no shaderIntegerDotProduct", d.Info.Name)
 	}
-	lib, err := NewLibrary(d, Options{WG: wg, Layout: ForceGPU, Dot: ForceDot})
+	lib, err := NewLibrary(d, Options{WG: wg, Layout: ForceGPU, Dot: choice})
 	if err != nil {
 		t.Skipf("the integer-dot matmul needs subgroup shuffles too: %v", err)
 	}
@@ -211,7 +212,7 @@ func (l *Library) words(t *testing.T, x Tensor) []uint32 {
 func TestNormQ8(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
 	for _, wg := range []uint32{128, 64} {
-		lib := dotLib(t, d, wg)
+		lib := dotLib(t, d, wg, ForceDot)
 		plain, err := NewLibrary(d, Options{WG: wg, Layout: ForceGPU, Dot: NoDot})
 		require.NoError(t, err)
 		defer plain.Close()
@@ -261,14 +262,14 @@ func TestNormQ8(t *testing.T) {
 	}
 }
 
-// TestQ8Reuse: a product whose x is the q8 rows the plan holds (a norm's
-// output, or an x already rounded for an earlier product) rounds nothing
-// again, and any op that writes x in between makes the next product round
-// it afresh. Dispatch counts say which ran; the results must equal a plan
+// TestQ8Reuse (AllDot): a product whose x is the q8 rows the plan holds (a
+// norm's output, or an x already rounded for an earlier product) rounds
+// nothing again, and any op that writes x in between makes the next
+// product round it afresh. Dispatch counts say which ran; the results must equal a plan
 // that rounds x for every product.
 func TestQ8Reuse(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
-	lib := dotLib(t, d, 0)
+	lib := dotLib(t, d, 0, AllDot)
 	const rows, cols = 40, 64
 	gguf := make([]float32, rows*cols)
 	copy(gguf, optest.Rand(3, rows*cols))
