@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/vk"
@@ -37,8 +38,10 @@ func TestBatchMatchesSessions(t *testing.T) {
 		name string
 		cfg  func() loader.Config
 		dt   loader.DType
+		dot  ops.DotChoice // AllDot: the GPU layout's integer-dot products, x rounded by norms and by dispatches of its own; AutoDot: the device's default
 	}{
-		{"llama q4_0", func() loader.Config { return tinyConfig }, loader.Q4_0},
+		{"llama q4_0", func() loader.Config { return tinyConfig }, loader.Q4_0, ops.AutoDot},
+		{"llama q4_0 int-dot", func() loader.Config { return tinyConfig }, loader.Q4_0, ops.AllDot},
 		{"gemma3 local and global f16", func() loader.Config {
 			c := tinyConfig
 			c.Arch, c.NumLayers, c.Window = "gemma3", 3, 8
@@ -46,14 +49,24 @@ func TestBatchMatchesSessions(t *testing.T) {
 			c.QKNorm, c.PostNorms, c.EmbedScale, c.Act = true, true, 8, loader.ActGELUTanh
 			c.HeadDim, c.RopeDim, c.RopeTheta = 16, 16, 1e6
 			return c
-		}, loader.F16},
+		}, loader.F16, ops.AutoDot},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			opts := Options{Chunk: 6, Context: 128, Dot: tc.dot}
+			if tc.dot == ops.AllDot {
+				if !d.Features.IntegerDotProduct {
+					t.Skipf("%s has no shaderIntegerDotProduct", d.Info.Name)
+				}
+				opts.Layout = ops.ForceGPU
+			}
 			cfg := tc.cfg()
 			lm := openSynthetic(t, cfg, tc.dt)
-			m, err := Load(d, lm, Options{Chunk: 6, Context: 128})
+			m, err := Load(d, lm, opts)
 			require.NoError(t, err)
 			defer m.Close()
+			if _, all := m.Library().IntegerDot(); tc.dot == ops.AllDot {
+				require.True(t, all)
+			}
 			const slots = 3
 			b, err := m.NewBatch(slots)
 			require.NoError(t, err)

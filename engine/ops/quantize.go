@@ -9,9 +9,9 @@ import (
 
 // quantizeQ8 records x (nt, cols) f32 rounded to q8 rows
 // (shaders.QuantizeQ8: per 32 columns, 32 int8 values, a scale and their
-// sum) into a buffer of the plan's own, in dispatches of tokStep tokens (x's
-// rows and the q8 rows of a dispatch each fit one binding, the q8 rows
-// being smaller), and returns the q8 rows as a tensor of words. The
+// sum) into the plan's q8 buffer (q8Rows), in dispatches of tokStep tokens
+// (x's rows and the q8 rows of a dispatch each fit one binding, the q8
+// rows being smaller), and returns the q8 rows as a tensor of words. The
 // integer-dot matmul kernels (shaders.MatMulDot) read them as their x. The
 // sequence's hazard tracking orders the quantisation after x's writer and
 // before the products, and a later quantisation into the same buffer
