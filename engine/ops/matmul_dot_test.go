@@ -101,6 +101,37 @@ func TestMatMulDot(t *testing.T) {
 		}
 	}
 
+	// The order is the lanes' alone: other workgroup widths give the same
+	// bits, for decode and for the prefill tile.
+	t.Run("widths", func(t *testing.T) {
+		const rows, cols = 37, 4128
+		gguf := randGGUF(loader.Q4_0, rows, cols, 95)
+		x := optest.Rand(96, maxTok*cols)
+		var want []float32
+		for _, wg := range []uint32{128, 64, 256} {
+			we := e
+			if wg != 128 {
+				lib, err := ops.NewLibrary(e.d, ops.Options{WG: wg, Layout: ops.ForceGPU, Dot: ops.AllDot})
+				require.NoError(t, err)
+				defer lib.Close()
+				we = &env{d: e.d, lib: lib}
+			}
+			w, _ := we.uploadGGUF(t, loader.Q4_0, gguf, rows, cols)
+			xb := ops.F32(we.upload(t, "x", x))
+			var got []float32
+			for _, ntok := range []int{1, maxTok} {
+				y := ops.F32(we.zeros(t, "y", ntok*rows))
+				we.run(t, func(p *ops.Plan) { p.MatMul(w, xb.Sub(0, uint64(ntok*cols)), y, ntok, false) })
+				got = append(got, we.download(t, y.Buf)...)
+			}
+			if want == nil {
+				want = got
+				continue
+			}
+			requireBitEqual(t, fmt.Sprintf("workgroup %d against 128", wg), got, want, rows)
+		}
+	})
+
 	t.Run("NaN", func(t *testing.T) {
 		const rows, cols, ntok = 9, 64, 3
 		w, deq := e.uploadRand(t, loader.Q4_0, rows, cols, 90)
