@@ -117,9 +117,16 @@ func (m *Model) forward(p *ops.Plan, b *stepBufs, sh stepShape) error {
 	for l, lw := range w.layers {
 		// Attention.
 		norm(x, lw.attnNorm, h, n)
-		if lw.wQKV.Buf != nil { // Q, K and V in one product
+		ropeT, sinkRope := m.layerRope[l], m.sinkRope[l]
+		switch {
+		case lw.wQKV.Buf != nil && lw.bQKV.Buf == nil && !c.QKNorm && sinkRope < 0 && ropeT >= 0:
+			// Q, K and V in one product, and q and k turned in its epilogue
+			// where the library can.
+			p.MatMulRoPE(lw.wQKV, h, qkv, b.ropes[ropeT].Sub(0, uint64(n*c.RopeDim)), n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim, c.Rope)
+			ropeT = -1
+		case lw.wQKV.Buf != nil: // Q, K and V in one product
 			p.MatMul(lw.wQKV, h, qkv, n, false)
-		} else {
+		default:
 			span := uint64((n - 1) * qkvDim)
 			p.MatMulInto(lw.wq, h, qkv.Sub(0, span+uint64(qDim)), n, qkvDim, false)
 			p.MatMulInto(lw.wk, h, qkv.Sub(uint64(qDim), span+uint64(kvDim)), n, qkvDim, false)
@@ -131,12 +138,11 @@ func (m *Model) forward(p *ops.Plan, b *stepBufs, sh stepShape) error {
 		if c.QKNorm {
 			p.HeadNormQK(qkv, lw.qNorm, lw.kNorm, n, c.NumHeads, c.NumKVHeads, c.HeadDim, eps)
 		}
-		sinkRope := m.sinkRope[l]
 		if sinkRope >= 0 { // the sinks' query: q at min(pos, sinks + W − 1), from q before its RoPE
 			p.RoPEQTo(qkv, b.ropes[sinkRope].Sub(0, uint64(n*c.RopeDim)), b.sinkQ.Sub(0, uint64(n*qDim)), n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim, c.Rope)
 		}
-		if t := m.layerRope[l]; t >= 0 {
-			p.RoPEQK(qkv, b.ropes[t].Sub(0, uint64(n*c.RopeDim)), n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim, c.Rope)
+		if ropeT >= 0 {
+			p.RoPEQK(qkv, b.ropes[ropeT].Sub(0, uint64(n*c.RopeDim)), n, c.NumHeads, c.NumKVHeads, c.HeadDim, c.RopeDim, c.Rope)
 		}
 		for _, sg := range sh.segs { // each sequence over its own cache
 			cache := sg.cache.Layer(l)

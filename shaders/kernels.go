@@ -370,6 +370,11 @@ type MatMulParams struct {
 	XOff, YOff       uint32 // element offsets
 	YStride          uint32 // elements from one token's y row to the next
 	Accumulate       uint32 // 1: y += x·Wᵀ
+	// The RoPE epilogue (OpMatMulRoPE): the row of q|k|v that the bound
+	// block's first row is (even), the rows rotated (the q and k heads),
+	// the head size, the leading elements of a head rotated (even), and the
+	// element offset of the cos/sin table.
+	RopeRow0, RopeRows, HeadDim, RopeDim, ROff uint32
 }
 
 // EmbedParams mirrors embed.comp's push constants.

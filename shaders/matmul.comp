@@ -40,6 +40,12 @@
 // and the same bits (float addition commutes, so both lanes of a pair
 // hold the tree's sum of the pair).
 //
+// With MATMUL_ROPE defined as well (matmul_rope_<type>, the product of
+// stacked Q, K and V), rows come in (2i, 2i+1) pairs per slot (NR even),
+// and the epilogue rotates the q and k heads' pairs by the tokens' RoPE
+// table as rope.comp would (rope_store): MatMul then RoPEQK in one
+// dispatch, the same bits.
+//
 // With MATMUL_DOT defined as well (matmul_dot_<type>, Q8_0 and Q4_0 alone:
 // the library takes it where the device accelerates integer dot products,
 // or where told to), x is q8 rows (quantize_q8.comp, 48 bytes a 32-column
@@ -103,6 +109,9 @@
 #if defined(MATMUL_DOT) && (!defined(W_DOT) || !defined(MATMUL_SHUFFLE))
 #error "MATMUL_DOT needs a weight type with w_block_idot, and MATMUL_SHUFFLE"
 #endif
+#if defined(MATMUL_ROPE) && !defined(MATMUL_SHUFFLE)
+#error "MATMUL_ROPE needs MATMUL_SHUFFLE"
+#endif
 #ifdef MATMUL_BLOCKS
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #else
@@ -131,6 +140,11 @@ layout(push_constant) uniform Params {
 	uint y_off;      // element offset of y[first token, first row of the block]
 	uint y_stride;   // elements from one token's y to the next (W's total rows)
 	uint accumulate; // 1: y += x·Wᵀ; 0: y = x·Wᵀ
+	uint rope_row0;  // MATMUL_ROPE: the row of q|k|v that the block's first row is
+	uint rope_rows;  // rows of q|k|v rotated: the q and k heads
+	uint head_dim;   // elements per head
+	uint rope_dim;   // leading elements of each head rotated (even)
+	uint r_off;      // element offset of the cos/sin table
 } p;
 
 #define X_BINDING W_BINDINGS
@@ -138,6 +152,11 @@ layout(push_constant) uniform Params {
 layout(binding = X_BINDING) readonly buffer XBuf { float x[]; };
 layout(binding = X_BINDING) readonly buffer XBuf4 { vec4 x4[]; };
 layout(binding = Y_BINDING) buffer YBuf { float y[]; };
+#ifdef MATMUL_ROPE
+// The dispatch's tokens' RoPE table, (ntok, rope_dim/2, 2) f32 cos and sin
+// (rope.comp's).
+layout(binding = Y_BINDING + 1) readonly buffer RopeBuf { float rope[]; };
+#endif
 #ifdef MATMUL_DOT
 // The integer-dot kernels' x is q8 rows (quantize_q8.comp): 12 words, three
 // uvec4, per 32 columns; x_off is then the word offset of the first row.
@@ -250,6 +269,33 @@ void y_store(uint t, uint row, float v, float u) {
 			v = y[yi] + v;
 		}
 		y[yi] = v;
+	}
+}
+#endif
+
+#ifdef MATMUL_ROPE
+// rope_store writes the sums v0 and v1 of rows row and row + 1 (row even)
+// of token t: rotated as rope.comp rotates the pair (x[2i], x[2i+1]) of a
+// q or k head (rows of q|k|v below rope_rows, within the first rope_dim
+// elements of their head), with the same expression, so the bits are
+// MatMul's then RoPE's; as they are elsewhere (the v heads, and the dims
+// past rope_dim).
+void rope_store(uint t, uint row, float v0, float v1) {
+	const uint g = p.rope_row0 + row;
+	const uint d = g % p.head_dim;
+	const uint yi = p.y_off + t * p.y_stride + row;
+	float y0 = v0, y1 = v1;
+	if (g < p.rope_rows && d < p.rope_dim) {
+		const uint ri = p.r_off + (t * (p.rope_dim / 2) + d / 2) * 2;
+		const float c = rope[ri], s = rope[ri + 1];
+		precise float r0 = v0 * c - v1 * s;
+		precise float r1 = v0 * s + v1 * c;
+		y0 = r0;
+		y1 = r1;
+	}
+	y[yi] = y0;
+	if (row + 1 < p.rows) {
+		y[yi + 1] = y1;
 	}
 }
 #endif
@@ -688,11 +734,19 @@ void main() {
 			acc[i] = acc[i] + o;
 		}
 	}
+#ifdef MATMUL_ROPE
+	const uint step = 2; // (row, row + 1) pairs, NR even
+#else
 	const uint step = GLU != 0 ? 2 : 1;
+#endif
 	[[unroll]] for (uint a = 0; a < NR * NT; a += step) {
 		const uint t = a / NR, row = rg * WG_ROWS + slot * NR + a % NR;
 		if ((a / step) % LANES == lane && row < p.rows && t < nt) {
+#ifdef MATMUL_ROPE
+			rope_store(t0 + t, row, acc[a], acc[min(a + 1, NR * NT - 1)]);
+#else
 			y_store(t0 + t, row, acc[a], GLU != 0 ? acc[min(a + 1, NR * NT - 1)] : 0.0);
+#endif
 		}
 	}
 #else

@@ -3,6 +3,7 @@ package shaders
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/vkrun/vkrun/loader"
@@ -68,14 +69,35 @@ const (
 	OpMatMulSwiGLUTiled
 	// OpMatMulGeGLUTiled is OpMatMulGeGLU in prefill tiles.
 	OpMatMulGeGLUTiled
+	// OpMatMulRoPE: OpMatMul of stacked Q, K and V rows with RoPE's
+	// rotation of the q and k heads' pairs (x[2i], x[2i+1]) in its
+	// epilogue (matmul_rope_<type>): OpMatMul then rope.comp, the same
+	// bits. The GPU layout with subgroup shuffles only.
+	OpMatMulRoPE
+	// OpMatMulRoPE1 is OpMatMulRoPE at one token per workgroup.
+	OpMatMulRoPE1
+	// OpMatMulRoPETiled is OpMatMulRoPE in prefill tiles.
+	OpMatMulRoPETiled
 )
 
 var opNames = [...]string{"matmul", "matmul1", "embed", "matmul_swiglu", "matmul_swiglu1", "matmul_geglu", "matmul_geglu1",
-	"matmul_tiled", "matmul_swiglu_tiled", "matmul_geglu_tiled"}
+	"matmul_tiled", "matmul_swiglu_tiled", "matmul_geglu_tiled", "matmul_rope", "matmul_rope1", "matmul_rope_tiled"}
 
 // Ops are every op of the table, in order.
 var Ops = []Op{OpMatMul, OpMatMul1, OpEmbed, OpMatMulSwiGLU, OpMatMulSwiGLU1, OpMatMulGeGLU, OpMatMulGeGLU1,
-	OpMatMulTiled, OpMatMulSwiGLUTiled, OpMatMulGeGLUTiled}
+	OpMatMulTiled, OpMatMulSwiGLUTiled, OpMatMulGeGLUTiled, OpMatMulRoPE, OpMatMulRoPE1, OpMatMulRoPETiled}
+
+// RoPEOp is the product op with the RoPE epilogue in the size of the
+// product op size (OpMatMul1, OpMatMul or OpMatMulTiled).
+func RoPEOp(size Op) Op {
+	switch size {
+	case OpMatMul1:
+		return OpMatMulRoPE1
+	case OpMatMulTiled:
+		return OpMatMulRoPETiled
+	}
+	return OpMatMulRoPE
+}
 
 // ParseOp is the op named s (Op.String), and whether there is one.
 func ParseOp(s string) (Op, bool) {
@@ -305,13 +327,18 @@ var DotTypes = []loader.DType{loader.Q8_0, loader.Q4_0}
 // is false for a kernel without one.
 func MatMulDot(k Kernel) (Kernel, bool) {
 	f := k.Source()
-	if _, gpu := k.SpecValue(6); !gpu || k.Shuffles || k.Dot || !strings.HasPrefix(f, "matmul_") {
+	if _, gpu := k.SpecValue(6); !gpu || k.Dot || !strings.HasPrefix(f, "matmul_") {
 		return k, false
 	}
-	typ := strings.TrimPrefix(f, "matmul_")
+	typ, module := strings.TrimPrefix(f, "matmul_"), "matmul_dot_"
+	if strings.HasPrefix(f, "matmul_rope_") { // the RoPE epilogue's module, shuffles and all
+		typ, module = strings.TrimPrefix(f, "matmul_rope_"), "matmul_rope_dot_"
+	} else if k.Shuffles {
+		return k, false
+	}
 	for _, t := range DotTypes {
 		if typ == typeName(t) {
-			k.File = "matmul_dot_" + typ
+			k.File = module + typ
 			k.Name += "/dot"
 			k.Shuffles, k.Dot = true, true
 			return k, true
@@ -373,6 +400,19 @@ func gluKernel(t loader.DType, name string, glu uint32, size Op) Kernel {
 	return k
 }
 
+// ropeKernel is the GPU layout's matmul kernel of type t in the size of op
+// size with the RoPE epilogue (matmul_rope_<type>, which adds the lanes'
+// sums by shuffles): even rows per slot, whole (2i, 2i+1) pairs, and the
+// RoPE table bound after y.
+func ropeKernel(t loader.DType, size Op) Kernel {
+	k := gluKernel(t, "rope", 0, size)
+	k.Spec = k.Spec[:len(k.Spec)-1] // no GLU constant
+	k.File = "matmul_rope_" + typeName(t)
+	k.Shuffles = true
+	k.Bindings = append(slices.Clone(k.Bindings), vk.Read)
+	return k
+}
+
 func embedKernel(t loader.DType) Kernel {
 	b := []vk.Access{vk.Read, vk.Read, vk.Write} // table, tokens, x
 	if weightInfos[t].body[1] != 0 {
@@ -406,6 +446,7 @@ var table = func() map[tableKey]Kernel {
 			geglu, _ := GLUOp(loader.ActGELUTanh, op)
 			m[tableKey{swiglu, t, GPULayout}] = gluKernel(t, "swiglu", 1, op)
 			m[tableKey{geglu, t, GPULayout}] = gluKernel(t, "geglu", 2, op)
+			m[tableKey{RoPEOp(op), t, GPULayout}] = ropeKernel(t, op)
 		}
 	}
 	return m
@@ -473,6 +514,13 @@ func weightKernels() []Kernel {
 			k, _ := WeightKernel(op, t, GPULayout)
 			ks = append(ks, k)
 		}
+		// One kernel of the RoPE module and of its integer-dot module stands
+		// for their variants.
+		k, _ = WeightKernel(OpMatMulRoPE, t, GPULayout)
+		ks = append(ks, k)
+		if k, ok := MatMulDot(k); ok {
+			ks = append(ks, k)
+		}
 		// One kernel of the shuffle module stands for its variants.
 		k, _ = WeightKernel(OpMatMul, t, GPULayout)
 		k, _ = MatMulShuffled(k)
@@ -529,6 +577,10 @@ func sourceOf(name string) Source {
 			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_SHUFFLE"}}
 		case "matmul_dot_" + typeName(t):
 			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_SHUFFLE", "MATMUL_DOT"}}
+		case "matmul_rope_" + typeName(t):
+			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_SHUFFLE", "MATMUL_ROPE"}}
+		case "matmul_rope_dot_" + typeName(t):
+			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_SHUFFLE", "MATMUL_DOT", "MATMUL_ROPE"}}
 		case "embed_" + typeName(t):
 			return Source{Name: name, Comp: "embed", Defines: []string{def}}
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/vkrun/vkrun/loader"
 	"github.com/vkrun/vkrun/shaders"
+	"github.com/vkrun/vkrun/vk"
 )
 
 // MatMul records y (ntok, w.Rows) = x (ntok, w.Cols) @ Wᵀ, or y += that
@@ -21,7 +22,7 @@ import (
 // token blocks that fit one binding, one dispatch each.
 func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) {
 	if p.err == nil {
-		p.fail(p.matMul(w, x, y, ntok, w.Rows, accumulate))
+		p.fail(p.matMul(w, x, y, ntok, w.Rows, accumulate, nil))
 	}
 }
 
@@ -31,12 +32,56 @@ func (p *Plan) MatMul(w Weight, x, y Tensor, ntok int, accumulate bool) {
 // side). y.Len must be (ntok−1)·stride + w.Rows.
 func (p *Plan) MatMulInto(w Weight, x, y Tensor, ntok, stride int, accumulate bool) {
 	if p.err == nil {
-		p.fail(p.matMul(w, x, y, ntok, stride, accumulate))
+		p.fail(p.matMul(w, x, y, ntok, stride, accumulate, nil))
 	}
 }
 
-// matMul is MatMulInto, returning its error.
-func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) error {
+// MatMulRoPE records qkv (ntok, w.Rows) = x (ntok, w.Cols) @ Wᵀ for W the
+// stacked Q, K and V rows ((nHeads + 2·nKVHeads)·headDim of them), then
+// RoPEQK's rotation of qkv's q and k heads by rope (ntok, ropeDim/2, 2):
+// in one dispatch where the library can (the GPU layout with subgroup
+// shuffles, and pairs (x[2i], x[2i+1]), loader.RopePairwise), the
+// rotation in the product's epilogue (shaders.OpMatMulRoPE); as MatMul then
+// RoPEQK elsewhere. Both give the same bits, and so chunked prefill equals
+// decode as with MatMul.
+func (p *Plan) MatMulRoPE(w Weight, x, qkv, rope Tensor, ntok, nHeads, nKVHeads, headDim, ropeDim int, style loader.RopeStyle) {
+	if p.err == nil {
+		p.fail(p.matMulRoPE(w, x, qkv, rope, ntok, nHeads, nKVHeads, headDim, ropeDim, style))
+	}
+}
+
+// matMulRoPE is MatMulRoPE, returning its error.
+func (p *Plan) matMulRoPE(w Weight, x, qkv, rope Tensor, ntok, nHeads, nKVHeads, headDim, ropeDim int, style loader.RopeStyle) error {
+	if nHeads <= 0 || nKVHeads < 0 || headDim <= 0 || w.Rows != (nHeads+2*nKVHeads)*headDim {
+		return fmt.Errorf("ops: MatMulRoPE: a W of %d rows for %d query and %d key heads of %d: %w", w.Rows, nHeads, nKVHeads, headDim, errShape)
+	}
+	heads := nHeads + nKVHeads
+	fuses := p.lib.layout == shaders.GPULayout && p.lib.Shuffles() && style == loader.RopePairwise && headDim%2 == 0 && ropeDim > 0
+	if fuses {
+		if ropeDim%2 != 0 || ropeDim > headDim || ntok <= 0 || rope.Len != uint64(ntok)*uint64(ropeDim) {
+			return fmt.Errorf("ops: MatMulRoPE: a RoPE table of %d elements for %d tokens of %d rotated dims (even, ≤ %d): %w", rope.Len, ntok, ropeDim, headDim, errShape)
+		}
+		return p.matMul(w, x, qkv, ntok, w.Rows, false, &ropeEpilogue{rope: rope, rows: uint64(heads * headDim), headDim: uint64(headDim), ropeDim: uint64(ropeDim)})
+	}
+	if err := p.matMul(w, x, qkv, ntok, w.Rows, false, nil); err != nil {
+		return err
+	}
+	stride := uint64(w.Rows)
+	return p.rope(qkv.Sub(0, uint64(ntok-1)*stride+uint64(heads*headDim)), qkv.Sub(0, uint64(ntok-1)*stride+uint64(heads*headDim)),
+		rope, ntok, heads, headDim, ropeDim, w.Rows, w.Rows, style)
+}
+
+// ropeEpilogue is MatMulRoPE's rotation in the product's epilogue: the
+// tokens' RoPE table, the rows rotated (the q and k heads), the head size
+// and the rotated dims of a head.
+type ropeEpilogue struct {
+	rope                   Tensor
+	rows, headDim, ropeDim uint64
+}
+
+// matMul is MatMulInto, returning its error, with MatMulRoPE's epilogue
+// where rp is set.
+func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool, rp *ropeEpilogue) error {
 	wt, l, err := w.words()
 	if err != nil {
 		return fmt.Errorf("ops: MatMul: %w", err)
@@ -50,6 +95,12 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 		acc = 1
 	}
 	rowStep := p.weightRowStep(l)
+	if rp != nil {
+		rowStep -= rowStep % 2 // whole (2i, 2i+1) pairs per dispatch
+		if rowStep == 0 {
+			return fmt.Errorf("ops: MatMulRoPE: a %s row of %d columns does not fit a binding twice", w.Type, cols)
+		}
+	}
 	var q8 Tensor // x as q8 rows, made at the first integer-dot dispatch
 	_, ready := p.q8Of(x, cols)
 	for r0 := uint64(0); r0 < rows; r0 += rowStep {
@@ -71,7 +122,18 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 			}
 			pc := shaders.MatMulParams{Rows: uint32(n), Cols: uint32(cols), Ntok: uint32(m), WOff: wo, SOff: so,
 				XOff: xo, YOff: yo, YStride: uint32(ys), Accumulate: acc}
-			kern, err := p.matmulKernel(p.matmulSize(w.Type, m), w.Type, cols, wo, so, xo, ready)
+			op := p.matmulSize(w.Type, m)
+			var extra []vk.Range
+			if rp != nil {
+				op = shaders.RoPEOp(op)
+				rr, ro, err := p.binding(rp.rope, t0*rp.ropeDim, m*rp.ropeDim, 4)
+				if err != nil {
+					return fmt.Errorf("ops: MatMulRoPE table: %w", err)
+				}
+				extra = append(extra, rr)
+				pc.RopeRow0, pc.RopeRows, pc.HeadDim, pc.RopeDim, pc.ROff = uint32(r0), uint32(rp.rows), uint32(rp.headDim), uint32(rp.ropeDim), ro
+			}
+			kern, err := p.matmulKernel(op, w.Type, cols, wo, so, xo, ready)
 			if err != nil {
 				return fmt.Errorf("ops: MatMul: %w", err)
 			}
@@ -95,7 +157,7 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool) 
 			if err != nil {
 				return fmt.Errorf("ops: MatMul: %w", err)
 			}
-			if err := p.dispatchPipe(pipe, groups, shaders.Push(&pc), append(wr, xr, yr)...); err != nil {
+			if err := p.dispatchPipe(pipe, groups, shaders.Push(&pc), append(append(wr, xr, yr), extra...)...); err != nil {
 				return err
 			}
 		}
