@@ -18,7 +18,9 @@
 // that fails records nothing more, and Err reports it. Ops bind tensors
 // larger than maxStorageBufferRange in parts, one dispatch each. The
 // ...Into, ...QKV and ...Rows forms work on strided rows: q|k|v side by
-// side from one product of stacked Q, K and V weights, gate|up likewise.
+// side from one product of stacked Q, K and V weights, gate|up likewise;
+// MatMulRoPE turns q and k in that product's epilogue where it can, and
+// MatMulGLU applies the gated activation in the gate-up product's.
 // Split-K attention (GPU layout) needs scratch for its partial results
 // (Library.AttentionScratch): give a plan a shared buffer with SetScratch,
 // or it allocates its own. The integer-dot products (Options.Dot) likewise
