@@ -138,16 +138,8 @@ func (p *Plan) matMul(w Weight, x, y Tensor, ntok, stride int, accumulate bool, 
 				return fmt.Errorf("ops: MatMul: %w", err)
 			}
 			if kern.Dot {
-				if q8.Buf == nil {
-					var ok bool
-					if q8, ok = p.q8Of(x, cols); !ok {
-						if q8, err = p.quantizeQ8(x, nt, cols, tokStep); err != nil {
-							return fmt.Errorf("ops: MatMul: %w", err)
-						}
-					}
-				}
-				if xr, pc.XOff, err = p.q8Binding(q8, t0, m, cols); err != nil {
-					return fmt.Errorf("ops: MatMul q8 x: %w", err)
+				if xr, pc.XOff, err = p.dotX(&q8, x, nt, cols, tokStep, t0, m); err != nil {
+					return fmt.Errorf("ops: MatMul: %w", err)
 				}
 			}
 			tokens, _ := kern.SpecValue(1)
@@ -301,16 +293,8 @@ func (p *Plan) matMulGLU(w Weight, x, h Tensor, ntok int, act loader.Activation)
 				return fmt.Errorf("ops: MatMulGLU: %w", err)
 			}
 			if kern.Dot {
-				if q8.Buf == nil {
-					var ok bool
-					if q8, ok = p.q8Of(x, cols); !ok {
-						if q8, err = p.quantizeQ8(x, nt, cols, tokStep); err != nil {
-							return fmt.Errorf("ops: MatMulGLU: %w", err)
-						}
-					}
-				}
-				if xr, xo, err = p.q8Binding(q8, t0, m, cols); err != nil {
-					return fmt.Errorf("ops: MatMulGLU q8 x: %w", err)
+				if xr, xo, err = p.dotX(&q8, x, nt, cols, tokStep, t0, m); err != nil {
+					return fmt.Errorf("ops: MatMulGLU: %w", err)
 				}
 			}
 			tokens, _ := kern.SpecValue(1)

@@ -100,6 +100,28 @@ func (p *Plan) forgetWritten(acc []vk.Access, ranges []vk.Range) {
 	}
 }
 
+// dotX binds tokens [t0, t0+m) of x (nt, cols) as an integer-dot kernel's
+// x: the q8 rows the plan holds of x (a norm's), or else x rounded now, in
+// one go for all its tokens at a product's first integer-dot dispatch;
+// *q8 keeps them for the product's later dispatches.
+func (p *Plan) dotX(q8 *Tensor, x Tensor, nt, cols, tokStep, t0, m uint64) (vk.Range, uint32, error) {
+	if q8.Buf == nil {
+		q, ok := p.q8Of(x, cols)
+		if !ok {
+			var err error
+			if q, err = p.quantizeQ8(x, nt, cols, tokStep); err != nil {
+				return vk.Range{}, 0, err
+			}
+		}
+		*q8 = q
+	}
+	r, off, err := p.q8Binding(*q8, t0, m, cols)
+	if err != nil {
+		return vk.Range{}, 0, fmt.Errorf("q8 x: %w", err)
+	}
+	return r, off, nil
+}
+
 // q8Binding binds the q8 rows of tokens [t0, t0+m) of q (quantizeQ8's) as
 // a Dot kernel's x: its offset is in words and on 16 bytes (a row is a
 // whole number of 48-byte blocks from the buffer's start).
