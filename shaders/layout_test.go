@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/vk"
 )
 
 // pushMember is one member of a push-constant block as SPIR-V lays it out.
@@ -287,4 +288,42 @@ func TestMatMulDot(t *testing.T) {
 	src := sourceOf("matmul_dot_q4_0")
 	assert.Equal(t, Source{Name: "matmul_dot_q4_0", Comp: "matmul", Defines: []string{"WEIGHT_Q4_0", "MATMUL_SHUFFLE", "MATMUL_DOT"}}, src)
 	assert.EqualValues(t, 3*Q8BlockWords, Q8RowWords(96))
+}
+
+// TestMatMulRoPEKernels: every type has the RoPE-epilogue product in the
+// GPU layout alone, at every size: its own module (with shuffles), whole
+// (2i, 2i+1) pairs per row slot, the RoPE table bound after y, and an
+// integer-dot variant for DotTypes.
+func TestMatMulRoPEKernels(t *testing.T) {
+	isDot := map[loader.DType]bool{}
+	for _, typ := range DotTypes {
+		isDot[typ] = true
+	}
+	for _, typ := range WeightTypes {
+		for _, size := range []Op{OpMatMul1, OpMatMul, OpMatMulTiled} {
+			op := RoPEOp(size)
+			k, ok := WeightKernel(op, typ, GPULayout)
+			require.True(t, ok, "%s %s", op, typ)
+			_, cpu := WeightKernel(op, typ, CPULayout)
+			assert.False(t, cpu, "%s %s in the CPU layout", op, typ)
+			plain, _ := WeightKernel(size, typ, GPULayout)
+			assert.True(t, k.Shuffles)
+			assert.Equal(t, "matmul_rope_"+typeName(typ), k.Source())
+			assert.Equal(t, append(append([]vk.Access(nil), plain.Bindings...), vk.Read), k.Bindings)
+			rows, _ := k.SpecValue(2)
+			assert.Zero(t, rows%2, "%s %s: whole pairs per row slot", op, typ)
+			glu, _ := GLUOp(loader.ActSiLU, size)
+			gk, _ := WeightKernel(glu, typ, GPULayout)
+			assert.Equal(t, MatMulRowsPerGroup(gk, 128), MatMulRowsPerGroup(k, 128), "%s %s: the GLU kernel's shape", op, typ)
+			dk, ok := MatMulDot(k)
+			require.Equal(t, isDot[typ], ok, "%s %s", op, typ)
+			if ok {
+				assert.Equal(t, "matmul_rope_dot_"+typeName(typ), dk.Source())
+				assert.Equal(t, k.Name+"/dot", dk.Name)
+				assert.True(t, dk.Dot && dk.Shuffles)
+			}
+		}
+	}
+	assert.Equal(t, Source{Name: "matmul_rope_q8_0", Comp: "matmul", Defines: []string{"WEIGHT_Q8_0", "MATMUL_SHUFFLE", "MATMUL_ROPE"}}, sourceOf("matmul_rope_q8_0"))
+	assert.Equal(t, Source{Name: "matmul_rope_dot_q4_0", Comp: "matmul", Defines: []string{"WEIGHT_Q4_0", "MATMUL_SHUFFLE", "MATMUL_DOT", "MATMUL_ROPE"}}, sourceOf("matmul_rope_dot_q4_0"))
 }
