@@ -42,8 +42,8 @@ type Options struct {
 	// Layout forces a kernel layout (default: by device type).
 	Layout ops.LayoutChoice
 	// Dot is where the GPU layout's Q4_0 and Q8_0 products take the
-	// integer-dot kernels (ops.Options.Dot; default: where the device
-	// accelerates them).
+	// integer-dot kernels (ops.DotChoice; default: the products of a norm's
+	// output, where the device accelerates them).
 	Dot ops.DotChoice
 	// Profile records GPU timestamps around every dispatch (see Session.Profile).
 	Profile bool
