@@ -12,6 +12,7 @@ import (
 	"github.com/vkrun/vkrun/engine/ops"
 	"github.com/vkrun/vkrun/internal/vktest"
 	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/shaders"
 	"github.com/vkrun/vkrun/vk"
 )
 
@@ -196,4 +197,14 @@ func TestBatchStepRefusesBadShapes(t *testing.T) {
 	require.NoError(t, b.Close())
 	require.NoError(t, b.Close())
 	require.Error(t, b.Step(ctx, []Segment{{Slot: 0, Tokens: []int{1}}}, false))
+}
+
+// TestHasMatrixOf: AutoDot turns the integer-dot path off for a file with
+// no Q4_0 or Q8_0 matrix (no norm then writes q8 rows that no product
+// reads); a Q4_0 file keeps it.
+func TestHasMatrixOf(t *testing.T) {
+	assert.True(t, hasMatrixOf(openSynthetic(t, tinyConfig, loader.Q4_0), shaders.DotTypes))
+	assert.True(t, hasMatrixOf(openSynthetic(t, tinyConfig, loader.Q8_0), shaders.DotTypes))
+	assert.False(t, hasMatrixOf(openSynthetic(t, tinyConfig, loader.Q4_1), shaders.DotTypes))
+	assert.False(t, hasMatrixOf(openSynthetic(t, tinyConfig, loader.F16), shaders.DotTypes))
 }

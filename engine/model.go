@@ -43,7 +43,8 @@ type Options struct {
 	Layout ops.LayoutChoice
 	// Dot is where the GPU layout's Q4_0 and Q8_0 products take the
 	// integer-dot kernels (ops.DotChoice; default: the products of a norm's
-	// output, where the device accelerates them).
+	// output, where the device accelerates them and the file has a Q4_0 or
+	// Q8_0 matrix).
 	Dot ops.DotChoice
 	// Profile records GPU timestamps around every dispatch (see Session.Profile).
 	Profile bool
@@ -173,7 +174,11 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 		mod.opts.Chunk = smallest
 	}
 
-	lib, err := ops.NewLibrary(d, ops.Options{WG: opts.WG, Layout: opts.Layout, Dot: opts.Dot})
+	dot := opts.Dot
+	if dot == ops.AutoDot && !hasMatrixOf(m, shaders.DotTypes) {
+		dot = ops.NoDot // no product would take them: no norm needs to write q8 rows
+	}
+	lib, err := ops.NewLibrary(d, ops.Options{WG: opts.WG, Layout: opts.Layout, Dot: dot})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -184,6 +189,16 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 		return nil, err
 	}
 	return mod, nil
+}
+
+// hasMatrixOf reports whether one of m's matrices is of one of types.
+func hasMatrixOf(m *loader.Model, types []loader.DType) bool {
+	for _, t := range m.Tensors {
+		if len(t.Shape) == 2 && slices.Contains(types, t.Type) {
+			return true
+		}
+	}
+	return false
 }
 
 // CacheLayout is each layer's cache for cfg: a ring of W slots, with keep
