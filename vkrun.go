@@ -164,7 +164,8 @@ func WithLayout(layout string) Option { return func(o *loadOptions) { o.layout =
 // writes in its own dispatch, so a step has no more dispatches than
 // without; "all" for every product, at a dispatch more for each other
 // product's x; "auto", the default, is "on" where the device accelerates
-// packed 4×int8 dot products and "off" elsewhere; "off" nowhere. Their
+// packed 4×int8 dot products and the file has a Q4_0 or Q8_0 matrix, and
+// "off" elsewhere; "off" nowhere. Their
 // outputs differ from the f32 products by the rounding of x (an NMSE near
 // 3e-5 a product on random data), and decode still equals chunked prefill
 // bit for bit.
