@@ -1,6 +1,7 @@
 package vkrun
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -133,7 +134,8 @@ type Batch struct {
 
 	mu      sync.Mutex
 	free    []int       // idle slots, in descending order (the lowest is taken first)
-	waiting []*Sequence // in Tokens, waiting for a slot, oldest first
+	waiting []*Sequence // in Tokens, waiting for a slot, in Submit order (Sequence.order)
+	orders  uint64      // Submits so far: the next Sequence.order
 	active  []*Sequence // holding a slot, in the order they got it
 	pending int         // submitted and holding no slot (a place in the queue)
 	closed  bool
@@ -205,6 +207,7 @@ type Sequence struct {
 	ids       []int       // the prompt tokens
 	o         genOptions
 	submitted time.Time
+	order     uint64 // its place in Submit order: the queue is first come, first served by Submit, not by when Tokens begins
 
 	// guarded by b.mu
 	state  seqState
@@ -260,6 +263,8 @@ func (b *Batch) Submit(ctx context.Context, r Request) (*Sequence, error) {
 		return nil, ErrQueueFull
 	}
 	b.pending++
+	q.order = b.orders
+	b.orders++
 	b.live.Add(1)
 	b.mu.Unlock()
 	q.unwatch = context.AfterFunc(ctx, q.abandon)
@@ -447,9 +452,17 @@ func (q *Sequence) begin() error {
 	}
 	// From here ctx's end (abandon) asks the scheduler to end it.
 	q.state = seqWaiting
-	b.waiting = append(b.waiting, q)
+	b.wait(q)
 	b.poke()
 	return nil
+}
+
+// wait puts q among the waiting sequences behind every one submitted
+// before it, so that a consumer that begins its loop late keeps its place.
+// b.mu is held.
+func (b *Batch) wait(q *Sequence) {
+	at, _ := slices.BinarySearchFunc(b.waiting, q.order, func(w *Sequence, o uint64) int { return cmp.Compare(w.order, o) })
+	b.waiting = slices.Insert(b.waiting, at, q)
 }
 
 // take waits for tokens, or for the end: then done is true and err says

@@ -1,6 +1,7 @@
 package vkrun
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -37,5 +38,21 @@ func TestStopperHoldsBackPrefixes(t *testing.T) {
 			assert.Equal(t, tt.stopAt, stopped)
 			assert.Equal(t, tt.rest, s.flush())
 		})
+	}
+}
+
+// TestBatchWaitOrder: the queue is in Submit order whatever order the
+// consumers begin their Tokens loops in.
+func TestBatchWaitOrder(t *testing.T) {
+	b := &Batch{}
+	for _, o := range []uint64{3, 1, 4, 0, 2} {
+		b.wait(&Sequence{order: o})
+	}
+	var got []uint64
+	for _, q := range b.waiting {
+		got = append(got, q.order)
+	}
+	if !slices.Equal(got, []uint64{0, 1, 2, 3, 4}) {
+		t.Fatalf("waiting in order %v, want Submit order", got)
 	}
 }
