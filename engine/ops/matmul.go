@@ -66,9 +66,8 @@ func (p *Plan) matMulRoPE(w Weight, x, qkv, rope Tensor, ntok, nHeads, nKVHeads,
 	if err := p.matMul(w, x, qkv, ntok, w.Rows, false, nil); err != nil {
 		return err
 	}
-	stride := uint64(w.Rows)
-	return p.rope(qkv.Sub(0, uint64(ntok-1)*stride+uint64(heads*headDim)), qkv.Sub(0, uint64(ntok-1)*stride+uint64(heads*headDim)),
-		rope, ntok, heads, headDim, ropeDim, w.Rows, w.Rows, style)
+	qk := qkv.Sub(0, uint64(ntok-1)*uint64(w.Rows)+uint64(heads*headDim)) // RoPEQK's range: the last row's v heads unbound
+	return p.rope(qk, qk, rope, ntok, heads, headDim, ropeDim, w.Rows, w.Rows, style)
 }
 
 // ropeEpilogue is MatMulRoPE's rotation in the product's epilogue: the
