@@ -92,6 +92,7 @@ type loadOptions struct {
 	profile    bool
 	layout     string
 	intDot     string
+	coopmat    string
 }
 
 // WithDevice picks the device by index or by a substring of its name (as
@@ -171,6 +172,17 @@ func WithLayout(layout string) Option { return func(o *loadOptions) { o.layout =
 // bit for bit.
 func WithIntegerDot(choice string) Option { return func(o *loadOptions) { o.intDot = choice } }
 
+// WithCoopMat chooses whether the GPU layout's prefill products (chunks
+// of 16 tokens or more) run on cooperative matrices, the tensor cores or
+// matrix units, through VK_NV_cooperative_matrix, with W and x rounded to
+// f16 and summed in f32. "off", the default, keeps prefill bit-identical to
+// decode; "auto" takes them where the device offers them; "on" too, and
+// Load fails elsewhere; "emulate" runs the same kernels without the
+// extension (slowly: for checking a device's results). Decode is never
+// affected. The kernels have not yet run on a device with the extension,
+// which is why "off" is the default.
+func WithCoopMat(choice string) Option { return func(o *loadOptions) { o.coopmat = choice } }
+
 // Model is a model loaded onto a device. Sessions made from it may be used
 // from different goroutines.
 type Model struct {
@@ -217,6 +229,10 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vkrun: integer dot must be auto, on, all or off, not %q", o.intDot)
 	}
+	coopmat, err := ops.ParseCoopMat(o.coopmat)
+	if err != nil {
+		return nil, fmt.Errorf("vkrun: cooperative matrix must be off, auto, on or emulate, not %q", o.coopmat)
+	}
 	if o.window < -1 || o.chunk < 0 || o.context < 0 || o.keep < 0 {
 		return nil, fmt.Errorf("vkrun: window, chunk, context and keep must not be negative")
 	}
@@ -237,7 +253,7 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 		return nil, err
 	}
 	progress := o.progress
-	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context, Keep: o.keep, Profile: o.profile, Layout: layout, Dot: dot,
+	eopts := engine.Options{KV: o.kv, Chunk: o.chunk, Context: o.context, Keep: o.keep, Profile: o.profile, Layout: layout, Dot: dot, CoopMat: coopmat,
 		Progress: func(done, total uint64) {
 			if progress != nil {
 				progress(done, total)
@@ -351,6 +367,10 @@ func (m *Model) IntegerDot() string {
 	}
 	return "off"
 }
+
+// CoopMat is how the model's prefill tiles run (see WithCoopMat): "off",
+// "nv" (VK_NV_cooperative_matrix) or "emulated".
+func (m *Model) CoopMat() string { return m.em.Library().CoopMat() }
 
 // Kernels lists the kernel choices made so far, sorted by op, type and
 // kernel. Kernels are chosen as sessions first run each step shape, so

@@ -46,6 +46,9 @@ type Options struct {
 	// output, where the device accelerates them and the file has a Q4_0 or
 	// Q8_0 matrix).
 	Dot ops.DotChoice
+	// CoopMat is whether prefill tiles run on cooperative matrices
+	// (ops.CoopMatChoice; default off: prefill equals decode bit for bit).
+	CoopMat ops.CoopMatChoice
 	// Profile records GPU timestamps around every dispatch (see Session.Profile).
 	Profile bool
 }
@@ -178,7 +181,7 @@ func Load(d *vk.Device, m *loader.Model, opts Options) (*Model, error) {
 	if dot == ops.AutoDot && !hasMatrixOf(m, shaders.DotTypes) {
 		dot = ops.NoDot // no product would take them: no norm needs to write q8 rows
 	}
-	lib, err := ops.NewLibrary(d, ops.Options{WG: opts.WG, Layout: opts.Layout, Dot: dot})
+	lib, err := ops.NewLibrary(d, ops.Options{WG: opts.WG, Layout: opts.Layout, Dot: dot, CoopMat: opts.CoopMat})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}

@@ -38,6 +38,12 @@ type Kernel struct {
 	// device needs shaderIntegerDotProduct. A Dot matmul reads its x as q8
 	// rows (QuantizeQ8's output), not f32.
 	Dot bool
+	// CoopMat is VK_NV_cooperative_matrix (vk.Features.CooperativeMatrixNV,
+	// with shaderFloat16): the matmul_coopmat kernels, not their emulated
+	// modules, which need shaderFloat16 alone (Half).
+	CoopMat bool
+	// Half: the module declares f16 values (shaderFloat16).
+	Half bool
 }
 
 // Source is the kernel's SPIR-V module stem.

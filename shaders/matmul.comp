@@ -130,28 +130,7 @@ layout(constant_id = 4) const uint XV = 1; // CPU layout, tiled types: 1 when x 
 layout(constant_id = 5) const uint GLU = 0; // 0: y = x·Wᵀ; 1: h = silu(gate)·up; 2: h = gelu_tanh(gate)·up
 #endif
 
-layout(push_constant) uniform Params {
-	uint rows;       // rows of W in this dispatch (a block of W's rows)
-	uint cols;       // columns of W, the length of a token's x
-	uint ntok;       // tokens in this dispatch
-	uint w_off;      // word offset of the block's first row in binding 0
-	uint s_off;      // f16 index of the block's first scale in binding 1 (Q types)
-	uint x_off;      // element offset of the first token's x
-	uint y_off;      // element offset of y[first token, first row of the block]
-	uint y_stride;   // elements from one token's y to the next (W's total rows)
-	uint accumulate; // 1: y += x·Wᵀ; 0: y = x·Wᵀ
-	uint rope_row0;  // MATMUL_ROPE: the row of q|k|v that the block's first row is
-	uint rope_rows;  // rows of q|k|v rotated: the q and k heads
-	uint head_dim;   // elements per head
-	uint rope_dim;   // leading elements of each head rotated (even)
-	uint r_off;      // element offset of the cos/sin table
-} p;
-
-#define X_BINDING W_BINDINGS
-#define Y_BINDING (W_BINDINGS + 1)
-layout(binding = X_BINDING) readonly buffer XBuf { float x[]; };
-layout(binding = X_BINDING) readonly buffer XBuf4 { vec4 x4[]; };
-layout(binding = Y_BINDING) buffer YBuf { float y[]; };
+#include "matmul_params.glsl"
 #ifdef MATMUL_ROPE
 // The dispatch's tokens' RoPE table, (ntok, rope_dim/2, 2) f32 cos and sin
 // (rope.comp's).
@@ -257,20 +236,7 @@ float x_group(uint t, uint t0, uint c0, uint j, bool x_vec4) {
 #endif
 #endif // MATMUL_DOT
 
-// y_store writes the sum v of (row, token t), or, with the GLU epilogue,
-// h of the pair whose gate sum is v and up sum u (row even).
-void y_store(uint t, uint row, float v, float u) {
-	if (GLU != 0) {
-		const float h = GLU == 2 ? gelu_tanh(v) : silu(v);
-		y[p.y_off + t * p.y_stride + row / 2] = h * u;
-	} else {
-		const uint yi = p.y_off + t * p.y_stride + row;
-		if (p.accumulate != 0) {
-			v = y[yi] + v;
-		}
-		y[yi] = v;
-	}
-}
+#include "matmul_store.glsl"
 #endif
 
 #ifdef MATMUL_ROPE

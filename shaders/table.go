@@ -276,6 +276,9 @@ func MatMulRowsPerGroup(k Kernel, wg uint32) uint32 {
 // shuffles; decode declares its tile but leaves it unused; the CPU layout
 // uses none).
 func MatMulSharedBytes(k Kernel, t loader.DType, wg uint32) uint32 {
+	if k.Half { // matmul_coopmat.comp: two f16 tiles of 64 × (32 + 8), one f32 of 64 × (64 + 4)
+		return 2*CoopMatTile*40*2 + CoopMatTile*(CoopMatTile+4)*4
+	}
 	if _, ok := k.SpecValue(6); !ok {
 		return 0
 	}
@@ -345,6 +348,45 @@ func MatMulDot(k Kernel) (Kernel, bool) {
 		}
 	}
 	return k, false
+}
+
+// Cooperative-matrix tiles (matmul_coopmat.comp): a workgroup computes
+// CoopMatTile rows × CoopMatTile tokens at WG CoopMatWG (four subgroups of
+// 32 with the extension).
+const (
+	CoopMatTile = 64
+	CoopMatWG   = 128
+)
+
+// MatMulCoopMat is the cooperative-matrix variant of GPU-layout prefill
+// kernel k (OpMatMulTiled or a GLU op's tile, of any weight type):
+// matmul_coopmat_<type>, whose accumulators are VK_NV_cooperative_matrix
+// matrices of 16 × n tokens (n = 16 or 8, vk.DeviceInfo.CooperativeMatrixN),
+// or, with emulate, matmul_coopmat_emu_<type>, the same kernel with the
+// matrix products done by plain invocations (any device with
+// shaderFloat16: the tests' way to run it without the extension). W and x
+// are rounded to f16, so its sums are not k's (matmul_coopmat.comp). ok is
+// false for a kernel without one: the decode and short sizes, the RoPE
+// epilogue, the integer-dot and CPU-layout kernels.
+func MatMulCoopMat(k Kernel, n uint32, emulate bool) (Kernel, bool) {
+	f := k.Source()
+	if _, gpu := k.SpecValue(6); !gpu || k.Dot || k.Shuffles || k.CoopMat || strings.HasPrefix(f, "matmul_rope_") ||
+		!strings.HasPrefix(f, "matmul_") || !strings.HasSuffix(k.Name, "_tiled") || (n != 16 && n != 8) {
+		return k, false
+	}
+	typ := strings.TrimPrefix(f, "matmul_")
+	spec := []vk.SpecConstant{{ID: 1, Value: CoopMatTile}, {ID: 2, Value: CoopMatTile}}
+	if glu, ok := k.SpecValue(5); ok {
+		spec = append(spec, vk.SpecConstant{ID: 5, Value: glu})
+	}
+	k.Spec = append(spec, vk.SpecConstant{ID: 7, Value: n})
+	k.Half = true
+	if emulate {
+		k.File, k.Name = "matmul_coopmat_emu_"+typ, k.Name+"/coopmat_emu"
+	} else {
+		k.File, k.Name, k.CoopMat = "matmul_coopmat_"+typ, k.Name+"/coopmat", true
+	}
+	return k, true
 }
 
 // matmulKernel is the matmul kernel of type t in layout l in the size of
@@ -529,6 +571,12 @@ func weightKernels() []Kernel {
 		if k, ok := MatMulDot(k); ok {
 			ks = append(ks, k)
 		}
+		// One kernel of each cooperative-matrix module stands for its variants.
+		k, _ = WeightKernel(OpMatMulTiled, t, GPULayout)
+		for _, emulate := range []bool{false, true} {
+			c, _ := MatMulCoopMat(k, 16, emulate)
+			ks = append(ks, c)
+		}
 	}
 	return ks
 }
@@ -581,6 +629,10 @@ func sourceOf(name string) Source {
 			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_SHUFFLE", "MATMUL_ROPE"}}
 		case "matmul_rope_dot_" + typeName(t):
 			return Source{Name: name, Comp: "matmul", Defines: []string{def, "MATMUL_SHUFFLE", "MATMUL_DOT", "MATMUL_ROPE"}}
+		case "matmul_coopmat_" + typeName(t):
+			return Source{Name: name, Comp: "matmul_coopmat", Defines: []string{def}}
+		case "matmul_coopmat_emu_" + typeName(t):
+			return Source{Name: name, Comp: "matmul_coopmat", Defines: []string{def, "COOPMAT_EMULATE"}}
 		case "embed_" + typeName(t):
 			return Source{Name: name, Comp: "embed", Defines: []string{def}}
 		}

@@ -129,6 +129,8 @@ func cDeviceInfo(in unsafe.Pointer, pd uintptr) DeviceInfo {
 		ComputeFullSubgroups:            c.compute_full_subgroups != 0,
 		IntegerDotProduct:               c.integer_dot != 0,
 		IntegerDot4x8Accelerated:        c.integer_dot_4x8_accelerated != 0,
+		CooperativeMatrixNV:             c.coopmat_nv != 0,
+		CooperativeMatrixN:              uint32(c.coopmat_nv_n),
 		Float16:                         c.shader_float16 != 0,
 		Int8:                            c.shader_int8 != 0,
 		Int16:                           c.shader_int16 != 0,
@@ -190,6 +192,7 @@ type cFeatures struct {
 	Float16, Int8, Int16, Storage16, UniformStorage16, Storage8, UniformStorage8 bool
 	SubgroupSizeControl, ComputeFullSubgroups                                    bool
 	IntegerDotProduct                                                            bool
+	CooperativeMatrixNV                                                          bool
 }
 
 func cCreateDevice(in unsafe.Pointer, pd uintptr, family uint32, f cFeatures) (unsafe.Pointer, Result, string) {
@@ -204,6 +207,7 @@ func cCreateDevice(in unsafe.Pointer, pd uintptr, family uint32, f cFeatures) (u
 		subgroup_size_control:  cbool(f.SubgroupSizeControl),
 		compute_full_subgroups: cbool(f.ComputeFullSubgroups),
 		integer_dot:            cbool(f.IntegerDotProduct),
+		coopmat_nv:             cbool(f.CooperativeMatrixNV),
 	}
 	var e [errBufLen]C.char
 	var out *C.vkr_device

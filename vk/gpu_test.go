@@ -523,3 +523,27 @@ func TestIntegerDotProduct(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
 }
+
+// TestCooperativeMatrix: VK_NV_cooperative_matrix is enabled wherever the
+// device offers it with a shape the matmul_coopmat kernels use (and
+// shaderFloat16), never on the baseline, and a cooperative-matrix module
+// builds under validation with it enabled.
+func TestCooperativeMatrix(t *testing.T) {
+	base := vktest.Device(t, vk.DeviceOptions{NoOptionalFeatures: true})
+	require.False(t, base.Features.CooperativeMatrixNV)
+	d := vktest.Device(t, vk.DeviceOptions{})
+	require.Equal(t, d.Info.CooperativeMatrixNV && d.Info.Float16, d.Features.CooperativeMatrixNV)
+	require.Equal(t, d.Info.CooperativeMatrixNV, d.Info.CooperativeMatrixN != 0)
+	t.Logf("%s: VK_NV_cooperative_matrix 16×%d×16 f16 into f32: %v", d.Info.Name, d.Info.CooperativeMatrixN, d.Info.CooperativeMatrixNV)
+	if !d.Features.CooperativeMatrixNV {
+		t.Skipf("%s does not offer VK_NV_cooperative_matrix with a 16×16×16 or 16×8×16 f16 shape (lavapipe has no cooperative matrices)", d.Info.Name)
+	}
+	k, _ := shaders.WeightKernel(shaders.OpMatMulTiled, loader.Q4_K, shaders.GPULayout)
+	ck, ok := shaders.MatMulCoopMat(k, d.Info.CooperativeMatrixN, false)
+	require.True(t, ok)
+	desc, err := ck.Desc(shaders.CoopMatWG)
+	require.NoError(t, err)
+	p, err := d.NewPipeline(desc)
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
+}

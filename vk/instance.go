@@ -365,13 +365,19 @@ type DeviceInfo struct {
 	// a signed dot product of two words of four int8 is faster than the
 	// equivalent integer arithmetic on this device.
 	IntegerDot4x8Accelerated bool
-	Float16, Int8            bool // shaderFloat16, shaderInt8
-	Int16, Int64             bool // shaderInt16, shaderInt64
-	Storage16                bool // storageBuffer16BitAccess
-	UniformStorage16         bool
-	Storage8                 bool // storageBuffer8BitAccess
-	UniformStorage8          bool
-	MaxStorageBufferRange    uint64
+	// CooperativeMatrixNV: VK_NV_cooperative_matrix's cooperativeMatrix
+	// feature with a subgroup-scope 16 × N × 16 shape of f16 A and B into
+	// f32 C and D, N = CooperativeMatrixN (16, or 8 where 16 is not
+	// listed): the shapes the matmul_coopmat kernels use.
+	CooperativeMatrixNV   bool
+	CooperativeMatrixN    uint32
+	Float16, Int8         bool // shaderFloat16, shaderInt8
+	Int16, Int64          bool // shaderInt16, shaderInt64
+	Storage16             bool // storageBuffer16BitAccess
+	UniformStorage16      bool
+	Storage8              bool // storageBuffer8BitAccess
+	UniformStorage8       bool
+	MaxStorageBufferRange uint64
 	// MaxMemoryAllocationSize is maxMemoryAllocationSize (Vulkan 1.1).
 	MaxMemoryAllocationSize         uint64
 	MaxMemoryAllocationCount        uint32

@@ -149,6 +149,7 @@ static int load_instance_procs(vkr_instance *in, char *err, size_t errlen) {
 	IPROC(in, GetDeviceProcAddr);
 	IPROC(in, CreateDebugUtilsMessengerEXT);
 	IPROC(in, DestroyDebugUtilsMessengerEXT);
+	IPROC(in, GetPhysicalDeviceCooperativeMatrixPropertiesNV);
 #define REQ(f) if (!in->f) { snprintf(err, errlen, "missing instance function vk" #f); return 0; }
 	REQ(DestroyInstance) REQ(EnumeratePhysicalDevices) REQ(GetPhysicalDeviceProperties)
 	REQ(GetPhysicalDeviceProperties2) REQ(GetPhysicalDeviceFeatures2) REQ(GetPhysicalDeviceMemoryProperties2)
@@ -331,6 +332,29 @@ void vkr_heap_budget(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	}
 }
 
+// coopmat_shape sets info's cooperative-matrix fields from the shapes the
+// device lists: the matmul_coopmat kernels need a subgroup-scope 16 × N × 16
+// product of f16 A and B into f32 C and D, N = 16 or 8.
+static void coopmat_shape(vkr_instance *in, VkPhysicalDevice pd, vkr_devinfo *info) {
+	uint32_t n = 0;
+	if (in->GetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, NULL) != VK_SUCCESS || n == 0) return;
+	VkCooperativeMatrixPropertiesNV *cp = calloc(n, sizeof *cp);
+	if (!cp) return;
+	for (uint32_t i = 0; i < n; i++) cp[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+	VkResult r = in->GetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, cp);
+	if (r == VK_SUCCESS || r == VK_INCOMPLETE) {
+		for (uint32_t i = 0; i < n; i++) {
+			const VkCooperativeMatrixPropertiesNV *c = &cp[i];
+			if (c->MSize != 16 || c->KSize != 16 || (c->NSize != 16 && c->NSize != 8) || c->scope != VK_SCOPE_SUBGROUP_NV ||
+			    c->AType != VK_COMPONENT_TYPE_FLOAT16_NV || c->BType != VK_COMPONENT_TYPE_FLOAT16_NV ||
+			    c->CType != VK_COMPONENT_TYPE_FLOAT32_NV || c->DType != VK_COMPONENT_TYPE_FLOAT32_NV) continue;
+			if (c->NSize > info->coopmat_nv_n) info->coopmat_nv_n = c->NSize;
+		}
+	}
+	free(cp);
+	info->coopmat_nv = info->coopmat_nv_n != 0;
+}
+
 void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	VkPhysicalDevice pd = (VkPhysicalDevice)pdh;
 	memset(info, 0, sizeof *info);
@@ -341,6 +365,7 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	int has_f16i8 = v12 || has_device_ext(in, pd, "VK_KHR_shader_float16_int8");
 	int has_8bit = v12 || has_device_ext(in, pd, "VK_KHR_8bit_storage");
 	int has_idot = v13 || has_device_ext(in, pd, "VK_KHR_shader_integer_dot_product");
+	int has_cm = has_device_ext(in, pd, "VK_NV_cooperative_matrix") && in->GetPhysicalDeviceCooperativeMatrixPropertiesNV;
 	info->has_budget = has_device_ext(in, pd, "VK_EXT_memory_budget");
 
 	// Properties.
@@ -424,9 +449,12 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	sc.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES;
 	VkPhysicalDeviceShaderIntegerDotProductFeatures idf = {0};
 	idf.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES;
+	VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {0};
+	cmf.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
 	VkPhysicalDeviceFeatures2 f2 = {0};
 	f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
 	chain = NULL;
+	if (has_cm) { cmf.pNext = chain; chain = &cmf; }
 	if (v12) {
 		f11.pNext = chain; chain = &f11;
 		f12.pNext = chain; chain = &f12;
@@ -475,6 +503,7 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 		if (has_idot) info->integer_dot = idf.shaderIntegerDotProduct;
 	}
 	if (!info->integer_dot) info->integer_dot_4x8_accelerated = 0;
+	if (has_cm && cmf.cooperativeMatrix) coopmat_shape(in, pd, info);
 
 	vkr_heap_budget(in, pdh, info);
 
@@ -609,6 +638,13 @@ VkResult vkr_create_device(vkr_instance *in, uintptr_t pdh, uint32_t family, con
 			sc.pNext = chain; chain = &sc;
 			exts[next++] = "VK_EXT_subgroup_size_control";
 		}
+	}
+	VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {0};
+	cmf.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
+	if (f->coopmat_nv) {
+		cmf.cooperativeMatrix = VK_TRUE;
+		cmf.pNext = chain; chain = &cmf;
+		exts[next++] = "VK_NV_cooperative_matrix";
 	}
 	if (f->integer_dot) {
 		if (v13) {

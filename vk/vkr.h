@@ -48,6 +48,7 @@ typedef struct vkr_instance {
 	PFN_vkGetDeviceProcAddr GetDeviceProcAddr;
 	PFN_vkCreateDebugUtilsMessengerEXT CreateDebugUtilsMessengerEXT;
 	PFN_vkDestroyDebugUtilsMessengerEXT DestroyDebugUtilsMessengerEXT;
+	PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV GetPhysicalDeviceCooperativeMatrixPropertiesNV; // NULL without the extension
 } vkr_instance;
 
 VkResult vkr_create_instance(uint32_t api, int validation, int sync_validation, int debug_utils, const char *app, vkr_instance **out, char *err, size_t errlen);
@@ -88,6 +89,10 @@ typedef struct vkr_devinfo {
 	uint32_t min_subgroup_size, max_subgroup_size, required_subgroup_size_stages;
 	int subgroup_size_control, compute_full_subgroups;
 	int integer_dot, integer_dot_4x8_accelerated;
+	// VK_NV_cooperative_matrix: the feature, and the N of a subgroup shape
+	// 16 × N × 16 with f16 A and B and f32 C and D (16 preferred; 0: none).
+	int coopmat_nv;
+	uint32_t coopmat_nv_n;
 	int shader_float16, shader_int8, shader_int16, shader_int64;
 	int storage16, uniform_storage16, push16;
 	int storage8, uniform_storage8, push8;
@@ -178,6 +183,7 @@ typedef struct vkr_features {
 	int storage8, uniform_storage8;
 	int subgroup_size_control, compute_full_subgroups;
 	int integer_dot;
+	int coopmat_nv;
 } vkr_features;
 
 VkResult vkr_create_device(vkr_instance *in, uintptr_t pd, uint32_t family, const vkr_features *f, vkr_device **out, char *err, size_t errlen);

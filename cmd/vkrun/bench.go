@@ -274,6 +274,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	profile := fs.Bool("profile", false, "time every kernel on the GPU and print where each test's time goes")
 	layout := fs.String("layout", "auto", layoutUsage)
 	intDot := fs.String("int-dot", "auto", intDotUsage)
+	coopmat := fs.String("coopmat", "off", coopmatUsage)
 	plotPath := fs.String("plot", "", "also write a PNG of tok/s against depth, a line per test, to this file")
 	streamsFlag := fs.String("streams", "", streamsUsage)
 	if err := fs.Parse(args); err != nil {
@@ -306,6 +307,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		return fail(2, "%v", err)
 	}
 	if err := checkIntDot(*intDot); err != nil {
+		return fail(2, "%v", err)
+	}
+	if err := checkCoopMat(*coopmat); err != nil {
 		return fail(2, "%v", err)
 	}
 	if *plotPath != "" { // before the tests run, not after
@@ -341,7 +345,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	opts := []vkrun.Option{vkrun.WithKV(*kv), vkrun.WithDevice(*device), vkrun.WithChunk(*chunk), vkrun.WithContext(*ctxLen),
-		vkrun.WithLayout(*layout), vkrun.WithIntegerDot(*intDot), vkrun.WithProgress(progressPrinter(stderr, *asJSON))}
+		vkrun.WithLayout(*layout), vkrun.WithIntegerDot(*intDot), vkrun.WithCoopMat(*coopmat), vkrun.WithProgress(progressPrinter(stderr, *asJSON))}
 	if *window >= 0 {
 		opts = append(opts, vkrun.WithWindow(*window))
 	}
@@ -476,10 +480,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			KVBytes     uint64 `json:"kv_bytes"`     // one session's KV cache
 			Layout      string `json:"layout"`       // "gpu" or "cpu"
 			IntegerDot  string `json:"integer_dot"`  // where Q4_0 and Q8_0 products take integer dot products (--int-dot): off, on or all
+			CoopMat     string `json:"coopmat"`      // how prefill tiles run (--coopmat): off, nv or emulated
 			// Kernels are the kernel choices the tests made.
 			Kernels []kernelJSON  `json:"kernels"`
 			Results []benchResult `json:"results"`
-		}{label, m.Device.Name, m.Config.Window, m.Context(), *kv, m.WeightBytes(), kvBytes, m.Layout(), m.IntegerDot(), kernelsJSON(m.Kernels()), results})
+		}{label, m.Device.Name, m.Config.Window, m.Context(), *kv, m.WeightBytes(), kvBytes, m.Layout(), m.IntegerDot(), m.CoopMat(), kernelsJSON(m.Kernels()), results})
 		return 0
 	}
 	fmt.Fprintf(stdout, "model %s on %s (%s), %s, window %d, context %d, kv %s, %d reps\n", label, m.Device.Name, m.Device.Type, kernelLayout(m), m.Config.Window, m.Context(), *kv, *reps)

@@ -32,6 +32,7 @@ type runFlags struct {
 	seed                              uint64
 	window, chunk, context, keep      int
 	kv, device, layout, intDot        string
+	coopmat                           string
 	json, validate                    bool
 }
 
@@ -59,13 +60,15 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.device, "device", os.Getenv("VKRUN_DEVICE"), "device index or name substring (see 'vkrun devices')")
 	fs.StringVar(&f.layout, "layout", "auto", layoutUsage)
 	fs.StringVar(&f.intDot, "int-dot", "auto", intDotUsage)
+	fs.StringVar(&f.coopmat, "coopmat", "off", coopmatUsage)
 	fs.BoolVar(&f.json, "json", false, "print one JSON object: ids, text, logprobs, timings, device")
 	fs.BoolVar(&f.validate, "validate", false, "turn on the Vulkan validation layer")
 }
 
 func (f *runFlags) loadOptions() []vkrun.Option {
 	opts := []vkrun.Option{vkrun.WithKV(f.kv), vkrun.WithDevice(f.device), vkrun.WithChunk(f.chunk), vkrun.WithContext(f.context),
-		vkrun.WithKeep(f.keep), vkrun.WithLayout(f.layout), vkrun.WithIntegerDot(f.intDot)}
+		vkrun.WithKeep(f.keep), vkrun.WithLayout(f.layout), vkrun.WithIntegerDot(f.intDot),
+		vkrun.WithCoopMat(f.coopmat)}
 	if f.window >= 0 {
 		opts = append(opts, vkrun.WithWindow(f.window))
 	}
@@ -89,6 +92,8 @@ func (f *runFlags) check() error {
 		return checkLayout(f.layout)
 	case checkIntDot(f.intDot) != nil:
 		return checkIntDot(f.intDot)
+	case checkCoopMat(f.coopmat) != nil:
+		return checkCoopMat(f.coopmat)
 	case f.n < 0:
 		return fmt.Errorf("-n must not be negative")
 	case f.window < -1:
@@ -188,7 +193,10 @@ type runJSON struct {
 	// IntegerDot is where the Q4_0 and Q8_0 products take integer dot
 	// products (--int-dot): "off", "on" or "all".
 	IntegerDot string `json:"integer_dot"`
-	Timings    struct {
+	// CoopMat is how prefill tiles run (--coopmat): "off", "nv" or
+	// "emulated".
+	CoopMat string `json:"coopmat"`
+	Timings struct {
 		LoadMS       float64 `json:"load_ms"`
 		PromptTokens int     `json:"prompt_tokens"`
 		PrefillMS    float64 `json:"prefill_ms"`
@@ -279,6 +287,7 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 		t.PromptTokens, t.PrefillMS, t.PrefillTokS = st.PromptTokens, ms(st.PrefillTime), st.PrefillRate()
 		t.Generated, t.DecodeMS, t.DecodeTokS = st.Generated, ms(st.DecodeTime), st.DecodeRate()
 		out.WeightBytes, out.KVBytes, out.Layout, out.Kernels, out.IntegerDot = m.WeightBytes(), s.KVBytes(), m.Layout(), kernelsJSON(m.Kernels()), m.IntegerDot()
+		out.CoopMat = m.CoopMat()
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
@@ -296,18 +305,35 @@ func generate(f runFlags, prompt string, ids []int, stdout, stderr io.Writer, wh
 const layoutUsage = "kernel layout: auto (by device type), gpu or cpu (the layout for CPU devices such as lavapipe)"
 
 // kernelLayout names m's kernel layout for a status line, and its
-// integer-dot products where it takes them.
+// integer-dot products and cooperative-matrix prefill where it takes them.
 func kernelLayout(m *vkrun.Model) string {
+	s := m.Layout() + " kernel layout"
 	switch m.IntegerDot() {
 	case "on":
-		return m.Layout() + " kernel layout with integer-dot products"
+		s += " with integer-dot products"
 	case "all":
-		return m.Layout() + " kernel layout with integer-dot products for all"
+		s += " with integer-dot products for all"
 	}
-	return m.Layout() + " kernel layout"
+	switch m.CoopMat() {
+	case "nv":
+		s += ", cooperative-matrix prefill"
+	case "emulated":
+		s += ", emulated cooperative-matrix prefill"
+	}
+	return s
 }
 
 const intDotUsage = "integer-dot products for Q4_0 and Q8_0 weights, x rounded to 8 bits a block: auto (on where the device accelerates them), on (the products of a norm's output), all (every product, a dispatch more for each other x) or off"
+
+const coopmatUsage = "prefill products on cooperative matrices (tensor cores; VK_NV_cooperative_matrix), W and x in f16: off (prefill bit-identical to decode), auto (where the device offers them), on (an error elsewhere) or emulate (the same kernels without the extension, slowly)"
+
+// checkCoopMat validates a --coopmat value.
+func checkCoopMat(s string) error {
+	if _, err := ops.ParseCoopMat(s); err != nil || s == "" {
+		return fmt.Errorf("--coopmat must be off, auto, on or emulate, not %q", s)
+	}
+	return nil
+}
 
 // checkIntDot validates an --int-dot value.
 func checkIntDot(s string) error {

@@ -67,10 +67,14 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
-			if cond != "intdot" {
-				return false, fmt.Errorf("unknown condition %q", cond)
+			switch cond {
+			case "intdot":
+				return chosenDevice(t).IntegerDotProduct, nil
+			case "coopmat": // what --coopmat on needs of the device (ops.CoopMatChoice)
+				d := chosenDevice(t)
+				return d.CooperativeMatrixNV && d.Float16 && d.MinSubgroupSize == 32 && d.MaxSubgroupSize == 32, nil
 			}
-			return chosenDevice(t).IntegerDotProduct, nil
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
 }

@@ -29,6 +29,11 @@ type Library struct {
 	splits int  // Options.AttentionSplits
 	dot    bool // Options.Dot resolved: the integer-dot matmul kernels
 	dotAll bool // and for every product, not only those of a norm's output (AllDot)
+	// Options.CoopMat resolved: prefill tiles on cooperative matrices
+	// (shaders.MatMulCoopMat), their emulated modules, and the
+	// accumulators' tokens (vk.DeviceInfo.CooperativeMatrixN).
+	coopmat, coopmatEmu bool
+	coopmatN            uint32
 
 	mu    sync.Mutex // guards pipes and picks
 	pipes map[string]*vk.Pipeline
@@ -50,6 +55,45 @@ type Options struct {
 	// integer-dot kernels (shaders.MatMulDot: x rounded to 8 bits a
 	// 32-column block). See DotChoice.
 	Dot DotChoice
+	// CoopMat is whether the GPU layout's prefill tiles run on cooperative
+	// matrices (shaders.MatMulCoopMat: W and x rounded to f16, so prefill
+	// no longer equals decode bit for bit). See CoopMatChoice.
+	CoopMat CoopMatChoice
+}
+
+// CoopMatChoice is Options.CoopMat.
+//
+// NoCoopMat, the default, keeps every product exact: chunked prefill
+// equals decode bit for bit. AutoCoopMat takes the cooperative-matrix
+// tiles where the device offers them (VK_NV_cooperative_matrix with a
+// 16 × 16 × 16 or 16 × 8 × 16 f16 shape into f32, shaderFloat16, subgroups
+// of 32, the library at shaders.CoopMatWG) and the exact tiles elsewhere;
+// ForceCoopMat is an error elsewhere. EmulateCoopMat runs the same kernels'
+// emulated modules (shaders.MatMulCoopMat) on any device with
+// shaderFloat16: slow, for tests and for checking a device's results.
+type CoopMatChoice int
+
+const (
+	NoCoopMat CoopMatChoice = iota
+	AutoCoopMat
+	ForceCoopMat
+	EmulateCoopMat
+)
+
+// ParseCoopMat reads a cooperative-matrix choice: "off", "auto", "on"
+// (ForceCoopMat) or "emulate".
+func ParseCoopMat(s string) (CoopMatChoice, error) {
+	switch s {
+	case "", "off":
+		return NoCoopMat, nil
+	case "auto":
+		return AutoCoopMat, nil
+	case "on":
+		return ForceCoopMat, nil
+	case "emulate":
+		return EmulateCoopMat, nil
+	}
+	return NoCoopMat, fmt.Errorf("cooperative matrix %q: want off, auto, on or emulate", s)
 }
 
 // DotChoice is Options.Dot: where the integer-dot kernels serve.
@@ -157,7 +201,60 @@ func NewLibrary(d *vk.Device, opts Options) (*Library, error) {
 	case AutoDot:
 		l.dot = canDot && d.Features.IntegerDot4x8Accelerated
 	}
+	if err := l.chooseCoopMat(opts.CoopMat); err != nil {
+		return nil, err
+	}
 	return l, nil
+}
+
+// chooseCoopMat resolves Options.CoopMat.
+func (l *Library) chooseCoopMat(c CoopMatChoice) error {
+	if c == NoCoopMat {
+		return nil
+	}
+	d := l.Device
+	var why string
+	switch {
+	case l.layout != shaders.GPULayout:
+		why = "the GPU kernel layout"
+	case l.WG != shaders.CoopMatWG:
+		why = fmt.Sprintf("a workgroup width of %d (this library's is %d)", shaders.CoopMatWG, l.WG)
+	case !d.Features.Float16:
+		why = "shaderFloat16"
+	}
+	if why == "" && c == EmulateCoopMat {
+		l.coopmat, l.coopmatEmu, l.coopmatN = true, true, 16
+		return nil
+	}
+	if why == "" {
+		info := d.Info
+		switch {
+		case !d.Features.CooperativeMatrixNV:
+			why = "VK_NV_cooperative_matrix with a 16×16×16 or 16×8×16 f16 shape into f32"
+		case info.MinSubgroupSize != 32 || info.MaxSubgroupSize != 32:
+			why = fmt.Sprintf("subgroups of 32 invocations (%d to %d here)", info.MinSubgroupSize, info.MaxSubgroupSize)
+		}
+	}
+	if why == "" {
+		l.coopmat, l.coopmatN = true, d.Info.CooperativeMatrixN
+		return nil
+	}
+	if c == AutoCoopMat {
+		return nil
+	}
+	return fmt.Errorf("ops: cooperative-matrix prefill needs %s, which %s (%s layout) cannot give", why, d.Info.Name, l.layout)
+}
+
+// CoopMat is how the GPU layout's prefill tiles run (Options.CoopMat):
+// "off" (the exact tiles), "nv" (VK_NV_cooperative_matrix) or "emulated".
+func (l *Library) CoopMat() string {
+	switch {
+	case l.coopmatEmu:
+		return "emulated"
+	case l.coopmat:
+		return "nv"
+	}
+	return "off"
 }
 
 // IntegerDot reports whether the GPU layout's Q4_0 and Q8_0 products take
@@ -244,6 +341,12 @@ func (l *Library) Pipeline(k shaders.Kernel) (*vk.Pipeline, error) {
 	}
 	if _, _, require := l.subgroupWidth(); k.Subgroup && require {
 		desc.RequiredSubgroupSize = wg
+	}
+	if k.CoopMat && !l.Device.Features.CooperativeMatrixNV {
+		return nil, fmt.Errorf("ops: %s needs VK_NV_cooperative_matrix, which %s does not offer", k.Name, l.Device.Info.Name)
+	}
+	if k.Half && !l.Device.Features.Float16 {
+		return nil, fmt.Errorf("ops: %s needs shaderFloat16, which %s does not offer", k.Name, l.Device.Info.Name)
 	}
 	if k.Dot && !l.Device.Features.IntegerDotProduct {
 		return nil, fmt.Errorf("ops: %s needs shaderIntegerDotProduct, which %s does not offer", k.Name, l.Device.Info.Name)

@@ -56,7 +56,10 @@ func (p *Plan) matMulRoPE(w Weight, x, qkv, rope Tensor, ntok, nHeads, nKVHeads,
 		return fmt.Errorf("ops: MatMulRoPE: a W of %d rows for %d query and %d key heads of %d: %w", w.Rows, nHeads, nKVHeads, headDim, errShape)
 	}
 	heads := nHeads + nKVHeads
-	fuses := p.lib.layout == shaders.GPULayout && p.lib.Shuffles() && style == loader.RopePairwise && headDim%2 == 0 && ropeDim > 0
+	// The cooperative-matrix tiles have no RoPE epilogue: a prefill chunk
+	// they serve takes the product, then RoPEQK.
+	coopmat := p.lib.coopmat && p.matmulSize(w.Type, uint64(max(ntok, 0))) == shaders.OpMatMulTiled
+	fuses := p.lib.layout == shaders.GPULayout && p.lib.Shuffles() && style == loader.RopePairwise && headDim%2 == 0 && ropeDim > 0 && !coopmat
 	if fuses {
 		if ropeDim%2 != 0 || ropeDim > headDim || ntok <= 0 || rope.Len != uint64(ntok)*uint64(ropeDim) {
 			return fmt.Errorf("ops: MatMulRoPE: a RoPE table of %d elements for %d tokens of %d rotated dims (even, ≤ %d): %w", rope.Len, ntok, ropeDim, headDim, errShape)
@@ -186,9 +189,21 @@ func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, 
 	}
 	chosen, reason := k, ""
 	_, _, block := shaders.BlockBody(t)
-	switch {
-	case shaders.Tiled(t) && wo%4 != 0:
+	if shaders.Tiled(t) && wo%4 != 0 {
 		return k, fmt.Errorf("%s rows bound at word %d, not on 16 bytes", t, wo)
+	}
+	if c, ok := shaders.MatMulCoopMat(k, p.lib.coopmatN, p.lib.coopmatEmu); ok && p.lib.coopmat {
+		reason = "cooperative matrices (VK_NV_cooperative_matrix): W and x in f16"
+		if !c.CoopMat {
+			reason = "cooperative matrices, emulated: W and x in f16"
+		}
+		if need, have := shaders.MatMulSharedBytes(c, t, p.lib.WG), p.lib.Device.Info.MaxComputeSharedMemorySize; need > have {
+			return k, fmt.Errorf("%s needs %d bytes of shared memory, more than the device's %d", c.Name, need, have)
+		}
+		p.lib.record(Pick{Op: op.String(), Type: t.String(), Table: k.Name, Kernel: c.Name, Reason: reason})
+		return c, nil
+	}
+	switch {
 	case p.lib.layout == shaders.CPULayout && !shaders.Tiled(t):
 		if cols%32 != 0 || wo%4 != 0 || xo%4 != 0 {
 			chosen, _ = shaders.WeightKernel(op, t, shaders.GPULayout)
