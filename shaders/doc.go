@@ -15,7 +15,10 @@
 // shuffles, MatMulShuffled, and with MATMUL_DOT too for the integer-dot
 // products of Q8_0 and Q4_0 over q8 rows of x made by QuantizeQ8,
 // MatMulDot, and with MATMUL_ROPE for RoPE in the Q|K|V product's
-// epilogue, OpMatMulRoPE) and from specialization constants (Kernel.Spec: the
+// epilogue, OpMatMulRoPE; matmul_coopmat.comp is built once per weight type
+// for the prefill tiles on VK_NV_cooperative_matrix, and again with
+// COOPMAT_EMULATE for its emulated twin, MatMulCoopMat) and from
+// specialization constants (Kernel.Spec: the
 // one-token matmul for decode, tile and head sizes, LayerNorm from
 // rmsnorm.comp, GELU-tanh from silu_mul.comp, the soft-capped CPU-layout
 // attention). NormKernel and ActMulKernel say which kernel serves each norm
