@@ -180,7 +180,9 @@ func WithIntegerDot(choice string) Option { return func(o *loadOptions) { o.intD
 // Load fails elsewhere; "emulate" runs the same kernels without the
 // extension (slowly: for checking a device's results). Decode is never
 // affected. The kernels have not yet run on a device with the extension,
-// which is why "off" is the default.
+// which is why "off" is the default; Load checks them against their
+// emulation on one product first, and where the two disagree "auto" leaves
+// them off (Model.Notes says why) and "on" fails.
 func WithCoopMat(choice string) Option { return func(o *loadOptions) { o.coopmat = choice } }
 
 // Model is a model loaded onto a device. Sessions made from it may be used

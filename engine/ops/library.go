@@ -67,8 +67,10 @@ type Options struct {
 // equals decode bit for bit. AutoCoopMat takes the cooperative-matrix
 // tiles where the device offers them (VK_NV_cooperative_matrix with a
 // 16 × 16 × 16 or 16 × 8 × 16 f16 shape into f32, shaderFloat16, subgroups
-// of 32, the library at shaders.CoopMatWG) and the exact tiles elsewhere;
-// ForceCoopMat is an error elsewhere. EmulateCoopMat runs the same kernels'
+// of 32, the library at shaders.CoopMatWG, and one check product that
+// agrees with the emulated modules at NewLibrary) and the exact tiles
+// elsewhere, with a note where the device offers the extension; ForceCoopMat
+// is an error elsewhere. EmulateCoopMat runs the same kernels'
 // emulated modules (shaders.MatMulCoopMat) on any device with
 // shaderFloat16: slow, for tests and for checking a device's results.
 type CoopMatChoice int
@@ -202,6 +204,7 @@ func NewLibrary(d *vk.Device, opts Options) (*Library, error) {
 		l.dot = canDot && d.Features.IntegerDot4x8Accelerated
 	}
 	if err := l.chooseCoopMat(opts.CoopMat); err != nil {
+		l.Close()
 		return nil, err
 	}
 	return l, nil
@@ -236,10 +239,24 @@ func (l *Library) chooseCoopMat(c CoopMatChoice) error {
 		}
 	}
 	if why == "" {
+		// The kernels have never run on such a device in CI: check them
+		// against their emulated modules here before any product takes them.
 		l.coopmat, l.coopmatN = true, d.Info.CooperativeMatrixN
-		return nil
+		e, err := l.checkCoopMat()
+		switch {
+		case err != nil:
+			why = fmt.Sprintf("a check product that runs (it failed: %v)", err)
+		case !(e <= maxCoopMatCheckNMSE): // NaN fails too
+			why = fmt.Sprintf("kernels that agree with their emulation (the check product's NMSE is %.3g, the bound %g)", e, maxCoopMatCheckNMSE)
+		default:
+			return nil
+		}
+		l.coopmat, l.coopmatN = false, 0
 	}
 	if c == AutoCoopMat {
+		if d.Features.CooperativeMatrixNV {
+			l.notes = append(l.notes, fmt.Sprintf("cooperative-matrix prefill is off: it needs %s", why))
+		}
 		return nil
 	}
 	return fmt.Errorf("ops: cooperative-matrix prefill needs %s, which %s (%s layout) cannot give", why, d.Info.Name, l.layout)

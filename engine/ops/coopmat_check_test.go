@@ -1,0 +1,37 @@
+package ops
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vkrun/vkrun/internal/vktest"
+	"github.com/vkrun/vkrun/vk"
+)
+
+// TestCheckCoopMat: the load-time check of the cooperative-matrix kernels
+// against their emulated modules passes where they agree (an emulated
+// library against the emulation: NMSE 0) and catches a kernel that does
+// not round W and x to f16 (the exact tile against the emulation: NMSE
+// near 1e-7, above the bound), and forgets its own kernel picks.
+func TestCheckCoopMat(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{})
+	if !d.Features.Float16 {
+		t.Skipf("%s lacks shaderFloat16, which the emulated cooperative-matrix kernels need", d.Info.Name)
+	}
+	for _, c := range []struct {
+		choice CoopMatChoice
+		pass   bool
+	}{{EmulateCoopMat, true}, {NoCoopMat, false}} {
+		l, err := NewLibrary(d, Options{Layout: ForceGPU, CoopMat: c.choice})
+		require.NoError(t, err)
+		before := l.CoopMat()
+		e, err := l.checkCoopMat()
+		require.NoError(t, err)
+		t.Logf("%s library against the emulation: NMSE %.3g", before, e)
+		require.Equal(t, c.pass, e <= maxCoopMatCheckNMSE, "NMSE %.3g", e)
+		require.Equal(t, before, l.CoopMat())
+		require.Empty(t, l.Picks())
+		l.Close()
+	}
+}
