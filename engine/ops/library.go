@@ -216,14 +216,18 @@ func (l *Library) chooseCoopMat(c CoopMatChoice) error {
 		return nil
 	}
 	d := l.Device
+	tile, _ := shaders.WeightKernel(shaders.OpMatMulTiled, loader.F32, shaders.GPULayout)
+	tile, _ = shaders.MatMulCoopMat(tile, 16, false)
 	var why string
-	switch {
+	switch shared := shaders.MatMulSharedBytes(tile, loader.F32, shaders.CoopMatWG); {
 	case l.layout != shaders.GPULayout:
 		why = "the GPU kernel layout"
 	case l.WG != shaders.CoopMatWG:
 		why = fmt.Sprintf("a workgroup width of %d (this library's is %d)", shaders.CoopMatWG, l.WG)
 	case !d.Features.Float16:
 		why = "shaderFloat16"
+	case shared > d.Info.MaxComputeSharedMemorySize:
+		why = fmt.Sprintf("%d bytes of shared memory a workgroup (%d here)", shared, d.Info.MaxComputeSharedMemorySize)
 	}
 	if why == "" && c == EmulateCoopMat {
 		l.coopmat, l.coopmatEmu, l.coopmatN = true, true, 16
