@@ -172,16 +172,18 @@ func WithLayout(layout string) Option { return func(o *loadOptions) { o.layout =
 // bit for bit.
 func WithIntegerDot(choice string) Option { return func(o *loadOptions) { o.intDot = choice } }
 
-// WithCoopMat chooses whether the GPU layout's prefill products (chunks
-// of 16 tokens or more) run on cooperative matrices, the tensor cores or
-// matrix units, through VK_NV_cooperative_matrix, with W and x rounded to
-// f16 and summed in f32. "off", the default, keeps prefill bit-identical to
+// WithCoopMat chooses whether the GPU layout's prefill (chunks of 16
+// tokens or more: the products, and the attention of rings without sinks
+// at head dims that are multiples of 32 up to 128) runs on cooperative
+// matrices, the tensor cores or matrix units, through
+// VK_NV_cooperative_matrix, with the operands rounded to f16 and summed in
+// f32. "off", the default, keeps prefill bit-identical to
 // decode; "auto" takes them where the device offers them; "on" too, and
 // Load fails elsewhere; "emulate" runs the same kernels without the
 // extension (slowly: for checking a device's results). Decode is never
 // affected. The kernels have not yet run on a device with the extension,
 // which is why "off" is the default; Load checks them against their
-// emulation on one product first, and where the two disagree "auto" leaves
+// emulation on one product and one attention first, and where the two disagree "auto" leaves
 // them off (Model.Notes says why) and "on" fails.
 func WithCoopMat(choice string) Option { return func(o *loadOptions) { o.coopmat = choice } }
 

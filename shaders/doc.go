@@ -17,7 +17,8 @@
 // MatMulDot, and with MATMUL_ROPE for RoPE in the Q|K|V product's
 // epilogue, OpMatMulRoPE; matmul_coopmat.comp is built once per weight type
 // for the prefill tiles on VK_NV_cooperative_matrix, and again with
-// COOPMAT_EMULATE for its emulated twin, MatMulCoopMat) and from
+// COOPMAT_EMULATE for its emulated twin, MatMulCoopMat, as swa_coopmat*.comp
+// are for prefill attention, AttentionCoopMat) and from
 // specialization constants (Kernel.Spec: the
 // one-token matmul for decode, tile and head sizes, LayerNorm from
 // rmsnorm.comp, GELU-tanh from silu_mul.comp, the soft-capped CPU-layout

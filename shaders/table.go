@@ -607,12 +607,17 @@ func Sources() []Source {
 // sourceOf derives a module's source from its name: matmul_<type>,
 // matmul_blocks_<type>, matmul_shuffle_<type> and matmul_dot_<type> are
 // matmul.comp with WEIGHT_<TYPE> (and MATMUL_BLOCKS, MATMUL_SHUFFLE, or
-// both MATMUL_SHUFFLE and MATMUL_DOT), embed_<type> is embed.comp with WEIGHT_<TYPE>,
-// rmsnorm_q8 is rmsnorm.comp with NORM_Q8, and every other module is the
-// .comp of its own name.
+// both MATMUL_SHUFFLE and MATMUL_DOT), matmul_coopmat[_emu]_<type> is
+// matmul_coopmat.comp with WEIGHT_<TYPE> (and COOPMAT_EMULATE), embed_<type>
+// is embed.comp with WEIGHT_<TYPE>, rmsnorm_q8 is rmsnorm.comp with NORM_Q8,
+// swa_coopmat_emu[_f16] is swa_coopmat[_f16].comp with COOPMAT_EMULATE, and
+// every other module is the .comp of its own name.
 func sourceOf(name string) Source {
-	if name == "rmsnorm_q8" {
+	switch name {
+	case "rmsnorm_q8":
 		return Source{Name: name, Comp: "rmsnorm", Defines: []string{"NORM_Q8"}}
+	case "swa_coopmat_emu", "swa_coopmat_emu_f16":
+		return Source{Name: name, Comp: strings.Replace(name, "_emu", "", 1), Defines: []string{"COOPMAT_EMULATE"}}
 	}
 	for _, t := range WeightTypes {
 		def := "WEIGHT_" + strings.ToUpper(typeName(t))

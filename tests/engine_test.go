@@ -131,6 +131,30 @@ func TestStories260KCoopMatPrefill(t *testing.T) {
 	require.True(t, ran, "no cooperative-matrix kernel ran")
 }
 
+// The cooperative-matrix prefill (emulated) of a Mistral-shaped model of
+// head dim 64, whose attention the cooperative-matrix tiles take too: every
+// position's logits stay near the exact path's (measured on lavapipe: at
+// most 1.1e-6), and both kernels ran.
+func TestCoopMatPrefillLogits(t *testing.T) {
+	d := vktest.Device(t, vk.DeviceOptions{})
+	path := synthetic(t, 64, 32, loader.Q4_0)
+	exact, _ := loadGPU(t, d, path, engine.Options{Layout: ops.ForceGPU})
+	coop, _ := loadGPU(t, d, path, engine.Options{Layout: ops.ForceGPU, CoopMat: ops.EmulateCoopMat})
+	tokens := randomTokens(11, 80, exact.Config.VocabSize)
+	want, err := session(t, exact).PrefillAll(context.Background(), tokens, 32)
+	require.NoError(t, err)
+	got, err := session(t, coop).PrefillAll(context.Background(), tokens, 32)
+	require.NoError(t, err)
+	t.Logf("cooperative-matrix prefill against exact: worst NMSE %.3g over %d positions", checkPositions(t, got, want, 1e-4), len(tokens))
+	ran := map[string]bool{}
+	for _, p := range coop.Library().Picks() {
+		for _, k := range []string{"/coopmat_emu", "swa_coopmat_emu"} {
+			ran[k] = ran[k] || strings.Contains(p.Kernel, k)
+		}
+	}
+	require.True(t, ran["/coopmat_emu"] && ran["swa_coopmat_emu"], "cooperative-matrix kernels that ran: %v", ran)
+}
+
 // synthetic writes a Mistral-shaped random model: GQA 4:1, the given head
 // dim and window, two layers.
 func synthetic(t *testing.T, headDim, window int, dt loader.DType) string {

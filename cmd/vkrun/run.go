@@ -325,7 +325,7 @@ func kernelLayout(m *vkrun.Model) string {
 
 const intDotUsage = "integer-dot products for Q4_0 and Q8_0 weights, x rounded to 8 bits a block: auto (on where the device accelerates them), on (the products of a norm's output), all (every product, a dispatch more for each other x) or off"
 
-const coopmatUsage = "prefill products on cooperative matrices (tensor cores; VK_NV_cooperative_matrix), W and x in f16: off (prefill bit-identical to decode), auto (where the device offers them), on (an error elsewhere) or emulate (the same kernels without the extension, slowly)"
+const coopmatUsage = "prefill products and attention on cooperative matrices (tensor cores; VK_NV_cooperative_matrix), operands in f16: off (prefill bit-identical to decode), auto (where the device offers them), on (an error elsewhere) or emulate (the same kernels without the extension, slowly)"
 
 // checkCoopMat validates a --coopmat value.
 func checkCoopMat(s string) error {

@@ -394,6 +394,10 @@ func (p *Plan) attentionStore(q, k, v Tensor, ring Ring, step Tensor, out Tensor
 	if cpu {
 		hg, splits = uint32(group), 1
 	}
+	coop, coopOK := p.lib.attentionCoopMat(ring, ntok, headDim)
+	if coopOK = coopOK && !store && !debug; coopOK {
+		splits = 1 // a prefill chunk's queries fill the device in blocks of 32
+	}
 	// Queries are split into blocks that fit one binding (and the split
 	// kernel's scratch); each block binds the chunk's k, v from row 0 (its
 	// queries may attend every earlier row).
@@ -438,6 +442,14 @@ func (p *Plan) attentionStore(q, k, v Tensor, ring Ring, step Tensor, out Tensor
 			QOff: qo, KOff: ko, VOff: vo, RKOff: rko, RVOff: rvo, StepOff: so, OutOff: oo,
 			QStride: uint32(qs), KVStride: uint32(kvs), Splits: splits, Sinks: uint32(ring.Sinks),
 			SQOff: sqo, SQStride: uint32(sqs),
+		}
+		if coopOK {
+			p.lib.record(Pick{Op: "attention", Type: ring.Type.String(), Table: kern.Name, Kernel: coop.Name,
+				Reason: "a prefill chunk in tiles of 32 query rows on cooperative matrices: q, k, v and P in f16"})
+			if err := p.dispatch(coop, (m+31)/32*uint64(nHeads), shaders.Push(&pc), qr, kr, vr, rk, rv, sr, or, sqr); err != nil {
+				return err
+			}
+			continue
 		}
 		if cpu {
 			// The CPU layout has its own kernel for the shapes it suits (see
@@ -510,6 +522,19 @@ func (p *Plan) attentionStore(q, k, v Tensor, ring Ring, step Tensor, out Tensor
 		}
 	}
 	return nil
+}
+
+// attentionCoopMat is the cooperative-matrix attention kernel for a chunk
+// of ntok queries over ring at head dim headDim, where the library takes
+// cooperative matrices (Options.CoopMat) and the chunk suits the kernel: a
+// prefill chunk (at least shaders.MatMulTileTokens queries), a ring
+// without sinks, a head dim it takes and shared memory for it.
+func (l *Library) attentionCoopMat(ring Ring, ntok, headDim int) (shaders.Kernel, bool) {
+	if !l.coopmat || ntok < shaders.MatMulTileTokens || ring.Sinks != 0 || headDim <= 0 ||
+		shaders.AttentionCoopMatSharedBytes(uint32(headDim)) > l.Device.Info.MaxComputeSharedMemorySize {
+		return shaders.Kernel{}, false
+	}
+	return shaders.AttentionCoopMat(ring.Type == KVF16, uint32(headDim), l.coopmatEmu)
 }
 
 // Split-K attention (the GPU layout's kernel, shaders/attention.glsl).

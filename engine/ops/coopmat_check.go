@@ -10,103 +10,153 @@ import (
 	"github.com/vkrun/vkrun/vk"
 )
 
-// maxCoopMatCheckNMSE bounds the cooperative-matrix kernel's NMSE against
-// its emulated module on checkCoopMat's product. Both round W and x to f16
-// and add in f32; only the order of a 16-column product's sums differs
-// (the emulated kernels agree with float64 of the rounded values at 1e-13
-// and below, TestMatMulCoopMat). A wrong layout, a stride or a missed
-// barrier gives an NMSE near 1 or NaN.
+// maxCoopMatCheckNMSE bounds the cooperative-matrix kernels' NMSE against
+// their emulated modules on checkCoopMat's products. Both round to f16 and
+// add in f32; only the order of a 16-column product's sums differs (the
+// emulated kernels agree with float64 of the rounded values at 1e-13 and
+// below, TestMatMulCoopMat). A wrong layout, a stride or a missed barrier
+// gives an NMSE near 1, or NaN.
 const maxCoopMatCheckNMSE = 1e-9
 
-// checkCoopMat runs one prefill product as the library is set (on the
-// device's cooperative-matrix kernels, when it is choosing them) and on
-// the emulated modules, which CI checks on lavapipe, and returns the NMSE
-// of the first against the second: the matrix calls and the device's
-// support of them are the part that no test without such a device runs.
-// The library's choice is back as it was on return, and the check's kernel
-// picks are forgotten.
-func (l *Library) checkCoopMat() (float64, error) {
+// checkCoopMat runs one prefill product and one prefill attention of two
+// chunks (the second reads the ring the first wrote) as the library is set
+// (on the device's cooperative-matrix kernels, when it is choosing them)
+// and on the emulated modules, which CI checks on lavapipe, and returns
+// the NMSE of the first against the second, the product's then the
+// attention's: the matrix calls and the
+// device's support of them are the part that no test without such a device
+// runs. The library's choice is back as it was on return, and the check's
+// kernel picks are forgotten.
+func (l *Library) checkCoopMat() ([]float64, error) {
 	const rows, cols, ntok = 70, 96, 70 // two tiles of rows and of tokens, three column steps
-	d := l.Device
-	w := make([]float32, rows*cols)
-	x := make([]float32, ntok*cols)
+	const heads, headDim, chunk = 2, 64, 40
 	s := uint64(0x9e3779b97f4a7c15)
-	next := func() float32 { // a uniform value in [-1, 1): xorshift64
-		s ^= s << 13
-		s ^= s >> 7
-		s ^= s << 17
-		return float32(s>>40)/float32(1<<23) - 1
+	rnd := func(n int) []float32 { // uniform values in [-1, 1): xorshift64
+		v := make([]float32, n)
+		for i := range v {
+			s ^= s << 13
+			s ^= s >> 7
+			s ^= s << 17
+			v[i] = float32(s>>40)/float32(1<<23) - 1
+		}
+		return v
 	}
-	for i := range w {
-		w[i] = next()
-	}
-	for i := range x {
-		x[i] = next()
-	}
-	bufs := map[string][]float32{"W": w, "x": x, "y": make([]float32, ntok*rows), "y emulated": make([]float32, ntok*rows)}
-	bs := map[string]*vk.Buffer{}
+	steps := make([]float32, 2)
+	steps[1] = math.Float32frombits(chunk) // the second chunk's pos0, as a u32
+	in := map[string][]float32{"W": rnd(rows * cols), "x": rnd(ntok * cols), "q": rnd(2 * chunk * heads * headDim),
+		"k": rnd(2 * chunk * headDim), "v": rnd(2 * chunk * headDim), "steps": steps}
+	return l.coopmatRuns(in, []int{ntok * rows, 2 * chunk * heads * headDim}, func(p *Plan, b map[string]Tensor, out []Tensor) {
+		p.MatMul(Weight{Buf: b["W"].Buf, Type: loader.F32, Rows: rows, Cols: cols}, b["x"], out[0], ntok, false)
+		ring := Ring{K: b["ring K"].Buf, V: b["ring V"].Buf, Slots: 2 * chunk, KVDim: headDim, Type: KVF16}
+		for c := range uint64(2) {
+			q, kv := heads*headDim*uint64(chunk), uint64(headDim*chunk)
+			step := b["steps"].Sub(c, 1)
+			p.Attention(b["q"].Sub(c*q, q), b["k"].Sub(c*kv, kv), b["v"].Sub(c*kv, kv), ring, step, out[1].Sub(c*q, q), chunk, heads, 1, headDim, AttentionOpts{})
+			p.StoreKV(b["k"].Sub(c*kv, kv), b["v"].Sub(c*kv, kv), ring, step, chunk)
+		}
+	}, RingBytes(KVF16, 2*chunk, headDim))
+}
+
+// coopmatRuns uploads in, makes two f16 rings of ringBytes ("ring K" and
+// "ring V") and outputs of outs elements, records record into one
+// submission twice, as the library is set and on the emulated modules
+// (each run with rings and outputs of its own), and returns the NMSE of
+// each of the first run's outputs against the second's.
+func (l *Library) coopmatRuns(in map[string][]float32, outs []int, record func(p *Plan, b map[string]Tensor, out []Tensor), ringBytes uint64) ([]float64, error) {
+	d := l.Device
+	var bufs []*vk.Buffer
 	defer func() {
-		for _, b := range bs {
+		for _, b := range bufs {
 			b.Close()
 		}
 	}()
-	for _, name := range []string{"W", "x", "y", "y emulated"} {
-		v := bufs[name]
-		b, err := d.NewBuffer("coopmat check "+name, uint64(4*len(v)), vk.DeviceMemory)
-		if err != nil {
-			return 0, err
+	alloc := func(name string, size uint64) (*vk.Buffer, error) {
+		b, err := d.NewBuffer("coopmat check "+name, size, vk.DeviceMemory)
+		if err == nil {
+			bufs = append(bufs, b)
 		}
-		bs[name] = b
-		if err := d.Upload(b, 0, f32Bytes(v)); err != nil {
-			return 0, err
-		}
+		return b, err
 	}
-	wt := Weight{Buf: bs["W"], Type: loader.F32, Rows: rows, Cols: cols}
+	b := map[string]Tensor{}
+	for name, v := range in {
+		buf, err := alloc(name, uint64(4*len(v)))
+		if err != nil {
+			return nil, err
+		}
+		if err := d.Upload(buf, 0, f32Bytes(v)); err != nil {
+			return nil, err
+		}
+		b[name] = F32(buf)
+	}
 	seq, err := d.NewSequence(vk.SequenceOptions{OneTime: true})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer seq.Close()
 	if err := seq.Begin(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	p := l.NewPlan(seq)
 	defer p.Close()
-	p.MatMul(wt, F32(bs["x"]), F32(bs["y"]), ntok, false)
+	var results [2][]*vk.Buffer
 	on, emu, n := l.coopmat, l.coopmatEmu, l.coopmatN
-	l.coopmat, l.coopmatEmu, l.coopmatN = true, true, 16
-	p.MatMul(wt, F32(bs["x"]), F32(bs["y emulated"]), ntok, false)
+	for run := range 2 {
+		for _, name := range []string{"ring K", "ring V"} {
+			buf, err := alloc(name, ringBytes)
+			if err != nil {
+				return nil, err
+			}
+			b[name] = Tensor{Buf: buf, Len: ringBytes / 4}
+		}
+		var out []Tensor
+		for _, n := range outs {
+			buf, err := alloc("out", uint64(4*n))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, F32(buf))
+			results[run] = append(results[run], buf)
+		}
+		if run == 1 {
+			l.coopmat, l.coopmatEmu, l.coopmatN = true, true, 16
+		}
+		record(p, b, out)
+	}
 	l.coopmat, l.coopmatEmu, l.coopmatN = on, emu, n
 	l.mu.Lock()
 	clear(l.picks)
 	l.mu.Unlock()
 	if err := p.Err(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if err := seq.End(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if err := seq.Run(time.Minute); err != nil {
-		return 0, err
+		return nil, err
 	}
-	got, want := make([]byte, 4*ntok*rows), make([]byte, 4*ntok*rows)
-	if err := d.Download(bs["y"], 0, got); err != nil {
-		return 0, err
+	var nmse []float64
+	for i := range outs {
+		got, want := make([]byte, 4*outs[i]), make([]byte, 4*outs[i])
+		if err := d.Download(results[0][i], 0, got); err != nil {
+			return nil, err
+		}
+		if err := d.Download(results[1][i], 0, want); err != nil {
+			return nil, err
+		}
+		var num, den float64
+		for j := 0; j < len(got); j += 4 {
+			g := float64(math.Float32frombits(binary.LittleEndian.Uint32(got[j:])))
+			e := float64(math.Float32frombits(binary.LittleEndian.Uint32(want[j:])))
+			num += (g - e) * (g - e)
+			den += e * e
+		}
+		if den == 0 {
+			return nil, fmt.Errorf("output %d of the emulated cooperative-matrix kernels is all zeros", i)
+		}
+		nmse = append(nmse, num/den)
 	}
-	if err := d.Download(bs["y emulated"], 0, want); err != nil {
-		return 0, err
-	}
-	var num, den float64
-	for i := 0; i < len(got); i += 4 {
-		g := float64(math.Float32frombits(binary.LittleEndian.Uint32(got[i:])))
-		e := float64(math.Float32frombits(binary.LittleEndian.Uint32(want[i:])))
-		num += (g - e) * (g - e)
-		den += e * e
-	}
-	if den == 0 {
-		return 0, fmt.Errorf("the emulated cooperative-matrix product is all zeros")
-	}
-	return num / den, nil
+	return nmse, nil
 }
 
 // f32Bytes is v in little-endian bytes.

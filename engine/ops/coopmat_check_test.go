@@ -11,9 +11,9 @@ import (
 
 // TestCheckCoopMat: the load-time check of the cooperative-matrix kernels
 // against their emulated modules passes where they agree (an emulated
-// library against the emulation: NMSE 0) and catches a kernel that does
-// not round W and x to f16 (the exact tile against the emulation: NMSE
-// near 1e-7, above the bound), and forgets its own kernel picks.
+// library against the emulation: NMSE 0) and catches kernels that do not
+// round to f16 (the exact product and attention against the emulation:
+// NMSE near 1e-7, above the bound), and forgets its own kernel picks.
 func TestCheckCoopMat(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
 	if !d.Features.Float16 {
@@ -26,10 +26,13 @@ func TestCheckCoopMat(t *testing.T) {
 		l, err := NewLibrary(d, Options{Layout: ForceGPU, CoopMat: c.choice})
 		require.NoError(t, err)
 		before := l.CoopMat()
-		e, err := l.checkCoopMat()
+		nmse, err := l.checkCoopMat()
 		require.NoError(t, err)
-		t.Logf("%s library against the emulation: NMSE %.3g", before, e)
-		require.Equal(t, c.pass, e <= maxCoopMatCheckNMSE, "NMSE %.3g", e)
+		require.Len(t, nmse, 2)
+		for i, e := range nmse {
+			t.Logf("%s library against the emulation, %s: NMSE %.3g", before, []string{"product", "attention"}[i], e)
+			require.Equal(t, c.pass, e <= maxCoopMatCheckNMSE, "NMSE %.3g", e)
+		}
 		require.Equal(t, before, l.CoopMat())
 		require.Empty(t, l.Picks())
 		l.Close()

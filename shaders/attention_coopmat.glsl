@@ -1,0 +1,248 @@
+// attention_coopmat.glsl: prefill attention in tiles of query rows, with
+// each tile of keys and values staged in shared memory once for the block's
+// queries and the two products on cooperative matrices
+// (VK_NV_cooperative_matrix, as matmul_coopmat.comp): the body of
+// swa_coopmat.comp (f32 ring) and swa_coopmat_f16.comp (f16 ring), and,
+// with COOPMAT_EMULATE, of their emulated modules, which do the matrix
+// products with plain invocations so that a device without the extension
+// runs the rest. It runs at a workgroup of 128 (four subgroups of 32 with
+// the extension). The push constants, bindings and semantics are
+// attention.glsl's, for the case the host gives it: a ring without sinks
+// (so no sink queries), head_dim HD a multiple of 32 up to 128, and no
+// StoreKV in the dispatch.
+//
+// Work. A workgroup is (a block of BQ = 32 queries, one head). The keys of
+// its queries' bands, from the first query's first key to the last query,
+// go in tiles of BKEYS = 32 positions, each row staged as f16 from the ring
+// (positions below pos0) or the chunk. Two passes: the first computes each
+// query's scores S = q·k·scale (soft-capped) tile by tile and keeps their
+// maximum m; the second computes S again, P = exp2(S − m) (0 outside the
+// query's band), its row sums l, and O += P·V. So no accumulator is ever
+// rescaled, which cooperative matrices could not do row by row; the price is
+// Q·Kᵀ twice. With the extension each of four subgroups owns a 16 × 16 tile
+// of S and a 16-row, HD/2-column half of O's row block; emulated,
+// invocation i owns row i / 4 and a quarter of its keys (S) and of its
+// dims (O). The output is O / l through a shared f32 tile.
+//
+// Exactness. q, k, v and P are rounded to f16 and the device orders the
+// products' sums, so the results are near attention.glsl's (an NMSE near
+// 1e-6), not its bits: the host takes this kernel only where told to
+// (ops.Options.CoopMat), for prefill chunks.
+#include "attention_common.glsl"
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#ifndef COOPMAT_EMULATE
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_basic : require
+#endif
+
+layout(constant_id = 1) const uint HD = 64; // head dim: p.head_dim equals it, a multiple of 32, at most 128
+
+const uint BQ = 32, BKEYS = 32;
+const uint KS = HD + 8;    // f16 elements from one staged key (or query) row to the next
+const uint SS = BKEYS + 4; // f32 elements from one row of S to the next
+const uint PS = BKEYS + 8; // f16 elements from one row of P to the next
+const uint OS = HD + 4;    // f32 elements from one row of O to the next
+const float NEG_BIG = -3.0e38;
+
+shared float16_t k_sh[BKEYS * KS]; // the tile's keys; at the start, the block's queries
+shared float16_t v_sh[BKEYS * KS]; // the tile's values
+shared float s_sh[BQ * SS];        // S of the tile
+shared float16_t p_sh[BQ * PS];    // P of the tile
+shared float o_sh[BQ * OS];        // O at the end
+shared float r_sh[BQ * 4];         // the rows' partial maxima, then sums
+
+// load_row stages the HD elements of key or value kind (0, 1) at position
+// j of the KV head at col into dst's row i: from ring row j mod slots below
+// pos0, else from chunk row j − pos0.
+void load_row(uint kind, uint j, uint pos0, uint col, uint i) {
+	for (uint d = gl_LocalInvocationID.x % 32; d < HD; d += 32) {
+		float v;
+		if (j < pos0) {
+			const uint e = (j % p.slots) * p.kv_dim + col + d;
+#ifdef RING_F16
+			const uint w = kind == 0 ? rk[p.rk_off + e / 2] : rv[p.rv_off + e / 2];
+			v = unpackHalf2x16(w)[e % 2];
+#else
+			v = kind == 0 ? rk[p.rk_off + e] : rv[p.rv_off + e];
+#endif
+		} else {
+			const uint e = (j - pos0) * p.kv_stride + col + d;
+			v = kind == 0 ? kc[p.k_off + e] : vc[p.v_off + e];
+		}
+		if (kind == 0) {
+			k_sh[i * KS + d] = float16_t(v);
+		} else {
+			v_sh[i * KS + d] = float16_t(v);
+		}
+	}
+}
+
+// stage fills k_sh (and, with values, v_sh) with positions j0 … j0+BKEYS−1,
+// zeros past jend: a row per 32 invocations.
+void stage(uint j0, uint jend, uint pos0, uint col, bool values) {
+	for (uint i = gl_LocalInvocationID.x / 32; i < BKEYS; i += WG / 32) {
+		if (j0 + i < jend) {
+			load_row(0, j0 + i, pos0, col, i);
+			if (values) {
+				load_row(1, j0 + i, pos0, col, i);
+			}
+		} else {
+			for (uint d = gl_LocalInvocationID.x % 32; d < HD; d += 32) {
+				k_sh[i * KS + d] = float16_t(0.0);
+				v_sh[i * KS + d] = float16_t(0.0);
+			}
+		}
+	}
+}
+
+void main() {
+	const uint g = group_index();
+	const uint nblk = (p.rows + BQ - 1) / BQ;
+	if (g >= nblk * p.n_heads) {
+		return; // uniform
+	}
+	const uint t = gl_LocalInvocationID.x;
+	const uint h = g % p.n_heads, r0 = (g / p.n_heads) * BQ;
+	const uint nr = min(BQ, p.rows - r0); // the block's queries
+	const uint col = (h / p.group) * HD;
+	const uint qdim = p.n_heads * HD;
+	const uint pos0 = step[p.step_off];
+	const uint posA = pos0 + p.q0 + r0;   // the block's first query
+	const uint jlo = band_first(posA, band_keys(p.window, p.slots));
+	const uint jend = posA + nr;          // one past the last key
+	// Invocation t's row of S and P and its quarter of the keys.
+	const uint sr = t / 4, sk = (t % 4) * (BKEYS / 4);
+	const uint mypos = posA + sr;
+	const uint mylo = band_first(mypos, band_keys(p.window, p.slots));
+
+	// The block's queries, f16, through k_sh.
+	for (uint e = t; e < BQ * HD; e += WG) {
+		const uint r = e / HD, d = e % HD;
+		const float v = r < nr ? q[p.q_off + (r0 + r) * p.q_stride + h * HD + d] : 0.0;
+		k_sh[r * KS + d] = float16_t(v);
+	}
+	barrier();
+#ifdef COOPMAT_EMULATE
+	float qv[HD]; // row sr of Q
+	[[unroll]] for (uint d = 0; d < HD; d++) {
+		qv[d] = float(k_sh[sr * KS + d]);
+	}
+	const uint od = (t % 4) * (HD / 4); // this invocation's quarter of O's row sr
+	float oa[HD / 4];
+	[[unroll]] for (uint d = 0; d < HD / 4; d++) {
+		oa[d] = 0.0;
+	}
+#else
+	// Subgroup sg: S rows and O rows 16·(sg / 2); S keys 16·(sg mod 2); O
+	// columns 16·(sg mod 2 + 2c).
+	const uint sg = gl_SubgroupID;
+	const uint rb = 16 * (sg / 2), kb = 16 * (sg % 2);
+	const uint NO = HD / 32;
+	fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qa[HD / 16];
+	[[unroll]] for (uint c = 0; c < HD / 16; c++) {
+		coopMatLoadNV(qa[c], k_sh, rb * KS + 16 * c, KS, false);
+	}
+	fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> oa[NO];
+	[[unroll]] for (uint c = 0; c < NO; c++) {
+		oa[c] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+	}
+#endif
+	barrier(); // k_sh's queries read
+
+	float mx = NEG_BIG; // pass 1: this invocation's maximum of its keys' scores
+	float lsum = 0.0;   // pass 2: its sum of their P
+	float m = NEG_BIG;  // row sr's maximum
+	for (uint pass = 0; pass < 2; pass++) {
+		for (uint j0 = jlo; j0 < jend; j0 += BKEYS) {
+			stage(j0, jend, pos0, col, pass == 1);
+			barrier();
+#ifdef COOPMAT_EMULATE
+			[[unroll]] for (uint k = 0; k < BKEYS / 4; k++) {
+				float s = 0.0;
+				for (uint d = 0; d < HD; d++) {
+					s = fma(qv[d], float(k_sh[(sk + k) * KS + d]), s);
+				}
+				s_sh[sr * SS + sk + k] = s;
+			}
+#else
+			{
+				fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+				[[unroll]] for (uint c = 0; c < HD / 16; c++) {
+					fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> kt; // Kᵀ: column n is key kb + n
+					coopMatLoadNV(kt, k_sh, kb * KS + 16 * c, KS, true);
+					s = coopMatMulAddNV(qa[c], kt, s);
+				}
+				coopMatStoreNV(s, s_sh, rb * SS + kb, SS, false);
+			}
+#endif
+			barrier();
+			// The scores of invocation t's keys, masked to row sr's band.
+			[[unroll]] for (uint k = 0; k < BKEYS / 4; k++) {
+				const uint j = j0 + sk + k;
+				const bool in_band = sr < nr && j >= mylo && j <= mypos;
+				precise float sc = s_sh[sr * SS + sk + k] * p.scale;
+				float s = sc;
+				if (p.softcap != 0.0) {
+					s = capped(sc);
+				}
+				if (pass == 0) {
+					mx = in_band ? max(mx, s) : mx;
+				} else {
+					const float16_t pv = float16_t(in_band ? exp2(s - m) : 0.0);
+					p_sh[sr * PS + sk + k] = pv;
+					lsum += float(pv);
+				}
+			}
+			if (pass == 0) {
+				continue; // the next tile's staging waits for the barrier at its top
+			}
+			barrier();
+#ifdef COOPMAT_EMULATE
+			for (uint k = 0; k < BKEYS; k++) {
+				const float pk = float(p_sh[sr * PS + k]);
+				[[unroll]] for (uint d = 0; d < HD / 4; d++) {
+					oa[d] = fma(pk, float(v_sh[k * KS + od + d]), oa[d]);
+				}
+			}
+#else
+			[[unroll]] for (uint c = 0; c < NO; c++) {
+				[[unroll]] for (uint k = 0; k < BKEYS; k += 16) {
+					fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> pa, vb;
+					coopMatLoadNV(pa, p_sh, rb * PS + k, PS, false);
+					coopMatLoadNV(vb, v_sh, k * KS + 16 * (sg % 2 + 2 * c), KS, false);
+					oa[c] = coopMatMulAddNV(pa, vb, oa[c]);
+				}
+			}
+#endif
+			barrier();
+		}
+		if (pass == 0) {
+			// Row sr's maximum from its four invocations' maxima.
+			barrier();
+			r_sh[t] = mx;
+			barrier();
+			m = max(max(r_sh[4 * sr], r_sh[4 * sr + 1]), max(r_sh[4 * sr + 2], r_sh[4 * sr + 3]));
+			barrier();
+		}
+	}
+
+	// O / l, through o_sh.
+	r_sh[t] = lsum;
+#ifdef COOPMAT_EMULATE
+	[[unroll]] for (uint d = 0; d < HD / 4; d++) {
+		o_sh[sr * OS + od + d] = oa[d];
+	}
+#else
+	[[unroll]] for (uint c = 0; c < NO; c++) {
+		coopMatStoreNV(oa[c], o_sh, rb * OS + 16 * (sg % 2 + 2 * c), OS, false);
+	}
+#endif
+	barrier();
+	for (uint e = t; e < nr * HD; e += WG) {
+		const uint r = e / HD, d = e % HD;
+		precise float l = (r_sh[4 * r] + r_sh[4 * r + 1]) + (r_sh[4 * r + 2] + r_sh[4 * r + 3]);
+		precise float y = o_sh[r * OS + d] / l;
+		o[p.out_off + (r0 + r) * qdim + h * HD + d] = y;
+	}
+}
