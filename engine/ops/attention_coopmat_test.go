@@ -51,17 +51,7 @@ func TestAttentionCoopMat(t *testing.T) {
 		{"nv", ops.ForceCoopMat, "swa_coopmat_"},
 	} {
 		t.Run(v.name, func(t *testing.T) {
-			lib, err := ops.NewLibrary(d, ops.Options{Layout: ops.ForceGPU, CoopMat: v.choice})
-			if err != nil {
-				if v.choice == ops.ForceCoopMat && !d.Features.CooperativeMatrixNV {
-					t.Skipf("%s lacks VK_NV_cooperative_matrix (lavapipe has no cooperative matrices): %v", d.Info.Name, err)
-				}
-				if !d.Features.Float16 {
-					t.Skipf("%s lacks shaderFloat16, which the cooperative-matrix kernels need: %v", d.Info.Name, err)
-				}
-				require.NoError(t, err)
-			}
-			t.Cleanup(lib.Close)
+			lib := coopmatLibrary(t, d, v.choice)
 			e := &env{d: d, lib: lib, wg: lib.WG}
 			round := f16Rounding(t, e)
 			for _, kv := range kvTypes {

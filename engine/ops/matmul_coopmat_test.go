@@ -62,17 +62,7 @@ func TestMatMulCoopMat(t *testing.T) {
 		{"nv", ops.ForceCoopMat, "/coopmat", nmseCoopMatNV},
 	} {
 		t.Run(v.name, func(t *testing.T) {
-			lib, err := ops.NewLibrary(d, ops.Options{Layout: ops.ForceGPU, CoopMat: v.choice})
-			if err != nil {
-				if v.choice == ops.ForceCoopMat && !d.Features.CooperativeMatrixNV {
-					t.Skipf("%s lacks VK_NV_cooperative_matrix (lavapipe has no cooperative matrices): %v", d.Info.Name, err)
-				}
-				if !d.Features.Float16 {
-					t.Skipf("%s lacks shaderFloat16, which the cooperative-matrix kernels need: %v", d.Info.Name, err)
-				}
-				require.NoError(t, err)
-			}
-			t.Cleanup(lib.Close)
+			lib := coopmatLibrary(t, d, v.choice)
 			e := &env{d: d, lib: lib, wg: lib.WG, types: coopmatTypes}
 			for _, typ := range coopmatTypes {
 				t.Run(typ.String(), func(t *testing.T) { testMatMulCoopMat(t, e, typ, v.kernel, v.bound) })
@@ -174,6 +164,25 @@ func roundF16RTZ(v []float32) []float32 {
 		out[i] = optest.FromF16(optest.ToF16RTZ(x))
 	}
 	return out
+}
+
+// coopmatLibrary is a GPU-layout library on d with cooperative-matrix
+// choice c, closed at cleanup; the test skips, saying why, where d lacks
+// what the choice needs.
+func coopmatLibrary(t *testing.T, d *vk.Device, c ops.CoopMatChoice) *ops.Library {
+	t.Helper()
+	lib, err := ops.NewLibrary(d, ops.Options{Layout: ops.ForceGPU, CoopMat: c})
+	if err != nil {
+		if c == ops.ForceCoopMat && !d.Features.CooperativeMatrixNV {
+			t.Skipf("%s lacks VK_NV_cooperative_matrix (lavapipe has no cooperative matrices): %v", d.Info.Name, err)
+		}
+		if !d.Features.Float16 {
+			t.Skipf("%s lacks shaderFloat16, which the cooperative-matrix kernels need: %v", d.Info.Name, err)
+		}
+		require.NoError(t, err)
+	}
+	t.Cleanup(lib.Close)
+	return lib
 }
 
 // requireKernel checks that op on typ ran a kernel whose name ends in
