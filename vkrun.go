@@ -176,13 +176,14 @@ func WithIntegerDot(choice string) Option { return func(o *loadOptions) { o.intD
 // tokens or more: the products, and the attention of rings without sinks
 // at head dims that are multiples of 32 up to 128) runs on cooperative
 // matrices, the tensor cores or matrix units, through
-// VK_NV_cooperative_matrix, with the operands rounded to f16 and summed in
-// f32. "off", the default, keeps prefill bit-identical to
-// decode; "auto" takes them where the device offers them; "on" too, and
-// Load fails elsewhere; "emulate" runs the same kernels without the
+// VK_KHR_cooperative_matrix (else VK_NV_cooperative_matrix), with the
+// operands rounded to f16 and summed in f32. "off", the default, keeps
+// prefill bit-identical to decode; "auto" takes them where the device
+// offers them; "on" too, and Load fails elsewhere; "khr" and "nv" are "on"
+// with that one extension; "emulate" runs the same kernels without the
 // extension (slowly: for checking a device's results). Decode is never
-// affected. The kernels have not yet run on a device with the extension,
-// which is why "off" is the default; Load checks them against their
+// affected. The kernels have run on Mesa's lavapipe (VK_KHR) but not yet on
+// a GPU, which is why "off" is the default; Load checks them against their
 // emulation on one product and one attention first, and where the two disagree "auto" leaves
 // them off (Model.Notes says why) and "on" fails.
 func WithCoopMat(choice string) Option { return func(o *loadOptions) { o.coopmat = choice } }
@@ -235,7 +236,7 @@ func Load(ctx context.Context, path string, opts ...Option) (*Model, error) {
 	}
 	coopmat, err := ops.ParseCoopMat(o.coopmat)
 	if err != nil {
-		return nil, fmt.Errorf("vkrun: cooperative matrix must be off, auto, on or emulate, not %q", o.coopmat)
+		return nil, fmt.Errorf("vkrun: cooperative matrix must be off, auto, on, khr, nv or emulate, not %q", o.coopmat)
 	}
 	if o.window < -1 || o.chunk < 0 || o.context < 0 || o.keep < 0 {
 		return nil, fmt.Errorf("vkrun: window, chunk, context and keep must not be negative")
@@ -373,7 +374,8 @@ func (m *Model) IntegerDot() string {
 }
 
 // CoopMat is how the model's prefill tiles run (see WithCoopMat): "off",
-// "nv" (VK_NV_cooperative_matrix) or "emulated".
+// "khr" (VK_KHR_cooperative_matrix), "nv" (VK_NV_cooperative_matrix) or
+// "emulated".
 func (m *Model) CoopMat() string { return m.em.Library().CoopMat() }
 
 // Kernels lists the kernel choices made so far, sorted by op, type and

@@ -1,12 +1,13 @@
 // attention_coopmat.glsl: prefill attention in tiles of query rows, with
 // each tile of keys and values staged in shared memory once for the block's
-// queries and the two products on cooperative matrices
-// (VK_NV_cooperative_matrix, as matmul_coopmat.comp): the body of
-// swa_coopmat.comp (f32 ring) and swa_coopmat_f16.comp (f16 ring), and,
-// with COOPMAT_EMULATE, of their emulated modules, which do the matrix
-// products with plain invocations so that a device without the extension
-// runs the rest. It runs at a workgroup of 128 (four subgroups of 32 with
-// the extension). The push constants, bindings and semantics are
+// queries and the two products on cooperative matrices (coopmat.glsl, as
+// matmul_coopmat.comp): the body of swa_coopmat.comp (f32 ring) and
+// swa_coopmat_f16.comp (f16 ring), rewritten as swa_coopmat_khr[_f16] for
+// VK_KHR_cooperative_matrix, and, with COOPMAT_EMULATE, of their emulated
+// modules, which do the matrix products with plain invocations so that a
+// device without the extension runs the rest. It runs at a workgroup of
+// 128 (SG_R × SG_C subgroups with the extension). The push constants,
+// bindings and semantics are
 // attention.glsl's, for the case the host gives it: a ring without sinks
 // (so no sink queries), head_dim HD a multiple of 32 up to 128, and no
 // StoreKV in the dispatch.
@@ -19,8 +20,10 @@
 // maximum m; the second computes S again, P = exp2(S − m) (0 outside the
 // query's band), its row sums l, and O += P·V. So no accumulator is ever
 // rescaled, which cooperative matrices could not do row by row; the price is
-// Q·Kᵀ twice. With the extension each of four subgroups owns a 16 × 16 tile
-// of S and a 16-row, HD/2-column half of O's row block; emulated,
+// Q·Kᵀ twice. With the extension subgroup sg owns BQ/SG_R rows of S and O
+// (FR matrices of CM_M rows), BKEYS/SG_C keys of S (FS of CM_N) and HD/SG_C
+// columns of O (FO of CM_N), and keeps its rows of Q as CM_K-column A
+// matrices for the whole dispatch; emulated,
 // invocation i owns row i / 4 and a quarter of its keys (S) and of its
 // dims (O). The output is O / l through a shared f32 tile.
 //
@@ -31,9 +34,7 @@
 #include "attention_common.glsl"
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #ifndef COOPMAT_EMULATE
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#extension GL_KHR_shader_subgroup_basic : require
+#include "coopmat.glsl"
 #endif
 
 layout(constant_id = 1) const uint HD = 64; // head dim: p.head_dim equals it, a multiple of 32, at most 128
@@ -134,18 +135,21 @@ void main() {
 		oa[d] = 0.0;
 	}
 #else
-	// Subgroup sg: S rows and O rows 16·(sg / 2); S keys 16·(sg mod 2); O
-	// columns 16·(sg mod 2 + 2c).
+	// Subgroup sg: rows rb … of S and O, keys kb … of S, columns ob … of O.
 	const uint sg = gl_SubgroupID;
-	const uint rb = 16 * (sg / 2), kb = 16 * (sg % 2);
-	const uint NO = HD / 32;
-	fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qa[HD / 16];
-	[[unroll]] for (uint c = 0; c < HD / 16; c++) {
-		coopMatLoadNV(qa[c], k_sh, rb * KS + 16 * c, KS, false);
+	const uint FR = BQ / (SG_R * CM_M), FS = BKEYS / (SG_C * CM_N), FO = HD / (SG_C * CM_N);
+	const uint rb = (BQ / SG_R) * (sg / SG_C), kb = (BKEYS / SG_C) * (sg % SG_C), ob = (HD / SG_C) * (sg % SG_C);
+	CM_A qa[FR][HD / CM_K];
+	[[unroll]] for (uint i = 0; i < FR; i++) {
+		[[unroll]] for (uint c = 0; c < HD / CM_K; c++) {
+			coopMatLoadNV(qa[i][c], k_sh, (rb + CM_M * i) * KS + CM_K * c, KS, false);
+		}
 	}
-	fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> oa[NO];
-	[[unroll]] for (uint c = 0; c < NO; c++) {
-		oa[c] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+	CM_C oa[FR][FO];
+	[[unroll]] for (uint i = 0; i < FR; i++) {
+		[[unroll]] for (uint c = 0; c < FO; c++) {
+			oa[i][c] = CM_C(0.0);
+		}
 	}
 #endif
 	barrier(); // k_sh's queries read
@@ -166,14 +170,16 @@ void main() {
 				s_sh[sr * SS + sk + k] = s;
 			}
 #else
-			{
-				fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
-				[[unroll]] for (uint c = 0; c < HD / 16; c++) {
-					fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> kt; // Kᵀ: column n is key kb + n
-					coopMatLoadNV(kt, k_sh, kb * KS + 16 * c, KS, true);
-					s = coopMatMulAddNV(qa[c], kt, s);
+			[[unroll]] for (uint i = 0; i < FR; i++) {
+				[[unroll]] for (uint j = 0; j < FS; j++) {
+					CM_C s = CM_C(0.0);
+					[[unroll]] for (uint c = 0; c < HD / CM_K; c++) {
+						CM_B kt; // Kᵀ: column n is key kb + CM_N·j + n
+						coopMatLoadNV(kt, k_sh, (kb + CM_N * j) * KS + CM_K * c, KS, true);
+						s = coopMatMulAddNV(qa[i][c], kt, s);
+					}
+					coopMatStoreNV(s, s_sh, (rb + CM_M * i) * SS + kb + CM_N * j, SS, false);
 				}
-				coopMatStoreNV(s, s_sh, rb * SS + kb, SS, false);
 			}
 #endif
 			barrier();
@@ -206,12 +212,17 @@ void main() {
 				}
 			}
 #else
-			[[unroll]] for (uint c = 0; c < NO; c++) {
-				[[unroll]] for (uint k = 0; k < BKEYS; k += 16) {
-					fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> pa, vb;
-					coopMatLoadNV(pa, p_sh, rb * PS + k, PS, false);
-					coopMatLoadNV(vb, v_sh, k * KS + 16 * (sg % 2 + 2 * c), KS, false);
-					oa[c] = coopMatMulAddNV(pa, vb, oa[c]);
+			[[unroll]] for (uint k = 0; k < BKEYS; k += CM_K) {
+				CM_A pa[FR];
+				[[unroll]] for (uint i = 0; i < FR; i++) {
+					coopMatLoadNV(pa[i], p_sh, (rb + CM_M * i) * PS + k, PS, false);
+				}
+				[[unroll]] for (uint c = 0; c < FO; c++) {
+					CM_B vb;
+					coopMatLoadNV(vb, v_sh, k * KS + ob + CM_N * c, KS, false);
+					[[unroll]] for (uint i = 0; i < FR; i++) {
+						oa[i][c] = coopMatMulAddNV(pa[i], vb, oa[i][c]);
+					}
 				}
 			}
 #endif
@@ -234,8 +245,10 @@ void main() {
 		o_sh[sr * OS + od + d] = oa[d];
 	}
 #else
-	[[unroll]] for (uint c = 0; c < NO; c++) {
-		coopMatStoreNV(oa[c], o_sh, rb * OS + 16 * (sg % 2 + 2 * c), OS, false);
+	[[unroll]] for (uint i = 0; i < FR; i++) {
+		[[unroll]] for (uint c = 0; c < FO; c++) {
+			coopMatStoreNV(oa[i][c], o_sh, (rb + CM_M * i) * OS + ob + CM_N * c, OS, false);
+		}
 	}
 #endif
 	barrier();

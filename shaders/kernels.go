@@ -38,10 +38,12 @@ type Kernel struct {
 	// device needs shaderIntegerDotProduct. A Dot matmul reads its x as q8
 	// rows (QuantizeQ8's output), not f32.
 	Dot bool
-	// CoopMat is VK_NV_cooperative_matrix (vk.Features.CooperativeMatrixNV,
-	// with shaderFloat16): the matmul_coopmat kernels, not their emulated
-	// modules, which need shaderFloat16 alone (Half).
-	CoopMat bool
+	// CoopMat is the cooperative-matrix extension the module is written
+	// on (vk.Features.CooperativeMatrixNV or CooperativeMatrixKHR, each with
+	// shaderFloat16 and vulkanMemoryModel); CoopMatNone for every other
+	// kernel, the emulated cooperative-matrix modules included, which need
+	// shaderFloat16 alone (Half).
+	CoopMat CoopMatExt
 	// Half: the module declares f16 values (shaderFloat16).
 	Half bool
 }
@@ -248,48 +250,6 @@ var (
 var Kernels = append(append([]Kernel{MatVecF32, Add, RMSNorm, LayerNorm, RMSNormQ8, LayerNormQ8, RoPE, SiluMul, GELUTanhMul, ScaleCap, Argmax, QuantizeQ8,
 	SWAF32, SWAF16, SWAStoreF32, SWAStoreF16, SWAMerge, KVStoreF32, KVStoreF16, SWAKeysF32, SWAKeysF16, SWAKeysStoreF32, SWAKeysStoreF16, SWAKeysProbsF32, SWAKeysProbsF16},
 	attentionCoopMatKernels()...), weightKernels()...)
-
-// AttentionCoopMat is the prefill attention on cooperative matrices
-// (attention_coopmat.glsl: tiles of 32 query rows of one head, keys and
-// values staged in shared memory, Q·Kᵀ and P·V on VK_NV_cooperative_matrix)
-// over a ring of f16 (or f32) at head dim headDim (specialization constant
-// 1): swa_coopmat[_f16], or, with emulate, the same kernel with the matrix
-// products done by plain invocations, swa_coopmat_emu[_f16]. Its bindings
-// and push constants are SWAF32's less the partials, for rings without
-// sinks. Both run at CoopMatWG and need shaderFloat16. ok is false for a
-// head dim it does not take: a multiple of 32 up to 128.
-func AttentionCoopMat(f16 bool, headDim uint32, emulate bool) (Kernel, bool) {
-	if headDim == 0 || headDim%32 != 0 || headDim > 128 {
-		return Kernel{}, false
-	}
-	file := "swa_coopmat"
-	if emulate {
-		file += "_emu"
-	}
-	if f16 {
-		file += "_f16"
-	}
-	return Kernel{Name: fmt.Sprintf("%s_hd%d", file, headDim), File: file, Bindings: attnAccess, Params: reflect.TypeFor[AttentionParams](),
-		Spec: []vk.SpecConstant{{ID: 1, Value: headDim}}, CoopMat: !emulate, Half: true}, true
-}
-
-// AttentionCoopMatSharedBytes is the shared memory of AttentionCoopMat's
-// kernels at head dim headDim: keys and values (f16), S (f32), P (f16), O
-// (f32) and the rows' partial maxima.
-func AttentionCoopMatSharedBytes(headDim uint32) uint32 {
-	return 2*32*(headDim+8)*2 + 32*36*4 + 32*40*2 + 32*(headDim+4)*4 + 32*4*4
-}
-
-func attentionCoopMatKernels() []Kernel {
-	var ks []Kernel
-	for _, f16 := range []bool{false, true} {
-		for _, emulate := range []bool{false, true} {
-			k, _ := AttentionCoopMat(f16, 64, emulate)
-			ks = append(ks, k)
-		}
-	}
-	return ks
-}
 
 // MatVecParams mirrors matvec.glsl's push constants.
 type MatVecParams struct {

@@ -1,10 +1,10 @@
 #version 450
 // matmul_coopmat: the prefill product y (ntok, rows) = x (ntok, cols) @ Wᵀ
 // (or y += that, or the GLU epilogue's h) on cooperative matrices: tensor
-// cores or matrix units, through VK_NV_cooperative_matrix (glslang 11's
-// GL_NV_cooperative_matrix; its successor VK_KHR_cooperative_matrix needs a
-// newer compiler). Built once per weight type (WEIGHT_<TYPE>) as
-// matmul_coopmat_<type>, and with COOPMAT_EMULATE as matmul_coopmat_emu_<type>:
+// cores or matrix units (coopmat.glsl). Built once per weight type
+// (WEIGHT_<TYPE>) as matmul_coopmat_<type> (VK_NV_cooperative_matrix),
+// rewritten as matmul_coopmat_khr_<type> (VK_KHR_cooperative_matrix), and
+// with COOPMAT_EMULATE as matmul_coopmat_emu_<type>:
 // the same kernel with the matrix operations done by plain invocations, so
 // that a device without the extension (lavapipe, and so CI) runs and tests
 // every part of it but the three matrix calls. Both need shaderFloat16.
@@ -14,9 +14,9 @@
 // stages the tile's W columns dequantised to f16 (w_elem, the one
 // dequantisation of each weight type, weights.glsl) and the tokens' x
 // rounded to f16, both in shared memory, then multiplies them: with the
-// extension, each of four subgroups owns a 32-row × 32-token quarter as 2 ×
-// 32/CM_N accumulators of 16 × CM_N f32 (CM_N, constant 7: 16 or 8, a
-// shape the device lists), fed by 16 × 16 f16 matrices; emulated, invocation
+// extension, the SG_R × SG_C subgroups tile the block, each owning FR × FC
+// accumulators of CM_M rows × CM_N tokens in f32, fed by CM_M × CM_K and
+// CM_K × CM_N f16 matrices (a shape the device lists); emulated, invocation
 // i owns row i mod 64 of 32 tokens and adds the same f16 products in f32,
 // column by column. After the last step every accumulator goes to a f32
 // tile in shared memory, from which the whole workgroup writes y through
@@ -35,15 +35,12 @@
 #include "act.glsl"
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #ifndef COOPMAT_EMULATE
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#extension GL_KHR_shader_subgroup_basic : require
+#include "coopmat.glsl"
 #endif
 
 layout(constant_id = 1) const uint NT = 64; // tokens per workgroup (BN); the host reads it
 layout(constant_id = 2) const uint NR = 64; // rows of W per workgroup (BM); the host reads it
 layout(constant_id = 5) const uint GLU = 0; // 0: y = x·Wᵀ; 1: h = silu(gate)·up; 2: h = gelu_tanh(gate)·up
-layout(constant_id = 7) const uint CM_N = 16; // tokens of an accumulator: 16 or 8
 
 #include "matmul_params.glsl"
 #include "matmul_store.glsl"
@@ -99,15 +96,16 @@ void main() {
 		acc[n] = 0.0;
 	}
 #else
-	// Subgroup sg owns rows 32·(sg mod 2) and tokens 32·(sg / 2) of the
-	// tile (the host runs this kernel with exactly four subgroups).
+	// Subgroup sg owns rows sr … sr + BM/SG_R − 1 and tokens sn … sn +
+	// BN/SG_C − 1 of the tile (the host runs this kernel with SG_R · SG_C
+	// subgroups, and picks the grid and shape so that these divide).
 	const uint sg = gl_SubgroupID;
-	const uint sr = 32 * (sg % 2), sn = 32 * (sg / 2);
-	const uint NJ = 32 / CM_N;
-	fcoopmatNV<32, gl_ScopeSubgroup, 16, CM_N> acc[2][NJ];
-	[[unroll]] for (uint i = 0; i < 2; i++) {
-		[[unroll]] for (uint j = 0; j < NJ; j++) {
-			acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, CM_N>(0.0);
+	const uint FR = BM / (SG_R * CM_M), FC = BN / (SG_C * CM_N);
+	const uint sr = (BM / SG_R) * (sg / SG_C), sn = (BN / SG_C) * (sg % SG_C);
+	CM_C acc[FR][FC];
+	[[unroll]] for (uint i = 0; i < FR; i++) {
+		[[unroll]] for (uint j = 0; j < FC; j++) {
+			acc[i][j] = CM_C(0.0);
 		}
 	}
 #endif
@@ -124,18 +122,18 @@ void main() {
 			}
 		}
 #else
-		[[unroll]] for (uint kk = 0; kk < BK; kk += 16) {
-			fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[2];
-			fcoopmatNV<16, gl_ScopeSubgroup, 16, CM_N> b[NJ];
-			[[unroll]] for (uint i = 0; i < 2; i++) {
-				coopMatLoadNV(a[i], a_sh, (sr + 16 * i) * AS + kk, AS, false);
+		[[unroll]] for (uint kk = 0; kk < BK; kk += CM_K) {
+			CM_A a[FR];
+			CM_B b[FC];
+			[[unroll]] for (uint i = 0; i < FR; i++) {
+				coopMatLoadNV(a[i], a_sh, (sr + CM_M * i) * AS + kk, AS, false);
 			}
-			[[unroll]] for (uint j = 0; j < NJ; j++) {
+			[[unroll]] for (uint j = 0; j < FC; j++) {
 				// B is K × N, column n a token's row of x: column-major.
 				coopMatLoadNV(b[j], b_sh, (sn + CM_N * j) * AS + kk, AS, true);
 			}
-			[[unroll]] for (uint i = 0; i < 2; i++) {
-				[[unroll]] for (uint j = 0; j < NJ; j++) {
+			[[unroll]] for (uint i = 0; i < FR; i++) {
+				[[unroll]] for (uint j = 0; j < FC; j++) {
 					acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
 				}
 			}
@@ -149,10 +147,10 @@ void main() {
 		c_sh[(en + n) * CS + er] = acc[n];
 	}
 #else
-	[[unroll]] for (uint i = 0; i < 2; i++) {
-		[[unroll]] for (uint j = 0; j < NJ; j++) {
+	[[unroll]] for (uint i = 0; i < FR; i++) {
+		[[unroll]] for (uint j = 0; j < FC; j++) {
 			// C is rows × tokens; c_sh keeps a token's rows together: column-major.
-			coopMatStoreNV(acc[i][j], c_sh, (sn + CM_N * j) * CS + sr + 16 * i, CS, true);
+			coopMatStoreNV(acc[i][j], c_sh, (sn + CM_N * j) * CS + sr + CM_M * i, CS, true);
 		}
 	}
 #endif

@@ -350,45 +350,6 @@ func MatMulDot(k Kernel) (Kernel, bool) {
 	return k, false
 }
 
-// Cooperative-matrix tiles (matmul_coopmat.comp): a workgroup computes
-// CoopMatTile rows × CoopMatTile tokens at WG CoopMatWG (four subgroups of
-// 32 with the extension).
-const (
-	CoopMatTile = 64
-	CoopMatWG   = 128
-)
-
-// MatMulCoopMat is the cooperative-matrix variant of GPU-layout prefill
-// kernel k (OpMatMulTiled or a GLU op's tile, of any weight type):
-// matmul_coopmat_<type>, whose accumulators are VK_NV_cooperative_matrix
-// matrices of 16 × n tokens (n = 16 or 8, vk.DeviceInfo.CooperativeMatrixN),
-// or, with emulate, matmul_coopmat_emu_<type>, the same kernel with the
-// matrix products done by plain invocations (any device with
-// shaderFloat16: the tests' way to run it without the extension). W and x
-// are rounded to f16, so its sums are not k's (matmul_coopmat.comp). ok is
-// false for a kernel without one: the decode and short sizes, the RoPE
-// epilogue, the integer-dot and CPU-layout kernels.
-func MatMulCoopMat(k Kernel, n uint32, emulate bool) (Kernel, bool) {
-	f := k.Source()
-	if _, gpu := k.SpecValue(6); !gpu || k.Dot || k.Shuffles || k.CoopMat || strings.HasPrefix(f, "matmul_rope_") ||
-		!strings.HasPrefix(f, "matmul_") || !strings.HasSuffix(k.Name, "_tiled") || (n != 16 && n != 8) {
-		return k, false
-	}
-	typ := strings.TrimPrefix(f, "matmul_")
-	spec := []vk.SpecConstant{{ID: 1, Value: CoopMatTile}, {ID: 2, Value: CoopMatTile}}
-	if glu, ok := k.SpecValue(5); ok {
-		spec = append(spec, vk.SpecConstant{ID: 5, Value: glu})
-	}
-	k.Spec = append(spec, vk.SpecConstant{ID: 7, Value: n})
-	k.Half = true
-	if emulate {
-		k.File, k.Name = "matmul_coopmat_emu_"+typ, k.Name+"/coopmat_emu"
-	} else {
-		k.File, k.Name, k.CoopMat = "matmul_coopmat_"+typ, k.Name+"/coopmat", true
-	}
-	return k, true
-}
-
 // matmulKernel is the matmul kernel of type t in layout l in the size of
 // op size (OpMatMul1, OpMatMul or OpMatMulTiled).
 func matmulKernel(t loader.DType, l Layout, size Op) Kernel {
@@ -573,8 +534,8 @@ func weightKernels() []Kernel {
 		}
 		// One kernel of each cooperative-matrix module stands for its variants.
 		k, _ = WeightKernel(OpMatMulTiled, t, GPULayout)
-		for _, emulate := range []bool{false, true} {
-			c, _ := MatMulCoopMat(k, 16, emulate)
+		for _, c := range coopMatModules {
+			c, _ := MatMulCoopMat(k, c)
 			ks = append(ks, c)
 		}
 	}
@@ -582,11 +543,14 @@ func weightKernels() []Kernel {
 }
 
 // Source is one SPIR-V module: shaders/<Comp>.comp compiled by glslc with
-// Defines to spv/<Name>.spv (`make shaders`).
+// Defines to spv/<Name>.spv (`make shaders`), and, with KHR, rewritten
+// from VK_NV_cooperative_matrix onto VK_KHR_cooperative_matrix
+// (internal/spirv.CoopMatKHR).
 type Source struct {
 	Name    string
 	Comp    string
 	Defines []string
+	KHR     bool
 }
 
 // Sources lists every SPIR-V module a kernel uses, each once.
@@ -608,7 +572,10 @@ func Sources() []Source {
 // matmul_blocks_<type>, matmul_shuffle_<type> and matmul_dot_<type> are
 // matmul.comp with WEIGHT_<TYPE> (and MATMUL_BLOCKS, MATMUL_SHUFFLE, or
 // both MATMUL_SHUFFLE and MATMUL_DOT), matmul_coopmat[_emu]_<type> is
-// matmul_coopmat.comp with WEIGHT_<TYPE> (and COOPMAT_EMULATE), embed_<type>
+// matmul_coopmat.comp with WEIGHT_<TYPE> (and COOPMAT_EMULATE),
+// matmul_coopmat_khr_<type> is matmul_coopmat_<type> rewritten on
+// VK_KHR_cooperative_matrix, as swa_coopmat_khr[_f16] is swa_coopmat[_f16],
+// embed_<type>
 // is embed.comp with WEIGHT_<TYPE>, rmsnorm_q8 is rmsnorm.comp with NORM_Q8,
 // swa_coopmat_emu[_f16] is swa_coopmat[_f16].comp with COOPMAT_EMULATE, and
 // every other module is the .comp of its own name.
@@ -618,6 +585,8 @@ func sourceOf(name string) Source {
 		return Source{Name: name, Comp: "rmsnorm", Defines: []string{"NORM_Q8"}}
 	case "swa_coopmat_emu", "swa_coopmat_emu_f16":
 		return Source{Name: name, Comp: strings.Replace(name, "_emu", "", 1), Defines: []string{"COOPMAT_EMULATE"}}
+	case "swa_coopmat_khr", "swa_coopmat_khr_f16":
+		return Source{Name: name, Comp: strings.Replace(name, "_khr", "", 1), KHR: true}
 	}
 	for _, t := range WeightTypes {
 		def := "WEIGHT_" + strings.ToUpper(typeName(t))
@@ -638,6 +607,8 @@ func sourceOf(name string) Source {
 			return Source{Name: name, Comp: "matmul_coopmat", Defines: []string{def}}
 		case "matmul_coopmat_emu_" + typeName(t):
 			return Source{Name: name, Comp: "matmul_coopmat", Defines: []string{def, "COOPMAT_EMULATE"}}
+		case "matmul_coopmat_khr_" + typeName(t):
+			return Source{Name: name, Comp: "matmul_coopmat", Defines: []string{def}, KHR: true}
 		case "embed_" + typeName(t):
 			return Source{Name: name, Comp: "embed", Defines: []string{def}}
 		}

@@ -106,6 +106,15 @@ func cEnumerateDevices(in unsafe.Pointer) ([]uintptr, Result) {
 	return out[:int(n)], Success
 }
 
+// coopmatShapes is the first n of the probe's {M, N, K} shapes.
+func coopmatShapes(s *[C.VKR_MAX_COOPMAT_SHAPES][3]C.uint32_t, n C.uint32_t) []CooperativeMatrixShape {
+	var out []CooperativeMatrixShape
+	for i := 0; i < int(n) && i < len(s); i++ {
+		out = append(out, CooperativeMatrixShape{M: uint32(s[i][0]), N: uint32(s[i][1]), K: uint32(s[i][2])})
+	}
+	return out
+}
+
 // cDeviceInfo fills a DeviceInfo from the driver's properties and features.
 func cDeviceInfo(in unsafe.Pointer, pd uintptr) DeviceInfo {
 	var c C.vkr_devinfo
@@ -130,7 +139,10 @@ func cDeviceInfo(in unsafe.Pointer, pd uintptr) DeviceInfo {
 		IntegerDotProduct:               c.integer_dot != 0,
 		IntegerDot4x8Accelerated:        c.integer_dot_4x8_accelerated != 0,
 		CooperativeMatrixNV:             c.coopmat_nv != 0,
-		CooperativeMatrixN:              uint32(c.coopmat_nv_n),
+		CooperativeMatrixNVShapes:       coopmatShapes(&c.coopmat_nv_shapes, c.coopmat_nv_count),
+		CooperativeMatrixKHR:            c.coopmat_khr != 0,
+		CooperativeMatrixKHRShapes:      coopmatShapes(&c.coopmat_khr_shapes, c.coopmat_khr_count),
+		VulkanMemoryModel:               c.vulkan_memory_model != 0,
 		Float16:                         c.shader_float16 != 0,
 		Int8:                            c.shader_int8 != 0,
 		Int16:                           c.shader_int16 != 0,
@@ -192,7 +204,7 @@ type cFeatures struct {
 	Float16, Int8, Int16, Storage16, UniformStorage16, Storage8, UniformStorage8 bool
 	SubgroupSizeControl, ComputeFullSubgroups                                    bool
 	IntegerDotProduct                                                            bool
-	CooperativeMatrixNV                                                          bool
+	CooperativeMatrixNV, CooperativeMatrixKHR, VulkanMemoryModel                 bool
 }
 
 func cCreateDevice(in unsafe.Pointer, pd uintptr, family uint32, f cFeatures) (unsafe.Pointer, Result, string) {
@@ -208,6 +220,8 @@ func cCreateDevice(in unsafe.Pointer, pd uintptr, family uint32, f cFeatures) (u
 		compute_full_subgroups: cbool(f.ComputeFullSubgroups),
 		integer_dot:            cbool(f.IntegerDotProduct),
 		coopmat_nv:             cbool(f.CooperativeMatrixNV),
+		coopmat_khr:            cbool(f.CooperativeMatrixKHR),
+		vulkan_memory_model:    cbool(f.VulkanMemoryModel),
 	}
 	var e [errBufLen]C.char
 	var out *C.vkr_device

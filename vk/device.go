@@ -27,10 +27,13 @@ type Features struct {
 	// IntegerDot4x8Accelerated: the packed 4×int8 signed dot product is
 	// accelerated (a property, DeviceInfo.IntegerDot4x8Accelerated).
 	IntegerDot4x8Accelerated bool
-	// CooperativeMatrixNV: shaders may use VK_NV_cooperative_matrix
-	// (enabled at device creation), in DeviceInfo.CooperativeMatrixN's
-	// shape, with shaderFloat16 (Float16) for their f16 operands.
-	CooperativeMatrixNV bool
+	// CooperativeMatrixNV and CooperativeMatrixKHR: shaders may use
+	// VK_NV_cooperative_matrix and VK_KHR_cooperative_matrix (enabled at
+	// device creation) in the shapes DeviceInfo lists. Each comes with
+	// shaderFloat16 (Float16) for the f16 operands and vulkanMemoryModel,
+	// which the cooperative-matrix modules are written on.
+	CooperativeMatrixNV  bool
+	CooperativeMatrixKHR bool
 }
 
 // DeviceOptions configure NewDevice.
@@ -109,15 +112,18 @@ func (in *Instance) NewDevice(info DeviceInfo, opts DeviceOptions) (*Device, err
 			SubgroupShuffle:          info.SubgroupInCompute && info.SubgroupOps&SubgroupShuffle != 0,
 			IntegerDotProduct:        info.IntegerDotProduct,
 			IntegerDot4x8Accelerated: info.IntegerDotProduct && info.IntegerDot4x8Accelerated,
-			CooperativeMatrixNV:      info.CooperativeMatrixNV && info.Float16,
+			CooperativeMatrixNV:      info.CooperativeMatrixNV && info.Float16 && info.VulkanMemoryModel,
+			CooperativeMatrixKHR:     info.CooperativeMatrixKHR && info.Float16 && info.VulkanMemoryModel,
 		}
 		cf = cFeatures{
 			Float16: info.Float16, Int8: info.Int8, Int16: info.Int16,
 			Storage16: info.Storage16, UniformStorage16: info.UniformStorage16,
 			Storage8: info.Storage8, UniformStorage8: info.UniformStorage8,
 			SubgroupSizeControl: info.SubgroupSizeControl, ComputeFullSubgroups: info.ComputeFullSubgroups,
-			IntegerDotProduct:   info.IntegerDotProduct,
-			CooperativeMatrixNV: info.CooperativeMatrixNV && info.Float16,
+			IntegerDotProduct:    info.IntegerDotProduct,
+			CooperativeMatrixNV:  f.CooperativeMatrixNV,
+			CooperativeMatrixKHR: f.CooperativeMatrixKHR,
+			VulkanMemoryModel:    f.CooperativeMatrixNV || f.CooperativeMatrixKHR,
 		}
 	}
 	c, r, msg := cCreateDevice(in.c, info.handle, uint32(info.ComputeQueueFamily), cf)

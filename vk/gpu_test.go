@@ -524,26 +524,56 @@ func TestIntegerDotProduct(t *testing.T) {
 	require.NoError(t, p.Close())
 }
 
-// TestCooperativeMatrix: VK_NV_cooperative_matrix is enabled wherever the
-// device offers it with a shape the matmul_coopmat kernels use (and
-// shaderFloat16), never on the baseline, and a cooperative-matrix module
-// builds under validation with it enabled.
+// TestCooperativeMatrix: VK_KHR_cooperative_matrix and
+// VK_NV_cooperative_matrix are enabled wherever the device offers them with
+// an f16 shape into f32 (and shaderFloat16 and vulkanMemoryModel), never on
+// the baseline, and a cooperative-matrix module of each builds under
+// validation with its extension enabled.
 func TestCooperativeMatrix(t *testing.T) {
 	base := vktest.Device(t, vk.DeviceOptions{NoOptionalFeatures: true})
 	require.False(t, base.Features.CooperativeMatrixNV)
+	require.False(t, base.Features.CooperativeMatrixKHR)
 	d := vktest.Device(t, vk.DeviceOptions{})
-	require.Equal(t, d.Info.CooperativeMatrixNV && d.Info.Float16, d.Features.CooperativeMatrixNV)
-	require.Equal(t, d.Info.CooperativeMatrixNV, d.Info.CooperativeMatrixN != 0)
-	t.Logf("%s: VK_NV_cooperative_matrix 16×%d×16 f16 into f32: %v", d.Info.Name, d.Info.CooperativeMatrixN, d.Info.CooperativeMatrixNV)
-	if !d.Features.CooperativeMatrixNV {
-		t.Skipf("%s does not offer VK_NV_cooperative_matrix with a 16×16×16 or 16×8×16 f16 shape (lavapipe has no cooperative matrices)", d.Info.Name)
+	i := d.Info
+	require.Equal(t, i.CooperativeMatrixNV && i.Float16 && i.VulkanMemoryModel, d.Features.CooperativeMatrixNV)
+	require.Equal(t, i.CooperativeMatrixKHR && i.Float16 && i.VulkanMemoryModel, d.Features.CooperativeMatrixKHR)
+	require.Equal(t, i.CooperativeMatrixNV, len(i.CooperativeMatrixNVShapes) != 0)
+	require.Equal(t, i.CooperativeMatrixKHR, len(i.CooperativeMatrixKHRShapes) != 0)
+	t.Logf("%s: subgroups of %d (%d to %d); VK_KHR_cooperative_matrix %v %v; VK_NV_cooperative_matrix %v %v; vulkanMemoryModel %v",
+		i.Name, i.SubgroupSize, i.MinSubgroupSize, i.MaxSubgroupSize, i.CooperativeMatrixKHR, i.CooperativeMatrixKHRShapes,
+		i.CooperativeMatrixNV, i.CooperativeMatrixNVShapes, i.VulkanMemoryModel)
+	built := 0
+	for _, e := range []struct {
+		on     bool
+		ext    shaders.CoopMatExt
+		shapes []vk.CooperativeMatrixShape
+	}{{d.Features.CooperativeMatrixKHR, shaders.CoopMatKHR, i.CooperativeMatrixKHRShapes}, {d.Features.CooperativeMatrixNV, shaders.CoopMatNV, i.CooperativeMatrixNVShapes}} {
+		if !e.on {
+			continue
+		}
+		at, ok := shaders.ChooseCoopMat(e.ext, e.shapes, i.SubgroupSize)
+		if !ok {
+			t.Logf("%s: no %s shape tiles the kernels at subgroups of %d", i.Name, e.ext, i.SubgroupSize)
+			continue
+		}
+		k, _ := shaders.WeightKernel(shaders.OpMatMulTiled, loader.Q4_K, shaders.GPULayout)
+		ck, ok := shaders.MatMulCoopMat(k, at)
+		require.True(t, ok)
+		ak, ok := shaders.AttentionCoopMat(true, 64, at)
+		require.True(t, ok, "%v", at)
+		for _, k := range []shaders.Kernel{ck, ak} {
+			desc, err := k.Desc(shaders.CoopMatWG)
+			require.NoError(t, err)
+			if i.MinSubgroupSize != i.MaxSubgroupSize && d.Features.SubgroupSizeControl {
+				desc.RequiredSubgroupSize = at.Subgroup()
+			}
+			p, err := d.NewPipeline(desc)
+			require.NoError(t, err, "%s in %v", k.Name, at)
+			require.NoError(t, p.Close())
+			built++
+		}
 	}
-	k, _ := shaders.WeightKernel(shaders.OpMatMulTiled, loader.Q4_K, shaders.GPULayout)
-	ck, ok := shaders.MatMulCoopMat(k, d.Info.CooperativeMatrixN, false)
-	require.True(t, ok)
-	desc, err := ck.Desc(shaders.CoopMatWG)
-	require.NoError(t, err)
-	p, err := d.NewPipeline(desc)
-	require.NoError(t, err)
-	require.NoError(t, p.Close())
+	if built == 0 {
+		t.Skipf("%s offers no cooperative matrices the kernels take (Debian bookworm's lavapipe, Mesa 22.3, has none; Mesa 26's has VK_KHR_cooperative_matrix: scripts/mesa-next.sh)", i.Name)
+	}
 }

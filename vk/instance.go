@@ -332,6 +332,12 @@ const (
 	SubgroupShuffle    SubgroupFeatures = 0x10
 )
 
+// CooperativeMatrixShape is a subgroup-scope cooperative-matrix product
+// D (M × N) = A (M × K) · B (K × N) + C that a device lists.
+type CooperativeMatrixShape struct{ M, N, K uint32 }
+
+func (s CooperativeMatrixShape) String() string { return fmt.Sprintf("%d×%d×%d", s.M, s.N, s.K) }
+
 // DeviceInfo describes a physical device: what vkrun needs to choose it and to
 // pick kernel variants.
 type DeviceInfo struct {
@@ -365,12 +371,19 @@ type DeviceInfo struct {
 	// a signed dot product of two words of four int8 is faster than the
 	// equivalent integer arithmetic on this device.
 	IntegerDot4x8Accelerated bool
-	// CooperativeMatrixNV: VK_NV_cooperative_matrix's cooperativeMatrix
-	// feature with a subgroup-scope 16 × N × 16 shape of f16 A and B into
-	// f32 C and D, N = CooperativeMatrixN (16, or 8 where 16 is not
-	// listed): the shapes the matmul_coopmat kernels use.
-	CooperativeMatrixNV   bool
-	CooperativeMatrixN    uint32
+	// CooperativeMatrixNV and CooperativeMatrixKHR: VK_NV_cooperative_matrix's
+	// and VK_KHR_cooperative_matrix's cooperativeMatrix feature, with at
+	// least one subgroup-scope shape of f16 A and B into f32 C and D; the
+	// shapes are CooperativeMatrixNVShapes and CooperativeMatrixKHRShapes,
+	// in the driver's order.
+	CooperativeMatrixNV        bool
+	CooperativeMatrixNVShapes  []CooperativeMatrixShape
+	CooperativeMatrixKHR       bool
+	CooperativeMatrixKHRShapes []CooperativeMatrixShape
+	// VulkanMemoryModel is vulkanMemoryModel (Vulkan 1.2 or
+	// VK_KHR_vulkan_memory_model), which modules on the Vulkan memory model
+	// (the cooperative-matrix ones) need.
+	VulkanMemoryModel     bool
 	Float16, Int8         bool // shaderFloat16, shaderInt8
 	Int16, Int64          bool // shaderInt16, shaderInt64
 	Storage16             bool // storageBuffer16BitAccess

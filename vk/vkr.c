@@ -150,6 +150,8 @@ static int load_instance_procs(vkr_instance *in, char *err, size_t errlen) {
 	IPROC(in, CreateDebugUtilsMessengerEXT);
 	IPROC(in, DestroyDebugUtilsMessengerEXT);
 	IPROC(in, GetPhysicalDeviceCooperativeMatrixPropertiesNV);
+	in->GetPhysicalDeviceCooperativeMatrixPropertiesKHR = (PFN_vkr_GetPhysicalDeviceCooperativeMatrixPropertiesKHR)
+		gipa(in->instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
 #define REQ(f) if (!in->f) { snprintf(err, errlen, "missing instance function vk" #f); return 0; }
 	REQ(DestroyInstance) REQ(EnumeratePhysicalDevices) REQ(GetPhysicalDeviceProperties)
 	REQ(GetPhysicalDeviceProperties2) REQ(GetPhysicalDeviceFeatures2) REQ(GetPhysicalDeviceMemoryProperties2)
@@ -332,10 +334,22 @@ void vkr_heap_budget(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	}
 }
 
-// coopmat_shape sets info's cooperative-matrix fields from the shapes the
-// device lists: the matmul_coopmat kernels need a subgroup-scope 16 × N × 16
-// product of f16 A and B into f32 C and D, N = 16 or 8.
-static void coopmat_shape(vkr_instance *in, VkPhysicalDevice pd, vkr_devinfo *info) {
+// add_shape records M × N × K in shapes (at most VKR_MAX_COOPMAT_SHAPES,
+// once each).
+static void add_shape(uint32_t shapes[][3], uint32_t *count, uint32_t m, uint32_t n, uint32_t k) {
+	for (uint32_t i = 0; i < *count; i++) {
+		if (shapes[i][0] == m && shapes[i][1] == n && shapes[i][2] == k) return;
+	}
+	if (*count == VKR_MAX_COOPMAT_SHAPES) return;
+	shapes[*count][0] = m;
+	shapes[*count][1] = n;
+	shapes[*count][2] = k;
+	(*count)++;
+}
+
+// coopmat_shapes_nv records the subgroup-scope shapes of f16 A and B into
+// f32 C and D that VK_NV_cooperative_matrix lists.
+static void coopmat_shapes_nv(vkr_instance *in, VkPhysicalDevice pd, vkr_devinfo *info) {
 	uint32_t n = 0;
 	if (in->GetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, NULL) != VK_SUCCESS || n == 0) return;
 	VkCooperativeMatrixPropertiesNV *cp = calloc(n, sizeof *cp);
@@ -345,14 +359,34 @@ static void coopmat_shape(vkr_instance *in, VkPhysicalDevice pd, vkr_devinfo *in
 	if (r == VK_SUCCESS || r == VK_INCOMPLETE) {
 		for (uint32_t i = 0; i < n; i++) {
 			const VkCooperativeMatrixPropertiesNV *c = &cp[i];
-			if (c->MSize != 16 || c->KSize != 16 || (c->NSize != 16 && c->NSize != 8) || c->scope != VK_SCOPE_SUBGROUP_NV ||
-			    c->AType != VK_COMPONENT_TYPE_FLOAT16_NV || c->BType != VK_COMPONENT_TYPE_FLOAT16_NV ||
+			if (c->scope != VK_SCOPE_SUBGROUP_NV || c->AType != VK_COMPONENT_TYPE_FLOAT16_NV || c->BType != VK_COMPONENT_TYPE_FLOAT16_NV ||
 			    c->CType != VK_COMPONENT_TYPE_FLOAT32_NV || c->DType != VK_COMPONENT_TYPE_FLOAT32_NV) continue;
-			if (c->NSize > info->coopmat_nv_n) info->coopmat_nv_n = c->NSize;
+			add_shape(info->coopmat_nv_shapes, &info->coopmat_nv_count, c->MSize, c->NSize, c->KSize);
 		}
 	}
 	free(cp);
-	info->coopmat_nv = info->coopmat_nv_n != 0;
+	info->coopmat_nv = info->coopmat_nv_count != 0;
+}
+
+// coopmat_shapes_khr does the same for VK_KHR_cooperative_matrix (without
+// saturating accumulation, which only integer products have).
+static void coopmat_shapes_khr(vkr_instance *in, VkPhysicalDevice pd, vkr_devinfo *info) {
+	uint32_t n = 0;
+	if (in->GetPhysicalDeviceCooperativeMatrixPropertiesKHR(pd, &n, NULL) != VK_SUCCESS || n == 0) return;
+	vkr_CooperativeMatrixPropertiesKHR *cp = calloc(n, sizeof *cp);
+	if (!cp) return;
+	for (uint32_t i = 0; i < n; i++) cp[i].sType = VKR_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+	VkResult r = in->GetPhysicalDeviceCooperativeMatrixPropertiesKHR(pd, &n, cp);
+	if (r == VK_SUCCESS || r == VK_INCOMPLETE) {
+		for (uint32_t i = 0; i < n; i++) {
+			const vkr_CooperativeMatrixPropertiesKHR *c = &cp[i];
+			if (c->scope != VKR_SCOPE_SUBGROUP_KHR || c->AType != VKR_COMPONENT_TYPE_FLOAT16_KHR || c->BType != VKR_COMPONENT_TYPE_FLOAT16_KHR ||
+			    c->CType != VKR_COMPONENT_TYPE_FLOAT32_KHR || c->ResultType != VKR_COMPONENT_TYPE_FLOAT32_KHR || c->saturatingAccumulation) continue;
+			add_shape(info->coopmat_khr_shapes, &info->coopmat_khr_count, c->MSize, c->NSize, c->KSize);
+		}
+	}
+	free(cp);
+	info->coopmat_khr = info->coopmat_khr_count != 0;
 }
 
 void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
@@ -366,6 +400,8 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	int has_8bit = v12 || has_device_ext(in, pd, "VK_KHR_8bit_storage");
 	int has_idot = v13 || has_device_ext(in, pd, "VK_KHR_shader_integer_dot_product");
 	int has_cm = has_device_ext(in, pd, "VK_NV_cooperative_matrix") && in->GetPhysicalDeviceCooperativeMatrixPropertiesNV;
+	int has_cmk = has_device_ext(in, pd, "VK_KHR_cooperative_matrix") && in->GetPhysicalDeviceCooperativeMatrixPropertiesKHR;
+	int has_vmm = v12 || has_device_ext(in, pd, "VK_KHR_vulkan_memory_model");
 	info->has_budget = has_device_ext(in, pd, "VK_EXT_memory_budget");
 
 	// Properties.
@@ -451,10 +487,16 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 	idf.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES;
 	VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {0};
 	cmf.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
+	vkr_PhysicalDeviceCooperativeMatrixFeaturesKHR cmk = {0};
+	cmk.sType = VKR_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR;
+	VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {0};
+	vmm.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES;
 	VkPhysicalDeviceFeatures2 f2 = {0};
 	f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
 	chain = NULL;
 	if (has_cm) { cmf.pNext = chain; chain = &cmf; }
+	if (has_cmk) { cmk.pNext = chain; chain = &cmk; }
+	if (has_vmm && !v12) { vmm.pNext = chain; chain = &vmm; }
 	if (v12) {
 		f11.pNext = chain; chain = &f11;
 		f12.pNext = chain; chain = &f12;
@@ -481,6 +523,7 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 		info->push8 = f12.storagePushConstant8;
 		info->shader_float16 = f12.shaderFloat16;
 		info->shader_int8 = f12.shaderInt8;
+		info->vulkan_memory_model = f12.vulkanMemoryModel;
 	} else {
 		info->storage16 = s16.storageBuffer16BitAccess;
 		info->uniform_storage16 = s16.uniformAndStorageBuffer16BitAccess;
@@ -490,6 +533,7 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 		info->push8 = s8.storagePushConstant8;
 		info->shader_float16 = fi.shaderFloat16;
 		info->shader_int8 = fi.shaderInt8;
+		info->vulkan_memory_model = has_vmm && vmm.vulkanMemoryModel;
 	}
 	if (v13) {
 		info->subgroup_size_control = f13.subgroupSizeControl;
@@ -503,7 +547,8 @@ void vkr_device_info(vkr_instance *in, uintptr_t pdh, vkr_devinfo *info) {
 		if (has_idot) info->integer_dot = idf.shaderIntegerDotProduct;
 	}
 	if (!info->integer_dot) info->integer_dot_4x8_accelerated = 0;
-	if (has_cm && cmf.cooperativeMatrix) coopmat_shape(in, pd, info);
+	if (has_cm && cmf.cooperativeMatrix) coopmat_shapes_nv(in, pd, info);
+	if (has_cmk && cmk.cooperativeMatrix) coopmat_shapes_khr(in, pd, info);
 
 	vkr_heap_budget(in, pdh, info);
 
@@ -576,7 +621,7 @@ VkResult vkr_create_device(vkr_instance *in, uintptr_t pdh, uint32_t family, con
 
 	uint32_t api = effective_api(in, pd);
 	int v12 = api >= VK_API_VERSION_1_2, v13 = api >= VK_API_VERSION_1_3;
-	const char *exts[8];
+	const char *exts[16];
 	uint32_t next = 0;
 
 	VkPhysicalDeviceVulkan11Features f11 = {0};
@@ -645,6 +690,24 @@ VkResult vkr_create_device(vkr_instance *in, uintptr_t pdh, uint32_t family, con
 		cmf.cooperativeMatrix = VK_TRUE;
 		cmf.pNext = chain; chain = &cmf;
 		exts[next++] = "VK_NV_cooperative_matrix";
+	}
+	vkr_PhysicalDeviceCooperativeMatrixFeaturesKHR cmk = {0};
+	cmk.sType = VKR_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR;
+	if (f->coopmat_khr) {
+		cmk.cooperativeMatrix = VK_TRUE;
+		cmk.pNext = chain; chain = &cmk;
+		exts[next++] = "VK_KHR_cooperative_matrix";
+	}
+	VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {0};
+	vmm.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES;
+	if (f->vulkan_memory_model) {
+		if (v12) {
+			f12.vulkanMemoryModel = VK_TRUE; // f12 is in the chain
+		} else {
+			vmm.vulkanMemoryModel = VK_TRUE;
+			vmm.pNext = chain; chain = &vmm;
+			exts[next++] = "VK_KHR_vulkan_memory_model";
+		}
 	}
 	if (f->integer_dot) {
 		if (v13) {

@@ -12,6 +12,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// VK_KHR_cooperative_matrix (Vulkan headers 1.3.255 and later). Debian
+// bookworm's headers are 1.3.239, so the structures the probe and the device
+// need are declared here under their own names, with the registry's values.
+#define VKR_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR ((VkStructureType)1000506000)
+#define VKR_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType)1000506001)
+#define VKR_COMPONENT_TYPE_FLOAT16_KHR 0
+#define VKR_COMPONENT_TYPE_FLOAT32_KHR 1
+#define VKR_SCOPE_SUBGROUP_KHR 3
+typedef struct vkr_PhysicalDeviceCooperativeMatrixFeaturesKHR {
+	VkStructureType sType;
+	void *pNext;
+	VkBool32 cooperativeMatrix;
+	VkBool32 cooperativeMatrixRobustBufferAccess;
+} vkr_PhysicalDeviceCooperativeMatrixFeaturesKHR;
+typedef struct vkr_CooperativeMatrixPropertiesKHR {
+	VkStructureType sType;
+	void *pNext;
+	uint32_t MSize, NSize, KSize;
+	int32_t AType, BType, CType, ResultType; // VkComponentTypeKHR
+	VkBool32 saturatingAccumulation;
+	int32_t scope; // VkScopeKHR
+} vkr_CooperativeMatrixPropertiesKHR;
+typedef VkResult (VKAPI_PTR *PFN_vkr_GetPhysicalDeviceCooperativeMatrixPropertiesKHR)(VkPhysicalDevice, uint32_t *, vkr_CooperativeMatrixPropertiesKHR *);
+
+#define VKR_MAX_COOPMAT_SHAPES 8
+
 // ---- loading ----
 int vkr_load(const char *path, char *err, size_t errlen);
 uint32_t vkr_loader_version(void);
@@ -49,6 +75,7 @@ typedef struct vkr_instance {
 	PFN_vkCreateDebugUtilsMessengerEXT CreateDebugUtilsMessengerEXT;
 	PFN_vkDestroyDebugUtilsMessengerEXT DestroyDebugUtilsMessengerEXT;
 	PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV GetPhysicalDeviceCooperativeMatrixPropertiesNV; // NULL without the extension
+	PFN_vkr_GetPhysicalDeviceCooperativeMatrixPropertiesKHR GetPhysicalDeviceCooperativeMatrixPropertiesKHR; // NULL without the extension
 } vkr_instance;
 
 VkResult vkr_create_instance(uint32_t api, int validation, int sync_validation, int debug_utils, const char *app, vkr_instance **out, char *err, size_t errlen);
@@ -89,10 +116,14 @@ typedef struct vkr_devinfo {
 	uint32_t min_subgroup_size, max_subgroup_size, required_subgroup_size_stages;
 	int subgroup_size_control, compute_full_subgroups;
 	int integer_dot, integer_dot_4x8_accelerated;
-	// VK_NV_cooperative_matrix: the feature, and the N of a subgroup shape
-	// 16 × N × 16 with f16 A and B and f32 C and D (16 preferred; 0: none).
-	int coopmat_nv;
-	uint32_t coopmat_nv_n;
+	// VK_NV_cooperative_matrix and VK_KHR_cooperative_matrix: the feature,
+	// and the subgroup shapes M × N × K the device lists with f16 A and B and
+	// f32 C and D ({M, N, K} each; at most VKR_MAX_COOPMAT_SHAPES).
+	int coopmat_nv, coopmat_khr;
+	uint32_t coopmat_nv_count, coopmat_khr_count;
+	uint32_t coopmat_nv_shapes[VKR_MAX_COOPMAT_SHAPES][3], coopmat_khr_shapes[VKR_MAX_COOPMAT_SHAPES][3];
+	// vulkanMemoryModel, which the cooperative-matrix modules declare.
+	int vulkan_memory_model;
 	int shader_float16, shader_int8, shader_int16, shader_int64;
 	int storage16, uniform_storage16, push16;
 	int storage8, uniform_storage8, push8;
@@ -183,7 +214,7 @@ typedef struct vkr_features {
 	int storage8, uniform_storage8;
 	int subgroup_size_control, compute_full_subgroups;
 	int integer_dot;
-	int coopmat_nv;
+	int coopmat_nv, coopmat_khr, vulkan_memory_model;
 } vkr_features;
 
 VkResult vkr_create_device(vkr_instance *in, uintptr_t pd, uint32_t family, const vkr_features *f, vkr_device **out, char *err, size_t errlen);

@@ -480,7 +480,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			KVBytes     uint64 `json:"kv_bytes"`     // one session's KV cache
 			Layout      string `json:"layout"`       // "gpu" or "cpu"
 			IntegerDot  string `json:"integer_dot"`  // where Q4_0 and Q8_0 products take integer dot products (--int-dot): off, on or all
-			CoopMat     string `json:"coopmat"`      // how prefill tiles run (--coopmat): off, nv or emulated
+			CoopMat     string `json:"coopmat"`      // how prefill tiles run (--coopmat): off, khr, nv or emulated
 			// Kernels are the kernel choices the tests made.
 			Kernels []kernelJSON  `json:"kernels"`
 			Results []benchResult `json:"results"`

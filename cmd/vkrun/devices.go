@@ -40,7 +40,8 @@ type deviceJSON struct {
 	Storage8                   bool       `json:"storage_8bit"`
 	IntegerDot                 bool       `json:"integer_dot"`             // shaderIntegerDotProduct
 	IntegerDotAccelerated      bool       `json:"integer_dot_accelerated"` // the 4×8-bit packed signed one
-	CoopMatNV                  uint32     `json:"coopmat_nv_n"`            // VK_NV_cooperative_matrix: N of its 16×N×16 f16 shape (0: none)
+	CoopMatKHR                 []string   `json:"coopmat_khr"`             // VK_KHR_cooperative_matrix: its f16-into-f32 subgroup shapes, M×N×K
+	CoopMatNV                  []string   `json:"coopmat_nv"`              // VK_NV_cooperative_matrix: the same
 	MaxStorageBufferRange      uint64     `json:"max_storage_buffer_range"`
 	MaxMemoryAllocationSize    uint64     `json:"max_memory_allocation_size"`
 	MaxComputeSharedMemorySize uint32     `json:"max_compute_shared_memory_size"`
@@ -96,7 +97,8 @@ func cmdDevices(args []string, stdout, stderr io.Writer) int {
 				SubgroupArithmetic: d.SubgroupInCompute && d.SubgroupOps&vk.SubgroupArithmetic != 0,
 				Float16:            d.Float16, Int8: d.Int8, Storage16: d.Storage16, Storage8: d.Storage8,
 				IntegerDot: d.IntegerDotProduct, IntegerDotAccelerated: d.IntegerDot4x8Accelerated,
-				CoopMatNV:             d.CooperativeMatrixN,
+				CoopMatKHR:            shapeStrings(d.CooperativeMatrixKHR, d.CooperativeMatrixKHRShapes),
+				CoopMatNV:             shapeStrings(d.CooperativeMatrixNV, d.CooperativeMatrixNVShapes),
 				MaxStorageBufferRange: d.MaxStorageBufferRange, MaxMemoryAllocationSize: d.MaxMemoryAllocationSize,
 				MaxComputeSharedMemorySize: d.MaxComputeSharedMemorySize, TimestampPeriodNS: d.TimestampPeriod,
 			}
@@ -174,6 +176,17 @@ func subgroupSummary(d vk.DeviceInfo) string {
 	return fmt.Sprint(d.SubgroupSize)
 }
 
+// shapeStrings is shapes as M×N×K, an empty list where the feature is off.
+func shapeStrings(on bool, shapes []vk.CooperativeMatrixShape) []string {
+	out := []string{}
+	for _, s := range shapes {
+		if on {
+			out = append(out, s.String())
+		}
+	}
+	return out
+}
+
 func featureSummary(d vk.DeviceInfo) string {
 	var f []string
 	for _, x := range []struct {
@@ -182,7 +195,7 @@ func featureSummary(d vk.DeviceInfo) string {
 	}{{d.Float16, "fp16"}, {d.Int8, "int8"}, {d.Storage16, "16bit-storage"}, {d.Storage8, "8bit-storage"},
 		{d.SubgroupInCompute && d.SubgroupOps&vk.SubgroupArithmetic != 0, "subgroup-arith"},
 		{d.IntegerDotProduct && !d.IntegerDot4x8Accelerated, "int-dot"}, {d.IntegerDot4x8Accelerated, "int-dot(accel)"},
-		{d.CooperativeMatrixNV, "coopmat(nv)"}} {
+		{d.CooperativeMatrixKHR, "coopmat(khr)"}, {d.CooperativeMatrixNV, "coopmat(nv)"}} {
 		if x.on {
 			f = append(f, x.name)
 		}

@@ -193,8 +193,8 @@ type runJSON struct {
 	// IntegerDot is where the Q4_0 and Q8_0 products take integer dot
 	// products (--int-dot): "off", "on" or "all".
 	IntegerDot string `json:"integer_dot"`
-	// CoopMat is how prefill tiles run (--coopmat): "off", "nv" or
-	// "emulated".
+	// CoopMat is how prefill tiles run (--coopmat): "off", "khr", "nv"
+	// or "emulated".
 	CoopMat string `json:"coopmat"`
 	Timings struct {
 		LoadMS       float64 `json:"load_ms"`
@@ -315,8 +315,8 @@ func kernelLayout(m *vkrun.Model) string {
 		s += " with integer-dot products for all"
 	}
 	switch m.CoopMat() {
-	case "nv":
-		s += ", cooperative-matrix prefill"
+	case "khr", "nv":
+		s += ", cooperative-matrix prefill (" + m.CoopMat() + ")"
 	case "emulated":
 		s += ", emulated cooperative-matrix prefill"
 	}
@@ -325,12 +325,12 @@ func kernelLayout(m *vkrun.Model) string {
 
 const intDotUsage = "integer-dot products for Q4_0 and Q8_0 weights, x rounded to 8 bits a block: auto (on where the device accelerates them), on (the products of a norm's output), all (every product, a dispatch more for each other x) or off"
 
-const coopmatUsage = "prefill products and attention on cooperative matrices (tensor cores; VK_NV_cooperative_matrix), operands in f16: off (prefill bit-identical to decode), auto (where the device offers them), on (an error elsewhere) or emulate (the same kernels without the extension, slowly)"
+const coopmatUsage = "prefill products and attention on cooperative matrices (tensor cores, matrix units; VK_KHR_cooperative_matrix, else VK_NV_cooperative_matrix), operands in f16: off (prefill bit-identical to decode), auto (where the device offers them), on (an error elsewhere), khr or nv (on, with that extension) or emulate (the same kernels without the extension, slowly)"
 
 // checkCoopMat validates a --coopmat value.
 func checkCoopMat(s string) error {
 	if _, err := ops.ParseCoopMat(s); err != nil || s == "" {
-		return fmt.Errorf("--coopmat must be off, auto, on or emulate, not %q", s)
+		return fmt.Errorf("--coopmat must be off, auto, on, khr, nv or emulate, not %q", s)
 	}
 	return nil
 }

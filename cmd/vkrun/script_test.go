@@ -9,6 +9,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/vkrun/vkrun/internal/modeldir"
+	"github.com/vkrun/vkrun/shaders"
 	"github.com/vkrun/vkrun/vk"
 )
 
@@ -71,10 +72,24 @@ func TestScripts(t *testing.T) {
 			case "intdot":
 				return chosenDevice(t).IntegerDotProduct, nil
 			case "coopmat": // what --coopmat on needs of the device (ops.CoopMatChoice)
-				d := chosenDevice(t)
-				return d.CooperativeMatrixNV && d.Float16 && d.MinSubgroupSize == 32 && d.MaxSubgroupSize == 32, nil
+				return coopmatReady(t), nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
+}
+
+// coopmatReady reports whether the chosen device has what --coopmat on
+// needs (ops.CoopMatChoice): a cooperative-matrix extension with a shape
+// the kernels take at one subgroup size, shaderFloat16 and
+// vulkanMemoryModel. The load-time check may still turn it down.
+func coopmatReady(t *testing.T) bool {
+	d := chosenDevice(t)
+	if !d.Float16 || !d.VulkanMemoryModel ||
+		(d.MinSubgroupSize != d.MaxSubgroupSize && !(d.SubgroupSizeControl && d.RequiredSubgroupSizeInCompute)) {
+		return false
+	}
+	_, khr := shaders.ChooseCoopMat(shaders.CoopMatKHR, d.CooperativeMatrixKHRShapes, d.SubgroupSize)
+	_, nv := shaders.ChooseCoopMat(shaders.CoopMatNV, d.CooperativeMatrixNVShapes, d.SubgroupSize)
+	return (d.CooperativeMatrixKHR && khr) || (d.CooperativeMatrixNV && nv)
 }

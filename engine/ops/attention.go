@@ -534,7 +534,7 @@ func (l *Library) attentionCoopMat(ring Ring, ntok, headDim int) (shaders.Kernel
 		shaders.AttentionCoopMatSharedBytes(uint32(headDim)) > l.Device.Info.MaxComputeSharedMemorySize {
 		return shaders.Kernel{}, false
 	}
-	return shaders.AttentionCoopMat(ring.Type == KVF16, uint32(headDim), l.coopmatEmu)
+	return shaders.AttentionCoopMat(ring.Type == KVF16, uint32(headDim), l.coopmatAt)
 }
 
 // Split-K attention (the GPU layout's kernel, shaders/attention.glsl).

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vkrun/vkrun/loader"
+	"github.com/vkrun/vkrun/shaders"
 	"github.com/vkrun/vkrun/vk"
 )
 
@@ -99,7 +100,7 @@ func (l *Library) coopmatRuns(in map[string][]float32, outs []int, record func(p
 	p := l.NewPlan(seq)
 	defer p.Close()
 	var results [2][]*vk.Buffer
-	on, emu, n := l.coopmat, l.coopmatEmu, l.coopmatN
+	on, at := l.coopmat, l.coopmatAt
 	for run := range 2 {
 		for _, name := range []string{"ring K", "ring V"} {
 			buf, err := alloc(name, ringBytes)
@@ -118,11 +119,11 @@ func (l *Library) coopmatRuns(in map[string][]float32, outs []int, record func(p
 			results[run] = append(results[run], buf)
 		}
 		if run == 1 {
-			l.coopmat, l.coopmatEmu, l.coopmatN = true, true, 16
+			l.coopmat, l.coopmatAt = true, shaders.EmulatedCoopMat
 		}
 		record(p, b, out)
 	}
-	l.coopmat, l.coopmatEmu, l.coopmatN = on, emu, n
+	l.coopmat, l.coopmatAt = on, at
 	l.mu.Lock()
 	clear(l.picks)
 	l.mu.Unlock()

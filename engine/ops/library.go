@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/vkrun/vkrun/loader"
@@ -30,10 +31,10 @@ type Library struct {
 	dot    bool // Options.Dot resolved: the integer-dot matmul kernels
 	dotAll bool // and for every product, not only those of a norm's output (AllDot)
 	// Options.CoopMat resolved: prefill tiles on cooperative matrices
-	// (shaders.MatMulCoopMat), their emulated modules, and the
-	// accumulators' tokens (vk.DeviceInfo.CooperativeMatrixN).
-	coopmat, coopmatEmu bool
-	coopmatN            uint32
+	// (shaders.MatMulCoopMat, AttentionCoopMat) in configuration coopmatAt
+	// (shaders.EmulatedCoopMat: the emulated modules).
+	coopmat   bool
+	coopmatAt shaders.CoopMat
 
 	mu    sync.Mutex // guards pipes and picks
 	pipes map[string]*vk.Pipeline
@@ -66,14 +67,17 @@ type Options struct {
 //
 // NoCoopMat, the default, keeps every product exact: chunked prefill
 // equals decode bit for bit. AutoCoopMat takes the cooperative-matrix
-// tiles where the device offers them (VK_NV_cooperative_matrix with a
-// 16 × 16 × 16 or 16 × 8 × 16 f16 shape into f32, shaderFloat16, subgroups
-// of 32, the library at shaders.CoopMatWG, and a check product and
-// attention that agree with the emulated modules at NewLibrary) and the exact tiles
-// elsewhere, with a note where the device offers the extension; ForceCoopMat
-// is an error elsewhere. EmulateCoopMat runs the same kernels'
-// emulated modules (shaders.MatMulCoopMat) on any device with
-// shaderFloat16: slow, for tests and for checking a device's results.
+// tiles where the device offers them and the exact tiles elsewhere, with a
+// note where the device offers an extension the library cannot use. It
+// needs VK_KHR_cooperative_matrix (preferred) or VK_NV_cooperative_matrix
+// with an f16 shape into f32 that tiles the kernels (shaders.ChooseCoopMat)
+// at one subgroup size, shaderFloat16 and vulkanMemoryModel, the library at
+// shaders.CoopMatWG, and a check product and attention that agree with the
+// emulated modules at NewLibrary. ForceCoopMat is an error where any of
+// that is missing; ForceCoopMatKHR and ForceCoopMatNV are ForceCoopMat on
+// the one extension. EmulateCoopMat runs the same kernels' emulated
+// modules on any device with shaderFloat16: slow, for tests and for
+// checking a device's results.
 type CoopMatChoice int
 
 const (
@@ -81,10 +85,12 @@ const (
 	AutoCoopMat
 	ForceCoopMat
 	EmulateCoopMat
+	ForceCoopMatKHR
+	ForceCoopMatNV
 )
 
 // ParseCoopMat reads a cooperative-matrix choice: "off", "auto", "on"
-// (ForceCoopMat) or "emulate".
+// (ForceCoopMat), "khr", "nv" or "emulate".
 func ParseCoopMat(s string) (CoopMatChoice, error) {
 	switch s {
 	case "", "off":
@@ -93,10 +99,14 @@ func ParseCoopMat(s string) (CoopMatChoice, error) {
 		return AutoCoopMat, nil
 	case "on":
 		return ForceCoopMat, nil
+	case "khr":
+		return ForceCoopMatKHR, nil
+	case "nv":
+		return ForceCoopMatNV, nil
 	case "emulate":
 		return EmulateCoopMat, nil
 	}
-	return NoCoopMat, fmt.Errorf("cooperative matrix %q: want off, auto, on or emulate", s)
+	return NoCoopMat, fmt.Errorf("cooperative matrix %q: want off, auto, on, khr, nv or emulate", s)
 }
 
 // DotChoice is Options.Dot: where the integer-dot kernels serve.
@@ -218,7 +228,7 @@ func (l *Library) chooseCoopMat(c CoopMatChoice) error {
 	}
 	d := l.Device
 	tile, _ := shaders.WeightKernel(shaders.OpMatMulTiled, loader.F32, shaders.GPULayout)
-	tile, _ = shaders.MatMulCoopMat(tile, 16, false)
+	tile, _ = shaders.MatMulCoopMat(tile, shaders.EmulatedCoopMat)
 	var why string
 	switch shared := shaders.MatMulSharedBytes(tile, loader.F32, shaders.CoopMatWG); {
 	case l.layout != shaders.GPULayout:
@@ -231,38 +241,36 @@ func (l *Library) chooseCoopMat(c CoopMatChoice) error {
 		why = fmt.Sprintf("%d bytes of shared memory a workgroup (%d here)", shared, d.Info.MaxComputeSharedMemorySize)
 	}
 	if why == "" && c == EmulateCoopMat {
-		l.coopmat, l.coopmatEmu, l.coopmatN = true, true, 16
+		l.coopmat, l.coopmatAt = true, shaders.EmulatedCoopMat
 		return nil
 	}
+	offered := d.Features.CooperativeMatrixKHR || d.Features.CooperativeMatrixNV
 	if why == "" {
-		info := d.Info
-		switch {
-		case !d.Features.CooperativeMatrixNV:
-			why = "VK_NV_cooperative_matrix with a 16×16×16 or 16×8×16 f16 shape into f32"
-		case info.MinSubgroupSize != 32 || info.MaxSubgroupSize != 32:
-			why = fmt.Sprintf("subgroups of 32 invocations (%d to %d here)", info.MinSubgroupSize, info.MaxSubgroupSize)
-		}
-	}
-	if why == "" {
-		// The kernels have never run on such a device in CI: check them
-		// against their emulated modules here before any product takes them.
-		l.coopmat, l.coopmatN = true, d.Info.CooperativeMatrixN
-		nmse, err := l.checkCoopMat()
-		if err != nil {
-			why = fmt.Sprintf("check products that run (they failed: %v)", err)
-		}
-		for i, e := range nmse {
-			if !(e <= maxCoopMatCheckNMSE) && why == "" { // NaN fails too
-				why = fmt.Sprintf("kernels that agree with their emulation (the check %s's NMSE is %.3g, the bound %g)", []string{"product", "attention"}[i], e, maxCoopMatCheckNMSE)
+		at, whyNot := l.coopMatConfig(c)
+		if whyNot != "" {
+			why = whyNot
+		} else {
+			// The kernels have never run on such a device in CI: check them
+			// against their emulated modules here before any product takes
+			// them.
+			l.coopmat, l.coopmatAt = true, at
+			nmse, err := l.checkCoopMat()
+			if err != nil {
+				why = fmt.Sprintf("check products that run in %v (they failed: %v)", at, err)
 			}
+			for i, e := range nmse {
+				if !(e <= maxCoopMatCheckNMSE) && why == "" { // NaN fails too
+					why = fmt.Sprintf("kernels that agree with their emulation (in %v the check %s's NMSE is %.3g, the bound %g)", at, []string{"product", "attention"}[i], e, maxCoopMatCheckNMSE)
+				}
+			}
+			if why == "" {
+				return nil
+			}
+			l.coopmat, l.coopmatAt = false, shaders.CoopMat{}
 		}
-		if why == "" {
-			return nil
-		}
-		l.coopmat, l.coopmatN = false, 0
 	}
 	if c == AutoCoopMat {
-		if d.Features.CooperativeMatrixNV {
+		if offered {
 			l.notes = append(l.notes, fmt.Sprintf("cooperative-matrix prefill is off: it needs %s", why))
 		}
 		return nil
@@ -270,17 +278,61 @@ func (l *Library) chooseCoopMat(c CoopMatChoice) error {
 	return fmt.Errorf("ops: cooperative-matrix prefill needs %s, which %s (%s layout) cannot give", why, d.Info.Name, l.layout)
 }
 
-// CoopMat is how the GPU layout's prefill tiles run (Options.CoopMat):
-// "off" (the exact tiles), "nv" (VK_NV_cooperative_matrix) or "emulated".
-func (l *Library) CoopMat() string {
-	switch {
-	case l.coopmatEmu:
-		return "emulated"
-	case l.coopmat:
-		return "nv"
+// coopMatConfig is the cooperative-matrix configuration the device takes
+// for choice c: VK_KHR_cooperative_matrix where it is offered, else
+// VK_NV_cooperative_matrix (or only the one ForceCoopMatKHR or
+// ForceCoopMatNV names), in the shape and grid shaders.ChooseCoopMat picks
+// for the subgroup size the pipelines will run at. whyNot says what is
+// missing where none fits.
+func (l *Library) coopMatConfig(c CoopMatChoice) (at shaders.CoopMat, whyNot string) {
+	d := l.Device
+	info := d.Info
+	khr := d.Features.CooperativeMatrixKHR && c != ForceCoopMatNV
+	nv := d.Features.CooperativeMatrixNV && c != ForceCoopMatKHR
+	if !khr && !nv {
+		switch c {
+		case ForceCoopMatKHR:
+			return at, "VK_KHR_cooperative_matrix with shaderFloat16 and vulkanMemoryModel"
+		case ForceCoopMatNV:
+			return at, "VK_NV_cooperative_matrix with shaderFloat16 and vulkanMemoryModel"
+		}
+		return at, "VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix with shaderFloat16 and vulkanMemoryModel"
 	}
-	return "off"
+	sg := info.SubgroupSize
+	if info.MinSubgroupSize != info.MaxSubgroupSize && !(d.Features.SubgroupSizeControl && info.RequiredSubgroupSizeInCompute) {
+		return at, fmt.Sprintf("one subgroup size (%d to %d here, and no required subgroup size in compute shaders)", info.MinSubgroupSize, info.MaxSubgroupSize)
+	}
+	var listed []string
+	for _, e := range []struct {
+		on     bool
+		ext    shaders.CoopMatExt
+		shapes []vk.CooperativeMatrixShape
+	}{{khr, shaders.CoopMatKHR, info.CooperativeMatrixKHRShapes}, {nv, shaders.CoopMatNV, info.CooperativeMatrixNVShapes}} {
+		if !e.on {
+			continue
+		}
+		if at, ok := shaders.ChooseCoopMat(e.ext, e.shapes, sg); ok {
+			return at, ""
+		}
+		listed = append(listed, fmt.Sprintf("%s %v", e.ext, e.shapes))
+	}
+	return at, fmt.Sprintf("an f16 shape into f32 whose grid of subgroups of %d tiles the kernels (listed: %s)", sg, strings.Join(listed, "; "))
 }
+
+// CoopMat is how the GPU layout's prefill tiles run (Options.CoopMat):
+// "off" (the exact tiles), "khr" (VK_KHR_cooperative_matrix), "nv"
+// (VK_NV_cooperative_matrix) or "emulated".
+func (l *Library) CoopMat() string {
+	if !l.coopmat {
+		return "off"
+	}
+	return l.coopmatAt.Ext.String()
+}
+
+// CoopMatConfig is the cooperative-matrix configuration the prefill tiles
+// run in (shape and grid of subgroups), with ok false where CoopMat is
+// "off".
+func (l *Library) CoopMatConfig() (at shaders.CoopMat, ok bool) { return l.coopmatAt, l.coopmat }
 
 // IntegerDot reports whether the GPU layout's Q4_0 and Q8_0 products take
 // the integer-dot kernels (Options.Dot), and whether all of them do
@@ -367,8 +419,16 @@ func (l *Library) Pipeline(k shaders.Kernel) (*vk.Pipeline, error) {
 	if _, _, require := l.subgroupWidth(); k.Subgroup && require {
 		desc.RequiredSubgroupSize = wg
 	}
-	if k.CoopMat && !l.Device.Features.CooperativeMatrixNV {
-		return nil, fmt.Errorf("ops: %s needs VK_NV_cooperative_matrix, which %s does not offer", k.Name, l.Device.Info.Name)
+	switch k.CoopMat {
+	case shaders.CoopMatNV, shaders.CoopMatKHR:
+		if on := map[shaders.CoopMatExt]bool{shaders.CoopMatNV: l.Device.Features.CooperativeMatrixNV, shaders.CoopMatKHR: l.Device.Features.CooperativeMatrixKHR}[k.CoopMat]; !on {
+			return nil, fmt.Errorf("ops: %s needs the %s cooperative-matrix extension, which %s does not offer", k.Name, k.CoopMat, l.Device.Info.Name)
+		}
+		// The kernel's grid of subgroups assumes the configuration's
+		// subgroup size: pin it where the device may choose another.
+		if info := l.Device.Info; info.MinSubgroupSize != info.MaxSubgroupSize {
+			desc.RequiredSubgroupSize = l.coopmatAt.Subgroup()
+		}
 	}
 	if k.Half && !l.Device.Features.Float16 {
 		return nil, fmt.Errorf("ops: %s needs shaderFloat16, which %s does not offer", k.Name, l.Device.Info.Name)

@@ -192,11 +192,8 @@ func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, 
 	if shaders.Tiled(t) && wo%4 != 0 {
 		return k, fmt.Errorf("%s rows bound at word %d, not on 16 bytes", t, wo)
 	}
-	if c, ok := shaders.MatMulCoopMat(k, p.lib.coopmatN, p.lib.coopmatEmu); ok && p.lib.coopmat {
-		reason = "cooperative matrices (VK_NV_cooperative_matrix): W and x in f16"
-		if !c.CoopMat {
-			reason = "cooperative matrices, emulated: W and x in f16"
-		}
+	if c, ok := shaders.MatMulCoopMat(k, p.lib.coopmatAt); ok && p.lib.coopmat {
+		reason = fmt.Sprintf("cooperative matrices (%v): W and x in f16", p.lib.coopmatAt)
 		if need, have := shaders.MatMulSharedBytes(c, t, p.lib.WG), p.lib.Device.Info.MaxComputeSharedMemorySize; need > have {
 			return k, fmt.Errorf("%s needs %d bytes of shared memory, more than the device's %d", c.Name, need, have)
 		}

@@ -1,5 +1,6 @@
 // Command compile builds every SPIR-V module in shaders.Sources with glslc
-// (`make shaders`): it runs in the shaders directory, rewrites a .spv only
+// (`make shaders`), rewriting the KHR ones onto VK_KHR_cooperative_matrix
+// (spirv.CoopMatKHR): it runs in the shaders directory, rewrites a .spv only
 // when its bytes change, and removes .spv files no kernel uses.
 //
 //	go run ./shaders/internal/compile -glslc glslc -flags "--target-env=vulkan1.1 -Werror -O"
@@ -15,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/vkrun/vkrun/shaders"
+	"github.com/vkrun/vkrun/shaders/internal/spirv"
 )
 
 func main() {
@@ -43,6 +45,14 @@ func run(glslc string, flags []string, dir string) error {
 		got, err := os.ReadFile(filepath.Join(dir, tmp))
 		if err != nil {
 			return err
+		}
+		if s.KHR {
+			if got, err = spirv.CoopMatKHR(got); err != nil {
+				return fmt.Errorf("%s: %v", s.Name, err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, tmp), got, 0o644); err != nil {
+				return err
+			}
 		}
 		old, _ := os.ReadFile(filepath.Join(dir, out))
 		if bytes.Equal(old, got) {
