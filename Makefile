@@ -12,7 +12,7 @@ GLSLC_FLAGS := --target-env=vulkan1.1 -Werror -O
 FUZZTIME ?= 50000x
 FUZZSLOW ?= 2000x
 
-.PHONY: all setup build demo test test-go test-cgocheck fuzz shaders bench clean
+.PHONY: all setup build demo test test-go test-cgocheck test-mesa-next fuzz shaders bench clean
 
 all: build
 
@@ -28,7 +28,7 @@ demo: setup build
 # CI=true makes GPU and model tests fail rather than skip when something is missing.
 test: setup
 	$(GO) vet ./...
-	$(MAKE) --no-print-directory test-go test-cgocheck fuzz
+	$(MAKE) --no-print-directory test-go test-cgocheck fuzz test-mesa-next
 
 # -timeout: a package's default 10 minutes is too close on a slow
 # 2-core machine with a cold Mesa cache (engine/ops JITs every kernel it tests).
@@ -38,6 +38,12 @@ test-go:
 # The vk layer must obey cgo's pointer rules under the strict checker too.
 test-cgocheck:
 	GOEXPERIMENT=cgocheck2 VKRUN_VALIDATE=1 $(GO) test -count=1 ./vk/
+
+# The cooperative-matrix tests again on Debian sid's lavapipe, which has
+# VK_KHR_cooperative_matrix (bookworm's has none): downloaded and unpacked
+# beside the system's Vulkan, never installed (scripts/mesa-next.sh).
+test-mesa-next:
+	@scripts/mesa-next.sh test
 
 fuzz:
 	@for t in $$($(GO) test -list '^Fuzz' ./loader/ | grep '^Fuzz'); do \
