@@ -3,8 +3,8 @@
 #
 # Debian bookworm's lavapipe (Mesa 22.3), which `make test` runs on, has no
 # cooperative matrices, so the VK_KHR_cooperative_matrix kernels would only
-# ever run on a GPU. Debian sid's lavapipe (Mesa 25.1 and later) implements
-# VK_KHR_cooperative_matrix. This script downloads sid's lavapipe, Vulkan
+# ever run on a GPU. Debian sid's lavapipe (Mesa 26.2 when this was
+# written) implements VK_KHR_cooperative_matrix. This script downloads sid's lavapipe, Vulkan
 # loader and validation layers with the libraries they need (glibc
 # included) and unpacks them into a directory of its own: nothing is
 # installed, and the system's Vulkan is untouched. The tests then run under

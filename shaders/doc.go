@@ -16,9 +16,12 @@
 // products of Q8_0 and Q4_0 over q8 rows of x made by QuantizeQ8,
 // MatMulDot, and with MATMUL_ROPE for RoPE in the Q|K|V product's
 // epilogue, OpMatMulRoPE; matmul_coopmat.comp is built once per weight type
-// for the prefill tiles on VK_NV_cooperative_matrix, and again with
+// for the prefill tiles on VK_NV_cooperative_matrix, rewritten onto
+// VK_KHR_cooperative_matrix by internal/spirv (the *_khr* modules: no
+// compiler here writes the KHR extension), and built again with
 // COOPMAT_EMULATE for its emulated twin, MatMulCoopMat, as swa_coopmat*.comp
-// are for prefill attention, AttentionCoopMat) and from
+// are for prefill attention, AttentionCoopMat; ChooseCoopMat picks their
+// shape and grid of subgroups from what the device lists) and from
 // specialization constants (Kernel.Spec: the
 // one-token matmul for decode, tile and head sizes, LayerNorm from
 // rmsnorm.comp, GELU-tanh from silu_mul.comp, the soft-capped CPU-layout

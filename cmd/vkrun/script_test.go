@@ -89,7 +89,11 @@ func coopmatReady(t *testing.T) bool {
 		(d.MinSubgroupSize != d.MaxSubgroupSize && !(d.SubgroupSizeControl && d.RequiredSubgroupSizeInCompute)) {
 		return false
 	}
-	_, khr := shaders.ChooseCoopMat(shaders.CoopMatKHR, d.CooperativeMatrixKHRShapes, d.SubgroupSize)
-	_, nv := shaders.ChooseCoopMat(shaders.CoopMatNV, d.CooperativeMatrixNVShapes, d.SubgroupSize)
+	sg := d.SubgroupSize // the library's choice of the grid's subgroup size
+	if d.MinSubgroupSize != d.MaxSubgroupSize && d.MinSubgroupSize <= 32 && 32 <= d.MaxSubgroupSize {
+		sg = 32
+	}
+	_, khr := shaders.ChooseCoopMat(shaders.CoopMatKHR, d.CooperativeMatrixKHRShapes, sg)
+	_, nv := shaders.ChooseCoopMat(shaders.CoopMatNV, d.CooperativeMatrixNVShapes, sg)
 	return (d.CooperativeMatrixKHR && khr) || (d.CooperativeMatrixNV && nv)
 }

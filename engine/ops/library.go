@@ -298,9 +298,18 @@ func (l *Library) coopMatConfig(c CoopMatChoice) (at shaders.CoopMat, whyNot str
 		}
 		return at, "VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix with shaderFloat16 and vulkanMemoryModel"
 	}
+	// The grid's subgroup size: the device's one, or, where it can vary
+	// and a pipeline can require one (the pipelines then do), 32 where the
+	// range has it (NVIDIA's only size, AMD's wave32) and the default
+	// elsewhere.
 	sg := info.SubgroupSize
-	if info.MinSubgroupSize != info.MaxSubgroupSize && !(d.Features.SubgroupSizeControl && info.RequiredSubgroupSizeInCompute) {
-		return at, fmt.Sprintf("one subgroup size (%d to %d here, and no required subgroup size in compute shaders)", info.MinSubgroupSize, info.MaxSubgroupSize)
+	if info.MinSubgroupSize != info.MaxSubgroupSize {
+		if !(d.Features.SubgroupSizeControl && info.RequiredSubgroupSizeInCompute) {
+			return at, fmt.Sprintf("one subgroup size (%d to %d here, and no required subgroup size in compute shaders)", info.MinSubgroupSize, info.MaxSubgroupSize)
+		}
+		if info.MinSubgroupSize <= 32 && 32 <= info.MaxSubgroupSize {
+			sg = 32
+		}
 	}
 	var listed []string
 	for _, e := range []struct {
