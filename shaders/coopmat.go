@@ -110,6 +110,18 @@ func ChooseCoopMat(ext CoopMatExt, shapes []vk.CooperativeMatrixShape, subgroup 
 	return best, found
 }
 
+// CoopMatSubgroup is the subgroup size a cooperative-matrix kernel's grid
+// of subgroups assumes (CoopMat.Subgroup of the configuration it was made
+// in), 0 for every other kernel and the emulated ones.
+func (k Kernel) CoopMatSubgroup() uint32 {
+	down, ok1 := k.SpecValue(10)
+	across, ok2 := k.SpecValue(11)
+	if k.CoopMat == CoopMatNone || !ok1 || !ok2 {
+		return 0
+	}
+	return CoopMat{Ext: k.CoopMat, Down: down, Across: across}.Subgroup()
+}
+
 // spec is c's specialization constants, or none for the emulated modules.
 func (c CoopMat) spec() []vk.SpecConstant {
 	if c.Ext == CoopMatNone {

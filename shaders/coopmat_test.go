@@ -89,6 +89,8 @@ func TestCoopMatKernels(t *testing.T) {
 				assert.Equal(t, want, got, "constant %d", id)
 			}
 		}
+		assert.Equal(t, c.at.Subgroup(), k.CoopMatSubgroup())
+		assert.Equal(t, c.at.Subgroup(), a.CoopMatSubgroup())
 		_, ok = MatMulCoopMat(k, c.at)
 		assert.False(t, ok, "a cooperative-matrix kernel has no variant of its own")
 	}

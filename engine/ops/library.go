@@ -246,27 +246,32 @@ func (l *Library) chooseCoopMat(c CoopMatChoice) error {
 	}
 	offered := d.Features.CooperativeMatrixKHR || d.Features.CooperativeMatrixNV
 	if why == "" {
-		at, whyNot := l.coopMatConfig(c)
-		if whyNot != "" {
-			why = whyNot
-		} else {
+		ats, whyNot := l.coopMatConfigs(c)
+		why = whyNot
+		var failed []string
+		for _, at := range ats {
 			// The kernels have never run on such a device in CI: check them
 			// against their emulated modules here before any product takes
-			// them.
+			// them, and take the next extension where they disagree.
 			l.coopmat, l.coopmatAt = true, at
 			nmse, err := l.checkCoopMat()
+			bad := ""
 			if err != nil {
-				why = fmt.Sprintf("check products that run in %v (they failed: %v)", at, err)
+				bad = fmt.Sprintf("they failed: %v", err)
 			}
 			for i, e := range nmse {
-				if !(e <= maxCoopMatCheckNMSE) && why == "" { // NaN fails too
-					why = fmt.Sprintf("kernels that agree with their emulation (in %v the check %s's NMSE is %.3g, the bound %g)", at, []string{"product", "attention"}[i], e, maxCoopMatCheckNMSE)
+				if !(e <= maxCoopMatCheckNMSE) && bad == "" { // NaN fails too
+					bad = fmt.Sprintf("the check %s's NMSE against the emulation is %.3g, the bound %g", []string{"product", "attention"}[i], e, maxCoopMatCheckNMSE)
 				}
 			}
-			if why == "" {
+			if bad == "" {
 				return nil
 			}
 			l.coopmat, l.coopmatAt = false, shaders.CoopMat{}
+			failed = append(failed, fmt.Sprintf("in %v %s", at, bad))
+		}
+		if len(failed) != 0 {
+			why = "kernels that agree with their emulation (" + strings.Join(failed, "; ") + ")"
 		}
 	}
 	if c == AutoCoopMat {
@@ -278,13 +283,13 @@ func (l *Library) chooseCoopMat(c CoopMatChoice) error {
 	return fmt.Errorf("ops: cooperative-matrix prefill needs %s, which %s (%s layout) cannot give", why, d.Info.Name, l.layout)
 }
 
-// coopMatConfig is the cooperative-matrix configuration the device takes
-// for choice c: VK_KHR_cooperative_matrix where it is offered, else
-// VK_NV_cooperative_matrix (or only the one ForceCoopMatKHR or
-// ForceCoopMatNV names), in the shape and grid shaders.ChooseCoopMat picks
-// for the subgroup size the pipelines will run at. whyNot says what is
-// missing where none fits.
-func (l *Library) coopMatConfig(c CoopMatChoice) (at shaders.CoopMat, whyNot string) {
+// coopMatConfigs are the cooperative-matrix configurations the device
+// takes for choice c, best first: VK_KHR_cooperative_matrix where it is
+// offered, then VK_NV_cooperative_matrix (or only the one ForceCoopMatKHR or
+// ForceCoopMatNV names), each in the shape and grid shaders.ChooseCoopMat
+// picks for the subgroup size the pipelines will run at. whyNot says what
+// is missing where there is none.
+func (l *Library) coopMatConfigs(c CoopMatChoice) (ats []shaders.CoopMat, whyNot string) {
 	d := l.Device
 	info := d.Info
 	khr := d.Features.CooperativeMatrixKHR && c != ForceCoopMatNV
@@ -292,11 +297,11 @@ func (l *Library) coopMatConfig(c CoopMatChoice) (at shaders.CoopMat, whyNot str
 	if !khr && !nv {
 		switch c {
 		case ForceCoopMatKHR:
-			return at, "VK_KHR_cooperative_matrix with shaderFloat16 and vulkanMemoryModel"
+			return nil, "VK_KHR_cooperative_matrix with shaderFloat16 and vulkanMemoryModel"
 		case ForceCoopMatNV:
-			return at, "VK_NV_cooperative_matrix with shaderFloat16 and vulkanMemoryModel"
+			return nil, "VK_NV_cooperative_matrix with shaderFloat16 and vulkanMemoryModel"
 		}
-		return at, "VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix with shaderFloat16 and vulkanMemoryModel"
+		return nil, "VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix with shaderFloat16 and vulkanMemoryModel"
 	}
 	// The grid's subgroup size: the device's one, or, where it can vary
 	// and a pipeline can require one (the pipelines then do), 32 where the
@@ -305,7 +310,7 @@ func (l *Library) coopMatConfig(c CoopMatChoice) (at shaders.CoopMat, whyNot str
 	sg := info.SubgroupSize
 	if info.MinSubgroupSize != info.MaxSubgroupSize {
 		if !(d.Features.SubgroupSizeControl && info.RequiredSubgroupSizeInCompute) {
-			return at, fmt.Sprintf("one subgroup size (%d to %d here, and no required subgroup size in compute shaders)", info.MinSubgroupSize, info.MaxSubgroupSize)
+			return nil, fmt.Sprintf("one subgroup size (%d to %d here, and no required subgroup size in compute shaders)", info.MinSubgroupSize, info.MaxSubgroupSize)
 		}
 		if info.MinSubgroupSize <= 32 && 32 <= info.MaxSubgroupSize {
 			sg = 32
@@ -321,11 +326,15 @@ func (l *Library) coopMatConfig(c CoopMatChoice) (at shaders.CoopMat, whyNot str
 			continue
 		}
 		if at, ok := shaders.ChooseCoopMat(e.ext, e.shapes, sg); ok {
-			return at, ""
+			ats = append(ats, at)
+		} else {
+			listed = append(listed, fmt.Sprintf("%s %v", e.ext, e.shapes))
 		}
-		listed = append(listed, fmt.Sprintf("%s %v", e.ext, e.shapes))
 	}
-	return at, fmt.Sprintf("an f16 shape into f32 whose grid of subgroups of %d tiles the kernels (listed: %s)", sg, strings.Join(listed, "; "))
+	if len(ats) == 0 {
+		return nil, fmt.Sprintf("an f16 shape into f32 whose grid of subgroups of %d tiles the kernels (listed: %s)", sg, strings.Join(listed, "; "))
+	}
+	return ats, ""
 }
 
 // CoopMat is how the GPU layout's prefill tiles run (Options.CoopMat):
@@ -433,10 +442,10 @@ func (l *Library) Pipeline(k shaders.Kernel) (*vk.Pipeline, error) {
 		if on := map[shaders.CoopMatExt]bool{shaders.CoopMatNV: l.Device.Features.CooperativeMatrixNV, shaders.CoopMatKHR: l.Device.Features.CooperativeMatrixKHR}[k.CoopMat]; !on {
 			return nil, fmt.Errorf("ops: %s needs the %s cooperative-matrix extension, which %s does not offer", k.Name, k.CoopMat, l.Device.Info.Name)
 		}
-		// The kernel's grid of subgroups assumes the configuration's
-		// subgroup size: pin it where the device may choose another.
+		// The kernel's grid of subgroups assumes a subgroup size: pin it
+		// where the device may choose another.
 		if info := l.Device.Info; info.MinSubgroupSize != info.MaxSubgroupSize {
-			desc.RequiredSubgroupSize = l.coopmatAt.Subgroup()
+			desc.RequiredSubgroupSize = k.CoopMatSubgroup()
 		}
 	}
 	if k.Half && !l.Device.Features.Float16 {
