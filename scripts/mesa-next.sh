@@ -39,25 +39,27 @@ fetch() {
 	local o=(-q -oDir::Etc::SourceList="$dir/sources.list" -oDir::Etc::SourceParts=/nonexistent
 		-oDir::State::Lists="$dir/lists" -oDir::Cache="$dir/cache" -oDir::State::status=/dev/null
 		-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oAPT::Sandbox::User=root)
-	apt-get "${o[@]}" update >"$dir/apt.log" 2>&1
+	# (Each step checks its own status: set -e does not hold inside a
+	# function that `if` calls.)
+	apt-get "${o[@]}" update >"$dir/apt.log" 2>&1 || return 1
 	# The packages and everything they depend on, less what only installing
 	# them would need (maintainer scripts' tools).
 	local want
 	want=$(apt-cache "${o[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
 		--no-breaks --no-replaces --no-enhances --no-pre-depends "${pkgs[@]}" 2>>"$dir/apt.log" |
 		grep -v '^ ' | grep -v '^<' | sort -u |
-		grep -v -E '^(debconf|perl|perl-base|perl-modules.*|libperl.*|dpkg|base-files|tar|coreutils|bash|sensible-utils|debianutils|init-system-helpers|usrmerge)$')
-	(cd "$dir/debs" && apt-get "${o[@]}" download $want >>"$dir/apt.log" 2>&1)
+		grep -v -E '^(debconf|perl|perl-base|perl-modules.*|libperl.*|dpkg|base-files|tar|coreutils|bash|sensible-utils|debianutils|init-system-helpers|usrmerge)$') || return 1
+	(cd "$dir/debs" && apt-get "${o[@]}" download $want >>"$dir/apt.log" 2>&1) || return 1
 	for d in "$dir"/debs/*.deb; do
-		dpkg-deb -x "$d" "$root"
+		dpkg-deb -x "$d" "$root" || return 1
 	done
 	[ -x "$lib/ld-linux-x86-64.so.2" ] && [ -f "$lib/libvulkan_lvp.so" ] && [ -f "$lib/libVkLayer_khronos_validation.so" ] || {
 		echo "mesa-next: $suite's packages lack the loader, lavapipe or the validation layer" >&2
 		return 1
 	}
 	# lavapipe's manifest names the library by its installed path.
-	sed -i "s#\"library_path\": *\"[^\"]*\"#\"library_path\": \"$lib/libvulkan_lvp.so\"#" "$root/usr/share/vulkan/icd.d/lvp_icd.json"
-	mkdir -p "$dir/empty"
+	sed -i "s#\"library_path\": *\"[^\"]*\"#\"library_path\": \"$lib/libvulkan_lvp.so\"#" "$root/usr/share/vulkan/icd.d/lvp_icd.json" || return 1
+	mkdir -p "$dir/empty" || return 1
 	date -u >"$dir/ok"
 }
 
