@@ -11,7 +11,8 @@
 # sid's dynamic loader with only that driver and layer.
 #
 #   scripts/mesa-next.sh fetch   # download and unpack (quick when present)
-#   scripts/mesa-next.sh test    # fetch, then run the cooperative-matrix tests
+#   scripts/mesa-next.sh test    # fetch, validate the KHR modules with sid's
+#                                # spirv-val, run the cooperative-matrix tests
 #   scripts/mesa-next.sh run CMD # run CMD (a binary and its arguments) there
 #
 # Where sid cannot be fetched (no network, a broken sid day), `test` says so
@@ -27,7 +28,7 @@ dir=${VKRUN_MESA_NEXT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vkrun/mesa-next}
 suite=${MESA_NEXT_SUITE:-sid}
 root=$dir/root
 lib=$root/usr/lib/x86_64-linux-gnu
-pkgs=(mesa-vulkan-drivers libvulkan1 vulkan-validationlayers)
+pkgs=(mesa-vulkan-drivers libvulkan1 vulkan-validationlayers spirv-tools)
 
 fetch() {
 	if [ -f "$dir/ok" ] && [ -n "$(find "$dir/ok" -mtime -7 2>/dev/null)" ]; then
@@ -53,8 +54,8 @@ fetch() {
 	for d in "$dir"/debs/*.deb; do
 		dpkg-deb -x "$d" "$root" || return 1
 	done
-	[ -x "$lib/ld-linux-x86-64.so.2" ] && [ -f "$lib/libvulkan_lvp.so" ] && [ -f "$lib/libVkLayer_khronos_validation.so" ] || {
-		echo "mesa-next: $suite's packages lack the loader, lavapipe or the validation layer" >&2
+	[ -x "$lib/ld-linux-x86-64.so.2" ] && [ -f "$lib/libvulkan_lvp.so" ] && [ -f "$lib/libVkLayer_khronos_validation.so" ] && [ -x "$root/usr/bin/spirv-val" ] || {
+		echo "mesa-next: $suite's packages lack the loader, lavapipe, the validation layer or spirv-val" >&2
 		return 1
 	}
 	# lavapipe's manifest names the library by its installed path.
@@ -83,6 +84,7 @@ tests=(
 )
 
 test_() {
+	cd "$(dirname "$0")/.."
 	if ! fetch; then
 		echo "mesa-next: SKIP: could not fetch Debian $suite's lavapipe (see $dir/apt.log); the VK_KHR_cooperative_matrix kernels did not run" >&2
 		return 0
@@ -93,6 +95,15 @@ test_() {
 	local mesa
 	mesa=$(basename "$(ls "$dir"/debs/mesa-vulkan-drivers_*.deb)" .deb)
 	echo "mesa-next: lavapipe from Debian $suite: $mesa"
+	# bookworm's spirv-val does not know the KHR opcodes; sid's does.
+	local m
+	for m in shaders/spv/*_khr*.spv; do
+		run "$root/usr/bin/spirv-val" --target-env vulkan1.1 "$m" || {
+			echo "mesa-next: FAIL: $suite's spirv-val rejects $m" >&2
+			return 1
+		}
+	done
+	echo "mesa-next: $suite's spirv-val passes $(ls shaders/spv/*_khr*.spv | wc -l) VK_KHR_cooperative_matrix modules"
 	for t in "${tests[@]}"; do
 		local pkg=${t%% *} pat=${t#* }
 		local name log
