@@ -25,7 +25,9 @@
 // columns of O (FO of CM_N), and keeps its rows of Q as CM_K-column A
 // matrices for the whole dispatch; emulated,
 // invocation i owns row i / 4 and a quarter of its keys (S) and of its
-// dims (O). The output is O / l through a shared f32 tile.
+// dims (O). The output is O / l, with the extension through S's shared
+// tile a few columns at a time (so that O needs no tile of its own: 25 KiB
+// of shared memory at HD 128).
 //
 // Exactness. q, k, v and P are rounded to f16 and the device orders the
 // products' sums, so the results are near attention.glsl's (an NMSE near
@@ -43,14 +45,12 @@ const uint BQ = 32, BKEYS = 32;
 const uint KS = HD + 8;    // f16 elements from one staged key (or query) row to the next
 const uint SS = BKEYS + 4; // f32 elements from one row of S to the next
 const uint PS = BKEYS + 8; // f16 elements from one row of P to the next
-const uint OS = HD + 4;    // f32 elements from one row of O to the next
 const float NEG_BIG = -3.0e38;
 
 shared float16_t k_sh[BKEYS * KS]; // the tile's keys; at the start, the block's queries
 shared float16_t v_sh[BKEYS * KS]; // the tile's values
-shared float s_sh[BQ * SS];        // S of the tile
+shared float s_sh[BQ * SS];        // S of the tile; at the end, O's columns a round at a time
 shared float16_t p_sh[BQ * PS];    // P of the tile
-shared float o_sh[BQ * OS];        // O at the end
 shared float r_sh[BQ * 4];         // the rows' partial maxima, then sums
 
 // load_row stages the HD elements of key or value kind (0, 1) at position
@@ -238,24 +238,35 @@ void main() {
 		}
 	}
 
-	// O / l, through o_sh.
+	// O / l. Row r's l is the sum of its four invocations' sums.
 	r_sh[t] = lsum;
+	barrier();
 #ifdef COOPMAT_EMULATE
-	[[unroll]] for (uint d = 0; d < HD / 4; d++) {
-		o_sh[sr * OS + od + d] = oa[d];
-	}
-#else
-	[[unroll]] for (uint i = 0; i < FR; i++) {
-		[[unroll]] for (uint c = 0; c < FO; c++) {
-			coopMatStoreNV(oa[i][c], o_sh, (rb + CM_M * i) * OS + ob + CM_N * c, OS, false);
+	if (sr < nr) {
+		precise float l = (r_sh[4 * sr] + r_sh[4 * sr + 1]) + (r_sh[4 * sr + 2] + r_sh[4 * sr + 3]);
+		[[unroll]] for (uint d = 0; d < HD / 4; d++) {
+			precise float y = oa[d] / l;
+			o[p.out_off + (r0 + sr) * qdim + h * HD + od + d] = y;
 		}
 	}
-#endif
-	barrier();
-	for (uint e = t; e < nr * HD; e += WG) {
-		const uint r = e / HD, d = e % HD;
-		precise float l = (r_sh[4 * r] + r_sh[4 * r + 1]) + (r_sh[4 * r + 2] + r_sh[4 * r + 3]);
-		precise float y = o_sh[r * OS + d] / l;
-		o[p.out_off + (r0 + r) * qdim + h * HD + d] = y;
+#else
+	// Through s_sh, FO rounds of SG_C · CM_N columns: in round c, column
+	// group g (the subgroups with sg mod SG_C = g) stages its columns
+	// (HD/SG_C)·g + CM_N·c … at s_sh's columns CM_N·g ….
+	const uint RW = SG_C * CM_N; // a round's columns, at most BKEYS
+	[[unroll]] for (uint c = 0; c < FO; c++) {
+		[[unroll]] for (uint i = 0; i < FR; i++) {
+			coopMatStoreNV(oa[i][c], s_sh, (rb + CM_M * i) * SS + CM_N * (sg % SG_C), SS, false);
+		}
+		barrier();
+		for (uint e = t; e < nr * RW; e += WG) {
+			const uint r = e / RW, j = e % RW;
+			const uint d = (HD / SG_C) * (j / CM_N) + CM_N * c + j % CM_N;
+			precise float l = (r_sh[4 * r] + r_sh[4 * r + 1]) + (r_sh[4 * r + 2] + r_sh[4 * r + 3]);
+			precise float y = s_sh[r * SS + j] / l;
+			o[p.out_off + (r0 + r) * qdim + h * HD + d] = y;
+		}
+		barrier();
 	}
+#endif
 }

@@ -207,10 +207,10 @@ func AttentionCoopMat(f16 bool, headDim uint32, c CoopMat) (Kernel, bool) {
 }
 
 // AttentionCoopMatSharedBytes is the shared memory of AttentionCoopMat's
-// kernels at head dim headDim: keys and values (f16), S (f32), P (f16), O
-// (f32) and the rows' partial maxima.
+// kernels at head dim headDim: keys and values (f16), S (f32, which O's
+// columns pass through at the end), P (f16) and the rows' partial maxima.
 func AttentionCoopMatSharedBytes(headDim uint32) uint32 {
-	return 2*32*(headDim+8)*2 + 32*36*4 + 32*40*2 + 32*(headDim+4)*4 + 32*4*4
+	return 2*32*(headDim+8)*2 + 32*36*4 + 32*40*2 + 32*4*4
 }
 
 func attentionCoopMatKernels() []Kernel {
