@@ -174,7 +174,7 @@ func WithIntegerDot(choice string) Option { return func(o *loadOptions) { o.intD
 
 // WithCoopMat chooses whether the GPU layout's prefill (chunks of 16
 // tokens or more: the products, and the attention of rings without sinks
-// at head dims that are multiples of 32 up to 128) runs on cooperative
+// at head dims that are multiples of 32 up to 256) runs on cooperative
 // matrices, the tensor cores or matrix units, through
 // VK_KHR_cooperative_matrix (else VK_NV_cooperative_matrix), with the
 // operands rounded to f16 and summed in f32. "off", the default, keeps

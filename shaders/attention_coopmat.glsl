@@ -9,7 +9,7 @@
 // 128 (SG_R × SG_C subgroups with the extension). The push constants,
 // bindings and semantics are
 // attention.glsl's, for the case the host gives it: a ring without sinks
-// (so no sink queries), head_dim HD a multiple of 32 up to 128, and no
+// (so no sink queries), head_dim HD a multiple of 32 up to 256, and no
 // StoreKV in the dispatch.
 //
 // Work. A workgroup is (a block of BQ = 32 queries, one head). The keys of
@@ -39,7 +39,7 @@
 #include "coopmat.glsl"
 #endif
 
-layout(constant_id = 1) const uint HD = 64; // head dim: p.head_dim equals it, a multiple of 32, at most 128
+layout(constant_id = 1) const uint HD = 64; // head dim: p.head_dim equals it, a multiple of 32, at most 256
 
 const uint BQ = 32, BKEYS = 32;
 const uint KS = HD + 8;    // f16 elements from one staged key (or query) row to the next
@@ -47,8 +47,13 @@ const uint SS = BKEYS + 4; // f32 elements from one row of S to the next
 const uint PS = BKEYS + 8; // f16 elements from one row of P to the next
 const float NEG_BIG = -3.0e38;
 
-shared float16_t k_sh[BKEYS * KS]; // the tile's keys; at the start, the block's queries
-shared float16_t v_sh[BKEYS * KS]; // the tile's values
+// The tile's keys at kv_sh[0 …] (at the start, the block's queries) and
+// its values at kv_sh[VO …]. Past head dim 128 the values go where the
+// keys were, once S is computed, so that the staging stays within
+// 17 KiB (lavapipe has 32 KiB of shared memory, Vulkan guarantees 16).
+const bool KV1 = HD > 128;
+const uint VO = KV1 ? 0 : BKEYS * KS;
+shared float16_t kv_sh[(KV1 ? 1 : 2) * BKEYS * KS];
 shared float s_sh[BQ * SS];        // S of the tile; at the end, O's columns a round at a time
 shared float16_t p_sh[BQ * PS];    // P of the tile
 shared float r_sh[BQ * 4];         // the rows' partial maxima, then sums
@@ -71,27 +76,19 @@ void load_row(uint kind, uint j, uint pos0, uint col, uint i) {
 			const uint e = (j - pos0) * p.kv_stride + col + d;
 			v = kind == 0 ? kc[p.k_off + e] : vc[p.v_off + e];
 		}
-		if (kind == 0) {
-			k_sh[i * KS + d] = float16_t(v);
-		} else {
-			v_sh[i * KS + d] = float16_t(v);
-		}
+		kv_sh[(kind == 0 ? 0 : VO) + i * KS + d] = float16_t(v);
 	}
 }
 
-// stage fills k_sh (and, with values, v_sh) with positions j0 … j0+BKEYS−1,
-// zeros past jend: a row per 32 invocations.
-void stage(uint j0, uint jend, uint pos0, uint col, bool values) {
+// stage fills the keys (kind 0) or values (1) of kv_sh with positions j0
+// … j0+BKEYS−1, zeros past jend: a row per 32 invocations.
+void stage(uint kind, uint j0, uint jend, uint pos0, uint col) {
 	for (uint i = gl_LocalInvocationID.x / 32; i < BKEYS; i += WG / 32) {
 		if (j0 + i < jend) {
-			load_row(0, j0 + i, pos0, col, i);
-			if (values) {
-				load_row(1, j0 + i, pos0, col, i);
-			}
+			load_row(kind, j0 + i, pos0, col, i);
 		} else {
 			for (uint d = gl_LocalInvocationID.x % 32; d < HD; d += 32) {
-				k_sh[i * KS + d] = float16_t(0.0);
-				v_sh[i * KS + d] = float16_t(0.0);
+				kv_sh[(kind == 0 ? 0 : VO) + i * KS + d] = float16_t(0.0);
 			}
 		}
 	}
@@ -117,17 +114,17 @@ void main() {
 	const uint mypos = posA + sr;
 	const uint mylo = band_first(mypos, band_keys(p.window, p.slots));
 
-	// The block's queries, f16, through k_sh.
+	// The block's queries, f16, through the keys' staging.
 	for (uint e = t; e < BQ * HD; e += WG) {
 		const uint r = e / HD, d = e % HD;
 		const float v = r < nr ? q[p.q_off + (r0 + r) * p.q_stride + h * HD + d] : 0.0;
-		k_sh[r * KS + d] = float16_t(v);
+		kv_sh[r * KS + d] = float16_t(v);
 	}
 	barrier();
 #ifdef COOPMAT_EMULATE
 	float qv[HD]; // row sr of Q
 	[[unroll]] for (uint d = 0; d < HD; d++) {
-		qv[d] = float(k_sh[sr * KS + d]);
+		qv[d] = float(kv_sh[sr * KS + d]);
 	}
 	const uint od = (t % 4) * (HD / 4); // this invocation's quarter of O's row sr
 	float oa[HD / 4];
@@ -142,7 +139,7 @@ void main() {
 	CM_A qa[FR][HD / CM_K];
 	[[unroll]] for (uint i = 0; i < FR; i++) {
 		[[unroll]] for (uint c = 0; c < HD / CM_K; c++) {
-			coopMatLoadNV(qa[i][c], k_sh, (rb + CM_M * i) * KS + CM_K * c, KS, false);
+			coopMatLoadNV(qa[i][c], kv_sh, (rb + CM_M * i) * KS + CM_K * c, KS, false);
 		}
 	}
 	CM_C oa[FR][FO];
@@ -152,20 +149,23 @@ void main() {
 		}
 	}
 #endif
-	barrier(); // k_sh's queries read
+	barrier(); // the queries read
 
 	float mx = NEG_BIG; // pass 1: this invocation's maximum of its keys' scores
 	float lsum = 0.0;   // pass 2: its sum of their P
 	float m = NEG_BIG;  // row sr's maximum
 	for (uint pass = 0; pass < 2; pass++) {
 		for (uint j0 = jlo; j0 < jend; j0 += BKEYS) {
-			stage(j0, jend, pos0, col, pass == 1);
+			stage(0, j0, jend, pos0, col);
+			if (pass == 1 && !KV1) {
+				stage(1, j0, jend, pos0, col);
+			}
 			barrier();
 #ifdef COOPMAT_EMULATE
 			[[unroll]] for (uint k = 0; k < BKEYS / 4; k++) {
 				float s = 0.0;
 				for (uint d = 0; d < HD; d++) {
-					s = fma(qv[d], float(k_sh[(sk + k) * KS + d]), s);
+					s = fma(qv[d], float(kv_sh[(sk + k) * KS + d]), s);
 				}
 				s_sh[sr * SS + sk + k] = s;
 			}
@@ -175,7 +175,7 @@ void main() {
 					CM_C s = CM_C(0.0);
 					[[unroll]] for (uint c = 0; c < HD / CM_K; c++) {
 						CM_B kt; // Kᵀ: column n is key kb + CM_N·j + n
-						coopMatLoadNV(kt, k_sh, (kb + CM_N * j) * KS + CM_K * c, KS, true);
+						coopMatLoadNV(kt, kv_sh, (kb + CM_N * j) * KS + CM_K * c, KS, true);
 						s = coopMatMulAddNV(qa[i][c], kt, s);
 					}
 					coopMatStoreNV(s, s_sh, (rb + CM_M * i) * SS + kb + CM_N * j, SS, false);
@@ -203,12 +203,15 @@ void main() {
 			if (pass == 0) {
 				continue; // the next tile's staging waits for the barrier at its top
 			}
+			if (KV1) {
+				stage(1, j0, jend, pos0, col); // the keys were last read before the barrier above
+			}
 			barrier();
 #ifdef COOPMAT_EMULATE
 			for (uint k = 0; k < BKEYS; k++) {
 				const float pk = float(p_sh[sr * PS + k]);
 				[[unroll]] for (uint d = 0; d < HD / 4; d++) {
-					oa[d] = fma(pk, float(v_sh[k * KS + od + d]), oa[d]);
+					oa[d] = fma(pk, float(kv_sh[VO + k * KS + od + d]), oa[d]);
 				}
 			}
 #else
@@ -219,7 +222,7 @@ void main() {
 				}
 				[[unroll]] for (uint c = 0; c < FO; c++) {
 					CM_B vb;
-					coopMatLoadNV(vb, v_sh, k * KS + ob + CM_N * c, KS, false);
+					coopMatLoadNV(vb, kv_sh, VO + k * KS + ob + CM_N * c, KS, false);
 					[[unroll]] for (uint i = 0; i < FR; i++) {
 						oa[i][c] = coopMatMulAddNV(pa[i], vb, oa[i][c]);
 					}

@@ -185,9 +185,9 @@ func MatMulCoopMat(k Kernel, c CoopMat) (Kernel, bool) {
 // (KHR) or swa_coopmat_emu[_f16] (emulated). Its bindings and push
 // constants are SWAF32's less the partials, for rings without sinks. All
 // run at CoopMatWG and need shaderFloat16. ok is false for a head dim it
-// does not take (a multiple of 32 up to 128 that c's grid tiles).
+// does not take (a multiple of 32 up to 256 that c's grid tiles).
 func AttentionCoopMat(f16 bool, headDim uint32, c CoopMat) (Kernel, bool) {
-	if headDim == 0 || headDim%32 != 0 || headDim > 128 {
+	if headDim == 0 || headDim%32 != 0 || headDim > 256 {
 		return Kernel{}, false
 	}
 	if c.Ext != CoopMatNone && (!c.fits(coopMatQ, coopMatQ) || !c.fits(coopMatQ, headDim) || headDim%c.Shape.K != 0) {
@@ -207,10 +207,15 @@ func AttentionCoopMat(f16 bool, headDim uint32, c CoopMat) (Kernel, bool) {
 }
 
 // AttentionCoopMatSharedBytes is the shared memory of AttentionCoopMat's
-// kernels at head dim headDim: keys and values (f16), S (f32, which O's
-// columns pass through at the end), P (f16) and the rows' partial maxima.
+// kernels at head dim headDim: keys and values (f16; past 128 the values
+// take the keys' place), S (f32, which O's columns pass through at the
+// end), P (f16) and the rows' partial maxima.
 func AttentionCoopMatSharedBytes(headDim uint32) uint32 {
-	return 2*32*(headDim+8)*2 + 32*36*4 + 32*40*2 + 32*4*4
+	staged := uint32(2)
+	if headDim > 128 {
+		staged = 1
+	}
+	return staged*32*(headDim+8)*2 + 32*36*4 + 32*40*2 + 32*4*4
 }
 
 func attentionCoopMatKernels() []Kernel {

@@ -94,8 +94,8 @@ func TestCoopMatKernels(t *testing.T) {
 		_, ok = MatMulCoopMat(k, c.at)
 		assert.False(t, ok, "a cooperative-matrix kernel has no variant of its own")
 	}
-	// Head dims: multiples of 32 up to 128 that the grid's columns tile.
-	for hd, want := range map[uint32]bool{32: true, 64: true, 96: true, 128: true, 0: false, 48: false, 160: false} {
+	// Head dims: multiples of 32 up to 256 that the grid's columns tile.
+	for hd, want := range map[uint32]bool{32: true, 64: true, 96: true, 128: true, 160: true, 256: true, 0: false, 48: false, 288: false} {
 		_, ok := AttentionCoopMat(false, hd, nv)
 		assert.Equal(t, want, ok, "head dim %d", hd)
 	}

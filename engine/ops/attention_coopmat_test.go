@@ -24,7 +24,8 @@ const nmseAttnCoopMat = 1e-5
 // on each cooperative-matrix extension the device offers, against the
 // float64 reference over whole sequences: a local ring whose later chunks
 // read it and their own keys, past several query blocks and key tiles; a
-// global ring; a soft cap and a scale; head dims 32, 64 and 128 (Mistral's);
+// global ring; a soft cap and a scale; head dims 32, 64, 128 (Mistral's)
+// and 256 (Gemma's);
 // both ring types. A
 // chunking's short chunks and decode take the exact kernel, so a sequence
 // mixes the two. Every chunk of 16 or more queries must have run the
@@ -43,6 +44,9 @@ func TestAttentionCoopMat(t *testing.T) {
 		{"global", optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 32, Window: 0}, 130, ops.AttentionOpts{}, 120, []int{20, 100}},
 		{"W=24/softcap=30/scale=0.1", optest.AttnShape{Heads: 2, KVHeads: 2, HeadDim: 64, Window: 24}, 24, ops.AttentionOpts{Softcap: 30, Scale: 0.1}, 90, []int{17, 24, 24, 24, 1}},
 		{"hd128/W=48", optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 128, Window: 48}, 48, ops.AttentionOpts{}, 70, []int{16, 40, 14}},
+		// Gemma's head dim, soft cap and query scale: the values take the
+		// keys' staging once S is computed.
+		{"hd256/W=40/softcap=50", optest.AttnShape{Heads: 2, KVHeads: 1, HeadDim: 256, Window: 40}, 40, ops.AttentionOpts{Softcap: 50, Scale: 0.0625}, 60, []int{20, 40}},
 	}
 	for _, v := range coopmatVariants {
 		t.Run(v.name, func(t *testing.T) {
@@ -69,7 +73,7 @@ func TestAttentionCoopMat(t *testing.T) {
 					ran++
 				}
 			}
-			require.Equal(t, 3*len(kvTypes), ran, "cooperative-matrix attention kernels that ran: one a ring type and head dim (64, 32 and 128)")
+			require.Equal(t, 4*len(kvTypes), ran, "cooperative-matrix attention kernels that ran: one a ring type and head dim (64, 32, 128 and 256)")
 		})
 	}
 }
