@@ -166,29 +166,41 @@ func TestStories260KCoopMatPrefill(t *testing.T) {
 	}
 }
 
-// The cooperative-matrix prefill of a Mistral-shaped model of head dim 64,
-// whose attention the cooperative-matrix tiles take too: every position's
-// logits stay near the exact path's (measured on lavapipe: at most 1.1e-6
-// emulated), and both kernels ran.
+// The cooperative-matrix prefill of two models whose attention the
+// cooperative-matrix tiles take too: a Mistral-shaped one of head dim 64,
+// and a Gemma 2 one (head dim 32, local and global layers, soft caps,
+// post-norms and GELU's GLU epilogue on the tiles). Every position's
+// logits stay near the exact path's (measured on lavapipe, emulated: at
+// most 1.1e-6 and 2.9e-6), and both kernels ran.
 func TestCoopMatPrefillLogits(t *testing.T) {
 	d := vktest.Device(t, vk.DeviceOptions{})
-	path := synthetic(t, 64, 32, loader.Q4_0)
-	exact, _ := loadGPU(t, d, path, engine.Options{Layout: ops.ForceGPU})
-	tokens := randomTokens(11, 80, exact.Config.VocabSize)
-	want, err := session(t, exact).PrefillAll(context.Background(), tokens, 32)
-	require.NoError(t, err)
-	for _, r := range coopmatRuns {
-		t.Run(r.name, func(t *testing.T) {
-			coop, kernel := loadCoopMat(t, d, path, r.choice)
-			got, err := session(t, coop).PrefillAll(context.Background(), tokens, 32)
+	gemma := loader.Config{Arch: "gemma2", Dim: 64, NumLayers: 4, NumHeads: 2, NumKVHeads: 1, HeadDim: 32, FFNDim: 96,
+		VocabSize: 96, Window: 24, RopeTheta: 10000, Layers: familyLayers(4, 2, 24, 10000, 10000, 1)}
+	gemmaPath := filepath.Join(t.TempDir(), "gemma2-hd32.gguf")
+	require.NoError(t, loader.WriteSynthetic(gemmaPath, gemma, loader.Q4_0, 32024, nil))
+	for _, m := range []struct{ name, path string }{
+		{"mistral-hd64", synthetic(t, 64, 32, loader.Q4_0)},
+		{"gemma2-hd32", gemmaPath},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			exact, _ := loadGPU(t, d, m.path, engine.Options{Layout: ops.ForceGPU})
+			tokens := randomTokens(11, 80, exact.Config.VocabSize)
+			want, err := session(t, exact).PrefillAll(context.Background(), tokens, 32)
 			require.NoError(t, err)
-			t.Logf("cooperative-matrix prefill against exact: worst NMSE %.3g over %d positions", checkPositions(t, got, want, 1e-4), len(tokens))
-			var product, attention bool
-			for _, p := range coop.Library().Picks() {
-				product = product || (strings.HasPrefix(p.Kernel, "matmul") && strings.Contains(p.Kernel, kernel))
-				attention = attention || (strings.HasPrefix(p.Kernel, "swa_coopmat") && strings.Contains(p.Kernel, kernel))
+			for _, r := range coopmatRuns {
+				t.Run(r.name, func(t *testing.T) {
+					coop, kernel := loadCoopMat(t, d, m.path, r.choice)
+					got, err := session(t, coop).PrefillAll(context.Background(), tokens, 32)
+					require.NoError(t, err)
+					t.Logf("cooperative-matrix prefill against exact: worst NMSE %.3g over %d positions", checkPositions(t, got, want, 1e-4), len(tokens))
+					var product, attention bool
+					for _, p := range coop.Library().Picks() {
+						product = product || (strings.HasPrefix(p.Kernel, "matmul") && strings.Contains(p.Kernel, kernel))
+						attention = attention || (strings.HasPrefix(p.Kernel, "swa_coopmat") && strings.Contains(p.Kernel, kernel))
+					}
+					require.True(t, product && attention, "cooperative-matrix kernels that ran (%s): product %v, attention %v", kernel, product, attention)
+				})
 			}
-			require.True(t, product && attention, "cooperative-matrix kernels that ran (%s): product %v, attention %v", kernel, product, attention)
 		})
 	}
 }
