@@ -142,6 +142,9 @@ func CoopMatKHR(code []byte) ([]byte, error) {
 		return nil, errors.New("spirv: the module has no 32-bit unsigned integer type for the KHR operands")
 	}
 	bound := header[3]
+	if bound == 0 || bound+3 > 4194303 { // SPIR-V's universal limit on the id bound
+		return nil, fmt.Errorf("spirv: an id bound of %d", bound)
+	}
 	constID := [3]uint32{bound, bound + 1, bound + 2} // the uint constants 0, 1, 2
 	header[3] = bound + 3
 
