@@ -7,7 +7,7 @@
 // with COOPMAT_EMULATE as matmul_coopmat_emu_<type>:
 // the same kernel with the matrix operations done by plain invocations, so
 // that a device without the extension (lavapipe, and so CI) runs and tests
-// every part of it but the three matrix calls. Both need shaderFloat16.
+// every part of it but the three matrix calls. All need shaderFloat16.
 //
 // Work. A workgroup computes a tile of BM = 64 rows of W by BN = 64
 // tokens, stepping through the columns BK = 32 at a time. Per step it
@@ -25,8 +25,8 @@
 // zeros in the tiles, so any shape works.
 //
 // Exactness. The sums are not matmul.comp's: W and x are rounded to f16
-// (about 2⁻¹² relative each) and the device orders each 16-column product as
-// its hardware does, in f32. So a token's result here differs from its
+// (about 2⁻¹² relative each) and the device orders each CM_K-column
+// product as its hardware does, in f32. So a token's result here differs from its
 // decode result by that rounding, and the host takes this kernel only where
 // told to (ops.Options.CoopMat) and only for prefill tiles; decode stays
 // exact. A token's result does not depend on the other tokens of its tile.
