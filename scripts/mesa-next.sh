@@ -34,7 +34,8 @@ fetch() {
 	if [ -f "$dir/ok" ] && [ -n "$(find "$dir/ok" -mtime -7 2>/dev/null)" ]; then
 		return 0 # fetched less than a week ago
 	fi
-	rm -rf "$dir"
+	# Only what this script writes, in case $dir is a directory of the user's.
+	rm -rf "$dir/lists" "$dir/cache" "$dir/debs" "$root" "$dir/empty" "$dir/bin" "$dir/ok" "$dir/sources.list" "$dir/apt.log"
 	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/debs" "$root"
 	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >"$dir/sources.list"
 	local o=(-q -oDir::Etc::SourceList="$dir/sources.list" -oDir::Etc::SourceParts=/nonexistent
