@@ -437,9 +437,9 @@ func (l *Library) Pipeline(k shaders.Kernel) (*vk.Pipeline, error) {
 	if _, _, require := l.subgroupWidth(); k.Subgroup && require {
 		desc.RequiredSubgroupSize = wg
 	}
-	switch k.CoopMat {
-	case shaders.CoopMatNV, shaders.CoopMatKHR:
-		if on := map[shaders.CoopMatExt]bool{shaders.CoopMatNV: l.Device.Features.CooperativeMatrixNV, shaders.CoopMatKHR: l.Device.Features.CooperativeMatrixKHR}[k.CoopMat]; !on {
+	if k.CoopMat != shaders.CoopMatNone {
+		f := l.Device.Features
+		if on := (k.CoopMat == shaders.CoopMatNV && f.CooperativeMatrixNV) || (k.CoopMat == shaders.CoopMatKHR && f.CooperativeMatrixKHR); !on {
 			return nil, fmt.Errorf("ops: %s needs the %s cooperative-matrix extension, which %s does not offer", k.Name, k.CoopMat, l.Device.Info.Name)
 		}
 		// The kernel's grid of subgroups assumes a subgroup size: pin it

@@ -192,13 +192,16 @@ func (p *Plan) matmulKernel(op shaders.Op, t loader.DType, cols uint64, wo, so, 
 	if shaders.Tiled(t) && wo%4 != 0 {
 		return k, fmt.Errorf("%s rows bound at word %d, not on 16 bytes", t, wo)
 	}
-	if c, ok := shaders.MatMulCoopMat(k, p.lib.coopmatAt); ok && p.lib.coopmat {
-		reason = fmt.Sprintf("cooperative matrices (%v): W and x in f16", p.lib.coopmatAt)
-		if need, have := shaders.MatMulSharedBytes(c, t, p.lib.WG), p.lib.Device.Info.MaxComputeSharedMemorySize; need > have {
-			return k, fmt.Errorf("%s needs %d bytes of shared memory, more than the device's %d", c.Name, need, have)
+	// Only where the tiles may take them: MatMulCoopMat builds a kernel name.
+	if p.lib.coopmat {
+		if c, ok := shaders.MatMulCoopMat(k, p.lib.coopmatAt); ok {
+			reason = fmt.Sprintf("cooperative matrices (%v): W and x in f16", p.lib.coopmatAt)
+			if need, have := shaders.MatMulSharedBytes(c, t, p.lib.WG), p.lib.Device.Info.MaxComputeSharedMemorySize; need > have {
+				return k, fmt.Errorf("%s needs %d bytes of shared memory, more than the device's %d", c.Name, need, have)
+			}
+			p.lib.record(Pick{Op: op.String(), Type: t.String(), Table: k.Name, Kernel: c.Name, Reason: reason})
+			return c, nil
 		}
-		p.lib.record(Pick{Op: op.String(), Type: t.String(), Table: k.Name, Kernel: c.Name, Reason: reason})
-		return c, nil
 	}
 	switch {
 	case p.lib.layout == shaders.CPULayout && !shaders.Tiled(t):
